@@ -1,0 +1,10 @@
+//! The model: everything Felix has told the driver, as typed and validated Rust values.
+//!
+//! Pure: no tokio, no protobuf, no VPP. Values arrive here already converted (and, when
+//! invalid, already turned into fail-closed objects) by `felix::convert` in the driver crate.
+
+pub mod model;
+pub mod types;
+
+pub use model::Model;
+pub use types::*;

@@ -1,0 +1,38 @@
+//! The model state: what Felix has said, keyed by typed ids. `apply` (in `update.rs`) changes it
+//! one update at a time and reports what changed so later stages can work incrementally.
+
+use std::collections::BTreeMap;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::types::*;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Model {
+    pub ipsets: BTreeMap<IpSetId, IpSet>,
+    pub profiles: BTreeMap<ProfileId, Profile>,
+    pub policies: BTreeMap<PolicyId, Policy>,
+    pub workload_endpoints: BTreeMap<WorkloadEndpointId, WorkloadEndpoint>,
+    pub host_endpoints: BTreeMap<HostEndpointId, HostEndpoint>,
+    pub routes: BTreeMap<IpNet, Route>,
+    pub ipam_pools: BTreeMap<String, IpamPool>,
+    /// Keyed by hostname.
+    pub host_metadata: BTreeMap<String, HostMetadata>,
+    /// Namespace labels.
+    pub namespaces: BTreeMap<NamespaceId, BTreeMap<String, String>>,
+    /// Service account labels.
+    pub service_accounts: BTreeMap<ServiceAccountId, BTreeMap<String, String>>,
+    pub services: BTreeMap<ServiceId, Service>,
+    /// Keyed by node name.
+    pub vteps: BTreeMap<String, Vtep>,
+    /// Keyed by hostname.
+    pub wireguard_v4: BTreeMap<String, WireguardEndpoint>,
+    pub wireguard_v6: BTreeMap<String, WireguardEndpoint>,
+    pub global_bgp: Option<GlobalBgpConfig>,
+    pub encapsulation: Option<Encapsulation>,
+    /// Felix's `ConfigUpdate.config`: canonical names, raw strings, as last received.
+    pub felix_config: BTreeMap<String, String>,
+    /// `InSync` received: the snapshot is complete.
+    pub in_sync: bool,
+}

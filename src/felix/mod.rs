@@ -1,0 +1,1 @@
+//! Felix I/O: framing, transports (fds 3/4, unix socket), protobuf ⇄ model conversion.

@@ -1,0 +1,3 @@
+fn main() {
+    // The CLI (clap) comes with the driver process work.
+}

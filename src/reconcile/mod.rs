@@ -1,0 +1,1 @@
+//! Desired vs realized VPP state: ordering, batching, retries, status.
