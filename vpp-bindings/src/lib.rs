@@ -1,2 +1,64 @@
 //! VPP's binary API: generated message types, codec, transports and an async client.
 //! Knows nothing of Calico.
+//!
+//! # Using the bindings
+//!
+//! Every VPP API file is a module of [`gen`], every message a struct named in CamelCase:
+//! `npol_rule_create` is [`gen::npol::NpolRuleCreate`], type `vl_api_npol_rule_t` is
+//! `gen::npol::NpolRule`. Structs implement `Default` (with the JSON's defaults, e.g.
+//! `sw_if_index = ~0`), `Clone`, `Debug`, `PartialEq`.
+//!
+//! - Header fields (`_vl_msg_id`, `client_index`, `context`) are not struct fields: the codec
+//!   and client handle them. Count fields of variable arrays are not struct fields either: a
+//!   `Vec` carries the elements and its length is written as the count.
+//! - Enums are Rust enums (`AddressFamily::AddressIp4`, `to_raw`/`from_raw`/`api_name`);
+//!   decoding an unknown value is an error. Flag sets (`enumflag`, and VPP enums named
+//!   `*_flags`) are newtypes with the upstream names as constants
+//!   (`IfStatusFlags::IF_STATUS_API_FLAG_ADMIN_UP | ...`); unknown bits are an error.
+//! - Unions are byte arrays with typed accessors: `AddressUnion::from_ip4(&ip4)?`,
+//!   `union.ip4()?`. [`ext`] converts `Address`/`Prefix` to and from `std::net`/`ipnet`.
+//! - Strings are `String`: `string x[N]` holds at most N-1 bytes; `string x[]` any length.
+//! - `f64` travels in host (little-endian) order, as VPP sends it.
+//!
+//! Every message implements [`Message`] (`NAME`, `CRC`, `NAME_CRC`, `HEADER`, `INFO`).
+//! Requests implement [`message::Request`] (`type Reply`), dumps [`message::Dump`]
+//! (`type Details`), event subscriptions [`message::Subscribe`] (`type Event`).
+//!
+//! # Whole messages, server side
+//!
+//! - [`encode_message`]`(&msg, msg_id, client_index, context)` / [`decode_message`]`::<M>(&bytes)`.
+//! - [`MessageTable`]: `name_crc` ↔ id. `MessageTable::sequential(all_messages())`
+//!   numbers every generated message like VPP does (memclnt first: `sockclnt_create` = 15);
+//!   `table.name_crc_of(&bytes)` then `match` on `M::NAME_CRC` dispatches a request,
+//!   `table.decode::<M>(&bytes)` decodes it, `table.encode(&reply, 0, context)` answers.
+//! - [`all_messages`] lists `(name, crc, name_crc, module, header)` of every message.
+//!
+//! # Client
+//!
+//! See [`client::Client`]: `connect`, `request`, `dump`, `batch`, `subscribe`; and
+//! [`compat::check`] for the message-table compatibility report.
+
+pub mod apigen;
+pub mod codec;
+pub mod message;
+
+#[allow(
+    unused_imports,
+    dead_code,
+    non_camel_case_types,
+    clippy::all,
+    clippy::pedantic
+)]
+#[rustfmt::skip]
+pub mod gen;
+
+pub use codec::{Decode, DecodeError, Encode, EncodeError, Reader, Writer};
+pub use message::{
+    decode_message, encode_message, Dump, Header, HeaderKind, Message, MessageInfo, MessageTable,
+    Request, Subscribe,
+};
+
+/// Every generated message, memclnt first.
+pub fn all_messages() -> impl Iterator<Item = &'static MessageInfo> {
+    gen::MODULES.iter().flat_map(|(_, msgs)| msgs.iter())
+}
