@@ -40,6 +40,7 @@
 
 pub mod apigen;
 pub mod codec;
+pub mod ext;
 pub mod message;
 
 #[allow(
