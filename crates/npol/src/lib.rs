@@ -58,6 +58,27 @@ impl IpSet {
             members: BTreeSet::new(),
         }
     }
+
+    /// Removes `member` the way `npol_ipset_del_member` does.
+    ///
+    /// QUIRK (confirmed on a real VPP): for IP_AND_PORT sets npol's member comparison is
+    /// inverted. It removes every member that does *not* have the same protocol and port
+    /// with a different address: the member itself, and every member whose protocol or port
+    /// differs. Only same-protocol, same-port members at other addresses survive. IP and NET
+    /// sets remove exactly the equal member.
+    pub fn npol_delete_member(&mut self, member: &IpSetMember) {
+        match (self.kind, member) {
+            (IpSetType::IpAndPort, IpSetMember::IpAndPort { addr, proto, port }) => {
+                self.members.retain(|m| {
+                    matches!(m, IpSetMember::IpAndPort { addr: a, proto: p, port: q }
+                        if p == proto && q == port && a != addr)
+                });
+            }
+            _ => {
+                self.members.remove(member);
+            }
+        }
+    }
 }
 
 /// `npol_rule_action`.
