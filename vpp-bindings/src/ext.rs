@@ -104,14 +104,18 @@ impl TryFrom<Prefix> for IpNet {
     type Error = BadPrefixLen;
     fn try_from(p: Prefix) -> Result<Self, BadPrefixLen> {
         match IpAddr::from(p.address) {
-            IpAddr::V4(a) => Ipv4Net::new(a, p.len).map(IpNet::V4).map_err(|_| BadPrefixLen {
-                family: "IPv4",
-                len: p.len,
-            }),
-            IpAddr::V6(a) => Ipv6Net::new(a, p.len).map(IpNet::V6).map_err(|_| BadPrefixLen {
-                family: "IPv6",
-                len: p.len,
-            }),
+            IpAddr::V4(a) => Ipv4Net::new(a, p.len)
+                .map(IpNet::V4)
+                .map_err(|_| BadPrefixLen {
+                    family: "IPv4",
+                    len: p.len,
+                }),
+            IpAddr::V6(a) => Ipv6Net::new(a, p.len)
+                .map(IpNet::V6)
+                .map_err(|_| BadPrefixLen {
+                    family: "IPv6",
+                    len: p.len,
+                }),
         }
     }
 }
@@ -180,7 +184,10 @@ mod tests {
         assert_eq!(b.len(), 17);
         assert_eq!(&b[..5], &[0, 10, 0, 0, 1]);
         assert!(b[5..].iter().all(|&x| x == 0));
-        assert_eq!(IpAddr::from(from_bytes::<Address>(&b).unwrap()), a.into_ip());
+        assert_eq!(
+            IpAddr::from(from_bytes::<Address>(&b).unwrap()),
+            a.into_ip()
+        );
     }
 
     #[test]

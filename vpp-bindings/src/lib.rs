@@ -39,9 +39,13 @@
 //! [`compat::check`] for the message-table compatibility report.
 
 pub mod apigen;
+pub mod client;
 pub mod codec;
+pub mod compat;
+pub mod errno;
 pub mod ext;
 pub mod message;
+pub mod transport;
 
 #[allow(
     unused_imports,
