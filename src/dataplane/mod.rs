@@ -1,1 +1,229 @@
-//! The one seam to VPP: the `Dataplane` trait, its VPP implementation and an in-memory fake.
+//! The one seam to VPP: the [`Dataplane`] trait, spoken in npol objects with VPP ids.
+//!
+//! The reconciler hands over one batch of operations per stage so that an implementation can
+//! pipeline them in a single round trip. Only `vpp.rs` may know VPP message types; nothing
+//! here knows Calico keys or policy semantics.
+
+use std::fmt;
+use std::future::Future;
+use std::net::IpAddr;
+
+use calico_model::MacAddr;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub mod fake;
+
+macro_rules! vpp_id {
+    ($(#[$m:meta])* $name:ident) => {
+        $(#[$m])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+        )]
+        #[serde(transparent)]
+        pub struct $name(pub u32);
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+vpp_id!(
+    /// An npol ipset id (`set_id`).
+    IpSetId
+);
+vpp_id!(
+    /// An npol rule id.
+    RuleId
+);
+vpp_id!(
+    /// An npol policy id.
+    PolicyId
+);
+vpp_id!(
+    /// A VPP interface index.
+    SwIfIndex
+);
+
+/// VPP's `retval` for "no such entry": a delete of something already gone.
+pub const RETVAL_NO_SUCH_ENTRY: i32 = -6;
+/// VPP's `retval` for an interface index that does not exist (any more).
+pub const RETVAL_INVALID_SW_IF_INDEX: i32 = -2;
+
+/// One write to VPP. Every variant is exactly one request message (member lists may be split
+/// by the implementation when they exceed a message's size).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    IpSetCreate {
+        kind: npol::IpSetType,
+    },
+    IpSetAddMembers {
+        set: IpSetId,
+        members: Vec<npol::IpSetMember>,
+    },
+    /// Only for IP and NET sets: npol removes the wrong members from IP_AND_PORT sets.
+    IpSetDelMembers {
+        set: IpSetId,
+        members: Vec<npol::IpSetMember>,
+    },
+    IpSetDelete {
+        set: IpSetId,
+    },
+    RuleCreate {
+        rule: npol::Rule<IpSetId>,
+    },
+    RuleUpdate {
+        id: RuleId,
+        rule: npol::Rule<IpSetId>,
+    },
+    RuleDelete {
+        id: RuleId,
+    },
+    PolicyCreate {
+        policy: npol::Policy<RuleId>,
+    },
+    PolicyUpdate {
+        id: PolicyId,
+        policy: npol::Policy<RuleId>,
+    },
+    PolicyDelete {
+        id: PolicyId,
+    },
+    ConfigurePolicies {
+        sw_if_index: SwIfIndex,
+        config: npol::InterfaceConfig<PolicyId>,
+    },
+    /// `feature_cnat_enable_disable`: npol only sees traffic on interfaces with cnat on.
+    CnatFeature {
+        sw_if_index: SwIfIndex,
+        enable: bool,
+    },
+    /// A static neighbour (ARP/ND) entry.
+    Neighbour {
+        sw_if_index: SwIfIndex,
+        ip: IpAddr,
+        mac: MacAddr,
+        is_add: bool,
+    },
+}
+
+impl Op {
+    /// The VPP message this operation is sent as, for logs, counters and fault injection.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::IpSetCreate { .. } => "npol_ipset_create",
+            Op::IpSetAddMembers { .. } | Op::IpSetDelMembers { .. } => "npol_ipset_add_del_members",
+            Op::IpSetDelete { .. } => "npol_ipset_delete",
+            Op::RuleCreate { .. } => "npol_rule_create",
+            Op::RuleUpdate { .. } => "npol_rule_update",
+            Op::RuleDelete { .. } => "npol_rule_delete",
+            Op::PolicyCreate { .. } => "npol_policy_create",
+            Op::PolicyUpdate { .. } => "npol_policy_update",
+            Op::PolicyDelete { .. } => "npol_policy_delete",
+            Op::ConfigurePolicies { .. } => "npol_configure_policies",
+            Op::CnatFeature { .. } => "feature_cnat_enable_disable",
+            Op::Neighbour { .. } => "ip_neighbor_add_del",
+        }
+    }
+}
+
+/// What a successful operation returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpReply {
+    Done,
+    /// The id of a created ipset, rule or policy.
+    Created(u32),
+}
+
+/// VPP refused one operation (negative or non-zero `retval`); the others in the batch are
+/// unaffected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[error("{op}: VPP error {retval}")]
+pub struct OpError {
+    pub op: &'static str,
+    pub retval: i32,
+}
+
+pub type OpResult = Result<OpReply, OpError>;
+
+/// The connection itself failed: every operation of the batch has an unknown outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DataplaneError {
+    #[error("not connected to VPP")]
+    NotConnected,
+    #[error("connection to VPP lost: {0}")]
+    Disconnected(String),
+    #[error("VPP did not answer within the timeout: {0}")]
+    Timeout(String),
+    #[error("VPP API incompatible: {0}")]
+    Incompatible(String),
+    #[error("reading VPP state failed: {0}")]
+    Read(String),
+}
+
+/// Identifies one run of VPP: a driver restart sees the same value, a VPP restart a new one.
+/// The VPP implementation keeps it in VPP itself (a tag on `local0`), so it cannot outlive
+/// the objects it vouches for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VppIdentity(pub String);
+
+impl fmt::Display for VppIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One VPP interface as `sw_interface_dump` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterfaceInfo {
+    pub sw_if_index: SwIfIndex,
+    pub name: String,
+    pub tag: String,
+    pub admin_up: bool,
+    pub link_up: bool,
+}
+
+/// `sw_interface_event`, or a hint that the interface table should be dumped again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InterfaceEvent {
+    Changed {
+        sw_if_index: SwIfIndex,
+        admin_up: bool,
+        link_up: bool,
+    },
+    Deleted {
+        sw_if_index: SwIfIndex,
+    },
+    /// Something changed that events do not describe (a new interface, a new tag).
+    Rescan,
+}
+
+/// VPP as the reconciler sees it.
+///
+/// Every method may be called again after a [`DataplaneError`]: `connect` then re-establishes
+/// the connection. Futures are `Send` so the reconciler can run in a spawned task.
+pub trait Dataplane: Send {
+    /// (Re)connects and returns the identity of the VPP run now behind the connection.
+    fn connect(&mut self) -> impl Future<Output = Result<VppIdentity, DataplaneError>> + Send;
+
+    /// Sends every operation in order, pipelined, and returns one result per operation in the
+    /// same order. VPP executes them in order, so a later operation may use an object an
+    /// earlier one in the same batch modified, but not an id an earlier one created.
+    fn execute(
+        &mut self,
+        ops: Vec<Op>,
+    ) -> impl Future<Output = Result<Vec<OpResult>, DataplaneError>> + Send;
+
+    /// The current interface table.
+    fn interfaces(
+        &mut self,
+    ) -> impl Future<Output = Result<Vec<InterfaceInfo>, DataplaneError>> + Send;
+
+    /// The next interface event. Must be cancel-safe (it sits in a `select!`); pends forever
+    /// when there is nothing to report.
+    fn next_interface_event(
+        &mut self,
+    ) -> impl Future<Output = Result<InterfaceEvent, DataplaneError>> + Send;
+}

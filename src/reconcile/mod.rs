@@ -1,1 +1,379 @@
-//! Desired vs realized VPP state: ordering, batching, retries, status.
+//! Desired vs realized VPP state: ordering, batching, retries, endpoint binding and status.
+//!
+//! Drives a [`Dataplane`](crate::dataplane::Dataplane) so that VPP holds the compiler's
+//! `DesiredState`. It never programs anything before the first `apply` (Felix's InSync), never
+//! touches objects it did not create, and never leaves an interface on a configuration more
+//! permissive than its policy: a failed object keeps the old configuration or a deny one.
+//!
+//! Use: [`Reconciler::new`] (loads the state file), then either [`spawn`] it (the agent's way:
+//! send each new desired state to the [`ReconcilerHandle`], read [`EndpointStatusEvent`]s) or
+//! drive it by hand with [`Reconciler::connect`] and [`Reconciler::apply`] (tests, benches).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use calico_compile::{DesiredState, InterfaceKey};
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::dataplane::{
+    Dataplane, DataplaneError, InterfaceEvent, InterfaceInfo, SwIfIndex, VppIdentity,
+};
+
+mod pass;
+mod prune;
+pub mod realized;
+mod run;
+pub mod status;
+#[cfg(test)]
+mod tests;
+
+pub use realized::{PersistedState, Realized, StateError, StateStore};
+pub use run::{spawn, ReconcilerHandle};
+pub use status::{Backoff, EndpointOperStatus, EndpointStatusEvent, Failure, ObjectRef};
+
+/// Environment variable naming the directory of the state file.
+pub const STATE_DIR_ENV: &str = "CALICO_VPP_STATE_DIR";
+
+#[derive(Debug, Clone)]
+pub struct ReconcilerConfig {
+    /// Directory of the state file; `None` keeps nothing across restarts (tests only: a
+    /// restarted driver would then reprogram everything and leak the old objects).
+    pub state_dir: Option<PathBuf>,
+    pub backoff: Backoff,
+    /// Backoff between reconnection attempts.
+    pub reconnect: Backoff,
+    /// Minimum time between two passes, so that churn coalesces into fewer, larger passes.
+    pub min_apply_interval: Duration,
+    /// How often the interface table is dumped again while some endpoint waits for its
+    /// interface (tags set after creation raise no event).
+    pub rescan_interval: Duration,
+}
+
+impl Default for ReconcilerConfig {
+    fn default() -> Self {
+        ReconcilerConfig {
+            state_dir: None,
+            backoff: Backoff::default(),
+            reconnect: Backoff {
+                base: Duration::from_millis(100),
+                max: Duration::from_secs(5),
+            },
+            min_apply_interval: Duration::from_millis(100),
+            rescan_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PassReport {
+    /// Write operations sent to VPP.
+    pub writes: usize,
+    /// Operations VPP refused.
+    pub failed_ops: usize,
+    /// Objects currently failed (waiting for their retry).
+    pub failed_objects: usize,
+    /// Objects waiting for a failed or missing dependency.
+    pub waiting_objects: usize,
+    /// Endpoints whose interface is not in VPP yet.
+    pub pending_interfaces: usize,
+}
+
+/// Where one desired interface stands after a pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct InterfaceOutcome {
+    endpoint: String,
+    status: EndpointOperStatus,
+    reason: Option<String>,
+}
+
+pub struct Reconciler<D> {
+    dp: D,
+    config: ReconcilerConfig,
+    store: Option<StateStore>,
+    connected: bool,
+    /// The VPP run `realized` describes; `None` before the first connection without a state file.
+    realized_for: Option<VppIdentity>,
+    realized: Realized,
+    state_dirty: bool,
+    interfaces: BTreeMap<SwIfIndex, InterfaceInfo>,
+    failures: BTreeMap<ObjectRef, Failure>,
+    /// Objects held back by a dependency, with the reason; recomputed by every pass.
+    waiting: BTreeMap<ObjectRef, String>,
+    outcomes: BTreeMap<InterfaceKey, InterfaceOutcome>,
+    reported: BTreeMap<InterfaceKey, InterfaceOutcome>,
+    events: Vec<EndpointStatusEvent>,
+    passes: u64,
+}
+
+impl<D: Dataplane> Reconciler<D> {
+    /// Loads the state file, if configured. An unreadable file is logged and ignored: we then
+    /// reprogram everything (the old objects leak, nothing is left permissive).
+    pub fn new(dp: D, config: ReconcilerConfig) -> Self {
+        let store = config.state_dir.as_deref().map(StateStore::in_dir);
+        let mut realized = Realized::default();
+        let mut realized_for = None;
+        if let Some(store) = &store {
+            match store.load() {
+                Ok(Some(state)) => {
+                    info!(
+                        path = %store.path().display(),
+                        vpp = %state.vpp,
+                        ipsets = state.realized.ipsets.len(),
+                        rules = state.realized.rules.len(),
+                        policies = state.realized.policies.len(),
+                        interfaces = state.realized.interfaces.len(),
+                        "adopting state file"
+                    );
+                    realized = state.realized;
+                    realized_for = Some(state.vpp);
+                }
+                Ok(None) => info!(path = %store.path().display(), "no state file, starting empty"),
+                Err(e) => warn!(error = %e, "ignoring state file; VPP objects it lists will leak"),
+            }
+        }
+        Reconciler {
+            dp,
+            config,
+            store,
+            connected: false,
+            realized_for,
+            realized,
+            state_dirty: false,
+            interfaces: BTreeMap::new(),
+            failures: BTreeMap::new(),
+            waiting: BTreeMap::new(),
+            outcomes: BTreeMap::new(),
+            reported: BTreeMap::new(),
+            events: Vec::new(),
+            passes: 0,
+        }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// What we believe VPP holds.
+    pub fn realized(&self) -> &Realized {
+        &self.realized
+    }
+
+    /// Objects whose last operation failed.
+    pub fn failures(&self) -> &BTreeMap<ObjectRef, Failure> {
+        &self.failures
+    }
+
+    /// Objects held back by a dependency, with the reason.
+    pub fn waiting(&self) -> &BTreeMap<ObjectRef, String> {
+        &self.waiting
+    }
+
+    pub fn dataplane(&self) -> &D {
+        &self.dp
+    }
+
+    /// Connects (or reconnects) to VPP. A different VPP run than the one the realized state
+    /// belongs to means VPP restarted empty: everything is forgotten and will be reprogrammed.
+    pub async fn connect(&mut self) -> Result<(), DataplaneError> {
+        self.connected = false;
+        let identity = self.dp.connect().await?;
+        match &self.realized_for {
+            Some(prev) if *prev == identity => {
+                info!(vpp = %identity, "connected to the same VPP run; keeping realized state")
+            }
+            Some(prev) => {
+                warn!(previous = %prev, vpp = %identity,
+                    "VPP restarted: its objects are gone, reprogramming everything");
+                self.realized = Realized::default();
+                self.failures.clear();
+                self.state_dirty = true;
+            }
+            None => info!(vpp = %identity, "connected to VPP"),
+        }
+        if self.realized_for.as_ref() != Some(&identity) {
+            self.state_dirty = true;
+        }
+        self.realized_for = Some(identity);
+        self.connected = true;
+        self.refresh_interfaces().await
+    }
+
+    /// Dumps VPP's interface table again.
+    pub async fn refresh_interfaces(&mut self) -> Result<(), DataplaneError> {
+        if !self.connected {
+            return Err(DataplaneError::NotConnected);
+        }
+        let r = self.dp.interfaces().await;
+        let list = self.note(r)?;
+        self.interfaces = list.into_iter().map(|i| (i.sw_if_index, i)).collect();
+        Ok(())
+    }
+
+    /// Waits for the next interface event (cancel-safe) and folds it into the interface table.
+    pub async fn next_interface_event(&mut self) -> Result<(), DataplaneError> {
+        if !self.connected {
+            return Err(DataplaneError::NotConnected);
+        }
+        let r = self.dp.next_interface_event().await;
+        let ev = self.note(r)?;
+        match ev {
+            InterfaceEvent::Changed {
+                sw_if_index,
+                admin_up,
+                link_up,
+            } => match self.interfaces.get_mut(&sw_if_index) {
+                Some(i) => {
+                    i.admin_up = admin_up;
+                    i.link_up = link_up;
+                }
+                None => self.refresh_interfaces().await?,
+            },
+            InterfaceEvent::Deleted { sw_if_index } => {
+                self.interfaces.remove(&sw_if_index);
+            }
+            InterfaceEvent::Rescan => self.refresh_interfaces().await?,
+        }
+        Ok(())
+    }
+
+    /// Marks the connection broken on a connection error, so the caller reconnects.
+    fn note<T>(&mut self, r: Result<T, DataplaneError>) -> Result<T, DataplaneError> {
+        if let Err(e) = &r {
+            warn!(error = %e, "VPP connection failed");
+            self.connected = false;
+        }
+        r
+    }
+
+    /// Status changes since the last call, in order.
+    pub fn take_status_events(&mut self) -> Vec<EndpointStatusEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// When the reconciler next has work without outside input: a retry falls due, or a
+    /// pending endpoint's interface should be looked for again. Failures already due are
+    /// waiting for a dependency, whose own retry wakes them.
+    pub fn next_wakeup(&self) -> Option<Instant> {
+        let now = Instant::now();
+        let retry = self
+            .failures
+            .values()
+            .map(|f| f.retry_at)
+            .filter(|t| *t > now)
+            .min();
+        let rescan = self
+            .has_pending_interfaces()
+            .then(|| now + self.config.rescan_interval);
+        match (retry, rescan) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Some desired endpoint's interface is not in VPP (yet).
+    pub fn has_pending_interfaces(&self) -> bool {
+        self.outcomes
+            .values()
+            .any(|o| o.reason.as_deref() == Some(pass::NOT_FOUND))
+    }
+
+    /// Forgets failures of objects that are neither desired nor ours any more.
+    fn retain_relevant_failures(&mut self, desired: &DesiredState) {
+        let r = &self.realized;
+        self.failures.retain(|obj, _| match obj {
+            ObjectRef::IpSet(k) => desired.ipsets.contains_key(k) || r.ipsets.contains_key(k),
+            ObjectRef::Rule(k) => desired.rules.contains_key(k) || r.rules.contains_key(k),
+            ObjectRef::Policy(k) => desired.policies.contains_key(k) || r.policies.contains_key(k),
+            ObjectRef::Interface(k) => {
+                desired.interfaces.contains_key(k) || r.interfaces.contains_key(k)
+            }
+            ObjectRef::OrphanIpSet(id) => r.orphans.ipsets.contains(id),
+            ObjectRef::OrphanRule(id) => r.orphans.rules.contains(id),
+            ObjectRef::OrphanPolicy(id) => r.orphans.policies.contains(id),
+            ObjectRef::OrphanInterface(i) => r.orphans.interfaces.contains_key(i),
+        });
+    }
+
+    fn save_state(&mut self) {
+        if !self.state_dirty {
+            return;
+        }
+        let (Some(store), Some(vpp)) = (&self.store, &self.realized_for) else {
+            self.state_dirty = false;
+            return;
+        };
+        let state = PersistedState {
+            version: realized::STATE_VERSION,
+            vpp: vpp.clone(),
+            realized: self.realized.clone(),
+        };
+        match store.save(&state) {
+            Ok(()) => self.state_dirty = false,
+            // Kept dirty: the next pass tries again. Until then a driver restart would leak.
+            Err(e) => warn!(error = %e, "writing the state file failed"),
+        }
+    }
+
+    fn emit_status_changes(&mut self) {
+        for (key, out) in &self.outcomes {
+            if self.reported.get(key) != Some(out) {
+                self.events.push(EndpointStatusEvent::Update {
+                    endpoint: out.endpoint.clone(),
+                    interface: key.clone(),
+                    status: out.status,
+                    reason: out.reason.clone(),
+                });
+            }
+        }
+        for (key, out) in &self.reported {
+            if !self.outcomes.contains_key(key) {
+                self.events.push(EndpointStatusEvent::Remove {
+                    endpoint: out.endpoint.clone(),
+                    interface: key.clone(),
+                });
+            }
+        }
+        self.reported = self.outcomes.clone();
+    }
+
+    /// One pass towards `desired`: creates and updates in dependency order, then deletes in
+    /// reverse, each stage one pipelined batch. Objects whose retry is not yet due are left
+    /// alone. Returns an error only when the connection broke (reconnect, then call again).
+    pub async fn apply(&mut self, desired: &DesiredState) -> Result<PassReport, DataplaneError> {
+        if !self.connected {
+            return Err(DataplaneError::NotConnected);
+        }
+        let mut report = PassReport::default();
+        self.waiting.clear();
+        let result = self.pass(desired, &mut report).await;
+        self.passes += 1;
+        // Whatever VPP acknowledged before a break is recorded: keep the file in step.
+        self.save_state();
+        result?;
+        self.retain_relevant_failures(desired);
+        self.emit_status_changes();
+        report.failed_objects = self.failures.len();
+        report.waiting_objects = self.waiting.len();
+        report.pending_interfaces = self
+            .outcomes
+            .values()
+            .filter(|o| o.reason.as_deref() == Some(pass::NOT_FOUND))
+            .count();
+        if report.writes == 0 && report.failed_objects == 0 {
+            return Ok(report);
+        }
+        info!(
+            pass = self.passes,
+            writes = report.writes,
+            failed_ops = report.failed_ops,
+            failed_objects = report.failed_objects,
+            waiting = report.waiting_objects,
+            pending_interfaces = report.pending_interfaces,
+            "reconcile pass"
+        );
+        Ok(report)
+    }
+}

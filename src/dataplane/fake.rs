@@ -1,0 +1,530 @@
+//! An in-memory VPP for tests and benchmarks: keeps npol objects, interfaces, cnat and
+//! neighbours the way VPP would, records every operation, and fails on command.
+//!
+//! It checks references the way npol does (an unknown id is an error), so an ordering bug in
+//! the reconciler shows up as a failed operation. It never sleeps and never does I/O.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use calico_model::MacAddr;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::{
+    Dataplane, DataplaneError, InterfaceEvent, InterfaceInfo, IpSetId, Op, OpError, OpReply,
+    OpResult, PolicyId, RuleId, SwIfIndex, VppIdentity, RETVAL_INVALID_SW_IF_INDEX,
+    RETVAL_NO_SUCH_ENTRY,
+};
+
+/// `retval` npol gives `npol_configure_policies` naming an unknown policy.
+const RETVAL_CONFIGURE_UNKNOWN_POLICY: i32 = 1;
+const RETVAL_INVALID_VALUE: i32 = -7;
+
+type OpMatcher = Box<dyn Fn(&Op) -> bool + Send>;
+
+struct Fault {
+    matches: OpMatcher,
+    /// Matching operations still to let through before failing.
+    skip: usize,
+    /// Failures still to inject; `usize::MAX` for "always".
+    remaining: usize,
+    retval: i32,
+}
+
+/// One recorded operation.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub at: Instant,
+    pub op: Op,
+    pub result: OpResult,
+}
+
+/// The objects a fake VPP holds, readable by tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FakeObjects {
+    pub ipsets: BTreeMap<IpSetId, npol::IpSet>,
+    pub rules: BTreeMap<RuleId, npol::Rule<IpSetId>>,
+    pub policies: BTreeMap<PolicyId, npol::Policy<RuleId>>,
+    pub configs: BTreeMap<SwIfIndex, npol::InterfaceConfig<PolicyId>>,
+    pub cnat: BTreeSet<SwIfIndex>,
+    pub neighbours: BTreeMap<(SwIfIndex, IpAddr), MacAddr>,
+}
+
+enum Signal {
+    Event(InterfaceEvent),
+    /// The VPP run with this boot number died.
+    Disconnect(u64),
+}
+
+struct FakeVpp {
+    boot: u64,
+    objects: FakeObjects,
+    interfaces: BTreeMap<SwIfIndex, InterfaceInfo>,
+    next_sw_if_index: u32,
+    log: Vec<Recorded>,
+    faults: Vec<Fault>,
+    /// Set by a VPP restart: every call fails until the client connects again.
+    broken: bool,
+    connects: usize,
+    /// Member deletes on IP_AND_PORT sets (npol's bug empties the set).
+    ip_and_port_deletes: usize,
+    events: Option<mpsc::UnboundedSender<Signal>>,
+}
+
+/// Test-side handle on the fake VPP; clones share it.
+#[derive(Clone)]
+pub struct FakeHandle(Arc<Mutex<FakeVpp>>);
+
+/// The [`Dataplane`] the reconciler talks to.
+pub struct FakeDataplane {
+    vpp: FakeHandle,
+    connected: bool,
+    connected_boot: u64,
+    events: mpsc::UnboundedReceiver<Signal>,
+}
+
+/// A fresh fake VPP (only `local0`) and the dataplane connected to it.
+pub fn new() -> (FakeDataplane, FakeHandle) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut interfaces = BTreeMap::new();
+    interfaces.insert(
+        SwIfIndex(0),
+        InterfaceInfo {
+            sw_if_index: SwIfIndex(0),
+            name: "local0".into(),
+            tag: String::new(),
+            admin_up: false,
+            link_up: false,
+        },
+    );
+    let handle = FakeHandle(Arc::new(Mutex::new(FakeVpp {
+        boot: 1,
+        objects: FakeObjects::default(),
+        interfaces,
+        next_sw_if_index: 1,
+        log: Vec::new(),
+        faults: Vec::new(),
+        broken: false,
+        connects: 0,
+        ip_and_port_deletes: 0,
+        events: Some(tx),
+    })));
+    (
+        FakeDataplane {
+            vpp: handle.clone(),
+            connected: false,
+            connected_boot: 0,
+            events: rx,
+        },
+        handle,
+    )
+}
+
+impl FakeHandle {
+    fn lock(&self) -> MutexGuard<'_, FakeVpp> {
+        // A panic in another test thread poisons the lock; the data is still what it was.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A second dataplane on the same VPP, as a restarted driver would open.
+    pub fn reconnect_dataplane(&self) -> FakeDataplane {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.lock().events = Some(tx);
+        FakeDataplane {
+            vpp: self.clone(),
+            connected: false,
+            connected_boot: 0,
+            events: rx,
+        }
+    }
+
+    /// Every operation so far, in order.
+    pub fn log(&self) -> Vec<Recorded> {
+        self.lock().log.clone()
+    }
+
+    /// Number of write operations sent so far (failed ones included).
+    pub fn writes(&self) -> usize {
+        self.lock().log.len()
+    }
+
+    /// Operations sent so far with this message name.
+    pub fn count(&self, op_name: &str) -> usize {
+        self.lock()
+            .log
+            .iter()
+            .filter(|r| r.op.name() == op_name)
+            .count()
+    }
+
+    pub fn clear_log(&self) {
+        self.lock().log.clear();
+    }
+
+    pub fn objects(&self) -> FakeObjects {
+        self.lock().objects.clone()
+    }
+
+    pub fn connects(&self) -> usize {
+        self.lock().connects
+    }
+
+    pub fn ip_and_port_member_deletes(&self) -> usize {
+        self.lock().ip_and_port_deletes
+    }
+
+    /// The `n`th (1-based) operation named `op_name` from now on fails with `retval`.
+    pub fn fail_nth(&self, op_name: &'static str, n: usize, retval: i32) {
+        self.fail_matching(
+            move |op| op.name() == op_name,
+            n.saturating_sub(1),
+            1,
+            retval,
+        );
+    }
+
+    /// Operations for which `matches` holds fail with `retval`, `times` times after letting
+    /// `skip` of them through.
+    pub fn fail_matching(
+        &self,
+        matches: impl Fn(&Op) -> bool + Send + 'static,
+        skip: usize,
+        times: usize,
+        retval: i32,
+    ) {
+        self.lock().faults.push(Fault {
+            matches: Box::new(matches),
+            skip,
+            remaining: times,
+            retval,
+        });
+    }
+
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
+    /// Adds an interface (admin and link up) and announces it; returns its index.
+    pub fn add_interface(&self, name: &str, tag: &str) -> SwIfIndex {
+        let mut vpp = self.lock();
+        let idx = SwIfIndex(vpp.next_sw_if_index);
+        vpp.next_sw_if_index += 1;
+        vpp.interfaces.insert(
+            idx,
+            InterfaceInfo {
+                sw_if_index: idx,
+                name: name.into(),
+                tag: tag.into(),
+                admin_up: true,
+                link_up: true,
+            },
+        );
+        vpp.signal(Signal::Event(InterfaceEvent::Rescan));
+        idx
+    }
+
+    pub fn set_link(&self, sw_if_index: SwIfIndex, admin_up: bool, link_up: bool) {
+        let mut vpp = self.lock();
+        if let Some(i) = vpp.interfaces.get_mut(&sw_if_index) {
+            i.admin_up = admin_up;
+            i.link_up = link_up;
+        }
+        vpp.signal(Signal::Event(InterfaceEvent::Changed {
+            sw_if_index,
+            admin_up,
+            link_up,
+        }));
+    }
+
+    /// Deletes an interface and everything VPP keeps per interface.
+    pub fn delete_interface(&self, sw_if_index: SwIfIndex) {
+        let mut vpp = self.lock();
+        vpp.interfaces.remove(&sw_if_index);
+        vpp.objects.configs.remove(&sw_if_index);
+        vpp.objects.cnat.remove(&sw_if_index);
+        vpp.objects.neighbours.retain(|(i, _), _| *i != sw_if_index);
+        vpp.signal(Signal::Event(InterfaceEvent::Deleted { sw_if_index }));
+    }
+
+    /// Creates an ipset behind the driver's back (another user of VPP).
+    pub fn create_foreign_ipset(&self, kind: npol::IpSetType) -> IpSetId {
+        let mut vpp = self.lock();
+        let id = IpSetId(free_index(&vpp.objects.ipsets, |k| k.0));
+        vpp.objects.ipsets.insert(id, npol::IpSet::new(kind));
+        id
+    }
+
+    /// VPP dies and comes back empty: the connection breaks, interfaces other than `local0`
+    /// are gone until re-added, and the boot identity changes.
+    pub fn restart_vpp(&self) {
+        let mut vpp = self.lock();
+        let died = vpp.boot;
+        vpp.boot += 1;
+        vpp.objects = FakeObjects::default();
+        vpp.interfaces.retain(|i, _| i.0 == 0);
+        vpp.broken = true;
+        vpp.signal(Signal::Disconnect(died));
+    }
+
+    /// Recreates an interface after a VPP restart, keeping its name and tag.
+    pub fn readd_interface(&self, info: InterfaceInfo) {
+        let mut vpp = self.lock();
+        vpp.interfaces.insert(info.sw_if_index, info);
+        vpp.signal(Signal::Event(InterfaceEvent::Rescan));
+    }
+
+    pub fn interfaces(&self) -> Vec<InterfaceInfo> {
+        self.lock().interfaces.values().cloned().collect()
+    }
+}
+
+fn free_index<K: Ord, V>(map: &BTreeMap<K, V>, id: impl Fn(&K) -> u32) -> u32 {
+    // npol keeps objects in pools: the lowest free index is reused.
+    let mut next = 0u32;
+    for k in map.keys() {
+        if id(k) != next {
+            break;
+        }
+        next += 1;
+    }
+    next
+}
+
+impl FakeVpp {
+    fn signal(&mut self, s: Signal) {
+        if let Some(tx) = &self.events {
+            // A closed receiver means no dataplane listens; nothing to tell.
+            let _ = tx.send(s);
+        }
+    }
+
+    fn injected_fault(&mut self, op: &Op) -> Option<i32> {
+        for f in &mut self.faults {
+            if f.remaining == 0 || !(f.matches)(op) {
+                continue;
+            }
+            if f.skip > 0 {
+                f.skip -= 1;
+                continue;
+            }
+            if f.remaining != usize::MAX {
+                f.remaining -= 1;
+            }
+            return Some(f.retval);
+        }
+        None
+    }
+
+    fn apply(&mut self, op: &Op) -> OpResult {
+        let name = op.name();
+        let err = |retval| Err(OpError { op: name, retval });
+        if let Some(retval) = self.injected_fault(op) {
+            return err(retval);
+        }
+        let o = &mut self.objects;
+        match op {
+            Op::IpSetCreate { kind } => {
+                let id = free_index(&o.ipsets, |k| k.0);
+                o.ipsets.insert(IpSetId(id), npol::IpSet::new(*kind));
+                Ok(OpReply::Created(id))
+            }
+            Op::IpSetAddMembers { set, members } | Op::IpSetDelMembers { set, members } => {
+                let is_add = matches!(op, Op::IpSetAddMembers { .. });
+                let Some(s) = o.ipsets.get_mut(set) else {
+                    return err(RETVAL_NO_SUCH_ENTRY);
+                };
+                if members.iter().any(|m| m.kind() != s.kind) {
+                    return err(RETVAL_INVALID_VALUE);
+                }
+                if is_add {
+                    s.members.extend(members.iter().copied());
+                } else if s.kind == npol::IpSetType::IpAndPort {
+                    // npol's bug: deleting from an IP_AND_PORT set loses other members.
+                    self.ip_and_port_deletes += 1;
+                    s.members.clear();
+                } else {
+                    for m in members {
+                        s.members.remove(m);
+                    }
+                }
+                Ok(OpReply::Done)
+            }
+            Op::IpSetDelete { set } => match o.ipsets.remove(set) {
+                Some(_) => Ok(OpReply::Done),
+                None => err(RETVAL_NO_SUCH_ENTRY),
+            },
+            Op::RuleCreate { rule } | Op::RuleUpdate { rule, .. } => {
+                let missing = rule.entries.iter().any(|e| match &e.data {
+                    npol::EntryData::IpSet(s) | npol::EntryData::PortIpSet(s) => {
+                        !o.ipsets.contains_key(s)
+                    }
+                    _ => false,
+                });
+                if missing {
+                    return err(RETVAL_NO_SUCH_ENTRY);
+                }
+                match op {
+                    Op::RuleUpdate { id, .. } => match o.rules.get_mut(id) {
+                        Some(r) => {
+                            *r = rule.clone();
+                            Ok(OpReply::Done)
+                        }
+                        None => err(RETVAL_NO_SUCH_ENTRY),
+                    },
+                    _ => {
+                        let id = free_index(&o.rules, |k| k.0);
+                        o.rules.insert(RuleId(id), rule.clone());
+                        Ok(OpReply::Created(id))
+                    }
+                }
+            }
+            Op::RuleDelete { id } => match o.rules.remove(id) {
+                Some(_) => Ok(OpReply::Done),
+                None => err(RETVAL_NO_SUCH_ENTRY),
+            },
+            Op::PolicyCreate { policy } | Op::PolicyUpdate { policy, .. } => {
+                let missing = policy
+                    .inbound
+                    .iter()
+                    .chain(&policy.outbound)
+                    .any(|r| !o.rules.contains_key(r));
+                if missing {
+                    return err(RETVAL_NO_SUCH_ENTRY);
+                }
+                match op {
+                    Op::PolicyUpdate { id, .. } => match o.policies.get_mut(id) {
+                        Some(p) => {
+                            *p = policy.clone();
+                            Ok(OpReply::Done)
+                        }
+                        None => err(RETVAL_NO_SUCH_ENTRY),
+                    },
+                    _ => {
+                        let id = free_index(&o.policies, |k| k.0);
+                        o.policies.insert(PolicyId(id), policy.clone());
+                        Ok(OpReply::Created(id))
+                    }
+                }
+            }
+            Op::PolicyDelete { id } => match o.policies.remove(id) {
+                Some(_) => Ok(OpReply::Done),
+                None => err(RETVAL_NO_SUCH_ENTRY),
+            },
+            Op::ConfigurePolicies {
+                sw_if_index,
+                config,
+            } => {
+                if !self.interfaces.contains_key(sw_if_index) {
+                    return err(RETVAL_INVALID_SW_IF_INDEX);
+                }
+                let missing = config
+                    .rx_policies
+                    .iter()
+                    .chain(&config.tx_policies)
+                    .chain(&config.profiles)
+                    .any(|p| !o.policies.contains_key(p));
+                if missing {
+                    return err(RETVAL_CONFIGURE_UNKNOWN_POLICY);
+                }
+                o.configs.insert(*sw_if_index, config.clone());
+                Ok(OpReply::Done)
+            }
+            Op::CnatFeature {
+                sw_if_index,
+                enable,
+            } => {
+                if !self.interfaces.contains_key(sw_if_index) {
+                    return err(RETVAL_INVALID_SW_IF_INDEX);
+                }
+                if *enable {
+                    o.cnat.insert(*sw_if_index);
+                } else {
+                    o.cnat.remove(sw_if_index);
+                }
+                Ok(OpReply::Done)
+            }
+            Op::Neighbour {
+                sw_if_index,
+                ip,
+                mac,
+                is_add,
+            } => {
+                if !self.interfaces.contains_key(sw_if_index) {
+                    return err(RETVAL_INVALID_SW_IF_INDEX);
+                }
+                if *is_add {
+                    o.neighbours.insert((*sw_if_index, *ip), *mac);
+                    Ok(OpReply::Done)
+                } else {
+                    match o.neighbours.remove(&(*sw_if_index, *ip)) {
+                        Some(_) => Ok(OpReply::Done),
+                        None => err(RETVAL_NO_SUCH_ENTRY),
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl FakeDataplane {
+    fn check(&self) -> Result<(), DataplaneError> {
+        if !self.connected {
+            return Err(DataplaneError::NotConnected);
+        }
+        if self.vpp.lock().broken {
+            return Err(DataplaneError::Disconnected("fake VPP restarted".into()));
+        }
+        Ok(())
+    }
+}
+
+impl Dataplane for FakeDataplane {
+    async fn connect(&mut self) -> Result<VppIdentity, DataplaneError> {
+        let mut vpp = self.vpp.lock();
+        vpp.broken = false;
+        vpp.connects += 1;
+        self.connected = true;
+        self.connected_boot = vpp.boot;
+        Ok(VppIdentity(format!("fake-boot-{}", vpp.boot)))
+    }
+
+    async fn execute(&mut self, ops: Vec<Op>) -> Result<Vec<OpResult>, DataplaneError> {
+        self.check()?;
+        let mut vpp = self.vpp.lock();
+        let at = Instant::now();
+        let mut results = Vec::with_capacity(ops.len());
+        for op in ops {
+            let result = vpp.apply(&op);
+            vpp.log.push(Recorded { at, op, result });
+            results.push(result);
+        }
+        Ok(results)
+    }
+
+    async fn interfaces(&mut self) -> Result<Vec<InterfaceInfo>, DataplaneError> {
+        self.check()?;
+        Ok(self.vpp.interfaces())
+    }
+
+    async fn next_interface_event(&mut self) -> Result<InterfaceEvent, DataplaneError> {
+        loop {
+            match self.events.recv().await {
+                Some(Signal::Event(e)) => {
+                    if self.connected {
+                        return Ok(e);
+                    }
+                }
+                Some(Signal::Disconnect(boot)) => {
+                    if self.connected && boot == self.connected_boot {
+                        self.connected = false;
+                        return Err(DataplaneError::Disconnected("fake VPP restarted".into()));
+                    }
+                }
+                // The handle is gone: nothing will ever happen again.
+                None => std::future::pending::<()>().await,
+            }
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! One reconcile pass, delete half, in reverse dependency order: interface bindings →
+//! policies → rules → ipsets.
+//!
+//! Deletes only objects we own (the realized record), and only once nothing realized still
+//! refers to them: npol accepts deleting a policy in use and leaves a dangling reference.
+
+use std::collections::BTreeSet;
+
+use calico_compile::DesiredState;
+use tokio::time::Instant;
+use tracing::info;
+
+use super::pass::{deny_all, StageLog};
+use super::realized::RealInterface;
+use super::status::ObjectRef;
+use super::{PassReport, Reconciler};
+use crate::dataplane::{
+    Dataplane, DataplaneError, IpSetId, Op, OpResult, PolicyId, RuleId, SwIfIndex,
+    RETVAL_INVALID_SW_IF_INDEX, RETVAL_NO_SUCH_ENTRY,
+};
+
+/// A delete that finds nothing to delete has reached its goal.
+fn gone(res: &OpResult) -> bool {
+    match res {
+        Ok(_) => true,
+        Err(e) => e.retval == RETVAL_NO_SUCH_ENTRY || e.retval == RETVAL_INVALID_SW_IF_INDEX,
+    }
+}
+
+/// Which record an unbinding is for.
+#[derive(Clone)]
+enum BindingRef {
+    Keyed(calico_compile::InterfaceKey),
+    Orphan(SwIfIndex),
+}
+
+impl<D: Dataplane> Reconciler<D> {
+    pub(super) async fn prune(
+        &mut self,
+        desired: &DesiredState,
+        now: Instant,
+        report: &mut PassReport,
+    ) -> Result<(), DataplaneError> {
+        self.unbind_interfaces(desired, now, report).await?;
+        self.delete_policies(desired, now, report).await?;
+        self.delete_rules(desired, now, report).await?;
+        self.delete_ipsets(desired, now, report).await
+    }
+
+    fn binding_mut(&mut self, b: &BindingRef) -> Option<&mut RealInterface> {
+        match b {
+            BindingRef::Keyed(k) => self.realized.interfaces.get_mut(k),
+            BindingRef::Orphan(i) => self.realized.orphans.interfaces.get_mut(i),
+        }
+    }
+
+    fn drop_binding(&mut self, b: &BindingRef) {
+        self.state_dirty = true;
+        match b {
+            BindingRef::Keyed(k) => {
+                self.realized.interfaces.remove(k);
+            }
+            BindingRef::Orphan(i) => {
+                self.realized.orphans.interfaces.remove(i);
+            }
+        }
+    }
+
+    /// An endpoint that went keeps a deny-all configuration (and cnat, so the deny holds) on
+    /// an interface that still exists, and loses its neighbour entries. An interface that is
+    /// gone took its VPP state with it: only our record is dropped.
+    async fn unbind_interfaces(
+        &mut self,
+        desired: &DesiredState,
+        now: Instant,
+        report: &mut PassReport,
+    ) -> Result<(), DataplaneError> {
+        let mut log = StageLog::default();
+        let mut bindings: Vec<(BindingRef, ObjectRef)> = Vec::new();
+        for key in self.realized.interfaces.keys() {
+            if !desired.interfaces.contains_key(key) {
+                bindings.push((
+                    BindingRef::Keyed(key.clone()),
+                    ObjectRef::Interface(key.clone()),
+                ));
+            }
+        }
+        for idx in self.realized.orphans.interfaces.keys() {
+            bindings.push((BindingRef::Orphan(*idx), ObjectRef::OrphanInterface(*idx)));
+        }
+        let mut owners = Vec::new();
+        let mut ops = Vec::new();
+        let mut done = Vec::new();
+        for (b, obj) in bindings {
+            if !self.due(&obj, now) {
+                continue;
+            }
+            let Some(have) = self.binding_mut(&b).cloned() else {
+                continue;
+            };
+            if !self.interfaces.contains_key(&have.sw_if_index) {
+                info!(object = %obj, "interface gone from VPP; forgetting its binding");
+                done.push((b, obj));
+                continue;
+            }
+            let deny = deny_all(have.config.as_ref().is_some_and(|c| c.invert_rx_tx));
+            let mut n = 0;
+            if have.config.as_ref() != Some(&deny) {
+                ops.push(Op::ConfigurePolicies {
+                    sw_if_index: have.sw_if_index,
+                    config: deny,
+                });
+                n += 1;
+            }
+            for (ip, mac) in &have.neighbours {
+                ops.push(Op::Neighbour {
+                    sw_if_index: have.sw_if_index,
+                    ip: *ip,
+                    mac: *mac,
+                    is_add: false,
+                });
+                n += 1;
+            }
+            if n == 0 {
+                done.push((b, obj));
+                continue;
+            }
+            owners.extend(std::iter::repeat_n((b, obj), n));
+        }
+        for (b, obj) in done {
+            self.drop_binding(&b);
+            self.failures.remove(&obj);
+        }
+        let results = self.exec(ops.clone(), report).await?;
+        let mut failed: BTreeSet<ObjectRef> = BTreeSet::new();
+        let mut touched: Vec<(BindingRef, ObjectRef)> = Vec::new();
+        for (((b, obj), op), res) in owners.into_iter().zip(ops).zip(results) {
+            if !gone(&res) {
+                if let Err(e) = res {
+                    log.err(obj.clone(), e.to_string());
+                }
+                failed.insert(obj);
+                continue;
+            }
+            self.state_dirty = true;
+            if let Some(rec) = self.binding_mut(&b) {
+                match op {
+                    Op::ConfigurePolicies { config, .. } => rec.config = Some(config),
+                    Op::Neighbour { ip, mac, .. } => {
+                        rec.neighbours.remove(&(ip, mac));
+                    }
+                    _ => {}
+                }
+            }
+            touched.push((b, obj));
+        }
+        for (b, obj) in touched {
+            if !failed.contains(&obj) {
+                self.drop_binding(&b);
+                log.ok(obj);
+            }
+        }
+        self.finish_stage(log, now);
+        Ok(())
+    }
+
+    async fn delete_policies(
+        &mut self,
+        desired: &DesiredState,
+        now: Instant,
+        report: &mut PassReport,
+    ) -> Result<(), DataplaneError> {
+        let used = self.realized.referenced_policies();
+        let mut cands: Vec<(Option<calico_compile::PolicyKey>, PolicyId)> = self
+            .realized
+            .policies
+            .iter()
+            .filter(|(k, _)| !desired.policies.contains_key(*k))
+            .map(|(k, p)| (Some(k.clone()), p.id))
+            .collect();
+        cands.extend(self.realized.orphans.policies.iter().map(|id| (None, *id)));
+        cands.retain(|(k, id)| {
+            let obj = match k {
+                Some(k) => ObjectRef::Policy(k.clone()),
+                None => ObjectRef::OrphanPolicy(*id),
+            };
+            !used.contains(id) && self.due(&obj, now)
+        });
+        let ops = cands
+            .iter()
+            .map(|(_, id)| Op::PolicyDelete { id: *id })
+            .collect();
+        let results = self.exec(ops, report).await?;
+        let mut log = StageLog::default();
+        for ((key, id), res) in cands.into_iter().zip(results) {
+            let obj = match &key {
+                Some(k) => ObjectRef::Policy(k.clone()),
+                None => ObjectRef::OrphanPolicy(id),
+            };
+            if !gone(&res) {
+                if let Err(e) = res {
+                    log.err(obj, e.to_string());
+                }
+                continue;
+            }
+            self.state_dirty = true;
+            match key {
+                Some(k) => {
+                    self.realized.policies.remove(&k);
+                }
+                None => {
+                    self.realized.orphans.policies.remove(&id);
+                }
+            }
+            log.ok(obj);
+        }
+        self.finish_stage(log, now);
+        Ok(())
+    }
+
+    async fn delete_rules(
+        &mut self,
+        desired: &DesiredState,
+        now: Instant,
+        report: &mut PassReport,
+    ) -> Result<(), DataplaneError> {
+        let used = self.realized.referenced_rules();
+        let mut cands: Vec<(Option<calico_compile::RuleKey>, RuleId)> = self
+            .realized
+            .rules
+            .iter()
+            .filter(|(k, _)| !desired.rules.contains_key(*k))
+            .map(|(k, r)| (Some(k.clone()), r.id))
+            .collect();
+        cands.extend(self.realized.orphans.rules.iter().map(|id| (None, *id)));
+        cands.retain(|(k, id)| {
+            let obj = match k {
+                Some(k) => ObjectRef::Rule(k.clone()),
+                None => ObjectRef::OrphanRule(*id),
+            };
+            !used.contains(id) && self.due(&obj, now)
+        });
+        let ops = cands
+            .iter()
+            .map(|(_, id)| Op::RuleDelete { id: *id })
+            .collect();
+        let results = self.exec(ops, report).await?;
+        let mut log = StageLog::default();
+        for ((key, id), res) in cands.into_iter().zip(results) {
+            let obj = match &key {
+                Some(k) => ObjectRef::Rule(k.clone()),
+                None => ObjectRef::OrphanRule(id),
+            };
+            if !gone(&res) {
+                if let Err(e) = res {
+                    log.err(obj, e.to_string());
+                }
+                continue;
+            }
+            self.state_dirty = true;
+            match key {
+                Some(k) => {
+                    self.realized.rules.remove(&k);
+                }
+                None => {
+                    self.realized.orphans.rules.remove(&id);
+                }
+            }
+            log.ok(obj);
+        }
+        self.finish_stage(log, now);
+        Ok(())
+    }
+
+    async fn delete_ipsets(
+        &mut self,
+        desired: &DesiredState,
+        now: Instant,
+        report: &mut PassReport,
+    ) -> Result<(), DataplaneError> {
+        let used = self.realized.referenced_ipsets();
+        let mut cands: Vec<(Option<calico_compile::IpSetKey>, IpSetId)> = self
+            .realized
+            .ipsets
+            .iter()
+            .filter(|(k, _)| !desired.ipsets.contains_key(*k))
+            .map(|(k, s)| (Some(k.clone()), s.id))
+            .collect();
+        cands.extend(self.realized.orphans.ipsets.iter().map(|id| (None, *id)));
+        cands.retain(|(k, id)| {
+            let obj = match k {
+                Some(k) => ObjectRef::IpSet(k.clone()),
+                None => ObjectRef::OrphanIpSet(*id),
+            };
+            !used.contains(id) && self.due(&obj, now)
+        });
+        let ops = cands
+            .iter()
+            .map(|(_, id)| Op::IpSetDelete { set: *id })
+            .collect();
+        let results = self.exec(ops, report).await?;
+        let mut log = StageLog::default();
+        for ((key, id), res) in cands.into_iter().zip(results) {
+            let obj = match &key {
+                Some(k) => ObjectRef::IpSet(k.clone()),
+                None => ObjectRef::OrphanIpSet(id),
+            };
+            if !gone(&res) {
+                if let Err(e) = res {
+                    log.err(obj, e.to_string());
+                }
+                continue;
+            }
+            self.state_dirty = true;
+            match key {
+                Some(k) => {
+                    self.realized.ipsets.remove(&k);
+                }
+                None => {
+                    self.realized.orphans.ipsets.remove(&id);
+                }
+            }
+            log.ok(obj);
+        }
+        self.finish_stage(log, now);
+        Ok(())
+    }
+}

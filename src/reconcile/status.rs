@@ -1,0 +1,115 @@
+//! Per-object failure bookkeeping with backoff, and the endpoint status the agent reports.
+//!
+//! Pure data: nothing here talks to VPP or to Felix.
+
+use std::fmt;
+use std::time::Duration;
+
+use calico_compile::{InterfaceKey, IpSetKey, PolicyKey, RuleKey};
+use tokio::time::Instant;
+
+use crate::dataplane::{IpSetId, PolicyId, RuleId, SwIfIndex};
+
+/// One object the reconciler manages, for status, logs and retries.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ObjectRef {
+    IpSet(IpSetKey),
+    Rule(RuleKey),
+    Policy(PolicyKey),
+    Interface(InterfaceKey),
+    /// Objects we own that no key names any more (see `Orphans`).
+    OrphanIpSet(IpSetId),
+    OrphanRule(RuleId),
+    OrphanPolicy(PolicyId),
+    OrphanInterface(SwIfIndex),
+}
+
+impl fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ObjectRef::IpSet(k) => write!(f, "ipset {k}"),
+            ObjectRef::Rule(k) => write!(f, "rule {k}"),
+            ObjectRef::Policy(k) => write!(f, "policy {k}"),
+            ObjectRef::Interface(k) => write!(f, "interface {k}"),
+            ObjectRef::OrphanIpSet(id) => write!(f, "old ipset id {id}"),
+            ObjectRef::OrphanRule(id) => write!(f, "old rule id {id}"),
+            ObjectRef::OrphanPolicy(id) => write!(f, "old policy id {id}"),
+            ObjectRef::OrphanInterface(i) => write!(f, "old binding of sw_if_index {i}"),
+        }
+    }
+}
+
+/// An object whose last operation failed; retried at `retry_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub attempts: u32,
+    pub retry_at: Instant,
+    pub error: String,
+}
+
+/// Exponential backoff: `base`, `2 * base`, ... capped at `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl Backoff {
+    /// Delay before the next try after `attempts` failed ones (`attempts >= 1`).
+    pub fn delay(&self, attempts: u32) -> Duration {
+        let shift = attempts.saturating_sub(1).min(20);
+        self.base.saturating_mul(1u32 << shift).min(self.max)
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            base: Duration::from_millis(200),
+            max: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A workload endpoint's state as Felix wants it reported (`WorkloadEndpointStatusUpdate.status`
+/// is `"up"`, `"down"` or `"error"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EndpointOperStatus {
+    /// Bound, its policy fully programmed and live, and the link is up.
+    Up,
+    /// Not bound yet (no such VPP interface) or the link is down.
+    Down,
+    /// Programming its policy failed or waits for a failed object; traffic is denied or held
+    /// on the previous configuration.
+    Error,
+}
+
+impl EndpointOperStatus {
+    /// The string Felix's status messages carry.
+    pub fn as_felix_str(self) -> &'static str {
+        match self {
+            EndpointOperStatus::Up => "up",
+            EndpointOperStatus::Down => "down",
+            EndpointOperStatus::Error => "error",
+        }
+    }
+}
+
+/// What the agent turns into `WorkloadEndpointStatusUpdate` / `WorkloadEndpointStatusRemove`.
+/// `endpoint` is `DesiredInterface::endpoint` as the compiler gave it; the agent maps it back
+/// to Felix's endpoint id. An update is sent on every change, a remove once when the endpoint
+/// leaves the desired state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndpointStatusEvent {
+    Update {
+        endpoint: String,
+        interface: InterfaceKey,
+        status: EndpointOperStatus,
+        /// Why it is not up, for logs.
+        reason: Option<String>,
+    },
+    Remove {
+        endpoint: String,
+        interface: InterfaceKey,
+    },
+}

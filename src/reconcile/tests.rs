@@ -1,0 +1,750 @@
+//! Reconciler behaviour against the fake dataplane. Time is paused where backoff matters.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use calico_compile::{DesiredInterface, DesiredState, InterfaceKey, IpSetKey, PolicyKey, RuleKey};
+use calico_model::MacAddr;
+
+use super::*;
+use crate::dataplane::fake::{self, FakeDataplane, FakeHandle};
+use crate::dataplane::{Op, SwIfIndex};
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+const MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+
+fn ip_set(members: &[&str]) -> npol::IpSet {
+    npol::IpSet {
+        kind: npol::IpSetType::Ip,
+        members: members
+            .iter()
+            .map(|m| npol::IpSetMember::Ip(ip(m)))
+            .collect(),
+    }
+}
+
+fn port_set(members: &[(&str, u16)]) -> npol::IpSet {
+    npol::IpSet {
+        kind: npol::IpSetType::IpAndPort,
+        members: members
+            .iter()
+            .map(|(a, p)| npol::IpSetMember::IpAndPort {
+                addr: ip(a),
+                proto: 6,
+                port: *p,
+            })
+            .collect(),
+    }
+}
+
+fn rule(action: npol::RuleAction, set: &str, port_set: bool) -> npol::Rule<IpSetKey> {
+    let key = IpSetKey(set.into());
+    npol::Rule {
+        action,
+        filters: [npol::Filter::NONE; 3],
+        entries: vec![npol::Entry {
+            is_src: !port_set,
+            is_not: false,
+            data: if port_set {
+                npol::EntryData::PortIpSet(key)
+            } else {
+                npol::EntryData::IpSet(key)
+            },
+        }],
+    }
+}
+
+fn config(tx: &[&str]) -> npol::InterfaceConfig<PolicyKey> {
+    npol::InterfaceConfig {
+        rx_policies: Vec::new(),
+        tx_policies: tx.iter().map(|p| PolicyKey((*p).into())).collect(),
+        profiles: Vec::new(),
+        invert_rx_tx: false,
+        policy_default_rx: npol::PolicyDefault::Pass,
+        policy_default_tx: npol::PolicyDefault::Pass,
+        profile_default_rx: npol::PolicyDefault::Deny,
+        profile_default_tx: npol::PolicyDefault::Deny,
+    }
+}
+
+fn iface(name: &str, addr: &str, tx: &[&str]) -> DesiredInterface {
+    DesiredInterface {
+        endpoint: format!("k8s/ns/{name}/eth0"),
+        interface_name: name.into(),
+        neighbours: vec![(ip(addr), MAC)],
+        config: config(tx),
+    }
+}
+
+/// Two sets (IP and IP_AND_PORT), a rule on each, one policy using both, one endpoint.
+fn base() -> DesiredState {
+    let mut d = DesiredState::default();
+    d.ipsets
+        .insert(IpSetKey("s-ip".into()), ip_set(&["10.0.0.1", "10.0.0.2"]));
+    d.ipsets.insert(
+        IpSetKey("s-port".into()),
+        port_set(&[("10.0.0.1", 80), ("10.0.0.2", 80)]),
+    );
+    d.rules.insert(
+        RuleKey("r-ip".into()),
+        rule(npol::RuleAction::Allow, "s-ip", false),
+    );
+    d.rules.insert(
+        RuleKey("r-port".into()),
+        rule(npol::RuleAction::Allow, "s-port", true),
+    );
+    d.policies.insert(
+        PolicyKey("p1".into()),
+        npol::Policy {
+            inbound: vec![RuleKey("r-ip".into())],
+            outbound: vec![RuleKey("r-port".into())],
+        },
+    );
+    d.interfaces.insert(
+        InterfaceKey("cali-a".into()),
+        iface("cali-a", "10.0.0.1", &["p1"]),
+    );
+    d
+}
+
+fn setup() -> (Reconciler<FakeDataplane>, FakeHandle, SwIfIndex) {
+    let (dp, h) = fake::new();
+    let sw = h.add_interface("tap1", "cali-a");
+    let r = Reconciler::new(dp, ReconcilerConfig::default());
+    (r, h, sw)
+}
+
+fn names(h: &FakeHandle) -> Vec<&'static str> {
+    h.log().iter().map(|r| r.op.name()).collect()
+}
+
+fn position(names: &[&str], name: &str) -> (usize, usize) {
+    let first = names.iter().position(|n| *n == name).unwrap();
+    let last = names.iter().rposition(|n| *n == name).unwrap();
+    (first, last)
+}
+
+#[tokio::test]
+async fn first_apply_creates_in_dependency_order() {
+    let (mut r, h, sw) = setup();
+    r.connect().await.unwrap();
+    let report = r.apply(&base()).await.unwrap();
+    assert_eq!(report.failed_ops, 0);
+    let n = names(&h);
+    let order = [
+        "npol_ipset_create",
+        "npol_ipset_add_del_members",
+        "npol_rule_create",
+        "npol_policy_create",
+        "npol_configure_policies",
+        "feature_cnat_enable_disable",
+    ];
+    for w in order.windows(2) {
+        assert!(
+            position(&n, w[0]).1 < position(&n, w[1]).0,
+            "{w:?} in {n:?}"
+        );
+    }
+    assert!(position(&n, "ip_neighbor_add_del").1 < position(&n, "npol_configure_policies").0);
+    let o = h.objects();
+    assert_eq!(o.ipsets.len(), 2);
+    assert_eq!(o.rules.len(), 2);
+    assert_eq!(o.policies.len(), 1);
+    assert_eq!(o.configs[&sw].tx_policies.len(), 1);
+    assert!(o.cnat.contains(&sw));
+    assert_eq!(o.neighbours[&(sw, ip("10.0.0.1"))], MAC);
+}
+
+#[tokio::test]
+async fn second_apply_with_same_desired_state_writes_nothing() {
+    let (mut r, h, _) = setup();
+    r.connect().await.unwrap();
+    r.apply(&base()).await.unwrap();
+    let before = h.writes();
+    let report = r.apply(&base()).await.unwrap();
+    assert_eq!(report.writes, 0);
+    assert_eq!(h.writes(), before);
+}
+
+#[tokio::test(start_paused = true)]
+async fn nothing_is_programmed_before_the_first_desired_state() {
+    let (r, h, _) = setup();
+    let (handle, _status, _task) = spawn(r);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(h.writes(), 0);
+    assert_eq!(h.connects(), 1);
+    handle.apply(Arc::new(base()));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(h.writes() > 0);
+}
+
+#[tokio::test]
+async fn deletes_run_in_reverse_dependency_order() {
+    let (mut r, h, sw) = setup();
+    r.connect().await.unwrap();
+    r.apply(&base()).await.unwrap();
+    h.clear_log();
+    r.apply(&DesiredState::default()).await.unwrap();
+    let n = names(&h);
+    let order = [
+        "npol_configure_policies",
+        "npol_policy_delete",
+        "npol_rule_delete",
+        "npol_ipset_delete",
+    ];
+    for w in order.windows(2) {
+        assert!(
+            position(&n, w[0]).1 < position(&n, w[1]).0,
+            "{w:?} in {n:?}"
+        );
+    }
+    let o = h.objects();
+    assert!(o.ipsets.is_empty() && o.rules.is_empty() && o.policies.is_empty());
+    // Fail closed: the interface that stays in VPP denies, and cnat keeps enforcing it.
+    let cfg = &o.configs[&sw];
+    assert!(cfg.tx_policies.is_empty());
+    assert_eq!(cfg.policy_default_tx, npol::PolicyDefault::Deny);
+    assert!(o.cnat.contains(&sw));
+    assert!(o.neighbours.is_empty());
+    assert!(r.realized().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_rule_is_retried_with_backoff_while_the_rest_converges() {
+    let (mut r, h, sw) = setup();
+    h.fail_matching(
+        |op| matches!(op, Op::RuleCreate { rule } if rule.entries[0].is_src),
+        0,
+        1,
+        -2,
+    );
+    r.connect().await.unwrap();
+    let report = r.apply(&base()).await.unwrap();
+    assert_eq!(report.failed_ops, 1);
+    assert!(r
+        .failures()
+        .contains_key(&ObjectRef::Rule(RuleKey("r-ip".into()))));
+    // The other rule and both sets are there; the policy waits for the failed rule.
+    let o = h.objects();
+    assert_eq!(o.rules.len(), 1);
+    assert_eq!(o.ipsets.len(), 2);
+    assert!(o.policies.is_empty());
+    assert!(r
+        .waiting()
+        .contains_key(&ObjectRef::Policy(PolicyKey("p1".into()))));
+    // Fail closed: the endpoint gets a deny configuration, not none.
+    assert_eq!(o.configs[&sw].policy_default_tx, npol::PolicyDefault::Deny);
+    assert!(o.configs[&sw].tx_policies.is_empty());
+    let ev = r.take_status_events();
+    assert!(matches!(
+        &ev[..],
+        [EndpointStatusEvent::Update {
+            status: EndpointOperStatus::Error,
+            ..
+        }]
+    ));
+
+    // Not due yet: nothing is retried.
+    tokio::time::advance(Duration::from_millis(100)).await;
+    assert_eq!(r.apply(&base()).await.unwrap().writes, 0);
+
+    tokio::time::advance(Duration::from_millis(100)).await;
+    let report = r.apply(&base()).await.unwrap();
+    assert_eq!(report.failed_ops, 0);
+    assert!(r.failures().is_empty());
+    let o = h.objects();
+    assert_eq!(o.policies.len(), 1);
+    assert_eq!(o.configs[&sw].tx_policies.len(), 1);
+    let ev = r.take_status_events();
+    assert!(matches!(
+        &ev[..],
+        [EndpointStatusEvent::Update {
+            status: EndpointOperStatus::Up,
+            ..
+        }]
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_delays_grow_exponentially_in_the_running_task() {
+    let (r, h, _) = setup();
+    h.fail_nth("npol_policy_create", 1, -2);
+    h.fail_nth("npol_policy_create", 1, -2);
+    let (handle, _status, _task) = spawn(r);
+    handle.apply(Arc::new(base()));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let times: Vec<_> = h
+        .log()
+        .into_iter()
+        .filter(|rec| rec.op.name() == "npol_policy_create")
+        .map(|rec| rec.at)
+        .collect();
+    assert_eq!(times.len(), 3);
+    assert_eq!(times[1] - times[0], Duration::from_millis(200));
+    assert_eq!(times[2] - times[1], Duration::from_millis(400));
+    assert_eq!(h.objects().policies.len(), 1);
+}
+
+#[tokio::test]
+async fn dependants_of_a_failed_ipset_wait_and_others_proceed() {
+    let (mut r, h, _) = setup();
+    h.fail_matching(
+        |op| {
+            matches!(
+                op,
+                Op::IpSetCreate {
+                    kind: npol::IpSetType::Ip
+                }
+            )
+        },
+        0,
+        usize::MAX,
+        -7,
+    );
+    r.connect().await.unwrap();
+    r.apply(&base()).await.unwrap();
+    let sent_rules: Vec<_> = h
+        .log()
+        .into_iter()
+        .filter_map(|rec| match rec.op {
+            Op::RuleCreate { rule } => Some(rule),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sent_rules.len(),
+        1,
+        "only the rule on the healthy set is sent"
+    );
+    assert!(r
+        .waiting()
+        .contains_key(&ObjectRef::Rule(RuleKey("r-ip".into()))));
+    assert!(r
+        .waiting()
+        .contains_key(&ObjectRef::Policy(PolicyKey("p1".into()))));
+    assert_eq!(h.objects().ipsets.len(), 1);
+}
+
+#[tokio::test]
+async fn interface_keeps_its_old_configuration_while_the_new_policy_fails() {
+    let (mut r, h, sw) = setup();
+    r.connect().await.unwrap();
+    r.apply(&base()).await.unwrap();
+    let old = h.objects().configs[&sw].clone();
+    let mut d = base();
+    d.policies.insert(
+        PolicyKey("p2".into()),
+        npol::Policy {
+            inbound: vec![RuleKey("r-ip".into())],
+            outbound: Vec::new(),
+        },
+    );
+    d.policies.remove(&PolicyKey("p1".into()));
+    d.interfaces
+        .get_mut(&InterfaceKey("cali-a".into()))
+        .unwrap()
+        .config = config(&["p2"]);
+    h.fail_matching(|op| op.name() == "npol_policy_create", 0, usize::MAX, -2);
+    h.clear_log();
+    r.apply(&d).await.unwrap();
+    assert_eq!(h.count("npol_configure_policies"), 0);
+    assert_eq!(h.objects().configs[&sw], old);
+    // p1 is no longer desired but still in use: it stays.
+    assert_eq!(h.count("npol_policy_delete"), 0);
+    assert_eq!(h.objects().policies.len(), 1);
+}
+
+#[tokio::test]
+async fn prune_leaves_objects_it_does_not_own() {
+    let (mut r, h, _) = setup();
+    let foreign = h.create_foreign_ipset(npol::IpSetType::Net);
+    r.connect().await.unwrap();
+    r.apply(&base()).await.unwrap();
+    r.apply(&DesiredState::default()).await.unwrap();
+    let o = h.objects();
+    assert_eq!(o.ipsets.keys().copied().collect::<Vec<_>>(), vec![foreign]);
+}
+
+#[tokio::test]
+async fn ip_and_port_member_removal_rebuilds_the_set_and_repoints_rules() {
+    let (mut r, h, _) = setup();
+    r.connect().await.unwrap();
+    r.apply(&base()).await.unwrap();
+    let old_id = r.realized().ipsets[&IpSetKey("s-port".into())].id;
+    let mut d = base();
+    d.ipsets
+        .insert(IpSetKey("s-port".into()), port_set(&[("10.0.0.1", 80)]));
+    h.clear_log();
+    r.apply(&d).await.unwrap();
+    assert_eq!(
+        names(&h),
+        vec![
+            "npol_ipset_create",
+            "npol_ipset_add_del_members",
+            "npol_rule_update",
+            "npol_ipset_delete"
+        ]
+    );
+    assert_eq!(h.ip_and_port_member_deletes(), 0);
+    let new_id = r.realized().ipsets[&IpSetKey("s-port".into())].id;
+    assert_ne!(new_id, old_id);
+    let o = h.objects();
+    assert!(!o.ipsets.contains_key(&old_id));
+    assert_eq!(o.ipsets[&new_id], port_set(&[("10.0.0.1", 80)]));
+    let repointed = o
+        .rules
+        .values()
+        .any(|rule| matches!(rule.entries[0].data, npol::EntryData::PortIpSet(s) if s == new_id));
+    assert!(repointed);
+    assert!(r.realized().orphans.ipsets.is_empty());
+}
+
+#[tokio::test]
+async fn ip_set_member_changes_are_sent_as_deltas() {
+    let (mut r, h, _) = setup();
+    r.connect().await.unwrap();
+    r.apply(&base()).await.unwrap();
+    let id = r.realized().ipsets[&IpSetKey("s-ip".into())].id;
+    let mut d = base();
+    d.ipsets
+        .insert(IpSetKey("s-ip".into()), ip_set(&["10.0.0.2", "10.0.0.3"]));
+    h.clear_log();
+    r.apply(&d).await.unwrap();
+    let ops: Vec<_> = h.log().into_iter().map(|rec| rec.op).collect();
+    assert_eq!(
+        ops,
+        vec![
+            Op::IpSetAddMembers {
+                set: id,
+                members: vec![npol::IpSetMember::Ip(ip("10.0.0.3"))]
+            },
+            Op::IpSetDelMembers {
+                set: id,
+                members: vec![npol::IpSetMember::Ip(ip("10.0.0.1"))]
+            },
+        ]
+    );
+    assert_eq!(h.objects().ipsets[&id], ip_set(&["10.0.0.2", "10.0.0.3"]));
+}
+
+#[tokio::test]
+async fn changed_rule_and_policy_are_updated_in_place() {
+    let (mut r, h, _) = setup();
+    r.connect().await.unwrap();
+    r.apply(&base()).await.unwrap();
+    let mut d = base();
+    d.rules.insert(
+        RuleKey("r-ip".into()),
+        rule(npol::RuleAction::Deny, "s-ip", false),
+    );
+    d.policies
+        .get_mut(&PolicyKey("p1".into()))
+        .unwrap()
+        .outbound
+        .clear();
+    h.clear_log();
+    r.apply(&d).await.unwrap();
+    assert_eq!(names(&h), vec!["npol_rule_update", "npol_policy_update"]);
+    let rid = r.realized().rules[&RuleKey("r-ip".into())].id;
+    assert_eq!(h.objects().rules[&rid].action, npol::RuleAction::Deny);
+}
+
+#[tokio::test]
+async fn driver_restart_with_state_file_makes_zero_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ReconcilerConfig {
+        state_dir: Some(dir.path().to_path_buf()),
+        ..ReconcilerConfig::default()
+    };
+    let (dp, h) = fake::new();
+    h.add_interface("tap1", "cali-a");
+    let mut r = Reconciler::new(dp, cfg.clone());
+    r.connect().await.unwrap();
+    r.apply(&base()).await.unwrap();
+    let realized = r.realized().clone();
+    drop(r);
+    let writes = h.writes();
+
+    let mut r = Reconciler::new(h.reconnect_dataplane(), cfg);
+    assert_eq!(r.realized(), &realized);
+    r.connect().await.unwrap();
+    let report = r.apply(&base()).await.unwrap();
+    assert_eq!(report.writes, 0);
+    assert_eq!(h.writes(), writes);
+    let ev = r.take_status_events();
+    assert!(matches!(
+        &ev[..],
+        [EndpointStatusEvent::Update {
+            status: EndpointOperStatus::Up,
+            ..
+        }]
+    ));
+}
+
+#[tokio::test]
+async fn adopted_objects_no_longer_desired_are_pruned_on_the_first_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ReconcilerConfig {
+        state_dir: Some(dir.path().to_path_buf()),
+        ..ReconcilerConfig::default()
+    };
+    let (dp, h) = fake::new();
+    h.add_interface("tap1", "cali-a");
+    let mut r = Reconciler::new(dp, cfg.clone());
+    r.connect().await.unwrap();
+    r.apply(&base()).await.unwrap();
+    drop(r);
+
+    let mut r = Reconciler::new(h.reconnect_dataplane(), cfg);
+    r.connect().await.unwrap();
+    h.clear_log();
+    let mut d = base();
+    d.interfaces.clear();
+    d.policies.clear();
+    r.apply(&d).await.unwrap();
+    assert_eq!(h.count("npol_policy_delete"), 1);
+    assert_eq!(h.count("npol_rule_create"), 0);
+    assert!(h.objects().policies.is_empty());
+    assert_eq!(h.objects().rules.len(), 2);
+}
+
+#[tokio::test]
+async fn vpp_restart_reprograms_everything() {
+    let (mut r, h, sw) = setup();
+    r.connect().await.unwrap();
+    r.apply(&base()).await.unwrap();
+    let before = h.objects();
+    let tap = h
+        .interfaces()
+        .into_iter()
+        .find(|i| i.sw_if_index == sw)
+        .unwrap();
+    h.restart_vpp();
+    h.readd_interface(tap);
+    // With nothing to write, the broken connection shows on the event stream.
+    while r.next_interface_event().await.is_ok() {}
+    assert!(!r.is_connected());
+    assert!(r.apply(&base()).await.is_err());
+    r.connect().await.unwrap();
+    assert!(r.realized().is_empty());
+    let report = r.apply(&base()).await.unwrap();
+    assert_eq!(report.failed_ops, 0);
+    assert_eq!(h.objects(), before);
+}
+
+#[tokio::test(start_paused = true)]
+async fn running_task_reconnects_and_reprograms_after_vpp_restart() {
+    let (r, h, sw) = setup();
+    let (handle, _status, _task) = spawn(r);
+    handle.apply(Arc::new(base()));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = h.objects();
+    let tap = h
+        .interfaces()
+        .into_iter()
+        .find(|i| i.sw_if_index == sw)
+        .unwrap();
+    h.restart_vpp();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    h.readd_interface(tap);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(h.connects(), 2);
+    assert_eq!(h.objects(), before);
+}
+
+/// A pod in a namespace whose policy already exists: its address joins the namespace's set,
+/// and its interface gets the existing policy.
+#[tokio::test]
+async fn new_pod_in_existing_namespace_costs_at_most_five_writes() {
+    let (mut r, h, _) = setup();
+    r.connect().await.unwrap();
+    r.apply(&base()).await.unwrap();
+    h.add_interface("tap2", "cali-b");
+    r.refresh_interfaces().await.unwrap();
+    let mut d = base();
+    d.ipsets.insert(
+        IpSetKey("s-ip".into()),
+        ip_set(&["10.0.0.1", "10.0.0.2", "10.0.0.3"]),
+    );
+    d.interfaces.insert(
+        InterfaceKey("cali-b".into()),
+        iface("cali-b", "10.0.0.3", &["p1"]),
+    );
+    h.clear_log();
+    let report = r.apply(&d).await.unwrap();
+    assert_eq!(report.writes, 4, "{:?}", names(&h));
+    assert!(report.writes <= 5);
+}
+
+#[tokio::test]
+async fn endpoint_is_pending_until_its_interface_appears() {
+    let (dp, h) = fake::new();
+    let mut r = Reconciler::new(dp, ReconcilerConfig::default());
+    r.connect().await.unwrap();
+    let report = r.apply(&base()).await.unwrap();
+    assert_eq!(report.pending_interfaces, 1);
+    assert_eq!(h.count("npol_configure_policies"), 0);
+    assert_eq!(
+        r.take_status_events(),
+        vec![EndpointStatusEvent::Update {
+            endpoint: "k8s/ns/cali-a/eth0".into(),
+            interface: InterfaceKey("cali-a".into()),
+            status: EndpointOperStatus::Down,
+            reason: Some(pass::NOT_FOUND.into()),
+        }]
+    );
+    assert!(r.has_pending_interfaces());
+    let sw = h.add_interface("host-cali-a", "");
+    r.refresh_interfaces().await.unwrap();
+    r.apply(&base()).await.unwrap();
+    assert!(h.objects().cnat.contains(&sw));
+    let ev = r.take_status_events();
+    assert!(matches!(
+        &ev[..],
+        [EndpointStatusEvent::Update {
+            status: EndpointOperStatus::Up,
+            ..
+        }]
+    ));
+
+    // The endpoint goes: one remove, and its neighbours go with it.
+    let mut d = base();
+    d.interfaces.clear();
+    r.apply(&d).await.unwrap();
+    assert_eq!(
+        r.take_status_events(),
+        vec![EndpointStatusEvent::Remove {
+            endpoint: "k8s/ns/cali-a/eth0".into(),
+            interface: InterfaceKey("cali-a".into()),
+        }]
+    );
+    assert!(h.objects().neighbours.is_empty());
+}
+
+#[tokio::test]
+async fn interface_lookup_prefers_tag_then_name_then_host_prefix() {
+    let (dp, h) = fake::new();
+    let host = h.add_interface("host-eth9", "");
+    let named = h.add_interface("eth9", "");
+    let mut r = Reconciler::new(dp, ReconcilerConfig::default());
+    r.connect().await.unwrap();
+    assert_eq!(r.lookup_interface("eth9"), Some(named));
+    h.delete_interface(named);
+    r.refresh_interfaces().await.unwrap();
+    assert_eq!(r.lookup_interface("eth9"), Some(host));
+    let tagged = h.add_interface("tap7", "eth9");
+    r.refresh_interfaces().await.unwrap();
+    assert_eq!(r.lookup_interface("eth9"), Some(tagged));
+    assert_eq!(r.lookup_interface("nothing"), None);
+}
+
+#[tokio::test]
+async fn deleted_interface_is_forgotten_and_rebound_when_recreated() {
+    let (mut r, h, sw) = setup();
+    r.connect().await.unwrap();
+    r.apply(&base()).await.unwrap();
+    h.delete_interface(sw);
+    r.refresh_interfaces().await.unwrap();
+    r.apply(&base()).await.unwrap();
+    assert!(r.realized().interfaces.is_empty());
+    let sw2 = h.add_interface("tap9", "cali-a");
+    r.refresh_interfaces().await.unwrap();
+    h.clear_log();
+    r.apply(&base()).await.unwrap();
+    let o = h.objects();
+    assert!(o.cnat.contains(&sw2));
+    assert_eq!(o.configs[&sw2].tx_policies.len(), 1);
+    assert_eq!(h.writes(), 3);
+}
+
+#[tokio::test]
+async fn link_down_reports_the_endpoint_down() {
+    let (mut r, h, sw) = setup();
+    r.connect().await.unwrap();
+    r.apply(&base()).await.unwrap();
+    r.take_status_events();
+    h.set_link(sw, true, false);
+    r.next_interface_event().await.unwrap(); // the Rescan from add_interface
+    r.next_interface_event().await.unwrap();
+    r.apply(&base()).await.unwrap();
+    let ev = r.take_status_events();
+    assert!(matches!(
+        &ev[..],
+        [EndpointStatusEvent::Update {
+            status: EndpointOperStatus::Down,
+            ..
+        }]
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn churn_is_coalesced_into_few_passes() {
+    let (r, h, _) = setup();
+    let (handle, _status, _task) = spawn(r);
+    handle.apply(Arc::new(base()));
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    h.clear_log();
+    // 50 updates within 50 ms, each adding one member.
+    let mut d = base();
+    for i in 0..50 {
+        d.ipsets
+            .get_mut(&IpSetKey("s-ip".into()))
+            .unwrap()
+            .members
+            .insert(npol::IpSetMember::Ip(ip(&format!("10.1.0.{i}"))));
+        handle.apply(Arc::new(d.clone()));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let members_ops = h.count("npol_ipset_add_del_members");
+    assert!(members_ops <= 2, "{members_ops} member operations");
+    let id = BTreeSet::from_iter(h.objects().ipsets.values().map(|s| s.members.len()));
+    assert!(id.contains(&52));
+}
+
+#[test]
+fn state_file_round_trips_and_leaves_no_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::in_dir(dir.path());
+    assert!(store.load().unwrap().is_none());
+    let mut realized = Realized::default();
+    realized.ipsets.insert(
+        IpSetKey("s".into()),
+        realized::RealIpSet {
+            id: crate::dataplane::IpSetId(3),
+            set: ip_set(&["10.0.0.1"]),
+        },
+    );
+    let state = PersistedState {
+        version: realized::STATE_VERSION,
+        vpp: crate::dataplane::VppIdentity("boot".into()),
+        realized,
+    };
+    store.save(&state).unwrap();
+    assert_eq!(store.load().unwrap(), Some(state));
+    let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(files.len(), 1);
+}
+
+#[test]
+fn corrupt_state_file_is_reported_not_adopted() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(StateStore::FILE_NAME), b"{not json").unwrap();
+    assert!(matches!(
+        StateStore::in_dir(dir.path()).load(),
+        Err(StateError::Parse { .. })
+    ));
+}
+
+#[test]
+fn backoff_doubles_up_to_its_cap() {
+    let b = Backoff::default();
+    assert_eq!(b.delay(1), Duration::from_millis(200));
+    assert_eq!(b.delay(2), Duration::from_millis(400));
+    assert_eq!(b.delay(100), Duration::from_secs(30));
+}
