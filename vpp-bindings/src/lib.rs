@@ -45,6 +45,7 @@ pub mod compat;
 pub mod errno;
 pub mod ext;
 pub mod message;
+pub mod serde_support;
 pub mod transport;
 
 #[allow(

@@ -15,6 +15,8 @@ use super::GenError;
 
 pub const GENERATOR: &str = "vpp-apigen (vpp-bindings)";
 
+const ARRAY_DE: &str = "crate::serde_support::deserialize_array";
+
 /// Every generated file, as (file name, contents).
 pub fn emit(model: &Model) -> Result<Vec<(String, String)>, GenError> {
     let aliases: HashMap<&str, &Alias> = model
@@ -88,6 +90,7 @@ fn derives(copy: bool, eq: bool) -> String {
         d.push("Eq");
         d.push("Hash");
     }
+    d.push("serde::Deserialize");
     format!("#[derive({})]", d.join(", "))
 }
 
@@ -230,8 +233,12 @@ impl Emitter<'_> {
         };
         let p = props_of(self.model, &a.target);
         self.w(&derives(p.copy, p.eq));
+        self.w("#[serde(transparent)]");
         let r = &a.rust;
-        let _ = writeln!(self.s, "pub struct {r}(pub [{target}; {n}]);");
+        let _ = writeln!(
+            self.s,
+            "pub struct {r}(#[serde(deserialize_with = \"{ARRAY_DE}\")] pub [{target}; {n}]);"
+        );
         let _ = writeln!(
             self.s,
             "impl Default for {r} {{\n    fn default() -> Self {{\n        Self(::core::array::from_fn(|_| Default::default()))\n    }}\n}}"
@@ -302,6 +309,11 @@ impl Emitter<'_> {
             self.s,
             "impl Default for {r} {{\n    fn default() -> Self {{\n        Self::{default}\n    }}\n}}"
         );
+        let _ = writeln!(
+            self.s,
+            "impl<'de> serde::Deserialize<'de> for {r} {{\n    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {{\n        let v = <{base} as serde::Deserialize>::deserialize(d)?;\n        Self::from_raw(v).ok_or_else(|| {{\n            <D::Error as serde::de::Error>::custom(format!(\"invalid value {{v}} for enum {}\"))\n        }})\n    }}\n}}",
+            e.name
+        );
         let enc = format!("w.put_{base}(self.to_raw());\n        Ok(())");
         let dec = format!(
             "let v = r.{base}()?;\n        Self::from_raw(v).ok_or(DecodeError::InvalidEnum {{\n            ty: {:?},\n            value: v as u64,\n        }})",
@@ -325,7 +337,8 @@ impl Emitter<'_> {
             "/// `{}`: a bit set; decoding accepts any combination of the known bits.",
             e.name
         );
-        self.w("#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]");
+        self.w("#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]");
+        self.w("#[serde(transparent)]");
         let _ = writeln!(self.s, "pub struct {r}(pub {base});");
         let _ = writeln!(self.s, "impl {r} {{");
         for (n, _, v) in &e.values {
@@ -385,6 +398,23 @@ impl Emitter<'_> {
             );
         }
         self.w("}");
+        let _ = writeln!(
+            self.s,
+            "impl<'de> serde::Deserialize<'de> for {r} {{\n    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {{\n        use serde::de::Error as _;\n        let (k, v) = crate::serde_support::single_entry(d)?;\n        match k.as_str() {{"
+        );
+        for mbr in &u.members {
+            let _ = writeln!(
+                self.s,
+                "            {:?} => Self::from_{}(&crate::serde_support::member(v)?).map_err(D::Error::custom),",
+                mbr.name,
+                mbr.rust.trim_end_matches('_')
+            );
+        }
+        let _ = writeln!(
+            self.s,
+            "            _ => Err(D::Error::custom(format!(\"unknown member {{k}} of union {}\"))),\n        }}\n    }}\n}}",
+            u.name
+        );
         self.codec_impls(
             r,
             "w.put_bytes(&self.0);\n        Ok(())",
@@ -402,6 +432,7 @@ impl Emitter<'_> {
         };
         let _ = writeln!(self.s, "/// {kind} `{}`", t.name);
         self.w(&derives(copy, eq));
+        self.w("#[serde(default)]");
         let _ = writeln!(self.s, "pub struct {r} {{");
         let counts: HashMap<&str, &str> = t
             .fields
@@ -418,6 +449,12 @@ impl Emitter<'_> {
                         self.s,
                         "    /// On the wire its length is the count field `{c}`."
                     );
+                }
+                if f.rust != f.name {
+                    let _ = writeln!(self.s, "    #[serde(rename = {:?})]", f.name);
+                }
+                if matches!(f.shape, Shape::FixedArray(..)) {
+                    let _ = writeln!(self.s, "    #[serde(deserialize_with = \"{ARRAY_DE}\")]");
                 }
                 let _ = writeln!(self.s, "    pub {}: {ty},", f.rust);
             }

@@ -13,7 +13,8 @@ pub const VL_API_VERSION: u32 = 0x5133bba0;
 pub const API_VERSION: &str = "2.0.1";
 
 /// message `acl_plugin_get_version`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AclPluginGetVersion {
 }
 impl Default for AclPluginGetVersion {
@@ -44,7 +45,8 @@ impl Message for AclPluginGetVersion {
 }
 
 /// message `acl_plugin_get_version_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AclPluginGetVersionReply {
     pub major: u32,
     pub minor: u32,
@@ -83,7 +85,8 @@ impl Message for AclPluginGetVersionReply {
 }
 
 /// message `acl_plugin_control_ping`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AclPluginControlPing {
 }
 impl Default for AclPluginControlPing {
@@ -114,7 +117,8 @@ impl Message for AclPluginControlPing {
 }
 
 /// message `acl_plugin_control_ping_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AclPluginControlPingReply {
     pub retval: i32,
     pub client_index: u32,
@@ -161,7 +165,8 @@ impl Message for AclPluginControlPingReply {
 }
 
 /// message `acl_plugin_get_conn_table_max_entries`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AclPluginGetConnTableMaxEntries {
 }
 impl Default for AclPluginGetConnTableMaxEntries {
@@ -192,7 +197,8 @@ impl Message for AclPluginGetConnTableMaxEntries {
 }
 
 /// message `acl_plugin_get_conn_table_max_entries_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AclPluginGetConnTableMaxEntriesReply {
     pub conn_table_max_entries: u64,
 }
@@ -226,7 +232,8 @@ impl Message for AclPluginGetConnTableMaxEntriesReply {
 }
 
 /// message `acl_add_replace`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AclAddReplace {
     pub acl_index: u32,
     pub tag: String,
@@ -273,7 +280,8 @@ impl Message for AclAddReplace {
 }
 
 /// message `acl_add_replace_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AclAddReplaceReply {
     pub acl_index: u32,
     pub retval: i32,
@@ -315,7 +323,8 @@ impl Message for AclAddReplaceReply {
 }
 
 /// message `acl_del`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AclDel {
     pub acl_index: u32,
 }
@@ -349,7 +358,8 @@ impl Message for AclDel {
 }
 
 /// message `acl_del_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AclDelReply {
     pub retval: i32,
 }
@@ -386,7 +396,8 @@ impl Message for AclDelReply {
 }
 
 /// message `acl_interface_add_del`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AclInterfaceAddDel {
     pub is_add: bool,
     pub is_input: bool,
@@ -435,7 +446,8 @@ impl Message for AclInterfaceAddDel {
 }
 
 /// message `acl_interface_add_del_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AclInterfaceAddDelReply {
     pub retval: i32,
 }
@@ -472,7 +484,8 @@ impl Message for AclInterfaceAddDelReply {
 }
 
 /// message `acl_interface_set_acl_list`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AclInterfaceSetAclList {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub n_input: u8,
@@ -519,7 +532,8 @@ impl Message for AclInterfaceSetAclList {
 }
 
 /// message `acl_interface_set_acl_list_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AclInterfaceSetAclListReply {
     pub retval: i32,
 }
@@ -556,7 +570,8 @@ impl Message for AclInterfaceSetAclListReply {
 }
 
 /// message `acl_dump`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AclDump {
     pub acl_index: u32,
 }
@@ -590,7 +605,8 @@ impl Message for AclDump {
 }
 
 /// message `acl_details`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AclDetails {
     pub acl_index: u32,
     pub tag: String,
@@ -637,7 +653,8 @@ impl Message for AclDetails {
 }
 
 /// message `acl_interface_list_dump`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AclInterfaceListDump {
     pub sw_if_index: super::interface_types::InterfaceIndex,
 }
@@ -671,7 +688,8 @@ impl Message for AclInterfaceListDump {
 }
 
 /// message `acl_interface_list_details`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AclInterfaceListDetails {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub n_input: u8,
@@ -718,7 +736,8 @@ impl Message for AclInterfaceListDetails {
 }
 
 /// message `macip_acl_add`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct MacipAclAdd {
     pub tag: String,
     /// On the wire its length is the count field `count`.
@@ -760,7 +779,8 @@ impl Message for MacipAclAdd {
 }
 
 /// message `macip_acl_add_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct MacipAclAddReply {
     pub acl_index: u32,
     pub retval: i32,
@@ -802,7 +822,8 @@ impl Message for MacipAclAddReply {
 }
 
 /// message `macip_acl_add_replace`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct MacipAclAddReplace {
     pub acl_index: u32,
     pub tag: String,
@@ -849,7 +870,8 @@ impl Message for MacipAclAddReplace {
 }
 
 /// message `macip_acl_add_replace_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct MacipAclAddReplaceReply {
     pub acl_index: u32,
     pub retval: i32,
@@ -891,7 +913,8 @@ impl Message for MacipAclAddReplaceReply {
 }
 
 /// message `macip_acl_del`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct MacipAclDel {
     pub acl_index: u32,
 }
@@ -925,7 +948,8 @@ impl Message for MacipAclDel {
 }
 
 /// message `macip_acl_del_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct MacipAclDelReply {
     pub retval: i32,
 }
@@ -962,7 +986,8 @@ impl Message for MacipAclDelReply {
 }
 
 /// message `macip_acl_interface_add_del`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct MacipAclInterfaceAddDel {
     pub is_add: bool,
     pub sw_if_index: super::interface_types::InterfaceIndex,
@@ -1006,7 +1031,8 @@ impl Message for MacipAclInterfaceAddDel {
 }
 
 /// message `macip_acl_interface_add_del_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct MacipAclInterfaceAddDelReply {
     pub retval: i32,
 }
@@ -1043,7 +1069,8 @@ impl Message for MacipAclInterfaceAddDelReply {
 }
 
 /// message `macip_acl_dump`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct MacipAclDump {
     pub acl_index: u32,
 }
@@ -1077,7 +1104,8 @@ impl Message for MacipAclDump {
 }
 
 /// message `macip_acl_details`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct MacipAclDetails {
     pub acl_index: u32,
     pub tag: String,
@@ -1124,7 +1152,8 @@ impl Message for MacipAclDetails {
 }
 
 /// message `macip_acl_interface_get`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct MacipAclInterfaceGet {
 }
 impl Default for MacipAclInterfaceGet {
@@ -1155,7 +1184,8 @@ impl Message for MacipAclInterfaceGet {
 }
 
 /// message `macip_acl_interface_get_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct MacipAclInterfaceGetReply {
     /// On the wire its length is the count field `count`.
     pub acls: Vec<u32>,
@@ -1192,7 +1222,8 @@ impl Message for MacipAclInterfaceGetReply {
 }
 
 /// message `macip_acl_interface_list_dump`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct MacipAclInterfaceListDump {
     pub sw_if_index: super::interface_types::InterfaceIndex,
 }
@@ -1226,7 +1257,8 @@ impl Message for MacipAclInterfaceListDump {
 }
 
 /// message `macip_acl_interface_list_details`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct MacipAclInterfaceListDetails {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     /// On the wire its length is the count field `count`.
@@ -1268,7 +1300,8 @@ impl Message for MacipAclInterfaceListDetails {
 }
 
 /// message `acl_interface_set_etype_whitelist`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AclInterfaceSetEtypeWhitelist {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub n_input: u8,
@@ -1315,7 +1348,8 @@ impl Message for AclInterfaceSetEtypeWhitelist {
 }
 
 /// message `acl_interface_set_etype_whitelist_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AclInterfaceSetEtypeWhitelistReply {
     pub retval: i32,
 }
@@ -1352,7 +1386,8 @@ impl Message for AclInterfaceSetEtypeWhitelistReply {
 }
 
 /// message `acl_interface_etype_whitelist_dump`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AclInterfaceEtypeWhitelistDump {
     pub sw_if_index: super::interface_types::InterfaceIndex,
 }
@@ -1386,7 +1421,8 @@ impl Message for AclInterfaceEtypeWhitelistDump {
 }
 
 /// message `acl_interface_etype_whitelist_details`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AclInterfaceEtypeWhitelistDetails {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub n_input: u8,
@@ -1433,7 +1469,8 @@ impl Message for AclInterfaceEtypeWhitelistDetails {
 }
 
 /// message `acl_stats_intf_counters_enable`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AclStatsIntfCountersEnable {
     pub enable: bool,
 }
@@ -1467,7 +1504,8 @@ impl Message for AclStatsIntfCountersEnable {
 }
 
 /// message `acl_stats_intf_counters_enable_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AclStatsIntfCountersEnableReply {
     pub retval: i32,
 }
@@ -1504,7 +1542,8 @@ impl Message for AclStatsIntfCountersEnableReply {
 }
 
 /// message `acl_plugin_use_hash_lookup_set`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AclPluginUseHashLookupSet {
     pub enable: bool,
 }
@@ -1538,7 +1577,8 @@ impl Message for AclPluginUseHashLookupSet {
 }
 
 /// message `acl_plugin_use_hash_lookup_set_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AclPluginUseHashLookupSetReply {
     pub retval: i32,
 }
@@ -1575,7 +1615,8 @@ impl Message for AclPluginUseHashLookupSetReply {
 }
 
 /// message `acl_plugin_use_hash_lookup_get`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AclPluginUseHashLookupGet {
 }
 impl Default for AclPluginUseHashLookupGet {
@@ -1606,7 +1647,8 @@ impl Message for AclPluginUseHashLookupGet {
 }
 
 /// message `acl_plugin_use_hash_lookup_get_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AclPluginUseHashLookupGetReply {
     pub enable: bool,
 }

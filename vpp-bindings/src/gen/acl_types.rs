@@ -49,6 +49,14 @@ impl Default for AclAction {
         Self::AclActionApiDeny
     }
 }
+impl<'de> serde::Deserialize<'de> for AclAction {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = <u8 as serde::Deserialize>::deserialize(d)?;
+        Self::from_raw(v).ok_or_else(|| {
+            <D::Error as serde::de::Error>::custom(format!("invalid value {v} for enum acl_action"))
+        })
+    }
+}
 impl Encode for AclAction {
     fn encode(&self, w: &mut Writer) -> Result<(), EncodeError> {
         w.put_u8(self.to_raw());
@@ -66,7 +74,8 @@ impl Decode for AclAction {
 }
 
 /// type `acl_rule`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AclRule {
     pub is_permit: AclAction,
     pub src_prefix: super::ip_types::Prefix,
@@ -138,7 +147,8 @@ impl Decode for AclRule {
 }
 
 /// type `macip_acl_rule`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct MacipAclRule {
     pub is_permit: AclAction,
     pub src_mac: super::ethernet_types::MacAddress,

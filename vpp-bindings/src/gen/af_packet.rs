@@ -45,6 +45,14 @@ impl Default for AfPacketMode {
         Self::AfPacketApiModeEthernet
     }
 }
+impl<'de> serde::Deserialize<'de> for AfPacketMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = <u32 as serde::Deserialize>::deserialize(d)?;
+        Self::from_raw(v).ok_or_else(|| {
+            <D::Error as serde::de::Error>::custom(format!("invalid value {v} for enum af_packet_mode"))
+        })
+    }
+}
 impl Encode for AfPacketMode {
     fn encode(&self, w: &mut Writer) -> Result<(), EncodeError> {
         w.put_u32(self.to_raw());
@@ -62,7 +70,8 @@ impl Decode for AfPacketMode {
 }
 
 /// `af_packet_flags`: a bit set; decoding accepts any combination of the known bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(transparent)]
 pub struct AfPacketFlags(pub u32);
 impl AfPacketFlags {
     pub const AF_PACKET_API_FLAG_QDISC_BYPASS: Self = Self(1);
@@ -111,7 +120,8 @@ impl Decode for AfPacketFlags {
 }
 
 /// message `af_packet_create`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AfPacketCreate {
     pub hw_addr: super::ethernet_types::MacAddress,
     pub use_random_hw_addr: bool,
@@ -155,7 +165,8 @@ impl Message for AfPacketCreate {
 }
 
 /// message `af_packet_create_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AfPacketCreateReply {
     pub retval: i32,
     pub sw_if_index: super::interface_types::InterfaceIndex,
@@ -197,7 +208,8 @@ impl Message for AfPacketCreateReply {
 }
 
 /// message `af_packet_create_v2`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AfPacketCreateV2 {
     pub hw_addr: super::ethernet_types::MacAddress,
     pub use_random_hw_addr: bool,
@@ -271,7 +283,8 @@ impl Message for AfPacketCreateV2 {
 }
 
 /// message `af_packet_create_v2_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AfPacketCreateV2Reply {
     pub retval: i32,
     pub sw_if_index: super::interface_types::InterfaceIndex,
@@ -313,7 +326,8 @@ impl Message for AfPacketCreateV2Reply {
 }
 
 /// message `af_packet_create_v3`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AfPacketCreateV3 {
     pub mode: AfPacketMode,
     pub hw_addr: super::ethernet_types::MacAddress,
@@ -397,7 +411,8 @@ impl Message for AfPacketCreateV3 {
 }
 
 /// message `af_packet_create_v3_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AfPacketCreateV3Reply {
     pub retval: i32,
     pub sw_if_index: super::interface_types::InterfaceIndex,
@@ -439,7 +454,8 @@ impl Message for AfPacketCreateV3Reply {
 }
 
 /// message `af_packet_delete`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AfPacketDelete {
     pub host_if_name: String,
 }
@@ -473,7 +489,8 @@ impl Message for AfPacketDelete {
 }
 
 /// message `af_packet_delete_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AfPacketDeleteReply {
     pub retval: i32,
 }
@@ -510,7 +527,8 @@ impl Message for AfPacketDeleteReply {
 }
 
 /// message `af_packet_set_l4_cksum_offload`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AfPacketSetL4CksumOffload {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub set: bool,
@@ -549,7 +567,8 @@ impl Message for AfPacketSetL4CksumOffload {
 }
 
 /// message `af_packet_set_l4_cksum_offload_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AfPacketSetL4CksumOffloadReply {
     pub retval: i32,
 }
@@ -586,7 +605,8 @@ impl Message for AfPacketSetL4CksumOffloadReply {
 }
 
 /// message `af_packet_dump`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AfPacketDump {
 }
 impl Default for AfPacketDump {
@@ -617,7 +637,8 @@ impl Message for AfPacketDump {
 }
 
 /// message `af_packet_details`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AfPacketDetails {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub host_if_name: String,

@@ -13,7 +13,8 @@ pub const VL_API_VERSION: u32 = 0xc121e90a;
 pub const API_VERSION: &str = "1.0.0";
 
 /// `cnat_translation_flags`: a bit set; decoding accepts any combination of the known bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(transparent)]
 pub struct CnatTranslationFlags(pub u8);
 impl CnatTranslationFlags {
     pub const CNAT_TRANSLATION_ALLOC_PORT: Self = Self(1);
@@ -62,7 +63,8 @@ impl Decode for CnatTranslationFlags {
 }
 
 /// `cnat_endpoint_tuple_flags`: a bit set; decoding accepts any combination of the known bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(transparent)]
 pub struct CnatEndpointTupleFlags(pub u8);
 impl CnatEndpointTupleFlags {
     pub const CNAT_EPT_NO_NAT: Self = Self(2);
@@ -141,6 +143,14 @@ impl Default for CnatLbType {
         Self::CnatLbTypeDefault
     }
 }
+impl<'de> serde::Deserialize<'de> for CnatLbType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = <u8 as serde::Deserialize>::deserialize(d)?;
+        Self::from_raw(v).ok_or_else(|| {
+            <D::Error as serde::de::Error>::custom(format!("invalid value {v} for enum cnat_lb_type"))
+        })
+    }
+}
 impl Encode for CnatLbType {
     fn encode(&self, w: &mut Writer) -> Result<(), EncodeError> {
         w.put_u8(self.to_raw());
@@ -158,7 +168,8 @@ impl Decode for CnatLbType {
 }
 
 /// `cnat_snat_policy_flags`: a bit set; decoding accepts any combination of the known bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(transparent)]
 pub struct CnatSnatPolicyFlags(pub u8);
 impl CnatSnatPolicyFlags {
     pub const CNAT_SNAT_POLICY_F_NONE: Self = Self(0);
@@ -248,6 +259,14 @@ impl Default for CnatSnatPolicyTable {
         Self::CnatPolicyIncludeV4
     }
 }
+impl<'de> serde::Deserialize<'de> for CnatSnatPolicyTable {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = <u8 as serde::Deserialize>::deserialize(d)?;
+        Self::from_raw(v).ok_or_else(|| {
+            <D::Error as serde::de::Error>::custom(format!("invalid value {v} for enum cnat_snat_policy_table"))
+        })
+    }
+}
 impl Encode for CnatSnatPolicyTable {
     fn encode(&self, w: &mut Writer) -> Result<(), EncodeError> {
         w.put_u8(self.to_raw());
@@ -305,6 +324,14 @@ impl Default for CnatSnatPolicies {
         Self::CnatPolicyNone
     }
 }
+impl<'de> serde::Deserialize<'de> for CnatSnatPolicies {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = <u8 as serde::Deserialize>::deserialize(d)?;
+        Self::from_raw(v).ok_or_else(|| {
+            <D::Error as serde::de::Error>::custom(format!("invalid value {v} for enum cnat_snat_policies"))
+        })
+    }
+}
 impl Encode for CnatSnatPolicies {
     fn encode(&self, w: &mut Writer) -> Result<(), EncodeError> {
         w.put_u8(self.to_raw());
@@ -322,7 +349,8 @@ impl Decode for CnatSnatPolicies {
 }
 
 /// type `cnat_endpoint`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CnatEndpoint {
     pub addr: super::ip_types::Address,
     pub sw_if_index: super::interface_types::InterfaceIndex,
@@ -364,7 +392,8 @@ impl Decode for CnatEndpoint {
 }
 
 /// type `cnat_endpoint_tuple`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CnatEndpointTuple {
     pub dst_ep: CnatEndpoint,
     pub src_ep: CnatEndpoint,
@@ -401,9 +430,12 @@ impl Decode for CnatEndpointTuple {
 }
 
 /// type `cnat_5tuple`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct Cnat5tuple {
+    #[serde(deserialize_with = "crate::serde_support::deserialize_array")]
     pub addr: [super::ip_types::Address; 2],
+    #[serde(deserialize_with = "crate::serde_support::deserialize_array")]
     pub port: [u16; 2],
     pub ip_proto: super::ip_types::IpProto,
 }
@@ -438,7 +470,8 @@ impl Decode for Cnat5tuple {
 }
 
 /// type `cnat_translation`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CnatTranslation {
     pub vip: CnatEndpoint,
     pub id: u32,
@@ -503,7 +536,8 @@ impl Decode for CnatTranslation {
 }
 
 /// type `cnat_session`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CnatSession {
     pub tuple: Cnat5tuple,
     pub ts_index: u32,
@@ -540,7 +574,8 @@ impl Decode for CnatSession {
 }
 
 /// message `cnat_translation_update`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CnatTranslationUpdate {
     pub translation: CnatTranslation,
 }
@@ -574,7 +609,8 @@ impl Message for CnatTranslationUpdate {
 }
 
 /// message `cnat_translation_update_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CnatTranslationUpdateReply {
     pub retval: i32,
     pub id: u32,
@@ -616,7 +652,8 @@ impl Message for CnatTranslationUpdateReply {
 }
 
 /// message `cnat_translation_del`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CnatTranslationDel {
     pub id: u32,
 }
@@ -650,7 +687,8 @@ impl Message for CnatTranslationDel {
 }
 
 /// message `cnat_translation_del_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CnatTranslationDelReply {
     pub retval: i32,
 }
@@ -687,7 +725,8 @@ impl Message for CnatTranslationDelReply {
 }
 
 /// message `cnat_translation_details`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CnatTranslationDetails {
     pub translation: CnatTranslation,
 }
@@ -721,7 +760,8 @@ impl Message for CnatTranslationDetails {
 }
 
 /// message `cnat_translation_dump`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CnatTranslationDump {
 }
 impl Default for CnatTranslationDump {
@@ -752,7 +792,8 @@ impl Message for CnatTranslationDump {
 }
 
 /// message `cnat_session_purge`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CnatSessionPurge {
 }
 impl Default for CnatSessionPurge {
@@ -783,7 +824,8 @@ impl Message for CnatSessionPurge {
 }
 
 /// message `cnat_session_purge_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CnatSessionPurgeReply {
     pub retval: i32,
 }
@@ -820,7 +862,8 @@ impl Message for CnatSessionPurgeReply {
 }
 
 /// message `cnat_session_details`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CnatSessionDetails {
     pub session: CnatSession,
 }
@@ -854,7 +897,8 @@ impl Message for CnatSessionDetails {
 }
 
 /// message `cnat_session_dump`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CnatSessionDump {
 }
 impl Default for CnatSessionDump {
@@ -885,7 +929,8 @@ impl Message for CnatSessionDump {
 }
 
 /// message `cnat_set_snat_addresses`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CnatSetSnatAddresses {
     pub snat_ip4: super::ip_types::Ip4Address,
     pub snat_ip6: super::ip_types::Ip6Address,
@@ -929,7 +974,8 @@ impl Message for CnatSetSnatAddresses {
 }
 
 /// message `cnat_set_snat_addresses_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CnatSetSnatAddressesReply {
     pub retval: i32,
 }
@@ -966,7 +1012,8 @@ impl Message for CnatSetSnatAddressesReply {
 }
 
 /// message `cnat_set_snat_addresses_v2`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CnatSetSnatAddressesV2 {
     pub fwd_fib_index: u32,
     pub ret_fib_index: u32,
@@ -1025,7 +1072,8 @@ impl Message for CnatSetSnatAddressesV2 {
 }
 
 /// message `cnat_set_snat_addresses_v2_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CnatSetSnatAddressesV2Reply {
     pub retval: i32,
 }
@@ -1062,7 +1110,8 @@ impl Message for CnatSetSnatAddressesV2Reply {
 }
 
 /// message `cnat_get_snat_addresses`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CnatGetSnatAddresses {
 }
 impl Default for CnatGetSnatAddresses {
@@ -1093,7 +1142,8 @@ impl Message for CnatGetSnatAddresses {
 }
 
 /// message `cnat_get_snat_addresses_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CnatGetSnatAddressesReply {
     pub retval: i32,
     pub id: u32,
@@ -1150,7 +1200,8 @@ impl Message for CnatGetSnatAddressesReply {
 }
 
 /// message `cnat_snat_addresses_dump`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CnatSnatAddressesDump {
 }
 impl Default for CnatSnatAddressesDump {
@@ -1181,7 +1232,8 @@ impl Message for CnatSnatAddressesDump {
 }
 
 /// message `cnat_snat_addresses_details`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CnatSnatAddressesDetails {
     pub retval: i32,
     pub fwd_table_id4: u32,
@@ -1253,7 +1305,8 @@ impl Message for CnatSnatAddressesDetails {
 }
 
 /// message `cnat_snat_policy_add_del_exclude_pfx`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CnatSnatPolicyAddDelExcludePfx {
     pub is_add: u8,
     pub prefix: super::ip_types::Prefix,
@@ -1292,7 +1345,8 @@ impl Message for CnatSnatPolicyAddDelExcludePfx {
 }
 
 /// message `cnat_snat_policy_add_del_exclude_pfx_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CnatSnatPolicyAddDelExcludePfxReply {
     pub retval: i32,
 }
@@ -1329,7 +1383,8 @@ impl Message for CnatSnatPolicyAddDelExcludePfxReply {
 }
 
 /// message `cnat_snat_policy_add_del_if`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CnatSnatPolicyAddDelIf {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub is_add: u8,
@@ -1373,7 +1428,8 @@ impl Message for CnatSnatPolicyAddDelIf {
 }
 
 /// message `cnat_snat_policy_add_del_if_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CnatSnatPolicyAddDelIfReply {
     pub retval: i32,
 }
@@ -1410,7 +1466,8 @@ impl Message for CnatSnatPolicyAddDelIfReply {
 }
 
 /// message `cnat_set_snat_policy`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CnatSetSnatPolicy {
     pub policy: CnatSnatPolicies,
 }
@@ -1444,7 +1501,8 @@ impl Message for CnatSetSnatPolicy {
 }
 
 /// message `cnat_set_snat_policy_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CnatSetSnatPolicyReply {
     pub retval: i32,
 }
@@ -1481,7 +1539,8 @@ impl Message for CnatSetSnatPolicyReply {
 }
 
 /// message `feature_cnat_enable_disable`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct FeatureCnatEnableDisable {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub enable_disable: bool,
@@ -1520,7 +1579,8 @@ impl Message for FeatureCnatEnableDisable {
 }
 
 /// message `feature_cnat_enable_disable_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct FeatureCnatEnableDisableReply {
     pub retval: i32,
 }

@@ -13,8 +13,9 @@ pub const VL_API_VERSION: u32 = 0xf24103d6;
 pub const API_VERSION: &str = "1.0.0";
 
 /// `mac_address`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct MacAddress(pub [u8; 6]);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(transparent)]
+pub struct MacAddress(#[serde(deserialize_with = "crate::serde_support::deserialize_array")] pub [u8; 6]);
 impl Default for MacAddress {
     fn default() -> Self {
         Self(::core::array::from_fn(|_| Default::default()))

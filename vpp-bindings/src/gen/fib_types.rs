@@ -57,6 +57,14 @@ impl Default for FibPathNhProto {
         Self::FibApiPathNhProtoIp4
     }
 }
+impl<'de> serde::Deserialize<'de> for FibPathNhProto {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = <u32 as serde::Deserialize>::deserialize(d)?;
+        Self::from_raw(v).ok_or_else(|| {
+            <D::Error as serde::de::Error>::custom(format!("invalid value {v} for enum fib_path_nh_proto"))
+        })
+    }
+}
 impl Encode for FibPathNhProto {
     fn encode(&self, w: &mut Writer) -> Result<(), EncodeError> {
         w.put_u32(self.to_raw());
@@ -74,7 +82,8 @@ impl Decode for FibPathNhProto {
 }
 
 /// `fib_path_flags`: a bit set; decoding accepts any combination of the known bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(transparent)]
 pub struct FibPathFlags(pub u32);
 impl FibPathFlags {
     pub const FIB_API_PATH_FLAG_NONE: Self = Self(0);
@@ -192,6 +201,14 @@ impl Default for FibPathType {
         Self::FibApiPathTypeNormal
     }
 }
+impl<'de> serde::Deserialize<'de> for FibPathType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = <u32 as serde::Deserialize>::deserialize(d)?;
+        Self::from_raw(v).ok_or_else(|| {
+            <D::Error as serde::de::Error>::custom(format!("invalid value {v} for enum fib_path_type"))
+        })
+    }
+}
 impl Encode for FibPathType {
     fn encode(&self, w: &mut Writer) -> Result<(), EncodeError> {
         w.put_u32(self.to_raw());
@@ -209,7 +226,8 @@ impl Decode for FibPathType {
 }
 
 /// type `fib_mpls_label`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct FibMplsLabel {
     pub is_uniform: u8,
     pub label: u32,
@@ -251,7 +269,8 @@ impl Decode for FibMplsLabel {
 }
 
 /// type `fib_path_nh`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct FibPathNh {
     pub address: super::ip_types::AddressUnion,
     pub via_label: u32,
@@ -293,18 +312,21 @@ impl Decode for FibPathNh {
 }
 
 /// type `fib_path`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct FibPath {
     pub sw_if_index: u32,
     pub table_id: u32,
     pub rpf_id: u32,
     pub weight: u8,
     pub preference: u8,
+    #[serde(rename = "type")]
     pub type_: FibPathType,
     pub flags: FibPathFlags,
     pub proto: FibPathNhProto,
     pub nh: FibPathNh,
     pub n_labels: u8,
+    #[serde(deserialize_with = "crate::serde_support::deserialize_array")]
     pub label_stack: [FibMplsLabel; 16],
 }
 impl Default for FibPath {

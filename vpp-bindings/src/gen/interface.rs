@@ -13,7 +13,8 @@ pub const VL_API_VERSION: u32 = 0x98d849f6;
 pub const API_VERSION: &str = "3.2.5";
 
 /// message `sw_interface_set_flags`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceSetFlags {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub flags: super::interface_types::IfStatusFlags,
@@ -52,7 +53,8 @@ impl Message for SwInterfaceSetFlags {
 }
 
 /// message `sw_interface_set_flags_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceSetFlagsReply {
     pub retval: i32,
 }
@@ -89,7 +91,8 @@ impl Message for SwInterfaceSetFlagsReply {
 }
 
 /// message `sw_interface_set_promisc`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceSetPromisc {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub promisc_on: bool,
@@ -128,7 +131,8 @@ impl Message for SwInterfaceSetPromisc {
 }
 
 /// message `sw_interface_set_promisc_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceSetPromiscReply {
     pub retval: i32,
 }
@@ -165,7 +169,8 @@ impl Message for SwInterfaceSetPromiscReply {
 }
 
 /// message `hw_interface_set_mtu`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct HwInterfaceSetMtu {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub mtu: u16,
@@ -204,7 +209,8 @@ impl Message for HwInterfaceSetMtu {
 }
 
 /// message `hw_interface_set_mtu_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct HwInterfaceSetMtuReply {
     pub retval: i32,
 }
@@ -241,9 +247,11 @@ impl Message for HwInterfaceSetMtuReply {
 }
 
 /// message `sw_interface_set_mtu`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceSetMtu {
     pub sw_if_index: super::interface_types::InterfaceIndex,
+    #[serde(deserialize_with = "crate::serde_support::deserialize_array")]
     pub mtu: [u32; 4],
 }
 impl Default for SwInterfaceSetMtu {
@@ -280,7 +288,8 @@ impl Message for SwInterfaceSetMtu {
 }
 
 /// message `sw_interface_set_mtu_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceSetMtuReply {
     pub retval: i32,
 }
@@ -317,7 +326,8 @@ impl Message for SwInterfaceSetMtuReply {
 }
 
 /// message `sw_interface_set_ip_directed_broadcast`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceSetIpDirectedBroadcast {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub enable: bool,
@@ -356,7 +366,8 @@ impl Message for SwInterfaceSetIpDirectedBroadcast {
 }
 
 /// message `sw_interface_set_ip_directed_broadcast_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceSetIpDirectedBroadcastReply {
     pub retval: i32,
 }
@@ -393,7 +404,8 @@ impl Message for SwInterfaceSetIpDirectedBroadcastReply {
 }
 
 /// message `sw_interface_event`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceEvent {
     pub pid: u32,
     pub sw_if_index: super::interface_types::InterfaceIndex,
@@ -442,7 +454,8 @@ impl Message for SwInterfaceEvent {
 }
 
 /// message `want_interface_events`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct WantInterfaceEvents {
     pub enable_disable: u32,
     pub pid: u32,
@@ -481,7 +494,8 @@ impl Message for WantInterfaceEvents {
 }
 
 /// message `want_interface_events_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct WantInterfaceEventsReply {
     pub retval: i32,
 }
@@ -518,16 +532,19 @@ impl Message for WantInterfaceEventsReply {
 }
 
 /// message `sw_interface_details`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceDetails {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub sup_sw_if_index: u32,
     pub l2_address: super::ethernet_types::MacAddress,
     pub flags: super::interface_types::IfStatusFlags,
+    #[serde(rename = "type")]
     pub type_: super::interface_types::IfType,
     pub link_duplex: super::interface_types::LinkDuplex,
     pub link_speed: u32,
     pub link_mtu: u16,
+    #[serde(deserialize_with = "crate::serde_support::deserialize_array")]
     pub mtu: [u32; 4],
     pub sub_id: u32,
     pub sub_number_of_tags: u8,
@@ -677,7 +694,8 @@ impl Message for SwInterfaceDetails {
 }
 
 /// message `sw_interface_dump`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceDump {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub name_filter_valid: bool,
@@ -721,7 +739,8 @@ impl Message for SwInterfaceDump {
 }
 
 /// message `sw_interface_add_del_address`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceAddDelAddress {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub is_add: bool,
@@ -770,7 +789,8 @@ impl Message for SwInterfaceAddDelAddress {
 }
 
 /// message `sw_interface_add_del_address_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceAddDelAddressReply {
     pub retval: i32,
 }
@@ -807,7 +827,8 @@ impl Message for SwInterfaceAddDelAddressReply {
 }
 
 /// message `sw_interface_address_replace_begin`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceAddressReplaceBegin {
 }
 impl Default for SwInterfaceAddressReplaceBegin {
@@ -838,7 +859,8 @@ impl Message for SwInterfaceAddressReplaceBegin {
 }
 
 /// message `sw_interface_address_replace_begin_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceAddressReplaceBeginReply {
     pub retval: i32,
 }
@@ -875,7 +897,8 @@ impl Message for SwInterfaceAddressReplaceBeginReply {
 }
 
 /// message `sw_interface_address_replace_end`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceAddressReplaceEnd {
 }
 impl Default for SwInterfaceAddressReplaceEnd {
@@ -906,7 +929,8 @@ impl Message for SwInterfaceAddressReplaceEnd {
 }
 
 /// message `sw_interface_address_replace_end_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceAddressReplaceEndReply {
     pub retval: i32,
 }
@@ -943,7 +967,8 @@ impl Message for SwInterfaceAddressReplaceEndReply {
 }
 
 /// message `sw_interface_set_table`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceSetTable {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub is_ipv6: bool,
@@ -987,7 +1012,8 @@ impl Message for SwInterfaceSetTable {
 }
 
 /// message `sw_interface_set_table_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceSetTableReply {
     pub retval: i32,
 }
@@ -1024,7 +1050,8 @@ impl Message for SwInterfaceSetTableReply {
 }
 
 /// message `sw_interface_get_table`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceGetTable {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub is_ipv6: bool,
@@ -1063,7 +1090,8 @@ impl Message for SwInterfaceGetTable {
 }
 
 /// message `sw_interface_get_table_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceGetTableReply {
     pub retval: i32,
     pub vrf_id: u32,
@@ -1105,7 +1133,8 @@ impl Message for SwInterfaceGetTableReply {
 }
 
 /// message `sw_interface_set_unnumbered`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceSetUnnumbered {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub unnumbered_sw_if_index: super::interface_types::InterfaceIndex,
@@ -1149,7 +1178,8 @@ impl Message for SwInterfaceSetUnnumbered {
 }
 
 /// message `sw_interface_set_unnumbered_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceSetUnnumberedReply {
     pub retval: i32,
 }
@@ -1186,7 +1216,8 @@ impl Message for SwInterfaceSetUnnumberedReply {
 }
 
 /// message `sw_interface_clear_stats`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceClearStats {
     pub sw_if_index: super::interface_types::InterfaceIndex,
 }
@@ -1220,7 +1251,8 @@ impl Message for SwInterfaceClearStats {
 }
 
 /// message `sw_interface_clear_stats_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceClearStatsReply {
     pub retval: i32,
 }
@@ -1257,7 +1289,8 @@ impl Message for SwInterfaceClearStatsReply {
 }
 
 /// message `sw_interface_tag_add_del`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceTagAddDel {
     pub is_add: bool,
     pub sw_if_index: super::interface_types::InterfaceIndex,
@@ -1301,7 +1334,8 @@ impl Message for SwInterfaceTagAddDel {
 }
 
 /// message `sw_interface_tag_add_del_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceTagAddDelReply {
     pub retval: i32,
 }
@@ -1338,7 +1372,8 @@ impl Message for SwInterfaceTagAddDelReply {
 }
 
 /// message `sw_interface_add_del_mac_address`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceAddDelMacAddress {
     pub sw_if_index: u32,
     pub addr: super::ethernet_types::MacAddress,
@@ -1382,7 +1417,8 @@ impl Message for SwInterfaceAddDelMacAddress {
 }
 
 /// message `sw_interface_add_del_mac_address_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceAddDelMacAddressReply {
     pub retval: i32,
 }
@@ -1419,7 +1455,8 @@ impl Message for SwInterfaceAddDelMacAddressReply {
 }
 
 /// message `sw_interface_set_mac_address`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceSetMacAddress {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub mac_address: super::ethernet_types::MacAddress,
@@ -1458,7 +1495,8 @@ impl Message for SwInterfaceSetMacAddress {
 }
 
 /// message `sw_interface_set_mac_address_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceSetMacAddressReply {
     pub retval: i32,
 }
@@ -1495,7 +1533,8 @@ impl Message for SwInterfaceSetMacAddressReply {
 }
 
 /// message `sw_interface_get_mac_address`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceGetMacAddress {
     pub sw_if_index: super::interface_types::InterfaceIndex,
 }
@@ -1529,7 +1568,8 @@ impl Message for SwInterfaceGetMacAddress {
 }
 
 /// message `sw_interface_get_mac_address_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceGetMacAddressReply {
     pub retval: i32,
     pub mac_address: super::ethernet_types::MacAddress,
@@ -1571,7 +1611,8 @@ impl Message for SwInterfaceGetMacAddressReply {
 }
 
 /// message `sw_interface_set_rx_mode`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceSetRxMode {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub queue_id_valid: bool,
@@ -1620,7 +1661,8 @@ impl Message for SwInterfaceSetRxMode {
 }
 
 /// message `sw_interface_set_rx_mode_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceSetRxModeReply {
     pub retval: i32,
 }
@@ -1657,7 +1699,8 @@ impl Message for SwInterfaceSetRxModeReply {
 }
 
 /// message `sw_interface_set_rx_placement`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceSetRxPlacement {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub queue_id: u32,
@@ -1706,7 +1749,8 @@ impl Message for SwInterfaceSetRxPlacement {
 }
 
 /// message `sw_interface_set_rx_placement_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceSetRxPlacementReply {
     pub retval: i32,
 }
@@ -1743,7 +1787,8 @@ impl Message for SwInterfaceSetRxPlacementReply {
 }
 
 /// message `sw_interface_set_tx_placement`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceSetTxPlacement {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub queue_id: u32,
@@ -1790,7 +1835,8 @@ impl Message for SwInterfaceSetTxPlacement {
 }
 
 /// message `sw_interface_set_tx_placement_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceSetTxPlacementReply {
     pub retval: i32,
 }
@@ -1827,7 +1873,8 @@ impl Message for SwInterfaceSetTxPlacementReply {
 }
 
 /// message `sw_interface_set_interface_name`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceSetInterfaceName {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub name: String,
@@ -1866,7 +1913,8 @@ impl Message for SwInterfaceSetInterfaceName {
 }
 
 /// message `sw_interface_set_interface_name_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceSetInterfaceNameReply {
     pub retval: i32,
 }
@@ -1903,7 +1951,8 @@ impl Message for SwInterfaceSetInterfaceNameReply {
 }
 
 /// message `sw_interface_rx_placement_dump`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceRxPlacementDump {
     pub sw_if_index: super::interface_types::InterfaceIndex,
 }
@@ -1937,7 +1986,8 @@ impl Message for SwInterfaceRxPlacementDump {
 }
 
 /// message `sw_interface_rx_placement_details`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceRxPlacementDetails {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub queue_id: u32,
@@ -1986,7 +2036,8 @@ impl Message for SwInterfaceRxPlacementDetails {
 }
 
 /// message `sw_interface_tx_placement_get`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceTxPlacementGet {
     pub cursor: u32,
     pub sw_if_index: super::interface_types::InterfaceIndex,
@@ -2025,7 +2076,8 @@ impl Message for SwInterfaceTxPlacementGet {
 }
 
 /// message `sw_interface_tx_placement_get_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceTxPlacementGetReply {
     pub retval: i32,
     pub cursor: u32,
@@ -2067,7 +2119,8 @@ impl Message for SwInterfaceTxPlacementGetReply {
 }
 
 /// message `sw_interface_tx_placement_details`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceTxPlacementDetails {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub queue_id: u32,
@@ -2119,7 +2172,8 @@ impl Message for SwInterfaceTxPlacementDetails {
 }
 
 /// message `interface_name_renumber`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct InterfaceNameRenumber {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub new_show_dev_instance: u32,
@@ -2158,7 +2212,8 @@ impl Message for InterfaceNameRenumber {
 }
 
 /// message `interface_name_renumber_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct InterfaceNameRenumberReply {
     pub retval: i32,
 }
@@ -2195,7 +2250,8 @@ impl Message for InterfaceNameRenumberReply {
 }
 
 /// message `create_subif`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CreateSubif {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub sub_id: u32,
@@ -2249,7 +2305,8 @@ impl Message for CreateSubif {
 }
 
 /// message `create_subif_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CreateSubifReply {
     pub retval: i32,
     pub sw_if_index: super::interface_types::InterfaceIndex,
@@ -2291,7 +2348,8 @@ impl Message for CreateSubifReply {
 }
 
 /// message `create_vlan_subif`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CreateVlanSubif {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub vlan_id: u32,
@@ -2330,7 +2388,8 @@ impl Message for CreateVlanSubif {
 }
 
 /// message `create_vlan_subif_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CreateVlanSubifReply {
     pub retval: i32,
     pub sw_if_index: super::interface_types::InterfaceIndex,
@@ -2372,7 +2431,8 @@ impl Message for CreateVlanSubifReply {
 }
 
 /// message `delete_subif`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct DeleteSubif {
     pub sw_if_index: super::interface_types::InterfaceIndex,
 }
@@ -2406,7 +2466,8 @@ impl Message for DeleteSubif {
 }
 
 /// message `delete_subif_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct DeleteSubifReply {
     pub retval: i32,
 }
@@ -2443,7 +2504,8 @@ impl Message for DeleteSubifReply {
 }
 
 /// message `create_loopback`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CreateLoopback {
     pub mac_address: super::ethernet_types::MacAddress,
 }
@@ -2477,7 +2539,8 @@ impl Message for CreateLoopback {
 }
 
 /// message `create_loopback_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CreateLoopbackReply {
     pub retval: i32,
     pub sw_if_index: super::interface_types::InterfaceIndex,
@@ -2519,7 +2582,8 @@ impl Message for CreateLoopbackReply {
 }
 
 /// message `create_loopback_instance`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CreateLoopbackInstance {
     pub mac_address: super::ethernet_types::MacAddress,
     pub is_specified: bool,
@@ -2563,7 +2627,8 @@ impl Message for CreateLoopbackInstance {
 }
 
 /// message `create_loopback_instance_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CreateLoopbackInstanceReply {
     pub retval: i32,
     pub sw_if_index: super::interface_types::InterfaceIndex,
@@ -2605,7 +2670,8 @@ impl Message for CreateLoopbackInstanceReply {
 }
 
 /// message `delete_loopback`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct DeleteLoopback {
     pub sw_if_index: super::interface_types::InterfaceIndex,
 }
@@ -2639,7 +2705,8 @@ impl Message for DeleteLoopback {
 }
 
 /// message `delete_loopback_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct DeleteLoopbackReply {
     pub retval: i32,
 }
@@ -2676,7 +2743,8 @@ impl Message for DeleteLoopbackReply {
 }
 
 /// message `collect_detailed_interface_stats`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CollectDetailedInterfaceStats {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub enable_disable: bool,
@@ -2715,7 +2783,8 @@ impl Message for CollectDetailedInterfaceStats {
 }
 
 /// message `collect_detailed_interface_stats_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct CollectDetailedInterfaceStatsReply {
     pub retval: i32,
 }
@@ -2752,7 +2821,8 @@ impl Message for CollectDetailedInterfaceStatsReply {
 }
 
 /// message `pcap_set_filter_function`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct PcapSetFilterFunction {
     pub filter_function_name: String,
 }
@@ -2786,7 +2856,8 @@ impl Message for PcapSetFilterFunction {
 }
 
 /// message `pcap_set_filter_function_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct PcapSetFilterFunctionReply {
     pub retval: i32,
 }
@@ -2823,7 +2894,8 @@ impl Message for PcapSetFilterFunctionReply {
 }
 
 /// message `pcap_trace_on`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct PcapTraceOn {
     pub capture_rx: bool,
     pub capture_tx: bool,
@@ -2907,7 +2979,8 @@ impl Message for PcapTraceOn {
 }
 
 /// message `pcap_trace_on_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct PcapTraceOnReply {
     pub retval: i32,
 }
@@ -2944,7 +3017,8 @@ impl Message for PcapTraceOnReply {
 }
 
 /// message `pcap_trace_off`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct PcapTraceOff {
 }
 impl Default for PcapTraceOff {
@@ -2975,7 +3049,8 @@ impl Message for PcapTraceOff {
 }
 
 /// message `pcap_trace_off_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct PcapTraceOffReply {
     pub retval: i32,
 }
@@ -3012,7 +3087,8 @@ impl Message for PcapTraceOffReply {
 }
 
 /// message `sw_interface_set_default_rx_mode`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceSetDefaultRxMode {
     pub mode: super::interface_types::RxMode,
 }
@@ -3046,7 +3122,8 @@ impl Message for SwInterfaceSetDefaultRxMode {
 }
 
 /// message `sw_interface_set_default_rx_mode_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceSetDefaultRxModeReply {
     pub retval: i32,
 }
@@ -3083,7 +3160,8 @@ impl Message for SwInterfaceSetDefaultRxModeReply {
 }
 
 /// message `sw_interface_get_default_rx_mode`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceGetDefaultRxMode {
 }
 impl Default for SwInterfaceGetDefaultRxMode {
@@ -3114,7 +3192,8 @@ impl Message for SwInterfaceGetDefaultRxMode {
 }
 
 /// message `sw_interface_get_default_rx_mode_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceGetDefaultRxModeReply {
     pub retval: i32,
     pub mode: super::interface_types::RxMode,
@@ -3156,7 +3235,8 @@ impl Message for SwInterfaceGetDefaultRxModeReply {
 }
 
 /// message `sw_interface_set_link_speed`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceSetLinkSpeed {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub link_speed: u32,
@@ -3195,7 +3275,8 @@ impl Message for SwInterfaceSetLinkSpeed {
 }
 
 /// message `sw_interface_set_link_speed_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceSetLinkSpeedReply {
     pub retval: i32,
 }
@@ -3232,7 +3313,8 @@ impl Message for SwInterfaceSetLinkSpeedReply {
 }
 
 /// message `sw_interface_get_speed_capa`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceGetSpeedCapa {
     pub sw_if_index: super::interface_types::InterfaceIndex,
 }
@@ -3266,7 +3348,8 @@ impl Message for SwInterfaceGetSpeedCapa {
 }
 
 /// message `sw_interface_get_speed_capa_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceGetSpeedCapaReply {
     pub retval: i32,
     /// On the wire its length is the count field `count`.

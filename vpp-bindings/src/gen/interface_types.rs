@@ -16,7 +16,8 @@ pub const API_VERSION: &str = "1.0.0";
 pub type InterfaceIndex = u32;
 
 /// `if_status_flags`: a bit set; decoding accepts any combination of the known bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(transparent)]
 pub struct IfStatusFlags(pub u32);
 impl IfStatusFlags {
     pub const IF_STATUS_API_FLAG_ADMIN_UP: Self = Self(1);
@@ -104,6 +105,14 @@ impl Default for MtuProto {
         Self::MtuProtoApiL3
     }
 }
+impl<'de> serde::Deserialize<'de> for MtuProto {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = <u32 as serde::Deserialize>::deserialize(d)?;
+        Self::from_raw(v).ok_or_else(|| {
+            <D::Error as serde::de::Error>::custom(format!("invalid value {v} for enum mtu_proto"))
+        })
+    }
+}
 impl Encode for MtuProto {
     fn encode(&self, w: &mut Writer) -> Result<(), EncodeError> {
         w.put_u32(self.to_raw());
@@ -157,6 +166,14 @@ impl Default for LinkDuplex {
         Self::LinkDuplexApiUnknown
     }
 }
+impl<'de> serde::Deserialize<'de> for LinkDuplex {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = <u32 as serde::Deserialize>::deserialize(d)?;
+        Self::from_raw(v).ok_or_else(|| {
+            <D::Error as serde::de::Error>::custom(format!("invalid value {v} for enum link_duplex"))
+        })
+    }
+}
 impl Encode for LinkDuplex {
     fn encode(&self, w: &mut Writer) -> Result<(), EncodeError> {
         w.put_u32(self.to_raw());
@@ -174,7 +191,8 @@ impl Decode for LinkDuplex {
 }
 
 /// `sub_if_flags`: a bit set; decoding accepts any combination of the known bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(transparent)]
 pub struct SubIfFlags(pub u32);
 impl SubIfFlags {
     pub const SUB_IF_API_FLAG_NO_TAGS: Self = Self(1);
@@ -274,6 +292,14 @@ impl Default for RxMode {
         Self::RxModeApiUnknown
     }
 }
+impl<'de> serde::Deserialize<'de> for RxMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = <u32 as serde::Deserialize>::deserialize(d)?;
+        Self::from_raw(v).ok_or_else(|| {
+            <D::Error as serde::de::Error>::custom(format!("invalid value {v} for enum rx_mode"))
+        })
+    }
+}
 impl Encode for RxMode {
     fn encode(&self, w: &mut Writer) -> Result<(), EncodeError> {
         w.put_u32(self.to_raw());
@@ -331,6 +357,14 @@ impl Default for IfType {
         Self::IfApiTypeHardware
     }
 }
+impl<'de> serde::Deserialize<'de> for IfType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = <u32 as serde::Deserialize>::deserialize(d)?;
+        Self::from_raw(v).ok_or_else(|| {
+            <D::Error as serde::de::Error>::custom(format!("invalid value {v} for enum if_type"))
+        })
+    }
+}
 impl Encode for IfType {
     fn encode(&self, w: &mut Writer) -> Result<(), EncodeError> {
         w.put_u32(self.to_raw());
@@ -378,6 +412,14 @@ impl Direction {
 impl Default for Direction {
     fn default() -> Self {
         Self::Rx
+    }
+}
+impl<'de> serde::Deserialize<'de> for Direction {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = <u8 as serde::Deserialize>::deserialize(d)?;
+        Self::from_raw(v).ok_or_else(|| {
+            <D::Error as serde::de::Error>::custom(format!("invalid value {v} for enum direction"))
+        })
     }
 }
 impl Encode for Direction {

@@ -45,6 +45,14 @@ impl Default for IpReassType {
         Self::IpReassTypeFull
     }
 }
+impl<'de> serde::Deserialize<'de> for IpReassType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = <u32 as serde::Deserialize>::deserialize(d)?;
+        Self::from_raw(v).ok_or_else(|| {
+            <D::Error as serde::de::Error>::custom(format!("invalid value {v} for enum ip_reass_type"))
+        })
+    }
+}
 impl Encode for IpReassType {
     fn encode(&self, w: &mut Writer) -> Result<(), EncodeError> {
         w.put_u32(self.to_raw());
@@ -62,7 +70,8 @@ impl Decode for IpReassType {
 }
 
 /// `ip_flow_hash_config`: a bit set; decoding accepts any combination of the known bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(transparent)]
 pub struct IpFlowHashConfig(pub u32);
 impl IpFlowHashConfig {
     pub const IP_API_FLOW_HASH_SRC_IP: Self = Self(1);
@@ -116,7 +125,8 @@ impl Decode for IpFlowHashConfig {
 }
 
 /// `ip_flow_hash_config_v2`: a bit set; decoding accepts any combination of the known bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(transparent)]
 pub struct IpFlowHashConfigV2(pub u32);
 impl IpFlowHashConfigV2 {
     pub const IP_API_V2_FLOW_HASH_SRC_IP: Self = Self(1);
@@ -171,7 +181,8 @@ impl Decode for IpFlowHashConfigV2 {
 }
 
 /// type `ip_table`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpTable {
     pub table_id: u32,
     pub is_ip6: bool,
@@ -208,7 +219,8 @@ impl Decode for IpTable {
 }
 
 /// type `ip_route`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpRoute {
     pub table_id: u32,
     pub stats_index: u32,
@@ -253,7 +265,8 @@ impl Decode for IpRoute {
 }
 
 /// type `ip_route_v2`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpRouteV2 {
     pub table_id: u32,
     pub stats_index: u32,
@@ -303,7 +316,8 @@ impl Decode for IpRouteV2 {
 }
 
 /// type `ip_mroute`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpMroute {
     pub table_id: u32,
     pub entry_flags: super::mfib_types::MfibEntryFlags,
@@ -353,7 +367,8 @@ impl Decode for IpMroute {
 }
 
 /// type `punt_redirect`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct PuntRedirect {
     pub rx_sw_if_index: super::interface_types::InterfaceIndex,
     pub tx_sw_if_index: super::interface_types::InterfaceIndex,
@@ -390,7 +405,8 @@ impl Decode for PuntRedirect {
 }
 
 /// type `punt_redirect_v2`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct PuntRedirectV2 {
     pub rx_sw_if_index: super::interface_types::InterfaceIndex,
     pub af: super::ip_types::AddressFamily,
@@ -430,7 +446,8 @@ impl Decode for PuntRedirectV2 {
 }
 
 /// type `ip_path_mtu`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpPathMtu {
     pub client_index: u32,
     pub context: u32,
@@ -477,7 +494,8 @@ impl Decode for IpPathMtu {
 }
 
 /// message `ip_table_add_del`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpTableAddDel {
     pub is_add: bool,
     pub table: IpTable,
@@ -516,7 +534,8 @@ impl Message for IpTableAddDel {
 }
 
 /// message `ip_table_add_del_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpTableAddDelReply {
     pub retval: i32,
 }
@@ -553,7 +572,8 @@ impl Message for IpTableAddDelReply {
 }
 
 /// message `ip_table_add_del_v2`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpTableAddDelV2 {
     pub table: IpTable,
     pub create_mfib: bool,
@@ -597,7 +617,8 @@ impl Message for IpTableAddDelV2 {
 }
 
 /// message `ip_table_add_del_v2_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpTableAddDelV2Reply {
     pub retval: i32,
 }
@@ -634,7 +655,8 @@ impl Message for IpTableAddDelV2Reply {
 }
 
 /// message `ip_table_allocate`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpTableAllocate {
     pub table: IpTable,
 }
@@ -668,7 +690,8 @@ impl Message for IpTableAllocate {
 }
 
 /// message `ip_table_allocate_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpTableAllocateReply {
     pub retval: i32,
     pub table: IpTable,
@@ -710,7 +733,8 @@ impl Message for IpTableAllocateReply {
 }
 
 /// message `ip_table_dump`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpTableDump {
 }
 impl Default for IpTableDump {
@@ -741,7 +765,8 @@ impl Message for IpTableDump {
 }
 
 /// message `ip_table_replace_begin`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpTableReplaceBegin {
     pub table: IpTable,
 }
@@ -775,7 +800,8 @@ impl Message for IpTableReplaceBegin {
 }
 
 /// message `ip_table_replace_begin_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpTableReplaceBeginReply {
     pub retval: i32,
 }
@@ -812,7 +838,8 @@ impl Message for IpTableReplaceBeginReply {
 }
 
 /// message `ip_table_replace_end`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpTableReplaceEnd {
     pub table: IpTable,
 }
@@ -846,7 +873,8 @@ impl Message for IpTableReplaceEnd {
 }
 
 /// message `ip_table_replace_end_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpTableReplaceEndReply {
     pub retval: i32,
 }
@@ -883,7 +911,8 @@ impl Message for IpTableReplaceEndReply {
 }
 
 /// message `ip_table_flush`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpTableFlush {
     pub table: IpTable,
 }
@@ -917,7 +946,8 @@ impl Message for IpTableFlush {
 }
 
 /// message `ip_table_flush_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpTableFlushReply {
     pub retval: i32,
 }
@@ -954,7 +984,8 @@ impl Message for IpTableFlushReply {
 }
 
 /// message `ip_table_details`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpTableDetails {
     pub table: IpTable,
 }
@@ -988,7 +1019,8 @@ impl Message for IpTableDetails {
 }
 
 /// message `ip_route_add_del`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpRouteAddDel {
     pub is_add: bool,
     pub is_multipath: bool,
@@ -1032,7 +1064,8 @@ impl Message for IpRouteAddDel {
 }
 
 /// message `ip_route_add_del_v2`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpRouteAddDelV2 {
     pub is_add: bool,
     pub is_multipath: bool,
@@ -1076,7 +1109,8 @@ impl Message for IpRouteAddDelV2 {
 }
 
 /// message `ip_route_add_del_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpRouteAddDelReply {
     pub retval: i32,
     pub stats_index: u32,
@@ -1118,7 +1152,8 @@ impl Message for IpRouteAddDelReply {
 }
 
 /// message `ip_route_add_del_v2_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpRouteAddDelV2Reply {
     pub retval: i32,
     pub stats_index: u32,
@@ -1160,7 +1195,8 @@ impl Message for IpRouteAddDelV2Reply {
 }
 
 /// message `ip_route_dump`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpRouteDump {
     pub table: IpTable,
 }
@@ -1194,7 +1230,8 @@ impl Message for IpRouteDump {
 }
 
 /// message `ip_route_v2_dump`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpRouteV2Dump {
     pub src: u8,
     pub table: IpTable,
@@ -1233,7 +1270,8 @@ impl Message for IpRouteV2Dump {
 }
 
 /// message `ip_route_details`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpRouteDetails {
     pub route: IpRoute,
 }
@@ -1267,7 +1305,8 @@ impl Message for IpRouteDetails {
 }
 
 /// message `ip_route_v2_details`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpRouteV2Details {
     pub route: IpRouteV2,
 }
@@ -1301,7 +1340,8 @@ impl Message for IpRouteV2Details {
 }
 
 /// message `ip_route_lookup`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpRouteLookup {
     pub table_id: u32,
     pub exact: u8,
@@ -1345,7 +1385,8 @@ impl Message for IpRouteLookup {
 }
 
 /// message `ip_route_lookup_v2`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpRouteLookupV2 {
     pub table_id: u32,
     pub exact: u8,
@@ -1389,7 +1430,8 @@ impl Message for IpRouteLookupV2 {
 }
 
 /// message `ip_route_lookup_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpRouteLookupReply {
     pub retval: i32,
     pub route: IpRoute,
@@ -1431,7 +1473,8 @@ impl Message for IpRouteLookupReply {
 }
 
 /// message `ip_route_lookup_v2_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpRouteLookupV2Reply {
     pub retval: i32,
     pub route: IpRouteV2,
@@ -1473,7 +1516,8 @@ impl Message for IpRouteLookupV2Reply {
 }
 
 /// message `set_ip_flow_hash`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SetIpFlowHash {
     pub vrf_id: u32,
     pub is_ipv6: bool,
@@ -1547,7 +1591,8 @@ impl Message for SetIpFlowHash {
 }
 
 /// message `set_ip_flow_hash_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SetIpFlowHashReply {
     pub retval: i32,
 }
@@ -1584,7 +1629,8 @@ impl Message for SetIpFlowHashReply {
 }
 
 /// message `set_ip_flow_hash_v2`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SetIpFlowHashV2 {
     pub table_id: u32,
     pub af: super::ip_types::AddressFamily,
@@ -1628,7 +1674,8 @@ impl Message for SetIpFlowHashV2 {
 }
 
 /// message `set_ip_flow_hash_v2_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SetIpFlowHashV2Reply {
     pub retval: i32,
 }
@@ -1665,7 +1712,8 @@ impl Message for SetIpFlowHashV2Reply {
 }
 
 /// message `set_ip_flow_hash_v3`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SetIpFlowHashV3 {
     pub table_id: u32,
     pub af: super::ip_types::AddressFamily,
@@ -1709,7 +1757,8 @@ impl Message for SetIpFlowHashV3 {
 }
 
 /// message `set_ip_flow_hash_v3_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SetIpFlowHashV3Reply {
     pub retval: i32,
 }
@@ -1746,7 +1795,8 @@ impl Message for SetIpFlowHashV3Reply {
 }
 
 /// message `set_ip_flow_hash_router_id`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SetIpFlowHashRouterId {
     pub router_id: u32,
 }
@@ -1780,7 +1830,8 @@ impl Message for SetIpFlowHashRouterId {
 }
 
 /// message `set_ip_flow_hash_router_id_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SetIpFlowHashRouterIdReply {
     pub retval: i32,
 }
@@ -1817,7 +1868,8 @@ impl Message for SetIpFlowHashRouterIdReply {
 }
 
 /// message `sw_interface_ip6_enable_disable`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceIp6EnableDisable {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub enable: bool,
@@ -1856,7 +1908,8 @@ impl Message for SwInterfaceIp6EnableDisable {
 }
 
 /// message `sw_interface_ip6_enable_disable_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceIp6EnableDisableReply {
     pub retval: i32,
 }
@@ -1893,7 +1946,8 @@ impl Message for SwInterfaceIp6EnableDisableReply {
 }
 
 /// message `sw_interface_ip4_enable_disable`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceIp4EnableDisable {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub enable: bool,
@@ -1932,7 +1986,8 @@ impl Message for SwInterfaceIp4EnableDisable {
 }
 
 /// message `sw_interface_ip4_enable_disable_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceIp4EnableDisableReply {
     pub retval: i32,
 }
@@ -1969,7 +2024,8 @@ impl Message for SwInterfaceIp4EnableDisableReply {
 }
 
 /// message `ip_mtable_dump`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpMtableDump {
 }
 impl Default for IpMtableDump {
@@ -2000,7 +2056,8 @@ impl Message for IpMtableDump {
 }
 
 /// message `ip_mtable_details`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpMtableDetails {
     pub table: IpTable,
 }
@@ -2034,7 +2091,8 @@ impl Message for IpMtableDetails {
 }
 
 /// message `ip_mroute_add_del`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpMrouteAddDel {
     pub is_add: bool,
     pub is_multipath: bool,
@@ -2078,7 +2136,8 @@ impl Message for IpMrouteAddDel {
 }
 
 /// message `ip_mroute_add_del_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpMrouteAddDelReply {
     pub retval: i32,
     pub stats_index: u32,
@@ -2120,7 +2179,8 @@ impl Message for IpMrouteAddDelReply {
 }
 
 /// message `ip_mroute_dump`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpMrouteDump {
     pub table: IpTable,
 }
@@ -2154,7 +2214,8 @@ impl Message for IpMrouteDump {
 }
 
 /// message `ip_mroute_details`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpMrouteDetails {
     pub route: IpMroute,
 }
@@ -2188,7 +2249,8 @@ impl Message for IpMrouteDetails {
 }
 
 /// message `ip_address_details`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpAddressDetails {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub prefix: super::ip_types::AddressWithPrefix,
@@ -2227,7 +2289,8 @@ impl Message for IpAddressDetails {
 }
 
 /// message `ip_address_dump`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpAddressDump {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub is_ipv6: bool,
@@ -2266,7 +2329,8 @@ impl Message for IpAddressDump {
 }
 
 /// message `ip_unnumbered_details`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpUnnumberedDetails {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub ip_sw_if_index: super::interface_types::InterfaceIndex,
@@ -2305,7 +2369,8 @@ impl Message for IpUnnumberedDetails {
 }
 
 /// message `ip_unnumbered_dump`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpUnnumberedDump {
     pub sw_if_index: super::interface_types::InterfaceIndex,
 }
@@ -2339,7 +2404,8 @@ impl Message for IpUnnumberedDump {
 }
 
 /// message `ip_details`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpDetails {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub is_ipv6: bool,
@@ -2378,7 +2444,8 @@ impl Message for IpDetails {
 }
 
 /// message `ip_dump`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpDump {
     pub is_ipv6: bool,
 }
@@ -2412,7 +2479,8 @@ impl Message for IpDump {
 }
 
 /// message `mfib_signal_dump`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct MfibSignalDump {
 }
 impl Default for MfibSignalDump {
@@ -2443,12 +2511,14 @@ impl Message for MfibSignalDump {
 }
 
 /// message `mfib_signal_details`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct MfibSignalDetails {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub table_id: u32,
     pub prefix: super::ip_types::Mprefix,
     pub ip_packet_len: u16,
+    #[serde(deserialize_with = "crate::serde_support::deserialize_array")]
     pub ip_packet_data: [u8; 256],
 }
 impl Default for MfibSignalDetails {
@@ -2497,7 +2567,8 @@ impl Message for MfibSignalDetails {
 }
 
 /// message `ip_punt_redirect`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpPuntRedirect {
     pub punt: PuntRedirect,
     pub is_add: bool,
@@ -2536,7 +2607,8 @@ impl Message for IpPuntRedirect {
 }
 
 /// message `ip_punt_redirect_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpPuntRedirectReply {
     pub retval: i32,
 }
@@ -2573,7 +2645,8 @@ impl Message for IpPuntRedirectReply {
 }
 
 /// message `ip_punt_redirect_dump`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpPuntRedirectDump {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub is_ipv6: bool,
@@ -2612,7 +2685,8 @@ impl Message for IpPuntRedirectDump {
 }
 
 /// message `ip_punt_redirect_details`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpPuntRedirectDetails {
     pub punt: PuntRedirect,
 }
@@ -2646,7 +2720,8 @@ impl Message for IpPuntRedirectDetails {
 }
 
 /// message `add_del_ip_punt_redirect_v2`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AddDelIpPuntRedirectV2 {
     pub is_add: bool,
     pub punt: PuntRedirectV2,
@@ -2685,7 +2760,8 @@ impl Message for AddDelIpPuntRedirectV2 {
 }
 
 /// message `add_del_ip_punt_redirect_v2_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct AddDelIpPuntRedirectV2Reply {
     pub retval: i32,
 }
@@ -2722,7 +2798,8 @@ impl Message for AddDelIpPuntRedirectV2Reply {
 }
 
 /// message `ip_punt_redirect_v2_dump`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpPuntRedirectV2Dump {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub af: super::ip_types::AddressFamily,
@@ -2761,7 +2838,8 @@ impl Message for IpPuntRedirectV2Dump {
 }
 
 /// message `ip_punt_redirect_v2_details`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpPuntRedirectV2Details {
     pub punt: PuntRedirectV2,
 }
@@ -2795,7 +2873,8 @@ impl Message for IpPuntRedirectV2Details {
 }
 
 /// message `ip_container_proxy_add_del`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpContainerProxyAddDel {
     pub pfx: super::ip_types::Prefix,
     pub sw_if_index: super::interface_types::InterfaceIndex,
@@ -2839,7 +2918,8 @@ impl Message for IpContainerProxyAddDel {
 }
 
 /// message `ip_container_proxy_add_del_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpContainerProxyAddDelReply {
     pub retval: i32,
 }
@@ -2876,7 +2956,8 @@ impl Message for IpContainerProxyAddDelReply {
 }
 
 /// message `ip_container_proxy_dump`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpContainerProxyDump {
 }
 impl Default for IpContainerProxyDump {
@@ -2907,7 +2988,8 @@ impl Message for IpContainerProxyDump {
 }
 
 /// message `ip_container_proxy_details`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpContainerProxyDetails {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub prefix: super::ip_types::Prefix,
@@ -2946,12 +3028,15 @@ impl Message for IpContainerProxyDetails {
 }
 
 /// message `ip_source_and_port_range_check_add_del`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpSourceAndPortRangeCheckAddDel {
     pub is_add: bool,
     pub prefix: super::ip_types::Prefix,
     pub number_of_ranges: u8,
+    #[serde(deserialize_with = "crate::serde_support::deserialize_array")]
     pub low_ports: [u16; 32],
+    #[serde(deserialize_with = "crate::serde_support::deserialize_array")]
     pub high_ports: [u16; 32],
     pub vrf_id: u32,
 }
@@ -3005,7 +3090,8 @@ impl Message for IpSourceAndPortRangeCheckAddDel {
 }
 
 /// message `ip_source_and_port_range_check_add_del_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpSourceAndPortRangeCheckAddDelReply {
     pub retval: i32,
 }
@@ -3042,7 +3128,8 @@ impl Message for IpSourceAndPortRangeCheckAddDelReply {
 }
 
 /// message `ip_source_and_port_range_check_interface_add_del`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpSourceAndPortRangeCheckInterfaceAddDel {
     pub is_add: bool,
     pub sw_if_index: super::interface_types::InterfaceIndex,
@@ -3101,7 +3188,8 @@ impl Message for IpSourceAndPortRangeCheckInterfaceAddDel {
 }
 
 /// message `ip_source_and_port_range_check_interface_add_del_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpSourceAndPortRangeCheckInterfaceAddDelReply {
     pub retval: i32,
 }
@@ -3138,7 +3226,8 @@ impl Message for IpSourceAndPortRangeCheckInterfaceAddDelReply {
 }
 
 /// message `sw_interface_ip6_set_link_local_address`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceIp6SetLinkLocalAddress {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub ip: super::ip_types::Ip6Address,
@@ -3177,7 +3266,8 @@ impl Message for SwInterfaceIp6SetLinkLocalAddress {
 }
 
 /// message `sw_interface_ip6_set_link_local_address_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceIp6SetLinkLocalAddressReply {
     pub retval: i32,
 }
@@ -3214,7 +3304,8 @@ impl Message for SwInterfaceIp6SetLinkLocalAddressReply {
 }
 
 /// message `sw_interface_ip6_get_link_local_address`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceIp6GetLinkLocalAddress {
     pub sw_if_index: super::interface_types::InterfaceIndex,
 }
@@ -3248,7 +3339,8 @@ impl Message for SwInterfaceIp6GetLinkLocalAddress {
 }
 
 /// message `sw_interface_ip6_get_link_local_address_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceIp6GetLinkLocalAddressReply {
     pub retval: i32,
     pub ip: super::ip_types::Ip6Address,
@@ -3290,7 +3382,8 @@ impl Message for SwInterfaceIp6GetLinkLocalAddressReply {
 }
 
 /// message `ioam_enable`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IoamEnable {
     pub id: u16,
     pub seqno: bool,
@@ -3349,7 +3442,8 @@ impl Message for IoamEnable {
 }
 
 /// message `ioam_enable_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IoamEnableReply {
     pub retval: i32,
 }
@@ -3386,7 +3480,8 @@ impl Message for IoamEnableReply {
 }
 
 /// message `ioam_disable`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IoamDisable {
     pub id: u16,
 }
@@ -3420,7 +3515,8 @@ impl Message for IoamDisable {
 }
 
 /// message `ioam_disable_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IoamDisableReply {
     pub retval: i32,
 }
@@ -3457,13 +3553,15 @@ impl Message for IoamDisableReply {
 }
 
 /// message `ip_reassembly_set`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpReassemblySet {
     pub timeout_ms: u32,
     pub max_reassemblies: u32,
     pub max_reassembly_length: u32,
     pub expire_walk_interval_ms: u32,
     pub is_ip6: bool,
+    #[serde(rename = "type")]
     pub type_: IpReassType,
 }
 impl Default for IpReassemblySet {
@@ -3516,7 +3614,8 @@ impl Message for IpReassemblySet {
 }
 
 /// message `ip_reassembly_set_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpReassemblySetReply {
     pub retval: i32,
 }
@@ -3553,9 +3652,11 @@ impl Message for IpReassemblySetReply {
 }
 
 /// message `ip_reassembly_get`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpReassemblyGet {
     pub is_ip6: bool,
+    #[serde(rename = "type")]
     pub type_: IpReassType,
 }
 impl Default for IpReassemblyGet {
@@ -3592,7 +3693,8 @@ impl Message for IpReassemblyGet {
 }
 
 /// message `ip_reassembly_get_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpReassemblyGetReply {
     pub retval: i32,
     pub timeout_ms: u32,
@@ -3654,11 +3756,13 @@ impl Message for IpReassemblyGetReply {
 }
 
 /// message `ip_reassembly_enable_disable`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpReassemblyEnableDisable {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub enable_ip4: bool,
     pub enable_ip6: bool,
+    #[serde(rename = "type")]
     pub type_: IpReassType,
 }
 impl Default for IpReassemblyEnableDisable {
@@ -3703,7 +3807,8 @@ impl Message for IpReassemblyEnableDisable {
 }
 
 /// message `ip_reassembly_enable_disable_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpReassemblyEnableDisableReply {
     pub retval: i32,
 }
@@ -3740,7 +3845,8 @@ impl Message for IpReassemblyEnableDisableReply {
 }
 
 /// message `ip_local_reass_enable_disable`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpLocalReassEnableDisable {
     pub enable_ip4: bool,
     pub enable_ip6: bool,
@@ -3779,7 +3885,8 @@ impl Message for IpLocalReassEnableDisable {
 }
 
 /// message `ip_local_reass_enable_disable_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpLocalReassEnableDisableReply {
     pub retval: i32,
 }
@@ -3816,7 +3923,8 @@ impl Message for IpLocalReassEnableDisableReply {
 }
 
 /// message `ip_local_reass_get`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpLocalReassGet {
 }
 impl Default for IpLocalReassGet {
@@ -3847,7 +3955,8 @@ impl Message for IpLocalReassGet {
 }
 
 /// message `ip_local_reass_get_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpLocalReassGetReply {
     pub retval: i32,
     pub ip4_is_enabled: bool,
@@ -3894,7 +4003,8 @@ impl Message for IpLocalReassGetReply {
 }
 
 /// message `ip_path_mtu_update`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpPathMtuUpdate {
     pub pmtu: IpPathMtu,
 }
@@ -3928,7 +4038,8 @@ impl Message for IpPathMtuUpdate {
 }
 
 /// message `ip_path_mtu_update_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpPathMtuUpdateReply {
     pub retval: i32,
 }
@@ -3965,7 +4076,8 @@ impl Message for IpPathMtuUpdateReply {
 }
 
 /// message `ip_path_mtu_get`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpPathMtuGet {
     pub cursor: u32,
 }
@@ -3999,7 +4111,8 @@ impl Message for IpPathMtuGet {
 }
 
 /// message `ip_path_mtu_get_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpPathMtuGetReply {
     pub retval: i32,
     pub cursor: u32,
@@ -4041,7 +4154,8 @@ impl Message for IpPathMtuGetReply {
 }
 
 /// message `ip_path_mtu_details`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpPathMtuDetails {
     pub pmtu: IpPathMtu,
 }
@@ -4075,7 +4189,8 @@ impl Message for IpPathMtuDetails {
 }
 
 /// message `ip_path_mtu_replace_begin`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpPathMtuReplaceBegin {
 }
 impl Default for IpPathMtuReplaceBegin {
@@ -4106,7 +4221,8 @@ impl Message for IpPathMtuReplaceBegin {
 }
 
 /// message `ip_path_mtu_replace_begin_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpPathMtuReplaceBeginReply {
     pub retval: i32,
 }
@@ -4143,7 +4259,8 @@ impl Message for IpPathMtuReplaceBeginReply {
 }
 
 /// message `ip_path_mtu_replace_end`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpPathMtuReplaceEnd {
 }
 impl Default for IpPathMtuReplaceEnd {
@@ -4174,7 +4291,8 @@ impl Message for IpPathMtuReplaceEnd {
 }
 
 /// message `ip_path_mtu_replace_end_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpPathMtuReplaceEndReply {
     pub retval: i32,
 }

@@ -13,7 +13,8 @@ pub const VL_API_VERSION: u32 = 0x36db39bd;
 pub const API_VERSION: &str = "1.0.1";
 
 /// `ip_neighbor_flags`: a bit set; decoding accepts any combination of the known bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(transparent)]
 pub struct IpNeighborFlags(pub u8);
 impl IpNeighborFlags {
     pub const IP_API_NEIGHBOR_FLAG_NONE: Self = Self(0);
@@ -62,7 +63,8 @@ impl Decode for IpNeighborFlags {
 }
 
 /// `ip_neighbor_event_flags`: a bit set; decoding accepts any combination of the known bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(transparent)]
 pub struct IpNeighborEventFlags(pub u32);
 impl IpNeighborEventFlags {
     pub const IP_NEIGHBOR_API_EVENT_FLAG_ADDED: Self = Self(1);
@@ -110,7 +112,8 @@ impl Decode for IpNeighborEventFlags {
 }
 
 /// type `ip_neighbor`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpNeighbor {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub flags: IpNeighborFlags,
@@ -152,7 +155,8 @@ impl Decode for IpNeighbor {
 }
 
 /// message `ip_neighbor_add_del`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpNeighborAddDel {
     pub is_add: bool,
     pub neighbor: IpNeighbor,
@@ -191,7 +195,8 @@ impl Message for IpNeighborAddDel {
 }
 
 /// message `ip_neighbor_add_del_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpNeighborAddDelReply {
     pub retval: i32,
     pub stats_index: u32,
@@ -233,7 +238,8 @@ impl Message for IpNeighborAddDelReply {
 }
 
 /// message `ip_neighbor_dump`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpNeighborDump {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub af: super::ip_types::AddressFamily,
@@ -272,7 +278,8 @@ impl Message for IpNeighborDump {
 }
 
 /// message `ip_neighbor_details`
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(default)]
 pub struct IpNeighborDetails {
     pub age: f64,
     pub neighbor: IpNeighbor,
@@ -311,7 +318,8 @@ impl Message for IpNeighborDetails {
 }
 
 /// message `ip_neighbor_config`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpNeighborConfig {
     pub af: super::ip_types::AddressFamily,
     pub max_number: u32,
@@ -360,7 +368,8 @@ impl Message for IpNeighborConfig {
 }
 
 /// message `ip_neighbor_config_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpNeighborConfigReply {
     pub retval: i32,
 }
@@ -397,7 +406,8 @@ impl Message for IpNeighborConfigReply {
 }
 
 /// message `ip_neighbor_config_get`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpNeighborConfigGet {
     pub af: super::ip_types::AddressFamily,
 }
@@ -431,7 +441,8 @@ impl Message for IpNeighborConfigGet {
 }
 
 /// message `ip_neighbor_config_get_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpNeighborConfigGetReply {
     pub retval: i32,
     pub af: super::ip_types::AddressFamily,
@@ -488,7 +499,8 @@ impl Message for IpNeighborConfigGetReply {
 }
 
 /// message `ip_neighbor_replace_begin`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpNeighborReplaceBegin {
 }
 impl Default for IpNeighborReplaceBegin {
@@ -519,7 +531,8 @@ impl Message for IpNeighborReplaceBegin {
 }
 
 /// message `ip_neighbor_replace_begin_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpNeighborReplaceBeginReply {
     pub retval: i32,
 }
@@ -556,7 +569,8 @@ impl Message for IpNeighborReplaceBeginReply {
 }
 
 /// message `ip_neighbor_replace_end`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpNeighborReplaceEnd {
 }
 impl Default for IpNeighborReplaceEnd {
@@ -587,7 +601,8 @@ impl Message for IpNeighborReplaceEnd {
 }
 
 /// message `ip_neighbor_replace_end_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpNeighborReplaceEndReply {
     pub retval: i32,
 }
@@ -624,7 +639,8 @@ impl Message for IpNeighborReplaceEndReply {
 }
 
 /// message `ip_neighbor_flush`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpNeighborFlush {
     pub af: super::ip_types::AddressFamily,
     pub sw_if_index: super::interface_types::InterfaceIndex,
@@ -663,7 +679,8 @@ impl Message for IpNeighborFlush {
 }
 
 /// message `ip_neighbor_flush_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpNeighborFlushReply {
     pub retval: i32,
 }
@@ -700,7 +717,8 @@ impl Message for IpNeighborFlushReply {
 }
 
 /// message `want_ip_neighbor_events`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct WantIpNeighborEvents {
     pub enable: bool,
     pub pid: u32,
@@ -749,7 +767,8 @@ impl Message for WantIpNeighborEvents {
 }
 
 /// message `want_ip_neighbor_events_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct WantIpNeighborEventsReply {
     pub retval: i32,
 }
@@ -786,7 +805,8 @@ impl Message for WantIpNeighborEventsReply {
 }
 
 /// message `ip_neighbor_event`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpNeighborEvent {
     pub pid: u32,
     pub neighbor: IpNeighbor,
@@ -825,7 +845,8 @@ impl Message for IpNeighborEvent {
 }
 
 /// message `want_ip_neighbor_events_v2`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct WantIpNeighborEventsV2 {
     pub enable: bool,
     pub pid: u32,
@@ -874,7 +895,8 @@ impl Message for WantIpNeighborEventsV2 {
 }
 
 /// message `want_ip_neighbor_events_v2_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct WantIpNeighborEventsV2Reply {
     pub retval: i32,
 }
@@ -911,7 +933,8 @@ impl Message for WantIpNeighborEventsV2Reply {
 }
 
 /// message `ip_neighbor_event_v2`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpNeighborEventV2 {
     pub pid: u32,
     pub flags: IpNeighborEventFlags,

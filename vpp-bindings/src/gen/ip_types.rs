@@ -16,8 +16,9 @@ pub const API_VERSION: &str = "3.0.0";
 pub type AddressWithPrefix = Prefix;
 
 /// `ip4_address`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Ip4Address(pub [u8; 4]);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Ip4Address(#[serde(deserialize_with = "crate::serde_support::deserialize_array")] pub [u8; 4]);
 impl Default for Ip4Address {
     fn default() -> Self {
         Self(::core::array::from_fn(|_| Default::default()))
@@ -39,8 +40,9 @@ impl Decode for Ip4Address {
 pub type Ip4AddressWithPrefix = Ip4Prefix;
 
 /// `ip6_address`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Ip6Address(pub [u8; 16]);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Ip6Address(#[serde(deserialize_with = "crate::serde_support::deserialize_array")] pub [u8; 16]);
 impl Default for Ip6Address {
     fn default() -> Self {
         Self(::core::array::from_fn(|_| Default::default()))
@@ -92,6 +94,14 @@ impl AddressFamily {
 impl Default for AddressFamily {
     fn default() -> Self {
         Self::AddressIp4
+    }
+}
+impl<'de> serde::Deserialize<'de> for AddressFamily {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = <u8 as serde::Deserialize>::deserialize(d)?;
+        Self::from_raw(v).ok_or_else(|| {
+            <D::Error as serde::de::Error>::custom(format!("invalid value {v} for enum address_family"))
+        })
     }
 }
 impl Encode for AddressFamily {
@@ -155,6 +165,14 @@ impl Default for IpFeatureLocation {
         Self::IpApiFeatureInput
     }
 }
+impl<'de> serde::Deserialize<'de> for IpFeatureLocation {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = <u8 as serde::Deserialize>::deserialize(d)?;
+        Self::from_raw(v).ok_or_else(|| {
+            <D::Error as serde::de::Error>::custom(format!("invalid value {v} for enum ip_feature_location"))
+        })
+    }
+}
 impl Encode for IpFeatureLocation {
     fn encode(&self, w: &mut Writer) -> Result<(), EncodeError> {
         w.put_u8(self.to_raw());
@@ -210,6 +228,14 @@ impl IpEcn {
 impl Default for IpEcn {
     fn default() -> Self {
         Self::IpApiEcnNone
+    }
+}
+impl<'de> serde::Deserialize<'de> for IpEcn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = <u8 as serde::Deserialize>::deserialize(d)?;
+        Self::from_raw(v).ok_or_else(|| {
+            <D::Error as serde::de::Error>::custom(format!("invalid value {v} for enum ip_ecn"))
+        })
     }
 }
 impl Encode for IpEcn {
@@ -337,6 +363,14 @@ impl Default for IpDscp {
         Self::IpApiDscpCs0
     }
 }
+impl<'de> serde::Deserialize<'de> for IpDscp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = <u8 as serde::Deserialize>::deserialize(d)?;
+        Self::from_raw(v).ok_or_else(|| {
+            <D::Error as serde::de::Error>::custom(format!("invalid value {v} for enum ip_dscp"))
+        })
+    }
+}
 impl Encode for IpDscp {
     fn encode(&self, w: &mut Writer) -> Result<(), EncodeError> {
         w.put_u8(self.to_raw());
@@ -430,6 +464,14 @@ impl Default for IpProto {
         Self::IpApiProtoHopopt
     }
 }
+impl<'de> serde::Deserialize<'de> for IpProto {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = <u8 as serde::Deserialize>::deserialize(d)?;
+        Self::from_raw(v).ok_or_else(|| {
+            <D::Error as serde::de::Error>::custom(format!("invalid value {v} for enum ip_proto"))
+        })
+    }
+}
 impl Encode for IpProto {
     fn encode(&self, w: &mut Writer) -> Result<(), EncodeError> {
         w.put_u8(self.to_raw());
@@ -473,6 +515,17 @@ impl AddressUnion {
         crate::codec::union_set(v).map(Self)
     }
 }
+impl<'de> serde::Deserialize<'de> for AddressUnion {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let (k, v) = crate::serde_support::single_entry(d)?;
+        match k.as_str() {
+            "ip4" => Self::from_ip4(&crate::serde_support::member(v)?).map_err(D::Error::custom),
+            "ip6" => Self::from_ip6(&crate::serde_support::member(v)?).map_err(D::Error::custom),
+            _ => Err(D::Error::custom(format!("unknown member {k} of union address_union"))),
+        }
+    }
+}
 impl Encode for AddressUnion {
     fn encode(&self, w: &mut Writer) -> Result<(), EncodeError> {
         w.put_bytes(&self.0);
@@ -486,7 +539,8 @@ impl Decode for AddressUnion {
 }
 
 /// type `address`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct Address {
     pub af: AddressFamily,
     pub un: AddressUnion,
@@ -518,7 +572,8 @@ impl Decode for Address {
 }
 
 /// type `prefix`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct Prefix {
     pub address: Address,
     pub len: u8,
@@ -550,7 +605,8 @@ impl Decode for Prefix {
 }
 
 /// type `ip4_address_and_mask`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct Ip4AddressAndMask {
     pub addr: Ip4Address,
     pub mask: Ip4Address,
@@ -582,7 +638,8 @@ impl Decode for Ip4AddressAndMask {
 }
 
 /// type `ip6_address_and_mask`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct Ip6AddressAndMask {
     pub addr: Ip6Address,
     pub mask: Ip6Address,
@@ -614,7 +671,8 @@ impl Decode for Ip6AddressAndMask {
 }
 
 /// type `mprefix`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct Mprefix {
     pub af: AddressFamily,
     pub grp_address_length: u16,
@@ -656,7 +714,8 @@ impl Decode for Mprefix {
 }
 
 /// type `ip6_prefix`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct Ip6Prefix {
     pub address: Ip6Address,
     pub len: u8,
@@ -688,7 +747,8 @@ impl Decode for Ip6Prefix {
 }
 
 /// type `ip4_prefix`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct Ip4Prefix {
     pub address: Ip4Address,
     pub len: u8,
@@ -720,7 +780,8 @@ impl Decode for Ip4Prefix {
 }
 
 /// type `prefix_matcher`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct PrefixMatcher {
     pub le: u8,
     pub ge: u8,

@@ -13,7 +13,8 @@ pub const VL_API_VERSION: u32 = 0x4609caba;
 pub const API_VERSION: &str = "2.0.2";
 
 /// type `ipip_tunnel`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpipTunnel {
     pub instance: u32,
     pub src: super::ip_types::Address,
@@ -75,7 +76,8 @@ impl Decode for IpipTunnel {
 }
 
 /// message `ipip_add_tunnel`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpipAddTunnel {
     pub tunnel: IpipTunnel,
 }
@@ -109,7 +111,8 @@ impl Message for IpipAddTunnel {
 }
 
 /// message `ipip_add_tunnel_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpipAddTunnelReply {
     pub retval: i32,
     pub sw_if_index: super::interface_types::InterfaceIndex,
@@ -151,7 +154,8 @@ impl Message for IpipAddTunnelReply {
 }
 
 /// message `ipip_del_tunnel`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpipDelTunnel {
     pub sw_if_index: super::interface_types::InterfaceIndex,
 }
@@ -185,7 +189,8 @@ impl Message for IpipDelTunnel {
 }
 
 /// message `ipip_del_tunnel_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpipDelTunnelReply {
     pub retval: i32,
 }
@@ -222,7 +227,8 @@ impl Message for IpipDelTunnelReply {
 }
 
 /// message `ipip_6rd_add_tunnel`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct Ipip6rdAddTunnel {
     pub ip6_table_id: u32,
     pub ip4_table_id: u32,
@@ -286,7 +292,8 @@ impl Message for Ipip6rdAddTunnel {
 }
 
 /// message `ipip_6rd_add_tunnel_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct Ipip6rdAddTunnelReply {
     pub retval: i32,
     pub sw_if_index: super::interface_types::InterfaceIndex,
@@ -328,7 +335,8 @@ impl Message for Ipip6rdAddTunnelReply {
 }
 
 /// message `ipip_6rd_del_tunnel`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct Ipip6rdDelTunnel {
     pub sw_if_index: super::interface_types::InterfaceIndex,
 }
@@ -362,7 +370,8 @@ impl Message for Ipip6rdDelTunnel {
 }
 
 /// message `ipip_6rd_del_tunnel_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct Ipip6rdDelTunnelReply {
     pub retval: i32,
 }
@@ -399,7 +408,8 @@ impl Message for Ipip6rdDelTunnelReply {
 }
 
 /// message `ipip_tunnel_dump`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpipTunnelDump {
     pub sw_if_index: super::interface_types::InterfaceIndex,
 }
@@ -433,7 +443,8 @@ impl Message for IpipTunnelDump {
 }
 
 /// message `ipip_tunnel_details`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct IpipTunnelDetails {
     pub tunnel: IpipTunnel,
 }

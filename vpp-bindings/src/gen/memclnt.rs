@@ -13,7 +13,8 @@ pub const VL_API_VERSION: u32 = 0xb197c551;
 pub const API_VERSION: &str = "2.1.0";
 
 /// type `module_version`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct ModuleVersion {
     pub major: u32,
     pub minor: u32,
@@ -55,7 +56,8 @@ impl Decode for ModuleVersion {
 }
 
 /// type `message_table_entry`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct MessageTableEntry {
     pub index: u16,
     pub name: String,
@@ -87,11 +89,13 @@ impl Decode for MessageTableEntry {
 }
 
 /// message `memclnt_create`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct MemclntCreate {
     pub ctx_quota: i32,
     pub input_queue: u64,
     pub name: String,
+    #[serde(deserialize_with = "crate::serde_support::deserialize_array")]
     pub api_versions: [u32; 8],
 }
 impl Default for MemclntCreate {
@@ -136,7 +140,8 @@ impl Message for MemclntCreate {
 }
 
 /// message `memclnt_create_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct MemclntCreateReply {
     pub response: i32,
     pub handle: u64,
@@ -185,7 +190,8 @@ impl Message for MemclntCreateReply {
 }
 
 /// message `memclnt_delete`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct MemclntDelete {
     pub index: u32,
     pub handle: u64,
@@ -229,7 +235,8 @@ impl Message for MemclntDelete {
 }
 
 /// message `memclnt_delete_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct MemclntDeleteReply {
     pub response: i32,
     pub handle: u64,
@@ -268,7 +275,8 @@ impl Message for MemclntDeleteReply {
 }
 
 /// message `rx_thread_exit`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct RxThreadExit {
     pub dummy: u8,
 }
@@ -302,7 +310,8 @@ impl Message for RxThreadExit {
 }
 
 /// message `memclnt_rx_thread_suspend`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct MemclntRxThreadSuspend {
     pub dummy: u8,
 }
@@ -336,7 +345,8 @@ impl Message for MemclntRxThreadSuspend {
 }
 
 /// message `memclnt_read_timeout`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct MemclntReadTimeout {
     pub dummy: u8,
 }
@@ -370,7 +380,8 @@ impl Message for MemclntReadTimeout {
 }
 
 /// message `rpc_call`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct RpcCall {
     pub function: u64,
     pub multicast: u8,
@@ -428,7 +439,8 @@ impl Message for RpcCall {
 }
 
 /// message `rpc_call_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct RpcCallReply {
     pub retval: i32,
 }
@@ -465,7 +477,8 @@ impl Message for RpcCallReply {
 }
 
 /// message `get_first_msg_id`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct GetFirstMsgId {
     pub name: String,
 }
@@ -499,7 +512,8 @@ impl Message for GetFirstMsgId {
 }
 
 /// message `get_first_msg_id_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct GetFirstMsgIdReply {
     pub retval: i32,
     pub first_msg_id: u16,
@@ -541,7 +555,8 @@ impl Message for GetFirstMsgIdReply {
 }
 
 /// message `api_versions`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct ApiVersions {
 }
 impl Default for ApiVersions {
@@ -572,7 +587,8 @@ impl Message for ApiVersions {
 }
 
 /// message `api_versions_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct ApiVersionsReply {
     pub retval: i32,
     /// On the wire its length is the count field `count`.
@@ -617,7 +633,8 @@ impl Message for ApiVersionsReply {
 }
 
 /// message `trace_plugin_msg_ids`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct TracePluginMsgIds {
     pub plugin_name: String,
     pub first_msg_id: u16,
@@ -661,7 +678,8 @@ impl Message for TracePluginMsgIds {
 }
 
 /// message `sockclnt_create`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SockclntCreate {
     pub name: String,
 }
@@ -695,7 +713,8 @@ impl Message for SockclntCreate {
 }
 
 /// message `sockclnt_create_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SockclntCreateReply {
     pub response: i32,
     pub index: u32,
@@ -742,7 +761,8 @@ impl Message for SockclntCreateReply {
 }
 
 /// message `sockclnt_delete`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SockclntDelete {
     pub index: u32,
 }
@@ -776,7 +796,8 @@ impl Message for SockclntDelete {
 }
 
 /// message `sockclnt_delete_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SockclntDeleteReply {
     pub response: i32,
 }
@@ -810,7 +831,8 @@ impl Message for SockclntDeleteReply {
 }
 
 /// message `sock_init_shm`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SockInitShm {
     pub requested_size: u32,
     /// On the wire its length is the count field `nitems`.
@@ -852,7 +874,8 @@ impl Message for SockInitShm {
 }
 
 /// message `sock_init_shm_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SockInitShmReply {
     pub retval: i32,
 }
@@ -889,7 +912,8 @@ impl Message for SockInitShmReply {
 }
 
 /// message `memclnt_keepalive`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct MemclntKeepalive {
 }
 impl Default for MemclntKeepalive {
@@ -920,7 +944,8 @@ impl Message for MemclntKeepalive {
 }
 
 /// message `memclnt_keepalive_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct MemclntKeepaliveReply {
     pub retval: i32,
 }
@@ -957,7 +982,8 @@ impl Message for MemclntKeepaliveReply {
 }
 
 /// message `control_ping`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct ControlPing {
 }
 impl Default for ControlPing {
@@ -988,7 +1014,8 @@ impl Message for ControlPing {
 }
 
 /// message `control_ping_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct ControlPingReply {
     pub retval: i32,
     pub client_index: u32,
@@ -1035,11 +1062,13 @@ impl Message for ControlPingReply {
 }
 
 /// message `memclnt_create_v2`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct MemclntCreateV2 {
     pub ctx_quota: i32,
     pub input_queue: u64,
     pub name: String,
+    #[serde(deserialize_with = "crate::serde_support::deserialize_array")]
     pub api_versions: [u32; 8],
     pub keepalive: bool,
 }
@@ -1089,7 +1118,8 @@ impl Message for MemclntCreateV2 {
 }
 
 /// message `memclnt_create_v2_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct MemclntCreateV2Reply {
     pub response: i32,
     pub handle: u64,
@@ -1138,7 +1168,8 @@ impl Message for MemclntCreateV2Reply {
 }
 
 /// message `get_api_json`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct GetApiJson {
 }
 impl Default for GetApiJson {
@@ -1169,7 +1200,8 @@ impl Message for GetApiJson {
 }
 
 /// message `get_api_json_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct GetApiJsonReply {
     pub retval: i32,
     pub json: String,

@@ -13,7 +13,8 @@ pub const VL_API_VERSION: u32 = 0xd2b57aaf;
 pub const API_VERSION: &str = "1.0.0";
 
 /// `mfib_entry_flags`: a bit set; decoding accepts any combination of the known bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(transparent)]
 pub struct MfibEntryFlags(pub u32);
 impl MfibEntryFlags {
     pub const MFIB_API_ENTRY_FLAG_NONE: Self = Self(0);
@@ -64,7 +65,8 @@ impl Decode for MfibEntryFlags {
 }
 
 /// `mfib_itf_flags`: a bit set; decoding accepts any combination of the known bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(transparent)]
 pub struct MfibItfFlags(pub u32);
 impl MfibItfFlags {
     pub const MFIB_API_ITF_FLAG_NONE: Self = Self(0);
@@ -116,7 +118,8 @@ impl Decode for MfibItfFlags {
 }
 
 /// type `mfib_path`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct MfibPath {
     pub itf_flags: MfibItfFlags,
     pub path: super::fib_types::FibPath,

@@ -49,6 +49,14 @@ impl Default for NpolIpsetType {
         Self::NpolIp
     }
 }
+impl<'de> serde::Deserialize<'de> for NpolIpsetType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = <u8 as serde::Deserialize>::deserialize(d)?;
+        Self::from_raw(v).ok_or_else(|| {
+            <D::Error as serde::de::Error>::custom(format!("invalid value {v} for enum npol_ipset_type"))
+        })
+    }
+}
 impl Encode for NpolIpsetType {
     fn encode(&self, w: &mut Writer) -> Result<(), EncodeError> {
         w.put_u8(self.to_raw());
@@ -104,6 +112,14 @@ impl NpolRuleAction {
 impl Default for NpolRuleAction {
     fn default() -> Self {
         Self::NpolAllow
+    }
+}
+impl<'de> serde::Deserialize<'de> for NpolRuleAction {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = <u8 as serde::Deserialize>::deserialize(d)?;
+        Self::from_raw(v).ok_or_else(|| {
+            <D::Error as serde::de::Error>::custom(format!("invalid value {v} for enum npol_rule_action"))
+        })
     }
 }
 impl Encode for NpolRuleAction {
@@ -163,6 +179,14 @@ impl Default for NpolEntryType {
         Self::NpolCidr
     }
 }
+impl<'de> serde::Deserialize<'de> for NpolEntryType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = <u8 as serde::Deserialize>::deserialize(d)?;
+        Self::from_raw(v).ok_or_else(|| {
+            <D::Error as serde::de::Error>::custom(format!("invalid value {v} for enum npol_entry_type"))
+        })
+    }
+}
 impl Encode for NpolEntryType {
     fn encode(&self, w: &mut Writer) -> Result<(), EncodeError> {
         w.put_u8(self.to_raw());
@@ -214,6 +238,14 @@ impl NpolPolicyDefault {
 impl Default for NpolPolicyDefault {
     fn default() -> Self {
         Self::NpolDefaultAllow
+    }
+}
+impl<'de> serde::Deserialize<'de> for NpolPolicyDefault {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = <u8 as serde::Deserialize>::deserialize(d)?;
+        Self::from_raw(v).ok_or_else(|| {
+            <D::Error as serde::de::Error>::custom(format!("invalid value {v} for enum npol_policy_default"))
+        })
     }
 }
 impl Encode for NpolPolicyDefault {
@@ -273,6 +305,14 @@ impl Default for NpolRuleFilterType {
         Self::NpolRuleFilterNoneType
     }
 }
+impl<'de> serde::Deserialize<'de> for NpolRuleFilterType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = <u8 as serde::Deserialize>::deserialize(d)?;
+        Self::from_raw(v).ok_or_else(|| {
+            <D::Error as serde::de::Error>::custom(format!("invalid value {v} for enum npol_rule_filter_type"))
+        })
+    }
+}
 impl Encode for NpolRuleFilterType {
     fn encode(&self, w: &mut Writer) -> Result<(), EncodeError> {
         w.put_u8(self.to_raw());
@@ -324,6 +364,18 @@ impl NpolIpsetMemberVal {
         crate::codec::union_set(v).map(Self)
     }
 }
+impl<'de> serde::Deserialize<'de> for NpolIpsetMemberVal {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let (k, v) = crate::serde_support::single_entry(d)?;
+        match k.as_str() {
+            "address" => Self::from_address(&crate::serde_support::member(v)?).map_err(D::Error::custom),
+            "prefix" => Self::from_prefix(&crate::serde_support::member(v)?).map_err(D::Error::custom),
+            "tuple" => Self::from_tuple(&crate::serde_support::member(v)?).map_err(D::Error::custom),
+            _ => Err(D::Error::custom(format!("unknown member {k} of union npol_ipset_member_val"))),
+        }
+    }
+}
 impl Encode for NpolIpsetMemberVal {
     fn encode(&self, w: &mut Writer) -> Result<(), EncodeError> {
         w.put_bytes(&self.0);
@@ -371,6 +423,18 @@ impl NpolEntryData {
         crate::codec::union_set(v).map(Self)
     }
 }
+impl<'de> serde::Deserialize<'de> for NpolEntryData {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let (k, v) = crate::serde_support::single_entry(d)?;
+        match k.as_str() {
+            "cidr" => Self::from_cidr(&crate::serde_support::member(v)?).map_err(D::Error::custom),
+            "port_range" => Self::from_port_range(&crate::serde_support::member(v)?).map_err(D::Error::custom),
+            "set_id" => Self::from_set_id(&crate::serde_support::member(v)?).map_err(D::Error::custom),
+            _ => Err(D::Error::custom(format!("unknown member {k} of union npol_entry_data"))),
+        }
+    }
+}
 impl Encode for NpolEntryData {
     fn encode(&self, w: &mut Writer) -> Result<(), EncodeError> {
         w.put_bytes(&self.0);
@@ -384,7 +448,8 @@ impl Decode for NpolEntryData {
 }
 
 /// type `npol_three_tuple`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct NpolThreeTuple {
     pub address: super::ip_types::Address,
     pub l4_proto: u8,
@@ -421,7 +486,8 @@ impl Decode for NpolThreeTuple {
 }
 
 /// type `npol_ipset_member`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct NpolIpsetMember {
     pub val: NpolIpsetMemberVal,
 }
@@ -448,7 +514,8 @@ impl Decode for NpolIpsetMember {
 }
 
 /// type `npol_port_range`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct NpolPortRange {
     pub start: u16,
     pub end: u16,
@@ -480,7 +547,8 @@ impl Decode for NpolPortRange {
 }
 
 /// type `npol_entry_set_id`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct NpolEntrySetId {
     pub set_id: u32,
 }
@@ -507,10 +575,12 @@ impl Decode for NpolEntrySetId {
 }
 
 /// type `npol_rule_entry`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct NpolRuleEntry {
     pub is_src: bool,
     pub is_not: bool,
+    #[serde(rename = "type")]
     pub type_: NpolEntryType,
     pub data: NpolEntryData,
 }
@@ -549,9 +619,11 @@ impl Decode for NpolRuleEntry {
 }
 
 /// type `npol_rule_filter`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct NpolRuleFilter {
     pub value: u32,
+    #[serde(rename = "type")]
     pub type_: NpolRuleFilterType,
     pub should_match: u8,
 }
@@ -586,9 +658,11 @@ impl Decode for NpolRuleFilter {
 }
 
 /// type `npol_rule`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct NpolRule {
     pub action: NpolRuleAction,
+    #[serde(deserialize_with = "crate::serde_support::deserialize_array")]
     pub filters: [NpolRuleFilter; 3],
     /// On the wire its length is the count field `num_entries`.
     pub matches: Vec<NpolRuleEntry>,
@@ -626,7 +700,8 @@ impl Decode for NpolRule {
 }
 
 /// type `npol_policy_item`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct NpolPolicyItem {
     pub is_inbound: bool,
     pub rule_id: u32,
@@ -658,7 +733,8 @@ impl Decode for NpolPolicyItem {
 }
 
 /// message `npol_get_version`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct NpolGetVersion {
 }
 impl Default for NpolGetVersion {
@@ -689,7 +765,8 @@ impl Message for NpolGetVersion {
 }
 
 /// message `npol_get_version_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct NpolGetVersionReply {
     pub major: u32,
     pub minor: u32,
@@ -728,8 +805,10 @@ impl Message for NpolGetVersionReply {
 }
 
 /// message `npol_ipset_create`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct NpolIpsetCreate {
+    #[serde(rename = "type")]
     pub type_: NpolIpsetType,
 }
 impl Default for NpolIpsetCreate {
@@ -762,7 +841,8 @@ impl Message for NpolIpsetCreate {
 }
 
 /// message `npol_ipset_create_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct NpolIpsetCreateReply {
     pub retval: i32,
     pub set_id: u32,
@@ -804,7 +884,8 @@ impl Message for NpolIpsetCreateReply {
 }
 
 /// message `npol_ipset_add_del_members`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct NpolIpsetAddDelMembers {
     pub set_id: u32,
     pub is_add: bool,
@@ -851,7 +932,8 @@ impl Message for NpolIpsetAddDelMembers {
 }
 
 /// message `npol_ipset_add_del_members_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct NpolIpsetAddDelMembersReply {
     pub retval: i32,
 }
@@ -888,7 +970,8 @@ impl Message for NpolIpsetAddDelMembersReply {
 }
 
 /// message `npol_ipset_delete`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct NpolIpsetDelete {
     pub set_id: u32,
 }
@@ -922,7 +1005,8 @@ impl Message for NpolIpsetDelete {
 }
 
 /// message `npol_ipset_delete_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct NpolIpsetDeleteReply {
     pub retval: i32,
 }
@@ -959,7 +1043,8 @@ impl Message for NpolIpsetDeleteReply {
 }
 
 /// message `npol_rule_create`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct NpolRuleCreate {
     pub rule: NpolRule,
 }
@@ -993,7 +1078,8 @@ impl Message for NpolRuleCreate {
 }
 
 /// message `npol_rule_update`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct NpolRuleUpdate {
     pub rule_id: u32,
     pub rule: NpolRule,
@@ -1032,7 +1118,8 @@ impl Message for NpolRuleUpdate {
 }
 
 /// message `npol_rule_update_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct NpolRuleUpdateReply {
     pub retval: i32,
 }
@@ -1069,7 +1156,8 @@ impl Message for NpolRuleUpdateReply {
 }
 
 /// message `npol_rule_create_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct NpolRuleCreateReply {
     pub retval: i32,
     pub rule_id: u32,
@@ -1111,7 +1199,8 @@ impl Message for NpolRuleCreateReply {
 }
 
 /// message `npol_rule_delete`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct NpolRuleDelete {
     pub rule_id: u32,
 }
@@ -1145,7 +1234,8 @@ impl Message for NpolRuleDelete {
 }
 
 /// message `npol_rule_delete_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct NpolRuleDeleteReply {
     pub retval: i32,
 }
@@ -1182,7 +1272,8 @@ impl Message for NpolRuleDeleteReply {
 }
 
 /// message `npol_policy_create`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct NpolPolicyCreate {
     /// On the wire its length is the count field `num_items`.
     pub rules: Vec<NpolPolicyItem>,
@@ -1219,7 +1310,8 @@ impl Message for NpolPolicyCreate {
 }
 
 /// message `npol_policy_create_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct NpolPolicyCreateReply {
     pub retval: i32,
     pub policy_id: u32,
@@ -1261,7 +1353,8 @@ impl Message for NpolPolicyCreateReply {
 }
 
 /// message `npol_policy_update`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct NpolPolicyUpdate {
     pub policy_id: u32,
     /// On the wire its length is the count field `num_items`.
@@ -1303,7 +1396,8 @@ impl Message for NpolPolicyUpdate {
 }
 
 /// message `npol_policy_update_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct NpolPolicyUpdateReply {
     pub retval: i32,
 }
@@ -1340,7 +1434,8 @@ impl Message for NpolPolicyUpdateReply {
 }
 
 /// message `npol_policy_delete`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct NpolPolicyDelete {
     pub policy_id: u32,
 }
@@ -1374,7 +1469,8 @@ impl Message for NpolPolicyDelete {
 }
 
 /// message `npol_policy_delete_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct NpolPolicyDeleteReply {
     pub retval: i32,
 }
@@ -1411,7 +1507,8 @@ impl Message for NpolPolicyDeleteReply {
 }
 
 /// message `npol_configure_policies`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct NpolConfigurePolicies {
     pub sw_if_index: u32,
     pub num_rx_policies: u32,
@@ -1488,7 +1585,8 @@ impl Message for NpolConfigurePolicies {
 }
 
 /// message `npol_configure_policies_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct NpolConfigurePoliciesReply {
     pub retval: i32,
 }

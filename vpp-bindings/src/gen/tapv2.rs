@@ -13,7 +13,8 @@ pub const VL_API_VERSION: u32 = 0xc2f80dc7;
 pub const API_VERSION: &str = "4.0.0";
 
 /// `tap_flags`: a bit set; decoding accepts any combination of the known bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(transparent)]
 pub struct TapFlags(pub u32);
 impl TapFlags {
     pub const TAP_API_FLAG_GSO: Self = Self(1);
@@ -68,7 +69,8 @@ impl Decode for TapFlags {
 }
 
 /// message `tap_create_v3`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct TapCreateV3 {
     pub id: u32,
     pub use_random_mac: bool,
@@ -232,7 +234,8 @@ impl Message for TapCreateV3 {
 }
 
 /// message `tap_create_v3_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct TapCreateV3Reply {
     pub retval: i32,
     pub sw_if_index: super::interface_types::InterfaceIndex,
@@ -274,7 +277,8 @@ impl Message for TapCreateV3Reply {
 }
 
 /// message `tap_create_v2`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct TapCreateV2 {
     pub id: u32,
     pub use_random_mac: bool,
@@ -433,7 +437,8 @@ impl Message for TapCreateV2 {
 }
 
 /// message `tap_create_v2_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct TapCreateV2Reply {
     pub retval: i32,
     pub sw_if_index: super::interface_types::InterfaceIndex,
@@ -475,7 +480,8 @@ impl Message for TapCreateV2Reply {
 }
 
 /// message `tap_delete_v2`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct TapDeleteV2 {
     pub sw_if_index: super::interface_types::InterfaceIndex,
 }
@@ -509,7 +515,8 @@ impl Message for TapDeleteV2 {
 }
 
 /// message `tap_delete_v2_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct TapDeleteV2Reply {
     pub retval: i32,
 }
@@ -546,7 +553,8 @@ impl Message for TapDeleteV2Reply {
 }
 
 /// message `sw_interface_tap_v2_dump`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceTapV2Dump {
     pub sw_if_index: super::interface_types::InterfaceIndex,
 }
@@ -580,7 +588,8 @@ impl Message for SwInterfaceTapV2Dump {
 }
 
 /// message `sw_interface_tap_v2_details`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceTapV2Details {
     pub sw_if_index: u32,
     pub id: u32,

@@ -13,7 +13,8 @@ pub const VL_API_VERSION: u32 = 0x882f6758;
 pub const API_VERSION: &str = "1.0.1";
 
 /// `tunnel_encap_decap_flags`: a bit set; decoding accepts any combination of the known bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(transparent)]
 pub struct TunnelEncapDecapFlags(pub u8);
 impl TunnelEncapDecapFlags {
     pub const TUNNEL_API_ENCAP_DECAP_FLAG_NONE: Self = Self(0);
@@ -100,6 +101,14 @@ impl Default for TunnelMode {
         Self::TunnelApiModeP2p
     }
 }
+impl<'de> serde::Deserialize<'de> for TunnelMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = <u8 as serde::Deserialize>::deserialize(d)?;
+        Self::from_raw(v).ok_or_else(|| {
+            <D::Error as serde::de::Error>::custom(format!("invalid value {v} for enum tunnel_mode"))
+        })
+    }
+}
 impl Encode for TunnelMode {
     fn encode(&self, w: &mut Writer) -> Result<(), EncodeError> {
         w.put_u8(self.to_raw());
@@ -117,7 +126,8 @@ impl Decode for TunnelMode {
 }
 
 /// `tunnel_flags`: a bit set; decoding accepts any combination of the known bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(transparent)]
 pub struct TunnelFlags(pub u8);
 impl TunnelFlags {
     pub const TUNNEL_API_FLAG_TRACK_MTU: Self = Self(1);
@@ -164,7 +174,8 @@ impl Decode for TunnelFlags {
 }
 
 /// type `tunnel`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct Tunnel {
     pub instance: u32,
     pub src: super::ip_types::Address,

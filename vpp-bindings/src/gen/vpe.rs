@@ -13,7 +13,8 @@ pub const VL_API_VERSION: u32 = 0xbbfa7484;
 pub const API_VERSION: &str = "1.7.0";
 
 /// message `show_version`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct ShowVersion {
 }
 impl Default for ShowVersion {
@@ -44,7 +45,8 @@ impl Message for ShowVersion {
 }
 
 /// message `show_version_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct ShowVersionReply {
     pub retval: i32,
     pub program: String,
@@ -101,7 +103,8 @@ impl Message for ShowVersionReply {
 }
 
 /// message `show_vpe_system_time`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct ShowVpeSystemTime {
 }
 impl Default for ShowVpeSystemTime {
@@ -132,7 +135,8 @@ impl Message for ShowVpeSystemTime {
 }
 
 /// message `show_vpe_system_time_reply`
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(default)]
 pub struct ShowVpeSystemTimeReply {
     pub retval: i32,
     pub vpe_system_time: super::vpe_types::Timestamp,
@@ -174,7 +178,8 @@ impl Message for ShowVpeSystemTimeReply {
 }
 
 /// message `log_dump`
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(default)]
 pub struct LogDump {
     pub start_timestamp: super::vpe_types::Timestamp,
 }
@@ -208,7 +213,8 @@ impl Message for LogDump {
 }
 
 /// message `log_details`
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(default)]
 pub struct LogDetails {
     pub timestamp: super::vpe_types::Timestamp,
     pub level: super::vpe_types::LogLevel,

@@ -79,6 +79,14 @@ impl Default for LogLevel {
         Self::VpeApiLogLevelEmerg
     }
 }
+impl<'de> serde::Deserialize<'de> for LogLevel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = <u32 as serde::Deserialize>::deserialize(d)?;
+        Self::from_raw(v).ok_or_else(|| {
+            <D::Error as serde::de::Error>::custom(format!("invalid value {v} for enum log_level"))
+        })
+    }
+}
 impl Encode for LogLevel {
     fn encode(&self, w: &mut Writer) -> Result<(), EncodeError> {
         w.put_u32(self.to_raw());
@@ -96,12 +104,15 @@ impl Decode for LogLevel {
 }
 
 /// type `version`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct Version {
     pub major: u32,
     pub minor: u32,
     pub patch: u32,
+    #[serde(deserialize_with = "crate::serde_support::deserialize_array")]
     pub pre_release: [u8; 17],
+    #[serde(deserialize_with = "crate::serde_support::deserialize_array")]
     pub build_metadata: [u8; 17],
 }
 impl Default for Version {

@@ -13,7 +13,8 @@ pub const VL_API_VERSION: u32 = 0x95381587;
 pub const API_VERSION: &str = "2.1.0";
 
 /// message `vxlan_add_del_tunnel`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct VxlanAddDelTunnel {
     pub is_add: bool,
     pub instance: u32,
@@ -82,7 +83,8 @@ impl Message for VxlanAddDelTunnel {
 }
 
 /// message `vxlan_add_del_tunnel_v2`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct VxlanAddDelTunnelV2 {
     pub is_add: bool,
     pub instance: u32,
@@ -161,7 +163,8 @@ impl Message for VxlanAddDelTunnelV2 {
 }
 
 /// message `vxlan_add_del_tunnel_v3`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct VxlanAddDelTunnelV3 {
     pub is_add: bool,
     pub instance: u32,
@@ -245,7 +248,8 @@ impl Message for VxlanAddDelTunnelV3 {
 }
 
 /// message `vxlan_add_del_tunnel_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct VxlanAddDelTunnelReply {
     pub retval: i32,
     pub sw_if_index: super::interface_types::InterfaceIndex,
@@ -287,7 +291,8 @@ impl Message for VxlanAddDelTunnelReply {
 }
 
 /// message `vxlan_add_del_tunnel_v2_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct VxlanAddDelTunnelV2Reply {
     pub retval: i32,
     pub sw_if_index: super::interface_types::InterfaceIndex,
@@ -329,7 +334,8 @@ impl Message for VxlanAddDelTunnelV2Reply {
 }
 
 /// message `vxlan_add_del_tunnel_v3_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct VxlanAddDelTunnelV3Reply {
     pub retval: i32,
     pub sw_if_index: super::interface_types::InterfaceIndex,
@@ -371,7 +377,8 @@ impl Message for VxlanAddDelTunnelV3Reply {
 }
 
 /// message `vxlan_tunnel_dump`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct VxlanTunnelDump {
     pub sw_if_index: super::interface_types::InterfaceIndex,
 }
@@ -405,7 +412,8 @@ impl Message for VxlanTunnelDump {
 }
 
 /// message `vxlan_tunnel_v2_dump`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct VxlanTunnelV2Dump {
     pub sw_if_index: super::interface_types::InterfaceIndex,
 }
@@ -439,7 +447,8 @@ impl Message for VxlanTunnelV2Dump {
 }
 
 /// message `vxlan_tunnel_details`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct VxlanTunnelDetails {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub instance: u32,
@@ -508,7 +517,8 @@ impl Message for VxlanTunnelDetails {
 }
 
 /// message `vxlan_tunnel_v2_details`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct VxlanTunnelV2Details {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub instance: u32,
@@ -587,7 +597,8 @@ impl Message for VxlanTunnelV2Details {
 }
 
 /// message `sw_interface_set_vxlan_bypass`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceSetVxlanBypass {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub is_ipv6: bool,
@@ -631,7 +642,8 @@ impl Message for SwInterfaceSetVxlanBypass {
 }
 
 /// message `sw_interface_set_vxlan_bypass_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct SwInterfaceSetVxlanBypassReply {
     pub retval: i32,
 }
@@ -668,7 +680,8 @@ impl Message for SwInterfaceSetVxlanBypassReply {
 }
 
 /// message `vxlan_offload_rx`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct VxlanOffloadRx {
     pub hw_if_index: super::interface_types::InterfaceIndex,
     pub sw_if_index: super::interface_types::InterfaceIndex,
@@ -712,7 +725,8 @@ impl Message for VxlanOffloadRx {
 }
 
 /// message `vxlan_offload_rx_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct VxlanOffloadRxReply {
     pub retval: i32,
 }

@@ -13,7 +13,8 @@ pub const VL_API_VERSION: u32 = 0x709f48a6;
 pub const API_VERSION: &str = "1.4.0";
 
 /// `wireguard_peer_flags`: a bit set; decoding accepts any combination of the known bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(transparent)]
 pub struct WireguardPeerFlags(pub u8);
 impl WireguardPeerFlags {
     pub const WIREGUARD_PEER_STATUS_DEAD: Self = Self(1);
@@ -61,11 +62,14 @@ impl Decode for WireguardPeerFlags {
 }
 
 /// type `wireguard_interface`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct WireguardInterface {
     pub user_instance: u32,
     pub sw_if_index: super::interface_types::InterfaceIndex,
+    #[serde(deserialize_with = "crate::serde_support::deserialize_array")]
     pub private_key: [u8; 32],
+    #[serde(deserialize_with = "crate::serde_support::deserialize_array")]
     pub public_key: [u8; 32],
     pub port: u16,
     pub src_ip: super::ip_types::Address,
@@ -113,9 +117,11 @@ impl Decode for WireguardInterface {
 }
 
 /// type `wireguard_peer`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct WireguardPeer {
     pub peer_index: u32,
+    #[serde(deserialize_with = "crate::serde_support::deserialize_array")]
     pub public_key: [u8; 32],
     pub port: u16,
     pub persistent_keepalive: u16,
@@ -183,11 +189,14 @@ impl Decode for WireguardPeer {
 }
 
 /// type `wireguard_peer_v2`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct WireguardPeerV2 {
     pub peer_index: u32,
+    #[serde(deserialize_with = "crate::serde_support::deserialize_array")]
     pub preshared_key: [u8; 32],
     pub preshared_key_set: bool,
+    #[serde(deserialize_with = "crate::serde_support::deserialize_array")]
     pub public_key: [u8; 32],
     pub port: u16,
     pub persistent_keepalive: u16,
@@ -263,7 +272,8 @@ impl Decode for WireguardPeerV2 {
 }
 
 /// message `wireguard_interface_create`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct WireguardInterfaceCreate {
     pub interface: WireguardInterface,
     pub generate_key: bool,
@@ -302,7 +312,8 @@ impl Message for WireguardInterfaceCreate {
 }
 
 /// message `wireguard_interface_create_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct WireguardInterfaceCreateReply {
     pub retval: i32,
     pub sw_if_index: super::interface_types::InterfaceIndex,
@@ -344,7 +355,8 @@ impl Message for WireguardInterfaceCreateReply {
 }
 
 /// message `wireguard_interface_delete`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct WireguardInterfaceDelete {
     pub sw_if_index: super::interface_types::InterfaceIndex,
 }
@@ -378,7 +390,8 @@ impl Message for WireguardInterfaceDelete {
 }
 
 /// message `wireguard_interface_delete_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct WireguardInterfaceDeleteReply {
     pub retval: i32,
 }
@@ -415,7 +428,8 @@ impl Message for WireguardInterfaceDeleteReply {
 }
 
 /// message `wireguard_interface_dump`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct WireguardInterfaceDump {
     pub show_private_key: bool,
     pub sw_if_index: super::interface_types::InterfaceIndex,
@@ -454,7 +468,8 @@ impl Message for WireguardInterfaceDump {
 }
 
 /// message `wireguard_interface_details`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct WireguardInterfaceDetails {
     pub interface: WireguardInterface,
 }
@@ -488,7 +503,8 @@ impl Message for WireguardInterfaceDetails {
 }
 
 /// message `want_wireguard_peer_events`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct WantWireguardPeerEvents {
     pub sw_if_index: super::interface_types::InterfaceIndex,
     pub peer_index: u32,
@@ -537,7 +553,8 @@ impl Message for WantWireguardPeerEvents {
 }
 
 /// message `want_wireguard_peer_events_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct WantWireguardPeerEventsReply {
     pub retval: i32,
 }
@@ -574,7 +591,8 @@ impl Message for WantWireguardPeerEventsReply {
 }
 
 /// message `wireguard_peer_event`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct WireguardPeerEvent {
     pub pid: u32,
     pub peer_index: u32,
@@ -618,7 +636,8 @@ impl Message for WireguardPeerEvent {
 }
 
 /// message `wireguard_peer_add`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct WireguardPeerAdd {
     pub peer: WireguardPeer,
 }
@@ -652,7 +671,8 @@ impl Message for WireguardPeerAdd {
 }
 
 /// message `wireguard_peer_add_v2`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct WireguardPeerAddV2 {
     pub peer: WireguardPeerV2,
 }
@@ -686,7 +706,8 @@ impl Message for WireguardPeerAddV2 {
 }
 
 /// message `wireguard_peer_add_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct WireguardPeerAddReply {
     pub retval: i32,
     pub peer_index: u32,
@@ -728,7 +749,8 @@ impl Message for WireguardPeerAddReply {
 }
 
 /// message `wireguard_peer_add_v2_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct WireguardPeerAddV2Reply {
     pub retval: i32,
     pub peer_index: u32,
@@ -770,7 +792,8 @@ impl Message for WireguardPeerAddV2Reply {
 }
 
 /// message `wireguard_peer_remove`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct WireguardPeerRemove {
     pub peer_index: u32,
 }
@@ -804,7 +827,8 @@ impl Message for WireguardPeerRemove {
 }
 
 /// message `wireguard_peer_remove_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct WireguardPeerRemoveReply {
     pub retval: i32,
 }
@@ -841,7 +865,8 @@ impl Message for WireguardPeerRemoveReply {
 }
 
 /// message `wireguard_peers_dump`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct WireguardPeersDump {
     pub peer_index: u32,
 }
@@ -875,7 +900,8 @@ impl Message for WireguardPeersDump {
 }
 
 /// message `wireguard_peers_v2_dump`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct WireguardPeersV2Dump {
     pub peer_index: u32,
 }
@@ -909,7 +935,8 @@ impl Message for WireguardPeersV2Dump {
 }
 
 /// message `wireguard_peers_details`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct WireguardPeersDetails {
     pub peer: WireguardPeer,
 }
@@ -943,7 +970,8 @@ impl Message for WireguardPeersDetails {
 }
 
 /// message `wireguard_peers_v2_details`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct WireguardPeersV2Details {
     pub peer: WireguardPeerV2,
 }
@@ -977,7 +1005,8 @@ impl Message for WireguardPeersV2Details {
 }
 
 /// message `wg_set_async_mode`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct WgSetAsyncMode {
     pub async_enable: bool,
 }
@@ -1011,7 +1040,8 @@ impl Message for WgSetAsyncMode {
 }
 
 /// message `wg_set_async_mode_reply`
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(default)]
 pub struct WgSetAsyncModeReply {
     pub retval: i32,
 }
