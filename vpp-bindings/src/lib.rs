@@ -60,9 +60,26 @@ pub mod gen;
 
 pub use codec::{Decode, DecodeError, Encode, EncodeError, Reader, Writer};
 pub use message::{
-    decode_message, encode_message, Dump, Header, HeaderKind, Message, MessageInfo, MessageTable,
-    Request, Subscribe,
+    decode_message, encode_message, Dump, DynMessage, Header, HeaderKind, Message, MessageCodec,
+    MessageInfo, MessageTable, Request, Subscribe,
 };
+
+/// Run-time codec of a generated message by `name_crc` (e.g. to decode whatever a peer sent
+/// after looking its id up in a [`MessageTable`]).
+pub fn codec_for(name_crc: &str) -> Option<&'static message::MessageCodec> {
+    static INDEX: std::sync::OnceLock<
+        std::collections::HashMap<&'static str, &'static message::MessageCodec>,
+    > = std::sync::OnceLock::new();
+    INDEX
+        .get_or_init(|| all_codecs().map(|c| (c.info.name_crc, c)).collect())
+        .get(name_crc)
+        .copied()
+}
+
+/// Every generated message's run-time codec, memclnt first.
+pub fn all_codecs() -> impl Iterator<Item = &'static message::MessageCodec> {
+    gen::CODEC_MODULES.iter().flat_map(|m| m.iter())
+}
 
 /// Every generated message, memclnt first.
 pub fn all_messages() -> impl Iterator<Item = &'static MessageInfo> {

@@ -68,7 +68,7 @@ pub struct MessageInfo {
 /// `Encode`/`Decode` handle the body only (fields after the header); use [`encode_message`]
 /// and [`decode_message`] for whole messages.
 pub trait Message:
-    Encode + Decode + Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static
+    Encode + Decode + Default + Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static
 {
     const NAME: &'static str;
     const CRC: &'static str;
@@ -86,6 +86,71 @@ pub trait Message:
     /// The `retval` of a reply, for messages that carry one right after the header.
     fn retval(&self) -> Option<i32> {
         None
+    }
+}
+
+/// A decoded message of a type known only at run time (see [`MessageCodec`]); downcast with
+/// `as_any().downcast_ref::<NpolRuleCreate>()`.
+pub trait DynMessage: std::fmt::Debug + Send + Sync + 'static {
+    fn info(&self) -> MessageInfo;
+    fn as_any(&self) -> &dyn std::any::Any;
+    /// Encodes the body (no header).
+    fn encode_body(&self, w: &mut Writer) -> Result<(), EncodeError>;
+}
+
+impl<M: Message> DynMessage for M {
+    fn info(&self) -> MessageInfo {
+        M::INFO
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn encode_body(&self, w: &mut Writer) -> Result<(), EncodeError> {
+        self.encode(w)
+    }
+}
+
+/// Decodes a whole message of one type into a boxed [`DynMessage`].
+pub type DynDecoder = fn(&[u8]) -> Result<(Header, Box<dyn DynMessage>), DecodeError>;
+
+/// Run-time handle on one generated message type: its facts, a decoder, and an encoder of
+/// its `Default` value (`msg_id`, `client_index`, `context`). Generated modules list them
+/// in `CODECS`; [`crate::codec_for`] finds one by `name_crc`.
+#[derive(Clone, Copy)]
+pub struct MessageCodec {
+    pub info: MessageInfo,
+    pub decode: DynDecoder,
+    pub encode_default: fn(u16, u32, u32) -> Result<Vec<u8>, EncodeError>,
+}
+
+impl std::fmt::Debug for MessageCodec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageCodec")
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+fn decode_dyn<M: Message>(b: &[u8]) -> Result<(Header, Box<dyn DynMessage>), DecodeError> {
+    let (h, m) = decode_message::<M>(b)?;
+    Ok((h, Box::new(m)))
+}
+
+fn encode_default<M: Message>(
+    id: u16,
+    client_index: u32,
+    context: u32,
+) -> Result<Vec<u8>, EncodeError> {
+    encode_message(&M::default(), id, client_index, context)
+}
+
+impl MessageCodec {
+    pub const fn of<M: Message>() -> Self {
+        MessageCodec {
+            info: M::INFO,
+            decode: decode_dyn::<M>,
+            encode_default: encode_default::<M>,
+        }
     }
 }
 

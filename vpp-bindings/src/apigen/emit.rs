@@ -70,6 +70,14 @@ fn emit_mod(model: &Model) -> String {
         let _ = writeln!(s, "    ({:?}, {}::MESSAGES),", m.name, m.name);
     }
     s.push_str("];\n");
+    s.push_str(
+        "\n/// Run-time codecs of every generated message, in the order of [`MODULES`].\n\
+         pub const CODEC_MODULES: &[&[crate::message::MessageCodec]] = &[\n",
+    );
+    for m in &model.modules {
+        let _ = writeln!(s, "    {}::CODECS,", m.name);
+    }
+    s.push_str("];\n");
     s
 }
 
@@ -218,6 +226,17 @@ impl Emitter<'_> {
         self.w("pub const MESSAGES: &[MessageInfo] = &[");
         for t in &m.messages {
             let _ = writeln!(self.s, "    <{} as Message>::INFO,", t.rust);
+        }
+        self.w("];");
+        self.w("");
+        self.w("/// Run-time codecs of every message of this module.");
+        self.w("pub const CODECS: &[crate::message::MessageCodec] = &[");
+        for t in &m.messages {
+            let _ = writeln!(
+                self.s,
+                "    crate::message::MessageCodec::of::<{}>(),",
+                t.rust
+            );
         }
         self.w("];");
         Ok(self.s)

@@ -710,3 +710,19 @@ pub const MESSAGES: &[MessageInfo] = &[
     <AfPacketDump as Message>::INFO,
     <AfPacketDetails as Message>::INFO,
 ];
+
+/// Run-time codecs of every message of this module.
+pub const CODECS: &[crate::message::MessageCodec] = &[
+    crate::message::MessageCodec::of::<AfPacketCreate>(),
+    crate::message::MessageCodec::of::<AfPacketCreateReply>(),
+    crate::message::MessageCodec::of::<AfPacketCreateV2>(),
+    crate::message::MessageCodec::of::<AfPacketCreateV2Reply>(),
+    crate::message::MessageCodec::of::<AfPacketCreateV3>(),
+    crate::message::MessageCodec::of::<AfPacketCreateV3Reply>(),
+    crate::message::MessageCodec::of::<AfPacketDelete>(),
+    crate::message::MessageCodec::of::<AfPacketDeleteReply>(),
+    crate::message::MessageCodec::of::<AfPacketSetL4CksumOffload>(),
+    crate::message::MessageCodec::of::<AfPacketSetL4CksumOffloadReply>(),
+    crate::message::MessageCodec::of::<AfPacketDump>(),
+    crate::message::MessageCodec::of::<AfPacketDetails>(),
+];

@@ -1685,3 +1685,33 @@ pub const MESSAGES: &[MessageInfo] = &[
     <FeatureCnatEnableDisable as Message>::INFO,
     <FeatureCnatEnableDisableReply as Message>::INFO,
 ];
+
+/// Run-time codecs of every message of this module.
+pub const CODECS: &[crate::message::MessageCodec] = &[
+    crate::message::MessageCodec::of::<CnatTranslationUpdate>(),
+    crate::message::MessageCodec::of::<CnatTranslationUpdateReply>(),
+    crate::message::MessageCodec::of::<CnatTranslationDel>(),
+    crate::message::MessageCodec::of::<CnatTranslationDelReply>(),
+    crate::message::MessageCodec::of::<CnatTranslationDetails>(),
+    crate::message::MessageCodec::of::<CnatTranslationDump>(),
+    crate::message::MessageCodec::of::<CnatSessionPurge>(),
+    crate::message::MessageCodec::of::<CnatSessionPurgeReply>(),
+    crate::message::MessageCodec::of::<CnatSessionDetails>(),
+    crate::message::MessageCodec::of::<CnatSessionDump>(),
+    crate::message::MessageCodec::of::<CnatSetSnatAddresses>(),
+    crate::message::MessageCodec::of::<CnatSetSnatAddressesReply>(),
+    crate::message::MessageCodec::of::<CnatSetSnatAddressesV2>(),
+    crate::message::MessageCodec::of::<CnatSetSnatAddressesV2Reply>(),
+    crate::message::MessageCodec::of::<CnatGetSnatAddresses>(),
+    crate::message::MessageCodec::of::<CnatGetSnatAddressesReply>(),
+    crate::message::MessageCodec::of::<CnatSnatAddressesDump>(),
+    crate::message::MessageCodec::of::<CnatSnatAddressesDetails>(),
+    crate::message::MessageCodec::of::<CnatSnatPolicyAddDelExcludePfx>(),
+    crate::message::MessageCodec::of::<CnatSnatPolicyAddDelExcludePfxReply>(),
+    crate::message::MessageCodec::of::<CnatSnatPolicyAddDelIf>(),
+    crate::message::MessageCodec::of::<CnatSnatPolicyAddDelIfReply>(),
+    crate::message::MessageCodec::of::<CnatSetSnatPolicy>(),
+    crate::message::MessageCodec::of::<CnatSetSnatPolicyReply>(),
+    crate::message::MessageCodec::of::<FeatureCnatEnableDisable>(),
+    crate::message::MessageCodec::of::<FeatureCnatEnableDisableReply>(),
+];

@@ -394,3 +394,7 @@ impl Decode for FibPath {
 /// Every message of this module.
 pub const MESSAGES: &[MessageInfo] = &[
 ];
+
+/// Run-time codecs of every message of this module.
+pub const CODECS: &[crate::message::MessageCodec] = &[
+];

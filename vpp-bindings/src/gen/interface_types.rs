@@ -441,3 +441,7 @@ impl Decode for Direction {
 /// Every message of this module.
 pub const MESSAGES: &[MessageInfo] = &[
 ];
+
+/// Run-time codecs of every message of this module.
+pub const CODECS: &[crate::message::MessageCodec] = &[
+];

@@ -1034,3 +1034,27 @@ pub const MESSAGES: &[MessageInfo] = &[
     <WantIpNeighborEventsV2Reply as Message>::INFO,
     <IpNeighborEventV2 as Message>::INFO,
 ];
+
+/// Run-time codecs of every message of this module.
+pub const CODECS: &[crate::message::MessageCodec] = &[
+    crate::message::MessageCodec::of::<IpNeighborAddDel>(),
+    crate::message::MessageCodec::of::<IpNeighborAddDelReply>(),
+    crate::message::MessageCodec::of::<IpNeighborDump>(),
+    crate::message::MessageCodec::of::<IpNeighborDetails>(),
+    crate::message::MessageCodec::of::<IpNeighborConfig>(),
+    crate::message::MessageCodec::of::<IpNeighborConfigReply>(),
+    crate::message::MessageCodec::of::<IpNeighborConfigGet>(),
+    crate::message::MessageCodec::of::<IpNeighborConfigGetReply>(),
+    crate::message::MessageCodec::of::<IpNeighborReplaceBegin>(),
+    crate::message::MessageCodec::of::<IpNeighborReplaceBeginReply>(),
+    crate::message::MessageCodec::of::<IpNeighborReplaceEnd>(),
+    crate::message::MessageCodec::of::<IpNeighborReplaceEndReply>(),
+    crate::message::MessageCodec::of::<IpNeighborFlush>(),
+    crate::message::MessageCodec::of::<IpNeighborFlushReply>(),
+    crate::message::MessageCodec::of::<WantIpNeighborEvents>(),
+    crate::message::MessageCodec::of::<WantIpNeighborEventsReply>(),
+    crate::message::MessageCodec::of::<IpNeighborEvent>(),
+    crate::message::MessageCodec::of::<WantIpNeighborEventsV2>(),
+    crate::message::MessageCodec::of::<WantIpNeighborEventsV2Reply>(),
+    crate::message::MessageCodec::of::<IpNeighborEventV2>(),
+];

@@ -815,3 +815,7 @@ impl Decode for PrefixMatcher {
 /// Every message of this module.
 pub const MESSAGES: &[MessageInfo] = &[
 ];
+
+/// Run-time codecs of every message of this module.
+pub const CODECS: &[crate::message::MessageCodec] = &[
+];

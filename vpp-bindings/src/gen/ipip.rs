@@ -506,3 +506,17 @@ pub const MESSAGES: &[MessageInfo] = &[
     <IpipTunnelDump as Message>::INFO,
     <IpipTunnelDetails as Message>::INFO,
 ];
+
+/// Run-time codecs of every message of this module.
+pub const CODECS: &[crate::message::MessageCodec] = &[
+    crate::message::MessageCodec::of::<IpipAddTunnel>(),
+    crate::message::MessageCodec::of::<IpipAddTunnelReply>(),
+    crate::message::MessageCodec::of::<IpipDelTunnel>(),
+    crate::message::MessageCodec::of::<IpipDelTunnelReply>(),
+    crate::message::MessageCodec::of::<Ipip6rdAddTunnel>(),
+    crate::message::MessageCodec::of::<Ipip6rdAddTunnelReply>(),
+    crate::message::MessageCodec::of::<Ipip6rdDelTunnel>(),
+    crate::message::MessageCodec::of::<Ipip6rdDelTunnelReply>(),
+    crate::message::MessageCodec::of::<IpipTunnelDump>(),
+    crate::message::MessageCodec::of::<IpipTunnelDetails>(),
+];

@@ -153,3 +153,7 @@ impl Decode for MfibPath {
 /// Every message of this module.
 pub const MESSAGES: &[MessageInfo] = &[
 ];
+
+/// Run-time codecs of every message of this module.
+pub const CODECS: &[crate::message::MessageCodec] = &[
+];

@@ -54,3 +54,28 @@ pub const MODULES: &[(&str, &[crate::message::MessageInfo])] = &[
     ("vxlan", vxlan::MESSAGES),
     ("wireguard", wireguard::MESSAGES),
 ];
+
+/// Run-time codecs of every generated message, in the order of [`MODULES`].
+pub const CODEC_MODULES: &[&[crate::message::MessageCodec]] = &[
+    memclnt::CODECS,
+    acl::CODECS,
+    acl_types::CODECS,
+    af_packet::CODECS,
+    cnat::CODECS,
+    ethernet_types::CODECS,
+    fib_types::CODECS,
+    interface::CODECS,
+    interface_types::CODECS,
+    ip::CODECS,
+    ip_neighbor::CODECS,
+    ip_types::CODECS,
+    ipip::CODECS,
+    mfib_types::CODECS,
+    npol::CODECS,
+    tapv2::CODECS,
+    tunnel_types::CODECS,
+    vpe::CODECS,
+    vpe_types::CODECS,
+    vxlan::CODECS,
+    wireguard::CODECS,
+];

@@ -1681,3 +1681,29 @@ pub const MESSAGES: &[MessageInfo] = &[
     <NpolConfigurePolicies as Message>::INFO,
     <NpolConfigurePoliciesReply as Message>::INFO,
 ];
+
+/// Run-time codecs of every message of this module.
+pub const CODECS: &[crate::message::MessageCodec] = &[
+    crate::message::MessageCodec::of::<NpolGetVersion>(),
+    crate::message::MessageCodec::of::<NpolGetVersionReply>(),
+    crate::message::MessageCodec::of::<NpolIpsetCreate>(),
+    crate::message::MessageCodec::of::<NpolIpsetCreateReply>(),
+    crate::message::MessageCodec::of::<NpolIpsetAddDelMembers>(),
+    crate::message::MessageCodec::of::<NpolIpsetAddDelMembersReply>(),
+    crate::message::MessageCodec::of::<NpolIpsetDelete>(),
+    crate::message::MessageCodec::of::<NpolIpsetDeleteReply>(),
+    crate::message::MessageCodec::of::<NpolRuleCreate>(),
+    crate::message::MessageCodec::of::<NpolRuleUpdate>(),
+    crate::message::MessageCodec::of::<NpolRuleUpdateReply>(),
+    crate::message::MessageCodec::of::<NpolRuleCreateReply>(),
+    crate::message::MessageCodec::of::<NpolRuleDelete>(),
+    crate::message::MessageCodec::of::<NpolRuleDeleteReply>(),
+    crate::message::MessageCodec::of::<NpolPolicyCreate>(),
+    crate::message::MessageCodec::of::<NpolPolicyCreateReply>(),
+    crate::message::MessageCodec::of::<NpolPolicyUpdate>(),
+    crate::message::MessageCodec::of::<NpolPolicyUpdateReply>(),
+    crate::message::MessageCodec::of::<NpolPolicyDelete>(),
+    crate::message::MessageCodec::of::<NpolPolicyDeleteReply>(),
+    crate::message::MessageCodec::of::<NpolConfigurePolicies>(),
+    crate::message::MessageCodec::of::<NpolConfigurePoliciesReply>(),
+];

@@ -706,3 +706,15 @@ pub const MESSAGES: &[MessageInfo] = &[
     <SwInterfaceTapV2Dump as Message>::INFO,
     <SwInterfaceTapV2Details as Message>::INFO,
 ];
+
+/// Run-time codecs of every message of this module.
+pub const CODECS: &[crate::message::MessageCodec] = &[
+    crate::message::MessageCodec::of::<TapCreateV3>(),
+    crate::message::MessageCodec::of::<TapCreateV3Reply>(),
+    crate::message::MessageCodec::of::<TapCreateV2>(),
+    crate::message::MessageCodec::of::<TapCreateV2Reply>(),
+    crate::message::MessageCodec::of::<TapDeleteV2>(),
+    crate::message::MessageCodec::of::<TapDeleteV2Reply>(),
+    crate::message::MessageCodec::of::<SwInterfaceTapV2Dump>(),
+    crate::message::MessageCodec::of::<SwInterfaceTapV2Details>(),
+];

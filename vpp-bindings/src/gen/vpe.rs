@@ -281,3 +281,13 @@ pub const MESSAGES: &[MessageInfo] = &[
     <LogDump as Message>::INFO,
     <LogDetails as Message>::INFO,
 ];
+
+/// Run-time codecs of every message of this module.
+pub const CODECS: &[crate::message::MessageCodec] = &[
+    crate::message::MessageCodec::of::<ShowVersion>(),
+    crate::message::MessageCodec::of::<ShowVersionReply>(),
+    crate::message::MessageCodec::of::<ShowVpeSystemTime>(),
+    crate::message::MessageCodec::of::<ShowVpeSystemTimeReply>(),
+    crate::message::MessageCodec::of::<LogDump>(),
+    crate::message::MessageCodec::of::<LogDetails>(),
+];

@@ -156,3 +156,7 @@ impl Decode for Version {
 /// Every message of this module.
 pub const MESSAGES: &[MessageInfo] = &[
 ];
+
+/// Run-time codecs of every message of this module.
+pub const CODECS: &[crate::message::MessageCodec] = &[
+];

@@ -801,3 +801,21 @@ pub const MESSAGES: &[MessageInfo] = &[
     <VxlanOffloadRx as Message>::INFO,
     <VxlanOffloadRxReply as Message>::INFO,
 ];
+
+/// Run-time codecs of every message of this module.
+pub const CODECS: &[crate::message::MessageCodec] = &[
+    crate::message::MessageCodec::of::<VxlanAddDelTunnel>(),
+    crate::message::MessageCodec::of::<VxlanAddDelTunnelV2>(),
+    crate::message::MessageCodec::of::<VxlanAddDelTunnelV3>(),
+    crate::message::MessageCodec::of::<VxlanAddDelTunnelReply>(),
+    crate::message::MessageCodec::of::<VxlanAddDelTunnelV2Reply>(),
+    crate::message::MessageCodec::of::<VxlanAddDelTunnelV3Reply>(),
+    crate::message::MessageCodec::of::<VxlanTunnelDump>(),
+    crate::message::MessageCodec::of::<VxlanTunnelV2Dump>(),
+    crate::message::MessageCodec::of::<VxlanTunnelDetails>(),
+    crate::message::MessageCodec::of::<VxlanTunnelV2Details>(),
+    crate::message::MessageCodec::of::<SwInterfaceSetVxlanBypass>(),
+    crate::message::MessageCodec::of::<SwInterfaceSetVxlanBypassReply>(),
+    crate::message::MessageCodec::of::<VxlanOffloadRx>(),
+    crate::message::MessageCodec::of::<VxlanOffloadRxReply>(),
+];

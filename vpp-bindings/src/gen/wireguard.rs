@@ -1135,3 +1135,28 @@ pub const MESSAGES: &[MessageInfo] = &[
     <WgSetAsyncMode as Message>::INFO,
     <WgSetAsyncModeReply as Message>::INFO,
 ];
+
+/// Run-time codecs of every message of this module.
+pub const CODECS: &[crate::message::MessageCodec] = &[
+    crate::message::MessageCodec::of::<WireguardInterfaceCreate>(),
+    crate::message::MessageCodec::of::<WireguardInterfaceCreateReply>(),
+    crate::message::MessageCodec::of::<WireguardInterfaceDelete>(),
+    crate::message::MessageCodec::of::<WireguardInterfaceDeleteReply>(),
+    crate::message::MessageCodec::of::<WireguardInterfaceDump>(),
+    crate::message::MessageCodec::of::<WireguardInterfaceDetails>(),
+    crate::message::MessageCodec::of::<WantWireguardPeerEvents>(),
+    crate::message::MessageCodec::of::<WantWireguardPeerEventsReply>(),
+    crate::message::MessageCodec::of::<WireguardPeerEvent>(),
+    crate::message::MessageCodec::of::<WireguardPeerAdd>(),
+    crate::message::MessageCodec::of::<WireguardPeerAddV2>(),
+    crate::message::MessageCodec::of::<WireguardPeerAddReply>(),
+    crate::message::MessageCodec::of::<WireguardPeerAddV2Reply>(),
+    crate::message::MessageCodec::of::<WireguardPeerRemove>(),
+    crate::message::MessageCodec::of::<WireguardPeerRemoveReply>(),
+    crate::message::MessageCodec::of::<WireguardPeersDump>(),
+    crate::message::MessageCodec::of::<WireguardPeersV2Dump>(),
+    crate::message::MessageCodec::of::<WireguardPeersDetails>(),
+    crate::message::MessageCodec::of::<WireguardPeersV2Details>(),
+    crate::message::MessageCodec::of::<WgSetAsyncMode>(),
+    crate::message::MessageCodec::of::<WgSetAsyncModeReply>(),
+];
