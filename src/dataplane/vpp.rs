@@ -1,0 +1,584 @@
+//! The [`Dataplane`] over VPP's binary API (vpp-bindings): the only file that knows VPP
+//! message types.
+//!
+//! Every batch is one pipelined round trip (requests, then one `control_ping`). The identity
+//! of a VPP run is a token we tag onto `local0`: it survives a driver restart and vanishes
+//! with a VPP restart, together with the objects it vouches for. Never retries by itself.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tracing::{debug, info, warn};
+use vpp_bindings::client::{
+    Batch, BatchReplies, Client, ClientConfig, ClientError, EventStream, ReplyHandle,
+};
+use vpp_bindings::gen::cnat::{FeatureCnatEnableDisable, FeatureCnatEnableDisableReply};
+use vpp_bindings::gen::ethernet_types::MacAddress;
+use vpp_bindings::gen::interface::{
+    SwInterfaceDump, SwInterfaceEvent, SwInterfaceTagAddDel, WantInterfaceEvents,
+};
+use vpp_bindings::gen::interface_types::IfStatusFlags;
+use vpp_bindings::gen::ip_neighbor::{
+    IpNeighbor, IpNeighborAddDel, IpNeighborAddDelReply, IpNeighborFlags,
+};
+use vpp_bindings::gen::ip_types::{Address, Prefix};
+use vpp_bindings::gen::npol as n;
+use vpp_bindings::{Message, MessageInfo};
+
+use super::{
+    Dataplane, DataplaneError, InterfaceEvent, InterfaceInfo, IpSetId, Op, OpError, OpReply,
+    OpResult, PolicyId, RuleId, SwIfIndex, VppIdentity,
+};
+
+/// Tag prefix of the boot token on `local0`.
+const BOOT_TAG_PREFIX: &str = "calico-vpp-boot-";
+/// Members per `npol_ipset_add_del_members`, to keep each message well under VPP's limits.
+const MEMBERS_PER_MESSAGE: usize = 1024;
+/// `retval` reported for a request VPP never answered (it answered a later ping).
+pub const RETVAL_NO_REPLY: i32 = i32::MIN;
+/// `retval` reported for an object that cannot be encoded (never sent).
+pub const RETVAL_ENCODE: i32 = -7;
+
+/// Every message this implementation sends or receives; checked against VPP's table at
+/// connect, so an incompatible VPP is refused up front with the full list.
+pub fn required_messages() -> Vec<MessageInfo> {
+    use vpp_bindings::gen::cnat as c;
+    use vpp_bindings::gen::interface as i;
+    use vpp_bindings::gen::ip_neighbor as ipn;
+    vec![
+        n::NpolIpsetCreate::INFO,
+        n::NpolIpsetCreateReply::INFO,
+        n::NpolIpsetAddDelMembers::INFO,
+        n::NpolIpsetAddDelMembersReply::INFO,
+        n::NpolIpsetDelete::INFO,
+        n::NpolIpsetDeleteReply::INFO,
+        n::NpolRuleCreate::INFO,
+        n::NpolRuleCreateReply::INFO,
+        n::NpolRuleUpdate::INFO,
+        n::NpolRuleUpdateReply::INFO,
+        n::NpolRuleDelete::INFO,
+        n::NpolRuleDeleteReply::INFO,
+        n::NpolPolicyCreate::INFO,
+        n::NpolPolicyCreateReply::INFO,
+        n::NpolPolicyUpdate::INFO,
+        n::NpolPolicyUpdateReply::INFO,
+        n::NpolPolicyDelete::INFO,
+        n::NpolPolicyDeleteReply::INFO,
+        n::NpolConfigurePolicies::INFO,
+        n::NpolConfigurePoliciesReply::INFO,
+        c::FeatureCnatEnableDisable::INFO,
+        c::FeatureCnatEnableDisableReply::INFO,
+        ipn::IpNeighborAddDel::INFO,
+        ipn::IpNeighborAddDelReply::INFO,
+        i::SwInterfaceDump::INFO,
+        i::SwInterfaceDetails::INFO,
+        i::SwInterfaceTagAddDel::INFO,
+        i::SwInterfaceTagAddDelReply::INFO,
+        i::WantInterfaceEvents::INFO,
+        i::WantInterfaceEventsReply::INFO,
+        i::SwInterfaceEvent::INFO,
+    ]
+}
+
+/// How to reach VPP.
+#[derive(Debug, Clone)]
+pub struct VppConfig {
+    /// VPP's API socket, e.g. `/run/vpp/api.sock`.
+    pub socket: PathBuf,
+    pub request_timeout: Duration,
+}
+
+impl Default for VppConfig {
+    fn default() -> Self {
+        VppConfig {
+            socket: PathBuf::from("/run/vpp/api.sock"),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+pub struct VppDataplane {
+    config: VppConfig,
+    conn: Option<(Client, EventStream<SwInterfaceEvent>)>,
+}
+
+impl VppDataplane {
+    /// Not connected yet: the reconciler calls [`Dataplane::connect`].
+    pub fn new(config: VppConfig) -> Self {
+        VppDataplane { config, conn: None }
+    }
+
+    fn client(&self) -> Result<&Client, DataplaneError> {
+        self.conn
+            .as_ref()
+            .map(|(c, _)| c)
+            .ok_or(DataplaneError::NotConnected)
+    }
+
+    fn lost(&mut self, e: ClientError) -> DataplaneError {
+        self.conn = None;
+        match e {
+            ClientError::Incompatible(r) => DataplaneError::Incompatible(r.to_string()),
+            ClientError::Timeout { .. } => DataplaneError::Timeout(e.to_string()),
+            other => DataplaneError::Disconnected(other.to_string()),
+        }
+    }
+
+    /// Reads our boot token from `local0`, or puts a new one there for a VPP run that has none.
+    async fn boot_identity(client: &Client) -> Result<VppIdentity, ClientError> {
+        let local0 = client
+            .dump(&SwInterfaceDump {
+                sw_if_index: 0,
+                ..Default::default()
+            })
+            .await?;
+        if let Some(tag) = local0
+            .first()
+            .map(|d| d.tag.as_str())
+            .filter(|t| t.starts_with(BOOT_TAG_PREFIX))
+        {
+            return Ok(VppIdentity(tag.to_owned()));
+        }
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let token = format!("{BOOT_TAG_PREFIX}{nanos:x}-{}", std::process::id());
+        client
+            .request(&SwInterfaceTagAddDel {
+                is_add: true,
+                sw_if_index: 0,
+                tag: token.clone(),
+            })
+            .await?;
+        info!(token = %token, "tagged a new VPP run");
+        Ok(VppIdentity(token))
+    }
+}
+
+fn address(ip: std::net::IpAddr) -> Address {
+    Address::from(ip)
+}
+
+fn ipset_type(t: npol::IpSetType) -> n::NpolIpsetType {
+    match t {
+        npol::IpSetType::Ip => n::NpolIpsetType::NpolIp,
+        npol::IpSetType::IpAndPort => n::NpolIpsetType::NpolIpAndPort,
+        npol::IpSetType::Net => n::NpolIpsetType::NpolNet,
+    }
+}
+
+fn member(m: &npol::IpSetMember) -> Result<n::NpolIpsetMember, String> {
+    let val = match m {
+        npol::IpSetMember::Ip(ip) => n::NpolIpsetMemberVal::from_address(&address(*ip)),
+        npol::IpSetMember::Net(net) => n::NpolIpsetMemberVal::from_prefix(&Prefix::from(*net)),
+        npol::IpSetMember::IpAndPort { addr, proto, port } => {
+            n::NpolIpsetMemberVal::from_tuple(&n::NpolThreeTuple {
+                address: address(*addr),
+                l4_proto: *proto,
+                port: *port,
+            })
+        }
+    };
+    val.map(|val| n::NpolIpsetMember { val })
+        .map_err(|e| format!("ipset member {m:?}: {e}"))
+}
+
+fn rule(r: &npol::Rule<IpSetId>) -> Result<n::NpolRule, String> {
+    let action = match r.action {
+        npol::RuleAction::Allow => n::NpolRuleAction::NpolAllow,
+        npol::RuleAction::Deny => n::NpolRuleAction::NpolDeny,
+        npol::RuleAction::Log => n::NpolRuleAction::NpolLog,
+        npol::RuleAction::Pass => n::NpolRuleAction::NpolPass,
+    };
+    let filters = r.filters.map(|f| n::NpolRuleFilter {
+        value: f.value,
+        type_: match f.kind {
+            npol::FilterType::None => n::NpolRuleFilterType::NpolRuleFilterNoneType,
+            npol::FilterType::IcmpType => n::NpolRuleFilterType::NpolRuleFilterIcmpType,
+            npol::FilterType::IcmpCode => n::NpolRuleFilterType::NpolRuleFilterIcmpCode,
+            npol::FilterType::L4Proto => n::NpolRuleFilterType::NpolRuleFilterL4Proto,
+        },
+        should_match: u8::from(f.should_match),
+    });
+    let mut matches = Vec::with_capacity(r.entries.len());
+    for e in &r.entries {
+        let (type_, data) = match &e.data {
+            npol::EntryData::Cidr(c) => (
+                n::NpolEntryType::NpolCidr,
+                n::NpolEntryData::from_cidr(&Prefix::from(*c)),
+            ),
+            npol::EntryData::PortRange { start, end } => (
+                n::NpolEntryType::NpolPortRange,
+                n::NpolEntryData::from_port_range(&n::NpolPortRange {
+                    start: *start,
+                    end: *end,
+                }),
+            ),
+            npol::EntryData::PortIpSet(s) => (
+                n::NpolEntryType::NpolPortIpSet,
+                n::NpolEntryData::from_set_id(&n::NpolEntrySetId { set_id: s.0 }),
+            ),
+            npol::EntryData::IpSet(s) => (
+                n::NpolEntryType::NpolIpSet,
+                n::NpolEntryData::from_set_id(&n::NpolEntrySetId { set_id: s.0 }),
+            ),
+        };
+        let data = data.map_err(|err| format!("rule entry {e:?}: {err}"))?;
+        matches.push(n::NpolRuleEntry {
+            is_src: e.is_src,
+            is_not: e.is_not,
+            type_,
+            data,
+        });
+    }
+    Ok(n::NpolRule {
+        action,
+        filters,
+        matches,
+    })
+}
+
+fn policy_items(p: &npol::Policy<RuleId>) -> Vec<n::NpolPolicyItem> {
+    let item = |is_inbound| {
+        move |r: &RuleId| n::NpolPolicyItem {
+            is_inbound,
+            rule_id: r.0,
+        }
+    };
+    p.inbound
+        .iter()
+        .map(item(true))
+        .chain(p.outbound.iter().map(item(false)))
+        .collect()
+}
+
+fn policy_default(d: npol::PolicyDefault) -> n::NpolPolicyDefault {
+    match d {
+        npol::PolicyDefault::Allow => n::NpolPolicyDefault::NpolDefaultAllow,
+        npol::PolicyDefault::Deny => n::NpolPolicyDefault::NpolDefaultDeny,
+        npol::PolicyDefault::Pass => n::NpolPolicyDefault::NpolDefaultPass,
+    }
+}
+
+fn configure(sw: SwIfIndex, c: &npol::InterfaceConfig<PolicyId>) -> n::NpolConfigurePolicies {
+    n::NpolConfigurePolicies {
+        sw_if_index: sw.0,
+        num_rx_policies: c.rx_policies.len() as u32,
+        num_tx_policies: c.tx_policies.len() as u32,
+        invert_rx_tx: u8::from(c.invert_rx_tx),
+        policy_default_rx: policy_default(c.policy_default_rx),
+        policy_default_tx: policy_default(c.policy_default_tx),
+        profile_default_rx: policy_default(c.profile_default_rx),
+        profile_default_tx: policy_default(c.profile_default_tx),
+        policy_ids: c
+            .rx_policies
+            .iter()
+            .chain(&c.tx_policies)
+            .chain(&c.profiles)
+            .map(|p| p.0)
+            .collect(),
+    }
+}
+
+/// Where an operation's reply (or replies) will be.
+enum Pending {
+    Created(CreatedHandle),
+    Done(Vec<DoneHandle>),
+    Failed(OpError),
+}
+
+enum CreatedHandle {
+    IpSet(ReplyHandle<n::NpolIpsetCreateReply>),
+    Rule(ReplyHandle<n::NpolRuleCreateReply>),
+    Policy(ReplyHandle<n::NpolPolicyCreateReply>),
+}
+
+enum DoneHandle {
+    Members(ReplyHandle<n::NpolIpsetAddDelMembersReply>),
+    IpSetDelete(ReplyHandle<n::NpolIpsetDeleteReply>),
+    RuleUpdate(ReplyHandle<n::NpolRuleUpdateReply>),
+    RuleDelete(ReplyHandle<n::NpolRuleDeleteReply>),
+    PolicyUpdate(ReplyHandle<n::NpolPolicyUpdateReply>),
+    PolicyDelete(ReplyHandle<n::NpolPolicyDeleteReply>),
+    Configure(ReplyHandle<n::NpolConfigurePoliciesReply>),
+    Cnat(ReplyHandle<FeatureCnatEnableDisableReply>),
+    Neighbour(ReplyHandle<IpNeighborAddDelReply>),
+}
+
+fn push_op(b: &mut Batch<'_>, op: &Op) -> Result<Pending, ClientError> {
+    let encode_failed = |why: String| {
+        warn!(op = op.name(), error = %why, "cannot encode; not sent");
+        Pending::Failed(OpError {
+            op: op.name(),
+            retval: RETVAL_ENCODE,
+        })
+    };
+    Ok(match op {
+        Op::IpSetCreate { kind } => {
+            Pending::Created(CreatedHandle::IpSet(b.push(&n::NpolIpsetCreate {
+                type_: ipset_type(*kind),
+            })?))
+        }
+        Op::IpSetAddMembers { set, members } | Op::IpSetDelMembers { set, members } => {
+            let is_add = matches!(op, Op::IpSetAddMembers { .. });
+            let encoded: Result<Vec<_>, _> = members.iter().map(member).collect();
+            let encoded = match encoded {
+                Ok(m) => m,
+                Err(why) => return Ok(encode_failed(why)),
+            };
+            let mut hs = Vec::new();
+            for chunk in encoded.chunks(MEMBERS_PER_MESSAGE) {
+                hs.push(DoneHandle::Members(b.push(&n::NpolIpsetAddDelMembers {
+                    set_id: set.0,
+                    is_add,
+                    members: chunk.to_vec(),
+                })?));
+            }
+            Pending::Done(hs)
+        }
+        Op::IpSetDelete { set } => Pending::Done(vec![DoneHandle::IpSetDelete(
+            b.push(&n::NpolIpsetDelete { set_id: set.0 })?,
+        )]),
+        Op::RuleCreate { rule: r } => match rule(r) {
+            Ok(rule) => Pending::Created(CreatedHandle::Rule(b.push(&n::NpolRuleCreate { rule })?)),
+            Err(why) => encode_failed(why),
+        },
+        Op::RuleUpdate { id, rule: r } => match rule(r) {
+            Ok(rule) => Pending::Done(vec![DoneHandle::RuleUpdate(b.push(
+                &n::NpolRuleUpdate {
+                    rule_id: id.0,
+                    rule,
+                },
+            )?)]),
+            Err(why) => encode_failed(why),
+        },
+        Op::RuleDelete { id } => Pending::Done(vec![DoneHandle::RuleDelete(
+            b.push(&n::NpolRuleDelete { rule_id: id.0 })?,
+        )]),
+        Op::PolicyCreate { policy } => {
+            Pending::Created(CreatedHandle::Policy(b.push(&n::NpolPolicyCreate {
+                rules: policy_items(policy),
+            })?))
+        }
+        Op::PolicyUpdate { id, policy } => Pending::Done(vec![DoneHandle::PolicyUpdate(b.push(
+            &n::NpolPolicyUpdate {
+                policy_id: id.0,
+                rules: policy_items(policy),
+            },
+        )?)]),
+        Op::PolicyDelete { id } => Pending::Done(vec![DoneHandle::PolicyDelete(
+            b.push(&n::NpolPolicyDelete { policy_id: id.0 })?,
+        )]),
+        Op::ConfigurePolicies {
+            sw_if_index,
+            config,
+        } => Pending::Done(vec![DoneHandle::Configure(
+            b.push(&configure(*sw_if_index, config))?,
+        )]),
+        Op::CnatFeature {
+            sw_if_index,
+            enable,
+        } => Pending::Done(vec![DoneHandle::Cnat(b.push(
+            &FeatureCnatEnableDisable {
+                sw_if_index: sw_if_index.0,
+                enable_disable: *enable,
+            },
+        )?)]),
+        Op::Neighbour {
+            sw_if_index,
+            ip,
+            mac,
+            is_add,
+        } => Pending::Done(vec![DoneHandle::Neighbour(b.push(&IpNeighborAddDel {
+            is_add: *is_add,
+            neighbor: IpNeighbor {
+                sw_if_index: sw_if_index.0,
+                flags: IpNeighborFlags::IP_API_NEIGHBOR_FLAG_STATIC,
+                mac_address: MacAddress(mac.0),
+                ip_address: address(*ip),
+            },
+        })?)]),
+    })
+}
+
+/// Splits a reply into "this operation failed" and "the connection is gone".
+fn reply<M: Message>(
+    op: &'static str,
+    r: Result<M, ClientError>,
+    retval: impl Fn(&M) -> i32,
+) -> Result<Result<M, OpError>, ClientError> {
+    match r {
+        // npol answers some refusals with a positive retval (unknown policy id: 1).
+        Ok(m) if retval(&m) != 0 => Ok(Err(OpError {
+            op,
+            retval: retval(&m),
+        })),
+        Ok(m) => Ok(Ok(m)),
+        Err(ClientError::Vpp { code, .. }) => Ok(Err(OpError { op, retval: code })),
+        Err(ClientError::NoReply { .. }) => Ok(Err(OpError {
+            op,
+            retval: RETVAL_NO_REPLY,
+        })),
+        Err(ClientError::Decode { msg, source }) => {
+            warn!(op, error = %source, "undecodable reply");
+            Ok(Err(OpError {
+                op: msg,
+                retval: RETVAL_NO_REPLY,
+            }))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn collect(op: &'static str, p: Pending, replies: &BatchReplies) -> Result<OpResult, ClientError> {
+    Ok(match p {
+        Pending::Failed(e) => Err(e),
+        Pending::Created(h) => match h {
+            CreatedHandle::IpSet(h) => {
+                reply(op, replies.get(&h), |m| m.retval)?.map(|m| OpReply::Created(m.set_id))
+            }
+            CreatedHandle::Rule(h) => {
+                reply(op, replies.get(&h), |m| m.retval)?.map(|m| OpReply::Created(m.rule_id))
+            }
+            CreatedHandle::Policy(h) => {
+                reply(op, replies.get(&h), |m| m.retval)?.map(|m| OpReply::Created(m.policy_id))
+            }
+        },
+        Pending::Done(hs) => {
+            let mut out = Ok(OpReply::Done);
+            for h in hs {
+                let r = match h {
+                    DoneHandle::Members(h) => reply(op, replies.get(&h), |m| m.retval)?.map(drop),
+                    DoneHandle::IpSetDelete(h) => {
+                        reply(op, replies.get(&h), |m| m.retval)?.map(drop)
+                    }
+                    DoneHandle::RuleUpdate(h) => {
+                        reply(op, replies.get(&h), |m| m.retval)?.map(drop)
+                    }
+                    DoneHandle::RuleDelete(h) => {
+                        reply(op, replies.get(&h), |m| m.retval)?.map(drop)
+                    }
+                    DoneHandle::PolicyUpdate(h) => {
+                        reply(op, replies.get(&h), |m| m.retval)?.map(drop)
+                    }
+                    DoneHandle::PolicyDelete(h) => {
+                        reply(op, replies.get(&h), |m| m.retval)?.map(drop)
+                    }
+                    DoneHandle::Configure(h) => reply(op, replies.get(&h), |m| m.retval)?.map(drop),
+                    DoneHandle::Cnat(h) => reply(op, replies.get(&h), |m| m.retval)?.map(drop),
+                    DoneHandle::Neighbour(h) => reply(op, replies.get(&h), |m| m.retval)?.map(drop),
+                };
+                if let Err(e) = r {
+                    if out.is_ok() {
+                        out = Err(e);
+                    }
+                }
+            }
+            out
+        }
+    })
+}
+
+impl Dataplane for VppDataplane {
+    async fn connect(&mut self) -> Result<VppIdentity, DataplaneError> {
+        self.conn = None;
+        let cfg = ClientConfig {
+            name: "calico-vpp-driver".into(),
+            request_timeout: self.config.request_timeout,
+            required: required_messages(),
+            ..ClientConfig::default()
+        };
+        let client = match Client::connect(&self.config.socket, cfg).await {
+            Ok(c) => c,
+            Err(e) => return Err(self.lost(e)),
+        };
+        let subscribed = client
+            .subscribe(&WantInterfaceEvents {
+                enable_disable: 1,
+                pid: std::process::id(),
+            })
+            .await;
+        let events = match subscribed {
+            Ok((_, events)) => events,
+            Err(e) => return Err(self.lost(e)),
+        };
+        let identity = match Self::boot_identity(&client).await {
+            Ok(id) => id,
+            Err(e) => return Err(self.lost(e)),
+        };
+        info!(socket = %self.config.socket.display(), vpp = %identity, "connected to VPP");
+        self.conn = Some((client, events));
+        Ok(identity)
+    }
+
+    async fn execute(&mut self, ops: Vec<Op>) -> Result<Vec<OpResult>, DataplaneError> {
+        let client = self.client()?.clone();
+        let mut batch = client.batch();
+        let mut pending = Vec::with_capacity(ops.len());
+        for op in &ops {
+            match push_op(&mut batch, op) {
+                Ok(p) => pending.push((op.name(), p)),
+                Err(e) => return Err(self.lost(e)),
+            }
+        }
+        debug!(ops = ops.len(), messages = batch.len(), "sending batch");
+        let replies = match batch.send().await {
+            Ok(r) => r,
+            Err(e) => return Err(self.lost(e)),
+        };
+        let mut out = Vec::with_capacity(pending.len());
+        for (name, p) in pending {
+            match collect(name, p, &replies) {
+                Ok(r) => out.push(r),
+                Err(e) => return Err(self.lost(e)),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn interfaces(&mut self) -> Result<Vec<InterfaceInfo>, DataplaneError> {
+        let client = self.client()?.clone();
+        let details = match client.dump(&SwInterfaceDump::default()).await {
+            Ok(d) => d,
+            Err(e) => return Err(self.lost(e)),
+        };
+        Ok(details
+            .into_iter()
+            .map(|d| InterfaceInfo {
+                sw_if_index: SwIfIndex(d.sw_if_index),
+                name: d.interface_name,
+                tag: d.tag,
+                admin_up: d.flags.contains(IfStatusFlags::IF_STATUS_API_FLAG_ADMIN_UP),
+                link_up: d.flags.contains(IfStatusFlags::IF_STATUS_API_FLAG_LINK_UP),
+            })
+            .collect())
+    }
+
+    async fn next_interface_event(&mut self) -> Result<InterfaceEvent, DataplaneError> {
+        let Some((_, events)) = self.conn.as_mut() else {
+            return Err(DataplaneError::NotConnected);
+        };
+        match events.next_event().await {
+            None => {
+                self.conn = None;
+                Err(DataplaneError::Disconnected(
+                    "VPP closed the API connection".into(),
+                ))
+            }
+            Some(Err(e)) => {
+                warn!(error = %e, "undecodable sw_interface_event; dumping interfaces instead");
+                Ok(InterfaceEvent::Rescan)
+            }
+            Some(Ok(ev)) if ev.deleted => Ok(InterfaceEvent::Deleted {
+                sw_if_index: SwIfIndex(ev.sw_if_index),
+            }),
+            Some(Ok(ev)) => Ok(InterfaceEvent::Changed {
+                sw_if_index: SwIfIndex(ev.sw_if_index),
+                admin_up: ev
+                    .flags
+                    .contains(IfStatusFlags::IF_STATUS_API_FLAG_ADMIN_UP),
+                link_up: ev.flags.contains(IfStatusFlags::IF_STATUS_API_FLAG_LINK_UP),
+            }),
+        }
+    }
+}
