@@ -271,8 +271,10 @@ pub struct InterfaceEvent {
 #[derive(Debug, Clone, Serialize)]
 pub struct SimState {
     pub interfaces: Pool<Interface>,
+    #[serde(serialize_with = "as_entries")]
     pub tables: BTreeMap<TableKey, Table>,
     /// Keyed by `(sw_if_index, address)`.
+    #[serde(serialize_with = "as_entries")]
     pub neighbors: BTreeMap<(u32, IpAddr), Neighbor>,
     pub cnat: Cnat,
     pub npol: Npol,
@@ -1094,6 +1096,14 @@ impl SimState {
         self.npol.interfaces.insert(sw_if_index, cfg);
         rv::OK
     }
+}
+
+/// JSON object keys must be strings: maps with structured keys become `[key, value]` lists.
+fn as_entries<K: Serialize, V: Serialize, S: serde::Serializer>(
+    m: &BTreeMap<K, V>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_seq(m.iter())
 }
 
 fn same_path(a: &Path, b: &Path) -> bool {
