@@ -388,7 +388,7 @@ async fn interfaces_are_created_tagged_addressed_dumped_and_announced() {
     let del = SwInterfaceAddDelAddress {
         is_add: false,
         prefix: pfx("10.0.0.2/24"),
-        ..addr.clone()
+        ..addr
     };
     assert_eq!(
         c.call(&del).await.retval,
@@ -435,7 +435,7 @@ async fn routes_tables_and_neighbors() {
     let route = |table_id, p: &str| IpRoute {
         table_id,
         prefix: pfx(p),
-        paths: vec![path.clone()],
+        paths: vec![path],
         ..Default::default()
     };
     let add = IpRouteAddDel {
