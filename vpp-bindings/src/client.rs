@@ -22,8 +22,8 @@ use crate::codec::{DecodeError, EncodeError};
 use crate::compat::{self, CompatReport};
 use crate::errno::error_name;
 use crate::gen::memclnt::{
-    ControlPing, ControlPingReply, SockclntCreate, SockclntCreateReply, SockclntDelete,
-    SockclntDeleteReply,
+    ControlPing, ControlPingReply, MemclntKeepalive, MemclntKeepaliveReply, SockclntCreate,
+    SockclntCreateReply, SockclntDelete, SockclntDeleteReply,
 };
 use crate::message::{
     decode_message, encode_message, peek_context, peek_msg_id, Dump, HeaderKind, Message,
@@ -138,6 +138,7 @@ struct Inner {
     kinds: HashMap<u16, HeaderKind>,
     client_index: u32,
     ping_reply_id: u16,
+    keepalive_id: Option<u16>,
     next_context: AtomicU32,
     to_writer: mpsc::Sender<Vec<u8>>,
     shared: Mutex<Shared>,
@@ -219,6 +220,9 @@ impl Inner {
                 return;
             }
         };
+        if Some(id) == self.keepalive_id {
+            return self.answer_keepalive(context);
+        }
         let mut s = self.lock();
         match s.pending.remove(&context) {
             Some(Pending::One { tx, .. }) => {
@@ -241,6 +245,21 @@ impl Inner {
                 let _ = tx.send(());
             }
             None => debug!(msg_id = id, context, "reply for no pending request (late?)"),
+        }
+    }
+
+    /// VPP pings clients it has not heard from; an unanswered client may be reaped.
+    fn answer_keepalive(&self, context: u32) {
+        let Some(id) = self.table.id_of::<MemclntKeepaliveReply>() else {
+            return;
+        };
+        match encode_message(&MemclntKeepaliveReply { retval: 0 }, id, 0, context) {
+            Ok(f) => {
+                if self.to_writer.try_send(f).is_err() {
+                    warn!("could not queue memclnt_keepalive_reply");
+                }
+            }
+            Err(e) => warn!(error = %e, "could not encode memclnt_keepalive_reply"),
         }
     }
 
@@ -445,6 +464,7 @@ impl Client {
             messages = table.len(),
             "connected to VPP API"
         );
+        let keepalive_id = table.id_of::<MemclntKeepalive>();
         let (to_writer, writer_rx) = mpsc::channel(1024);
         let (shutdown_tx, shutdown_rx) = watch::channel(());
         let inner = Arc::new(Inner {
@@ -452,6 +472,7 @@ impl Client {
             kinds,
             client_index: created.index,
             ping_reply_id,
+            keepalive_id,
             next_context: AtomicU32::new(1),
             to_writer,
             shared: Mutex::new(Shared {

@@ -410,3 +410,13 @@ async fn big_batch_over_a_socket_does_not_deadlock() {
     drop(client);
     assert_eq!(server.await.unwrap(), 50_000);
 }
+
+#[tokio::test]
+async fn keepalive_from_vpp_is_answered_with_its_context() {
+    use vpp_bindings::gen::memclnt::{MemclntKeepalive, MemclntKeepaliveReply};
+    let (_client, mut peer, table) = connected(ClientConfig::default()).await;
+    peer.send(table.encode(&MemclntKeepalive {}, 0, 4242).unwrap());
+    let f = peer.recv().await.unwrap();
+    let (h, r) = table.decode::<MemclntKeepaliveReply>(&f).unwrap();
+    assert_eq!((h.context, r.retval), (4242, 0));
+}
