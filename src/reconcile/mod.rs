@@ -26,6 +26,7 @@ mod prune;
 pub mod realized;
 mod run;
 pub mod status;
+pub mod synthetic;
 #[cfg(test)]
 mod tests;
 

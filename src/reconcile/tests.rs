@@ -748,3 +748,24 @@ fn backoff_doubles_up_to_its_cap() {
     assert_eq!(b.delay(2), Duration::from_millis(400));
     assert_eq!(b.delay(100), Duration::from_secs(30));
 }
+
+#[tokio::test]
+async fn synthetic_cluster_converges_and_a_new_pod_costs_four_writes() {
+    let (dp, h) = fake::new();
+    for j in 0..40 {
+        let name = synthetic::interface_name(j);
+        h.add_interface(&format!("tap{j}"), &name);
+    }
+    let mut r = Reconciler::new(dp, ReconcilerConfig::default());
+    r.connect().await.unwrap();
+    let mut d = synthetic::synthetic(30, 6, 600);
+    let report = r.apply(&d).await.unwrap();
+    assert_eq!(report.failed_ops, 0);
+    assert_eq!(report.pending_interfaces, 0);
+    assert_eq!(h.objects().cnat.len(), 30);
+    synthetic::add_pod(&mut d, 35, 30, 6);
+    let report = r.apply(&d).await.unwrap();
+    // One member add, one neighbour, one configuration, one cnat enable.
+    assert_eq!(report.writes, 4);
+    assert_eq!(r.apply(&d).await.unwrap().writes, 0);
+}
