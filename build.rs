@@ -1,3 +1,11 @@
-fn main() {
-    // Filled in by the Felix protocol work: protox + prost-build over proto/felixbackend.proto.
+//! Compiles `proto/felixbackend.proto` with protox (a pure-Rust protobuf compiler) and
+//! prost-build, so building the driver never needs `protoc`.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto = "proto/felixbackend.proto";
+    println!("cargo:rerun-if-changed={proto}");
+    println!("cargo:rerun-if-changed=build.rs");
+    let fds = protox::compile([proto], ["proto"])?;
+    prost_build::Config::new().compile_fds(fds)?;
+    Ok(())
 }

@@ -3,8 +3,12 @@
 //! Pure: no tokio, no protobuf, no VPP. Values arrive here already converted (and, when
 //! invalid, already turned into fail-closed objects) by `felix::convert` in the driver crate.
 
+pub mod felix_config;
 pub mod model;
 pub mod types;
+pub mod update;
 
+pub use felix_config::{EndpointToHostAction, FelixConfig};
 pub use model::Model;
 pub use types::*;
+pub use update::{Changes, IpSetChange, Update};

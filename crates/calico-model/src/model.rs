@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use crate::felix_config::FelixConfig;
 use crate::types::*;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +34,8 @@ pub struct Model {
     pub encapsulation: Option<Encapsulation>,
     /// Felix's `ConfigUpdate.config`: canonical names, raw strings, as last received.
     pub felix_config: BTreeMap<String, String>,
+    /// The typed settings parsed from `felix_config` (Felix's defaults until a ConfigUpdate).
+    pub config: FelixConfig,
     /// `InSync` received: the snapshot is complete.
     pub in_sync: bool,
 }

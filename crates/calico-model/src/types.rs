@@ -436,3 +436,136 @@ pub struct Service {
     pub ports: Vec<ServicePort>,
     pub loadbalancer_ingress_ips: Vec<IpAddr>,
 }
+
+// ---------------------------------------------------------------------------------------------
+// Behaviour on the value types
+
+/// Policy kinds Felix sends for staged (audit-only) policies.
+const STAGED_KINDS: [&str; 3] = [
+    "StagedNetworkPolicy",
+    "StagedGlobalNetworkPolicy",
+    "StagedKubernetesNetworkPolicy",
+];
+
+impl PolicyId {
+    /// True for a staged policy, which appears in tier lists but must never be enforced.
+    /// Current Felix marks it by `kind`; older releases (empty kind) prefixed the name with
+    /// `staged:` (possibly after a `namespace/` part).
+    pub fn is_staged(&self) -> bool {
+        if STAGED_KINDS.contains(&self.kind.as_str()) {
+            return true;
+        }
+        let bare = self.name.rsplit('/').next().unwrap_or(&self.name);
+        bare.starts_with("staged:")
+    }
+}
+
+/// Why an IP set member string could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad IP set member {member:?}: {reason}")]
+pub struct MemberParseError {
+    pub member: String,
+    pub reason: &'static str,
+}
+
+/// IP protocol number of a named-port member's protocol (`tcp`, `udp`, `sctp`).
+fn member_proto(name: &str) -> Option<u8> {
+    if name.eq_ignore_ascii_case("tcp") {
+        Some(6)
+    } else if name.eq_ignore_ascii_case("udp") {
+        Some(17)
+    } else if name.eq_ignore_ascii_case("sctp") {
+        Some(132)
+    } else {
+        None
+    }
+}
+
+fn member_proto_name(proto: u8) -> Option<&'static str> {
+    match proto {
+        6 => Some("tcp"),
+        17 => Some("udp"),
+        132 => Some("sctp"),
+        _ => None,
+    }
+}
+
+impl std::str::FromStr for IpSetMember {
+    type Err = MemberParseError;
+
+    /// Felix's member syntax, whatever the set's type: `addr`, `cidr` or `addr,proto:port`.
+    /// A bare address becomes a host prefix; host bits of a CIDR are cleared.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = |reason| MemberParseError {
+            member: s.to_string(),
+            reason,
+        };
+        if let Some((addr, rest)) = s.split_once(',') {
+            let addr: IpAddr = addr.parse().map_err(|_| err("bad address"))?;
+            let (proto, port) = rest.split_once(':').ok_or(err("expected proto:port"))?;
+            let proto = member_proto(proto).ok_or(err("unknown protocol"))?;
+            let port: u16 = port.parse().map_err(|_| err("bad port"))?;
+            return Ok(IpSetMember::IpPort { addr, proto, port });
+        }
+        if s.contains('/') {
+            let net: IpNet = s.parse().map_err(|_| err("bad CIDR"))?;
+            return Ok(IpSetMember::Net(net.trunc()));
+        }
+        let addr: IpAddr = s.parse().map_err(|_| err("bad address"))?;
+        Ok(IpSetMember::Net(IpNet::from(addr)))
+    }
+}
+
+impl fmt::Display for IpSetMember {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IpSetMember::Net(n) => write!(f, "{n}"),
+            IpSetMember::IpPort { addr, proto, port } => match member_proto_name(*proto) {
+                Some(name) => write!(f, "{addr},{name}:{port}"),
+                None => write!(f, "{addr},{proto}:{port}"),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staged_policy_is_recognised_by_kind_and_legacy_name() {
+        let id = |name: &str, kind: &str| PolicyId {
+            name: name.into(),
+            namespace: "default".into(),
+            kind: kind.into(),
+        };
+        assert!(id("p", "StagedNetworkPolicy").is_staged());
+        assert!(id("p", "StagedGlobalNetworkPolicy").is_staged());
+        assert!(id("p", "StagedKubernetesNetworkPolicy").is_staged());
+        assert!(id("staged:p", "").is_staged());
+        assert!(id("default/staged:knp.default.p", "").is_staged());
+        assert!(!id("p", "NetworkPolicy").is_staged());
+        assert!(!id("knp.default.p", "").is_staged());
+    }
+
+    #[test]
+    fn members_parse_in_every_felix_form() {
+        let m: IpSetMember = "10.0.0.1".parse().unwrap();
+        assert_eq!(m.to_string(), "10.0.0.1/32");
+        let m: IpSetMember = "10.1.2.3/16".parse().unwrap();
+        assert_eq!(m.to_string(), "10.1.0.0/16");
+        let m: IpSetMember = "fd00::1,tcp:8080".parse().unwrap();
+        assert_eq!(
+            m,
+            IpSetMember::IpPort {
+                addr: "fd00::1".parse().unwrap(),
+                proto: 6,
+                port: 8080
+            }
+        );
+        assert_eq!(m.to_string(), "fd00::1,tcp:8080");
+        assert!("10.0.0.1,icmp:1".parse::<IpSetMember>().is_err());
+        assert!("10.0.0.1,tcp:99999".parse::<IpSetMember>().is_err());
+        assert!("nonsense".parse::<IpSetMember>().is_err());
+    }
+}
