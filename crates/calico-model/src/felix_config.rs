@@ -131,7 +131,7 @@ impl FelixConfig {
             let v = value.trim();
             match name.as_str() {
                 "ReportingIntervalSecs" => match v.parse::<f64>() {
-                    Ok(secs) if secs == 0.0 => cfg.reporting_interval = None,
+                    Ok(0.0) => cfg.reporting_interval = None,
                     Ok(secs) if secs > 0.0 && secs.is_finite() && secs < 1e9 => {
                         cfg.reporting_interval = Some(Duration::from_secs_f64(secs))
                     }
