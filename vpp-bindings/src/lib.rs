@@ -32,11 +32,24 @@
 //!   `table.name_crc_of(&bytes)` then `match` on `M::NAME_CRC` dispatches a request,
 //!   `table.decode::<M>(&bytes)` decodes it, `table.encode(&reply, 0, context)` answers.
 //! - [`all_messages`] lists `(name, crc, name_crc, module, header)` of every message.
+//! - [`codec_for`]`(name_crc)` gives a [`MessageCodec`] to decode any generated message at
+//!   run time into a `Box<dyn DynMessage>` (downcast with `as_any().downcast_ref::<M>()`).
+//! - Generated types implement `serde::Deserialize` in the shape VPP's Python client takes
+//!   (unions as `{"member": value}`, enums as numbers), handy for test fixtures.
 //!
 //! # Client
 //!
-//! See [`client::Client`]: `connect`, `request`, `dump`, `batch`, `subscribe`; and
-//! [`compat::check`] for the message-table compatibility report.
+//! [`client::Client`] over any [`transport::Transport`] (AF_UNIX socket, in-memory pair):
+//! - `Client::connect(path, ClientConfig { required, .. })` runs `sockclnt_create` and refuses
+//!   a VPP whose table lacks any `required` message with our CRC (`ClientError::Incompatible`).
+//! - `request(&req) -> R::Reply`, `dump(&req) -> Vec<D::Details>`,
+//!   `request_batch(&[req]) -> Vec<Result<Reply>>` and `batch()` (mixed kinds) pipeline many
+//!   requests behind one `control_ping`; `subscribe(&want_..)` gives an event stream.
+//! - A negative `retval` is `ClientError::Vpp { msg, code, name }` (names from [`errno`]); a
+//!   missing reply times out and marks the connection broken.
+//!
+//! [`compat::check`]`(&client, &required).await` returns a printable [`compat::CompatReport`]
+//! with VPP's version (connect with an empty `required` to report instead of refusing).
 
 pub mod apigen;
 pub mod client;

@@ -68,14 +68,12 @@ pub fn default_out_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src/gen")
 }
 
-/// The VPP version to name in headers: the `VERSION` file if the directory has one (or its
-/// parent does), else what the JSON itself says.
+/// The VPP version to name in headers: the directory's `VERSION` file if it has one, else
+/// what the JSON itself says.
 fn vpp_version(dir: &Path, files: &[schema::ApiFile]) -> String {
-    for cand in [dir.join("VERSION"), dir.join("../VERSION")] {
-        if let Ok(s) = std::fs::read_to_string(&cand) {
-            if let Some(line) = s.lines().map(str::trim).find(|l| !l.is_empty()) {
-                return line.to_owned();
-            }
+    if let Ok(s) = std::fs::read_to_string(dir.join("VERSION")) {
+        if let Some(line) = s.lines().map(str::trim).find(|l| !l.is_empty()) {
+            return line.to_owned();
         }
     }
     let of = |m: &str| {
@@ -132,4 +130,70 @@ pub fn write_files(out: &Path, files: &[(String, String)]) -> Result<(), GenErro
         std::fs::write(&p, text).map_err(io(&p))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::model::{camel, rust_field_name};
+    use super::*;
+
+    fn gen_one(json: &str) -> Result<Vec<(String, String)>, GenError> {
+        let dir = tempfile::tempdir().map_err(|e| GenError::Model(e.to_string()))?;
+        std::fs::write(dir.path().join("t.api.json"), json).map_err(|e| GenError::Io {
+            path: dir.path().to_path_buf(),
+            source: e,
+        })?;
+        generate(dir.path(), &["t".to_owned()])
+    }
+
+    #[test]
+    fn names_follow_rust_conventions() {
+        assert_eq!(camel("npol_rule_create"), "NpolRuleCreate");
+        assert_eq!(camel("ADDRESS_IP4"), "AddressIp4");
+        assert_eq!(rust_field_name("type"), "type_");
+        assert_eq!(rust_field_name("_vl_msg_id"), "vl_msg_id");
+        assert_eq!(rust_field_name("sw_if_index"), "sw_if_index");
+    }
+
+    const HEAD: &str = r#""module": "t", "vl_api_version": "0x1", "options": {"version": "1.0.0"}, "imports": [], "aliases": {}, "services": {}, "unions": [], "enumflags": []"#;
+
+    #[test]
+    fn count_field_becomes_the_length_of_its_vec() {
+        let json = format!(
+            r#"{{{HEAD}, "enums": [], "types": [],
+            "messages": [["m", ["u16", "_vl_msg_id"], ["u32", "context"], ["u8", "n"], ["u32", "xs", 0, "n"], {{"crc": "0x12345678"}}]]}}"#
+        );
+        let files = gen_one(&json).unwrap();
+        let t = &files.iter().find(|(n, _)| n == "t.rs").unwrap().1;
+        assert!(t.contains("pub xs: Vec<u32>,"), "{t}");
+        assert!(
+            !t.contains("pub n:"),
+            "count field must not be a struct field"
+        );
+        assert!(t.contains("const NAME_CRC: &'static str = \"m_12345678\";"));
+        assert!(t.contains("const HEADER: HeaderKind = HeaderKind::Reply;"));
+    }
+
+    #[test]
+    fn array_before_its_count_field_is_refused() {
+        let json = format!(
+            r#"{{{HEAD}, "enums": [], "types": [],
+            "messages": [["m", ["u16", "_vl_msg_id"], ["u32", "xs", 0, "n"], ["u8", "n"], {{"crc": "0x1"}}]]}}"#
+        );
+        assert!(matches!(gen_one(&json), Err(GenError::Model(_))));
+    }
+
+    #[test]
+    fn enums_named_flags_become_bit_sets() {
+        let json = format!(
+            r#"{{{HEAD}, "types": [], "messages": [],
+            "enums": [["x_flags", ["X_A", 1], ["X_B", 2], {{"enumtype": "u8"}}],
+                      ["color", ["RED", 0], ["BLUE", 1], {{"enumtype": "u32"}}]]}}"#
+        );
+        let files = gen_one(&json).unwrap();
+        let t = &files.iter().find(|(n, _)| n == "t.rs").unwrap().1;
+        assert!(t.contains("pub struct XFlags(pub u8);"), "{t}");
+        assert!(t.contains("pub const KNOWN_BITS: u8 = 3;"));
+        assert!(t.contains("pub enum Color {"));
+    }
 }

@@ -1,7 +1,8 @@
 //! Transports carry whole API messages (frames) to and from VPP. The client sees only these
 //! traits, so the AF_UNIX socket ([`socket`]), the in-memory pair for tests ([`memory`]) and a
 //! later shared-memory transport (behind a cargo feature) are interchangeable.
-//! A transport never interprets message contents.
+//! A transport never interprets message contents. A shared-memory transport belongs in
+//! `transport/shm.rs` behind a cargo feature, implementing the same three traits.
 
 pub mod memory;
 pub mod socket;
