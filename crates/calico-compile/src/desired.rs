@@ -63,3 +63,172 @@ pub struct DesiredState {
     pub policies: BTreeMap<PolicyKey, npol::Policy<RuleKey>>,
     pub interfaces: BTreeMap<InterfaceKey, DesiredInterface>,
 }
+
+/// Members to add to and remove from an ipset whose key and type did not change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberDelta {
+    pub added: Vec<npol::IpSetMember>,
+    pub removed: Vec<npol::IpSetMember>,
+}
+
+/// The difference between two desired states, object by object. An ipset whose type
+/// changed is in `ipsets_upserted` (it must be rebuilt); one whose members changed is in
+/// `ipset_members`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredDiff {
+    pub ipsets_upserted: BTreeMap<IpSetKey, npol::IpSet>,
+    pub ipset_members: BTreeMap<IpSetKey, MemberDelta>,
+    pub ipsets_removed: Vec<IpSetKey>,
+    pub rules_upserted: BTreeMap<RuleKey, npol::Rule<IpSetKey>>,
+    pub rules_removed: Vec<RuleKey>,
+    pub policies_upserted: BTreeMap<PolicyKey, npol::Policy<RuleKey>>,
+    pub policies_removed: Vec<PolicyKey>,
+    pub interfaces_upserted: BTreeMap<InterfaceKey, DesiredInterface>,
+    pub interfaces_removed: Vec<InterfaceKey>,
+}
+
+impl DesiredDiff {
+    pub fn is_empty(&self) -> bool {
+        self.ipsets_upserted.is_empty()
+            && self.ipset_members.is_empty()
+            && self.ipsets_removed.is_empty()
+            && self.rules_upserted.is_empty()
+            && self.rules_removed.is_empty()
+            && self.policies_upserted.is_empty()
+            && self.policies_removed.is_empty()
+            && self.interfaces_upserted.is_empty()
+            && self.interfaces_removed.is_empty()
+    }
+
+    /// Number of object-level changes (each member delta counts once per member).
+    pub fn len(&self) -> usize {
+        self.ipsets_upserted.len()
+            + self
+                .ipset_members
+                .values()
+                .map(|d| d.added.len() + d.removed.len())
+                .sum::<usize>()
+            + self.ipsets_removed.len()
+            + self.rules_upserted.len()
+            + self.rules_removed.len()
+            + self.policies_upserted.len()
+            + self.policies_removed.len()
+            + self.interfaces_upserted.len()
+            + self.interfaces_removed.len()
+    }
+
+    /// Records the change of one ipset from `old` to `new`.
+    pub fn note_ipset(
+        &mut self,
+        key: &IpSetKey,
+        old: Option<&npol::IpSet>,
+        new: Option<&npol::IpSet>,
+    ) {
+        match (old, new) {
+            (None, None) => {}
+            (Some(_), None) => self.ipsets_removed.push(key.clone()),
+            (Some(o), Some(n)) if o.kind == n.kind => {
+                if o.members != n.members {
+                    self.ipset_members.insert(
+                        key.clone(),
+                        MemberDelta {
+                            added: n.members.difference(&o.members).copied().collect(),
+                            removed: o.members.difference(&n.members).copied().collect(),
+                        },
+                    );
+                }
+            }
+            (_, Some(n)) => {
+                self.ipsets_upserted.insert(key.clone(), n.clone());
+            }
+        }
+    }
+
+    fn note<K: Ord + Clone, V: PartialEq + Clone>(
+        up: &mut BTreeMap<K, V>,
+        rm: &mut Vec<K>,
+        key: &K,
+        old: Option<&V>,
+        new: Option<&V>,
+    ) {
+        match (old, new) {
+            (Some(_), None) => rm.push(key.clone()),
+            (o, Some(n)) if o != Some(n) => {
+                up.insert(key.clone(), n.clone());
+            }
+            _ => {}
+        }
+    }
+
+    pub fn note_rule(
+        &mut self,
+        key: &RuleKey,
+        old: Option<&npol::Rule<IpSetKey>>,
+        new: Option<&npol::Rule<IpSetKey>>,
+    ) {
+        Self::note(
+            &mut self.rules_upserted,
+            &mut self.rules_removed,
+            key,
+            old,
+            new,
+        );
+    }
+
+    pub fn note_policy(
+        &mut self,
+        key: &PolicyKey,
+        old: Option<&npol::Policy<RuleKey>>,
+        new: Option<&npol::Policy<RuleKey>>,
+    ) {
+        Self::note(
+            &mut self.policies_upserted,
+            &mut self.policies_removed,
+            key,
+            old,
+            new,
+        );
+    }
+
+    pub fn note_interface(
+        &mut self,
+        key: &InterfaceKey,
+        old: Option<&DesiredInterface>,
+        new: Option<&DesiredInterface>,
+    ) {
+        Self::note(
+            &mut self.interfaces_upserted,
+            &mut self.interfaces_removed,
+            key,
+            old,
+            new,
+        );
+    }
+}
+
+impl DesiredState {
+    /// Everything that differs from `self` to `new` (a full comparison).
+    pub fn diff(&self, new: &DesiredState) -> DesiredDiff {
+        let mut d = DesiredDiff::default();
+        for k in union(self.ipsets.keys(), new.ipsets.keys()) {
+            d.note_ipset(k, self.ipsets.get(k), new.ipsets.get(k));
+        }
+        for k in union(self.rules.keys(), new.rules.keys()) {
+            d.note_rule(k, self.rules.get(k), new.rules.get(k));
+        }
+        for k in union(self.policies.keys(), new.policies.keys()) {
+            d.note_policy(k, self.policies.get(k), new.policies.get(k));
+        }
+        for k in union(self.interfaces.keys(), new.interfaces.keys()) {
+            d.note_interface(k, self.interfaces.get(k), new.interfaces.get(k));
+        }
+        d
+    }
+}
+
+fn union<'a, K: Ord + 'a>(
+    a: impl Iterator<Item = &'a K>,
+    b: impl Iterator<Item = &'a K>,
+) -> std::collections::BTreeSet<&'a K> {
+    a.chain(b).collect()
+}

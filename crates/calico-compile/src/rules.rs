@@ -1,0 +1,449 @@
+//! One Calico rule → zero, one or two npol rules (one per IP family when the families need
+//! different rules), plus the derived sets they use.
+//!
+//! Every match field of `calico_model::Rule` is handled here or explicitly rejected; the
+//! exhaustive destructuring makes a new field a compile error. Never emits a rule that
+//! matches more than Calico's rule would, except fail-closed widenings of deny rules.
+
+use std::collections::BTreeMap;
+
+use calico_model::{Action, IpSet, IpSetId, IpSetKind, IpVersion, PortRange, Rule};
+use ipnet::IpNet;
+use npol::{Entry, EntryData, Filter, FilterType, RuleAction};
+
+use crate::desired::{IpSetKey, RuleKey};
+use crate::hash::StableHasher;
+use crate::ipsets::{base_key, DerivedDef};
+
+pub(crate) const ICMP4: u8 = 1;
+pub(crate) const ICMP6: u8 = 58;
+pub(crate) const PORT_PROTOCOLS: [u8; 3] = [6, 17, 132];
+
+/// What became of a rule with an ICMP type/code match, which npol cannot filter on
+/// (its ICMP filters compare the echo identifier): fail closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub enum IcmpFate {
+    /// An allow rule needing an ICMP type/code: not emitted.
+    Narrowed,
+    /// A deny or pass rule with one: denies all ICMP of its family (other conditions kept).
+    Widened,
+}
+
+/// A rule refers to an IP set that the model does not have, or that has the wrong kind for
+/// the field. The owning policy or profile fails closed as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    #[error("rule refers to unknown IP set {0}")]
+    UnknownIpSet(IpSetId),
+    #[error("rule uses IP set {id} as {wanted} but it is of kind {found:?}")]
+    WrongIpSetKind {
+        id: IpSetId,
+        wanted: &'static str,
+        found: IpSetKind,
+    },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct RuleOut {
+    pub rules: Vec<npol::Rule<IpSetKey>>,
+    pub derived: Vec<(IpSetKey, DerivedDef)>,
+    pub icmp: Option<IcmpFate>,
+    /// The rule carried an HTTP match, which this dataplane ignores (as Felix's does).
+    pub http_ignored: bool,
+}
+
+pub(crate) fn rule_key(r: &npol::Rule<IpSetKey>) -> RuleKey {
+    let mut h = StableHasher::default();
+    h.u8(match r.action {
+        RuleAction::Allow => 0,
+        RuleAction::Deny => 1,
+        RuleAction::Log => 2,
+        RuleAction::Pass => 3,
+    });
+    for f in &r.filters {
+        h.u8(match f.kind {
+            FilterType::None => 0,
+            FilterType::IcmpType => 1,
+            FilterType::IcmpCode => 2,
+            FilterType::L4Proto => 3,
+        })
+        .u32(f.value)
+        .u8(u8::from(f.should_match));
+    }
+    h.u32(r.entries.len() as u32);
+    for e in &r.entries {
+        h.u8(u8::from(e.is_src)).u8(u8::from(e.is_not));
+        match &e.data {
+            EntryData::Cidr(n) => h.u8(0).net(n),
+            EntryData::PortRange { start, end } => h.u8(1).u16(*start).u16(*end),
+            EntryData::PortIpSet(s) => h.u8(2).str(&s.0),
+            EntryData::IpSet(s) => h.u8(3).str(&s.0),
+        };
+    }
+    RuleKey(format!("r:{}", h.finish_hex()))
+}
+
+/// A rule that matches everything with `action`.
+pub(crate) fn match_all(action: RuleAction) -> npol::Rule<IpSetKey> {
+    npol::Rule {
+        action,
+        filters: [Filter::NONE; 3],
+        entries: Vec::new(),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    fn of(n: &IpNet) -> Family {
+        match n {
+            IpNet::V4(_) => Family::V4,
+            IpNet::V6(_) => Family::V6,
+        }
+    }
+    fn icmp(self) -> u8 {
+        match self {
+            Family::V4 => ICMP4,
+            Family::V6 => ICMP6,
+        }
+    }
+    fn any(self) -> IpNet {
+        match self {
+            Family::V4 => "0.0.0.0/0".parse().unwrap_or_else(|_| unreachable!()),
+            Family::V6 => "::/0".parse().unwrap_or_else(|_| unreachable!()),
+        }
+    }
+}
+
+fn is_catch_all(n: &IpNet) -> bool {
+    n.prefix_len() == 0 && n.addr().is_unspecified()
+}
+
+/// Felix's `FilterRuleToIPVersion`: does the rule exist in this family at all?
+fn exists_in(rule: &Rule, f: Family) -> bool {
+    let version_ok = match rule.ip_version {
+        None => true,
+        Some(IpVersion::V4) => f == Family::V4,
+        Some(IpVersion::V6) => f == Family::V6,
+    };
+    let positive_ok = |l: &[IpNet]| l.is_empty() || l.iter().any(|n| Family::of(n) == f);
+    // A negated list with no entry of this family, or with this family's catch-all, removes
+    // the rule from the family (Felix refuses to render `! 0.0.0.0/0`).
+    let negated_ok = |l: &[IpNet]| {
+        l.is_empty()
+            || (l.iter().any(|n| Family::of(n) == f)
+                && !l.iter().any(|n| Family::of(n) == f && is_catch_all(n)))
+    };
+    version_ok
+        && positive_ok(&rule.src_net)
+        && positive_ok(&rule.dst_net)
+        && negated_ok(&rule.not_src_net)
+        && negated_ok(&rule.not_dst_net)
+}
+
+fn check_sets(
+    ids: &[IpSetId],
+    sets: &BTreeMap<IpSetId, IpSet>,
+    want_port_set: bool,
+) -> Result<(), RuleError> {
+    for id in ids {
+        let set = sets
+            .get(id)
+            .ok_or_else(|| RuleError::UnknownIpSet(id.clone()))?;
+        let is_port_set = set.kind == IpSetKind::IpAndPort;
+        if is_port_set != want_port_set {
+            return Err(RuleError::WrongIpSetKind {
+                id: id.clone(),
+                wanted: if want_port_set {
+                    "a named-port (IP_AND_PORT) set"
+                } else {
+                    "an address (IP or NET) set"
+                },
+                found: set.kind,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn sorted_unique(ids: &[IpSetId]) -> Vec<IpSetId> {
+    let mut v = ids.to_vec();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Compiles one Calico rule (of a policy or a profile).
+pub(crate) fn compile_rule(
+    rule: &Rule,
+    sets: &BTreeMap<IpSetId, IpSet>,
+) -> Result<RuleOut, RuleError> {
+    let Rule {
+        action,
+        ip_version: _,
+        protocol,
+        not_protocol,
+        src_net,
+        src_ports,
+        src_named_port_ip_set_ids,
+        src_ip_set_ids,
+        dst_net,
+        dst_ports,
+        dst_named_port_ip_set_ids,
+        dst_ip_set_ids,
+        dst_ip_port_set_ids,
+        icmp,
+        not_src_net,
+        not_src_ports,
+        not_src_named_port_ip_set_ids,
+        not_src_ip_set_ids,
+        not_dst_net,
+        not_dst_ports,
+        not_dst_named_port_ip_set_ids,
+        not_dst_ip_set_ids,
+        not_icmp,
+        rule_id: _,
+        has_http_match,
+    } = rule;
+    let mut out = RuleOut {
+        http_ignored: *has_http_match,
+        ..RuleOut::default()
+    };
+
+    let mut npol_action = match action.unwrap_or(Action::Allow) {
+        Action::Allow => RuleAction::Allow,
+        Action::Deny => RuleAction::Deny,
+        // npol's LOG ends the current npol policy, i.e. leaves the tier (or the profile).
+        Action::Pass => RuleAction::Log,
+        // Carries no verdict; nothing to emit.
+        Action::Log => return Ok(out),
+    };
+
+    check_sets(src_ip_set_ids, sets, false)?;
+    check_sets(dst_ip_set_ids, sets, false)?;
+    check_sets(not_src_ip_set_ids, sets, false)?;
+    check_sets(not_dst_ip_set_ids, sets, false)?;
+    check_sets(src_named_port_ip_set_ids, sets, true)?;
+    check_sets(dst_named_port_ip_set_ids, sets, true)?;
+    check_sets(not_src_named_port_ip_set_ids, sets, true)?;
+    check_sets(not_dst_named_port_ip_set_ids, sets, true)?;
+    check_sets(dst_ip_port_set_ids, sets, true)?;
+
+    let families: Vec<Family> = [Family::V4, Family::V6]
+        .into_iter()
+        .filter(|f| exists_in(rule, *f))
+        .collect();
+    if families.is_empty() {
+        return Ok(out);
+    }
+
+    let wants_icmp = icmp.is_some() || not_icmp.is_some();
+    let has_ports = !(src_ports.is_empty()
+        && dst_ports.is_empty()
+        && src_named_port_ip_set_ids.is_empty()
+        && dst_named_port_ip_set_ids.is_empty()
+        && not_src_ports.is_empty()
+        && not_dst_ports.is_empty()
+        && not_src_named_port_ip_set_ids.is_empty()
+        && not_dst_named_port_ip_set_ids.is_empty()
+        && dst_ip_port_set_ids.is_empty());
+    if wants_icmp {
+        if npol_action == RuleAction::Allow {
+            out.icmp = Some(IcmpFate::Narrowed);
+            return Ok(out);
+        }
+        out.icmp = Some(IcmpFate::Widened);
+        // A widened pass would let ICMP it never matched skip the rest of the tier: deny is
+        // the only fail-closed choice.
+        npol_action = RuleAction::Deny;
+    }
+    // A port match needs a port-carrying protocol; an ICMP match needs ICMP: both never hold.
+    if wants_icmp && has_ports {
+        return Ok(out);
+    }
+    if has_ports && protocol.is_some_and(|p| !PORT_PROTOCOLS.contains(&p)) {
+        return Ok(out);
+    }
+
+    // Entries shared by every family's rule, built once.
+    let mut side_entries: Vec<Entry<IpSetKey>> = Vec::new();
+    let mut push = |is_src: bool, is_not: bool, data: EntryData<IpSetKey>| {
+        side_entries.push(Entry {
+            is_src,
+            is_not,
+            data,
+        })
+    };
+    // Address sets: Calico ANDs them, npol ORs them, so two or more need a derived set.
+    for (is_src, ids) in [(true, src_ip_set_ids), (false, dst_ip_set_ids)] {
+        let ids = sorted_unique(ids);
+        match ids.len() {
+            0 => {}
+            1 => push(is_src, false, EntryData::IpSet(base_key(&ids[0]))),
+            _ => {
+                let def = DerivedDef::And(ids);
+                let key = def.key();
+                push(is_src, false, EntryData::IpSet(key.clone()));
+                out.derived.push((key, def));
+            }
+        }
+    }
+    // Negated sets: none may match, which is what npol does with several negated entries.
+    for (is_src, ids) in [(true, not_src_ip_set_ids), (false, not_dst_ip_set_ids)] {
+        for id in sorted_unique(ids) {
+            push(is_src, true, EntryData::IpSet(base_key(&id)));
+        }
+    }
+    // Port groups: ranges OR named-port sets (npol's OR group for one side).
+    let ranges = |v: &[PortRange]| {
+        v.iter()
+            .map(|r| EntryData::PortRange {
+                start: r.first,
+                end: r.last,
+            })
+            .collect::<Vec<_>>()
+    };
+    for d in ranges(src_ports) {
+        push(true, false, d);
+    }
+    for id in sorted_unique(src_named_port_ip_set_ids) {
+        push(true, false, EntryData::PortIpSet(base_key(&id)));
+    }
+    let svc = sorted_unique(dst_ip_port_set_ids);
+    if svc.is_empty() {
+        for d in ranges(dst_ports) {
+            push(false, false, d);
+        }
+        for id in sorted_unique(dst_named_port_ip_set_ids) {
+            push(false, false, EntryData::PortIpSet(base_key(&id)));
+        }
+    } else if svc.len() == 1 && dst_ports.is_empty() && dst_named_port_ip_set_ids.is_empty() {
+        push(false, false, EntryData::PortIpSet(base_key(&svc[0])));
+    } else {
+        // Every service set must hold the tuple AND the port group must match: one derived
+        // IP_AND_PORT set holds exactly the tuples that satisfy both.
+        let def = DerivedDef::IpPort {
+            all_of: svc,
+            ports: dst_ports.clone(),
+            any_of: sorted_unique(dst_named_port_ip_set_ids),
+        };
+        let key = def.key();
+        push(false, false, EntryData::PortIpSet(key.clone()));
+        out.derived.push((key, def));
+    }
+    for d in ranges(not_src_ports) {
+        push(true, true, d);
+    }
+    for id in sorted_unique(not_src_named_port_ip_set_ids) {
+        push(true, true, EntryData::PortIpSet(base_key(&id)));
+    }
+    for d in ranges(not_dst_ports) {
+        push(false, true, d);
+    }
+    for id in sorted_unique(not_dst_named_port_ip_set_ids) {
+        push(false, true, EntryData::PortIpSet(base_key(&id)));
+    }
+
+    let mut base_filters: Vec<Filter> = Vec::new();
+    if let Some(p) = protocol {
+        base_filters.push(Filter {
+            kind: FilterType::L4Proto,
+            value: u32::from(*p),
+            should_match: true,
+        });
+    }
+    if let Some(p) = not_protocol {
+        base_filters.push(Filter {
+            kind: FilterType::L4Proto,
+            value: u32::from(*p),
+            should_match: false,
+        });
+    }
+
+    // The families need separate npol rules only when a family-specific protocol filter is
+    // needed (a widened ICMP rule without a protocol) or when only one family has the rule.
+    let per_family_icmp = wants_icmp && protocol.is_none();
+    let groups: Vec<Vec<Family>> = if families.len() == 2 && !per_family_icmp {
+        vec![families.clone()]
+    } else {
+        families.iter().map(|f| vec![*f]).collect()
+    };
+
+    for fams in groups {
+        let mut filters = base_filters.clone();
+        if wants_icmp {
+            match protocol {
+                // Only this family's ICMP can match the rule.
+                Some(p) if *p != fams[0].icmp() => continue,
+                Some(_) => {}
+                None => filters.push(Filter {
+                    kind: FilterType::L4Proto,
+                    value: u32::from(fams[0].icmp()),
+                    should_match: true,
+                }),
+            }
+            if not_protocol.is_some_and(|p| p == fams[0].icmp()) {
+                continue;
+            }
+        }
+        if has_ports && protocol.is_none() {
+            // npol sees TCP, UDP, SCTP and ICMP echo (whose identifier it puts in the
+            // ports): excluding ICMP leaves the port-carrying protocols.
+            for f in &fams {
+                filters.push(Filter {
+                    kind: FilterType::L4Proto,
+                    value: u32::from(f.icmp()),
+                    should_match: false,
+                });
+            }
+        }
+        if filters.len() > 3 {
+            // Cannot happen (protocol, not_protocol and at most two exclusions, with the
+            // exclusions only when protocol is unset), but never drop a condition silently.
+            tracing::error!(rule = ?rule, "npol rule needs more than three filters; rule left out");
+            continue;
+        }
+        let mut filter_arr = [Filter::NONE; 3];
+        filter_arr[..filters.len()].copy_from_slice(&filters);
+
+        let keep = |n: &IpNet| fams.contains(&Family::of(n));
+        let mut entries: Vec<Entry<IpSetKey>> = Vec::new();
+        let mut cidrs = |is_src: bool, is_not: bool, l: &[IpNet]| {
+            let mut l: Vec<IpNet> = l.iter().filter(|n| keep(n)).map(|n| n.trunc()).collect();
+            l.sort();
+            l.dedup();
+            for n in l {
+                entries.push(Entry {
+                    is_src,
+                    is_not,
+                    data: EntryData::Cidr(n),
+                });
+            }
+        };
+        cidrs(true, false, src_net);
+        cidrs(false, false, dst_net);
+        cidrs(true, true, not_src_net);
+        cidrs(false, true, not_dst_net);
+        // A rule for one family only must not match the other: when no positive CIDR list
+        // already pins the family (and no ICMP filter does), add the family's catch-all.
+        let pinned = !src_net.is_empty() || !dst_net.is_empty() || wants_icmp;
+        if fams.len() == 1 && !pinned {
+            entries.push(Entry {
+                is_src: true,
+                is_not: false,
+                data: EntryData::Cidr(fams[0].any()),
+            });
+        }
+        entries.extend(side_entries.iter().cloned());
+        out.rules.push(npol::Rule {
+            action: npol_action,
+            filters: filter_arr,
+            entries,
+        });
+    }
+    Ok(out)
+}
