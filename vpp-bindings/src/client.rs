@@ -78,6 +78,9 @@ pub enum ClientError {
     Incompatible(Box<CompatReport>),
 }
 
+/// Where VPP puts its API socket by default (`socksvr { default }` in startup.conf).
+pub const DEFAULT_SOCKET: &str = "/run/vpp/api.sock";
+
 /// How to connect.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {

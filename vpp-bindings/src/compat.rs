@@ -5,8 +5,19 @@
 use std::fmt;
 
 use crate::client::Client;
-use crate::gen::vpe::ShowVersion;
-use crate::message::{MessageInfo, MessageTable};
+use crate::gen::memclnt::{ControlPing, ControlPingReply, SockclntDelete, SockclntDeleteReply};
+use crate::gen::vpe::{ShowVersion, ShowVersionReply};
+use crate::message::{Message, MessageInfo, MessageTable};
+
+/// Messages the client itself relies on; add them to a caller's own list.
+pub const CLIENT_MESSAGES: &[MessageInfo] = &[
+    ControlPing::INFO,
+    ControlPingReply::INFO,
+    SockclntDelete::INFO,
+    SockclntDeleteReply::INFO,
+    ShowVersion::INFO,
+    ShowVersionReply::INFO,
+];
 
 /// How one required message fares in VPP's table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,8 +148,6 @@ pub async fn check(client: &Client, required: &[MessageInfo]) -> CompatReport {
 mod tests {
     use super::*;
     use crate::gen::npol::{NpolRuleCreate, NpolRuleDelete};
-    use crate::gen::vpe::ShowVersionReply;
-    use crate::message::Message;
 
     #[test]
     fn report_lists_present_crc_differs_and_missing() {

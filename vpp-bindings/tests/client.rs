@@ -420,3 +420,29 @@ async fn keepalive_from_vpp_is_answered_with_its_context() {
     let (h, r) = table.decode::<MemclntKeepaliveReply>(&f).unwrap();
     assert_eq!((h.context, r.retval), (4242, 0));
 }
+
+#[tokio::test]
+async fn compat_check_reports_vpp_version_and_each_message() {
+    use vpp_bindings::compat::{self, CLIENT_MESSAGES};
+    use vpp_bindings::gen::vpe::{ShowVersion, ShowVersionReply};
+    let (client, mut peer, table) = connected(ClientConfig::default()).await;
+    let c2 = client.clone();
+    let mut required = CLIENT_MESSAGES.to_vec();
+    required.push(NpolIpsetCreate::INFO);
+    let check = tokio::spawn(async move { compat::check(&c2, &required).await });
+    let (h, _) = table
+        .decode::<ShowVersion>(&peer.recv().await.unwrap())
+        .unwrap();
+    let v = ShowVersionReply {
+        version: "26.10-test".into(),
+        ..Default::default()
+    };
+    peer.send(reply(&table, &v, h.context));
+    let report = check.await.unwrap();
+    assert!(report.is_compatible(), "{report}");
+    assert_eq!(report.vpp_version.as_deref(), Some("26.10-test"));
+    let text = report.to_string();
+    assert!(text.contains("VPP version: 26.10-test"), "{text}");
+    assert!(text.contains(NpolIpsetCreate::NAME_CRC), "{text}");
+    assert!(text.ends_with("=> compatible"), "{text}");
+}
