@@ -55,7 +55,7 @@ pub trait Lookup {
 ///
 /// `src` and `dst` should be of the same family; the family of `src` decides which
 /// family npol evaluates (VPP's `is_ip6`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Packet {
     pub src: IpAddr,
     pub dst: IpAddr,

@@ -762,11 +762,12 @@ fn translation_to_api(id: u32, t: &Translation) -> cnat::CnatTranslation {
         id,
         ip_proto: ip_types::IpProto::from_raw(t.proto)
             .unwrap_or(ip_types::IpProto::IpApiProtoReserved),
-        is_real_ip: t.is_real_ip,
-        flags: t.flags,
+        // VPP's details leave is_real_ip, flags and flow_hash_config at zero.
+        is_real_ip: 0,
+        flags: 0,
         lb_type: cnat::CnatLbType::from_raw(t.lb_type)
             .unwrap_or(cnat::CnatLbType::CnatLbTypeDefault),
-        flow_hash_config: ip::IpFlowHashConfigV2(t.flow_hash_config),
+        flow_hash_config: ip::IpFlowHashConfigV2(0),
         paths: t
             .paths
             .iter()

@@ -21,6 +21,9 @@ pub enum Enforcement {
     CnatDisabledOnIngress,
     /// No `npol_configure_policies` for this interface.
     NotConfigured,
+    /// TX only, first flow: the destination's neighbour was not resolved (see
+    /// [`SimState::evaluate_flow`]).
+    NeighbourUnresolved,
 }
 
 impl Enforcement {
@@ -69,17 +72,91 @@ impl SimState {
         self.explain(sw_if_index, dir, pkt, None).0.verdict()
     }
 
-    /// A new flow entering VPP by `ingress` and leaving by `egress`: RX policy of the
-    /// ingress, then TX policy of the egress (each only where enforced). Does not model
-    /// cnat's DNAT: pass the packet as it looks after translation (npol sees backends).
-    pub fn evaluate_flow(&self, ingress: u32, egress: u32, pkt: &Packet) -> Verdict {
-        if self.explain(ingress, Direction::Rx, pkt, None).0.verdict() == Verdict::Deny {
-            return Verdict::Deny;
+    /// cnat's DNAT as npol sees it: on an ingress with cnat, a packet to a translation's VIP
+    /// (address, port, protocol) is rewritten to the translation's first backend before
+    /// the RX policy runs. (VPP picks the backend by flow hash; with several backends the
+    /// simulator always takes the first.)
+    pub fn dnat(&self, ingress: u32, pkt: &Packet) -> Packet {
+        if !self.interface(ingress).is_some_and(|i| i.cnat) {
+            return *pkt;
         }
-        self.explain(egress, Direction::Tx, pkt, Some(ingress))
-            .0
-            .verdict()
+        let hit = self.cnat.translations.iter().find(|(_, t)| {
+            t.vip.addr == pkt.dst && t.vip.port == pkt.dport && t.proto == pkt.proto
+        });
+        let Some(backend) = hit.and_then(|(_, t)| t.paths.first()) else {
+            return *pkt;
+        };
+        let mut out = *pkt;
+        out.dst = backend.dst.addr;
+        if backend.dst.port != 0 {
+            out.dport = backend.dst.port;
+        }
+        out
     }
+
+    /// Whether VPP can send to `dst` on `egress` without resolving a neighbour first.
+    /// Point-to-point interfaces (tunnels) need none. Assumes `dst` is on-link (a pod).
+    fn neighbour_known(&self, egress: u32, dst: std::net::IpAddr) -> bool {
+        self.interface(egress).is_none_or(|i| i.kind.is_p2p())
+            || self.neighbors.contains_key(&(egress, dst))
+    }
+
+    /// A new flow entering VPP by `ingress` and leaving by `egress`, as npol sees it: DNAT
+    /// (see [`SimState::dnat`]), the RX policy of the ingress, then the TX policy of the
+    /// egress, each only where enforced.
+    ///
+    /// QUIRK (confirmed on a real VPP): the first flow towards a destination whose
+    /// neighbour (ARP/ND) is not resolved skips the TX policy; the neighbour is then learnt
+    /// (added as a dynamic entry, flags 0) and later flows are checked.
+    pub fn evaluate_flow(&mut self, ingress: u32, egress: u32, pkt: &Packet) -> FlowVerdict {
+        let pkt = self.dnat(ingress, pkt);
+        let (rx, _) = self.explain(ingress, Direction::Rx, &pkt, None);
+        if rx.verdict() == Verdict::Deny {
+            return FlowVerdict {
+                rx,
+                tx: None,
+                verdict: Verdict::Deny,
+                packet: pkt,
+            };
+        }
+        if !self.neighbour_known(egress, pkt.dst) {
+            if self.interface(egress).is_some() {
+                self.neighbors.insert(
+                    (egress, pkt.dst),
+                    crate::state::Neighbor {
+                        mac: "00:00:00:00:00:00".into(),
+                        mac_bytes: [0; 6],
+                        flags: 0,
+                    },
+                );
+            }
+            return FlowVerdict {
+                rx,
+                tx: Some(Enforcement::NeighbourUnresolved),
+                verdict: Verdict::Allow,
+                packet: pkt,
+            };
+        }
+        let (tx, _) = self.explain(egress, Direction::Tx, &pkt, Some(ingress));
+        let verdict = tx.verdict();
+        FlowVerdict {
+            rx,
+            tx: Some(tx),
+            verdict,
+            packet: pkt,
+        }
+    }
+}
+
+/// The outcome of [`SimState::evaluate_flow`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FlowVerdict {
+    pub rx: Enforcement,
+    /// `None` when the RX policy already denied.
+    pub tx: Option<Enforcement>,
+    pub verdict: Verdict,
+    /// The packet after DNAT, as npol saw it.
+    pub packet: Packet,
 }
 
 #[cfg(test)]
@@ -113,6 +190,8 @@ mod tests {
         let mut s = SimState::new();
         let a = s.create_af_packet("a", None).unwrap();
         let b = s.create_af_packet("b", None).unwrap();
+        let dst = pkt().dst;
+        assert_eq!(s.neighbor_add_del(true, b, dst, [2, 0, 0, 0, 0, 2], 1), 0);
         assert_eq!(s.npol_configure(a, deny_all()), 0);
         assert_eq!(s.npol_configure(b, deny_all()), 0);
         (s, a, b)
@@ -146,13 +225,69 @@ mod tests {
                 ..deny_all()
             },
         );
-        assert_eq!(s.evaluate_flow(a, b, &pkt()), Verdict::Allow);
-        assert_eq!(
-            s.explain(b, Direction::Tx, &pkt(), Some(a)).0,
-            Enforcement::CnatDisabledOnIngress
-        );
+        let f = s.evaluate_flow(a, b, &pkt());
+        assert_eq!(f.verdict, Verdict::Allow);
+        assert_eq!(f.tx, Some(Enforcement::CnatDisabledOnIngress));
         s.cnat_enable(a, true);
-        assert_eq!(s.evaluate_flow(a, b, &pkt()), Verdict::Deny);
+        assert_eq!(s.evaluate_flow(a, b, &pkt()).verdict, Verdict::Deny);
+    }
+
+    #[test]
+    fn first_flow_to_an_unresolved_neighbour_skips_the_tx_policy() {
+        let (mut s, a, b) = two_pods();
+        s.cnat_enable(a, true);
+        s.cnat_enable(b, true);
+        s.npol_configure(
+            a,
+            InterfaceConfig {
+                policy_default_rx: PolicyDefault::Allow,
+                ..deny_all()
+            },
+        );
+        let to_unknown = Packet {
+            dst: "10.0.0.9".parse().unwrap(),
+            ..pkt()
+        };
+        let first = s.evaluate_flow(a, b, &to_unknown);
+        assert_eq!(
+            (first.tx, first.verdict),
+            (Some(Enforcement::NeighbourUnresolved), Verdict::Allow)
+        );
+        assert_eq!(s.evaluate_flow(a, b, &to_unknown).verdict, Verdict::Deny);
+    }
+
+    #[test]
+    fn rx_policy_sees_the_backend_after_dnat() {
+        use crate::state::{Endpoint, Translation, TranslationPath};
+        let (mut s, a, b) = two_pods();
+        s.cnat_enable(a, true);
+        let ep = |addr: &str, port| Endpoint {
+            addr: addr.parse().unwrap(),
+            sw_if_index: u32::MAX,
+            if_af: 0,
+            port,
+        };
+        s.cnat_translation_update(Translation {
+            vip: ep("10.96.0.10", 53),
+            proto: 6,
+            is_real_ip: 0,
+            flags: 0,
+            lb_type: 0,
+            flow_hash_config: 0,
+            paths: vec![TranslationPath {
+                src: ep("0.0.0.0", 0),
+                dst: ep("10.0.0.2", 5353),
+                flags: 0,
+            }],
+        });
+        let to_vip = Packet {
+            dst: "10.96.0.10".parse().unwrap(),
+            dport: 53,
+            ..pkt()
+        };
+        let f = s.evaluate_flow(a, b, &to_vip);
+        assert_eq!((f.packet.dst, f.packet.dport), (pkt().dst, 5353));
+        assert_eq!(f.verdict, Verdict::Deny);
     }
 
     #[test]

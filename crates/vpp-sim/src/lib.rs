@@ -11,7 +11,7 @@ mod render;
 pub mod server;
 pub mod state;
 
-pub use enforce::Enforcement;
+pub use enforce::{Enforcement, FlowVerdict};
 pub use npol::{Direction, Packet, Verdict};
 pub use server::{serve, FaultAction, Options, SimError, Simulator};
 pub use state::{rv, SimState};

@@ -21,7 +21,7 @@ use vpp_bindings::message::{SOCKCLNT_CREATE_MSG_ID, SOCKCLNT_CREATE_REPLY_MSG_ID
 use vpp_bindings::{encode_message, Message, MessageTable};
 
 use crate::api::{self, Ctx, Dispatch, Kind};
-use crate::enforce::Enforcement;
+use crate::enforce::{Enforcement, FlowVerdict};
 use crate::pool::Pool;
 use crate::state::SimState;
 
@@ -299,8 +299,10 @@ impl Simulator {
         self.with_state(|s| s.evaluate(sw_if_index, dir, pkt))
     }
 
-    pub fn evaluate_flow(&self, ingress: u32, egress: u32, pkt: &Packet) -> Verdict {
-        self.with_state(|s| s.evaluate_flow(ingress, egress, pkt))
+    /// A new flow from `ingress` to `egress`; see [`SimState::evaluate_flow`] (it may
+    /// learn a neighbour, as VPP does after the first packet).
+    pub fn evaluate_flow(&self, ingress: u32, egress: u32, pkt: &Packet) -> FlowVerdict {
+        self.with_state_mut(|s| s.evaluate_flow(ingress, egress, pkt))
     }
 
     pub fn explain(

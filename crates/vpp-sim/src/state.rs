@@ -913,7 +913,11 @@ impl SimState {
 
     /// `cnat_translation_update`: a translation is identified by (VIP address, port,
     /// protocol); updating an existing one keeps its id.
-    pub fn cnat_translation_update(&mut self, t: Translation) -> u32 {
+    pub fn cnat_translation_update(&mut self, mut t: Translation) -> u32 {
+        // Not a real IP: cnat marks the translation exclusive (CNAT_TR_FLAG_EXCLUSIVE).
+        if t.is_real_ip == 0 {
+            t.flags |= 1 << 4;
+        }
         let found = self.cnat.translations.iter().find_map(|(id, x)| {
             (x.vip.addr == t.vip.addr && x.vip.port == t.vip.port && x.proto == t.proto)
                 .then_some(id)
