@@ -637,9 +637,12 @@ impl Compiler {
         self.profile_cache.get(id)
     }
 
-    /// Notes for a Calico policy: its compile notes, or "unknown" while tiers name it.
+    /// Notes for a Calico policy while a live tier policy contains it: its compile notes,
+    /// or "unknown".
     fn policy_notes(&mut self, model: &Model, id: &PolicyId) {
-        let notes = if model.policies.contains_key(id) {
+        let notes = if !self.tiers_by_policy.contains_key(id) {
+            Vec::new()
+        } else if model.policies.contains_key(id) {
             self.compiled_policy(model, id)
                 .map(|c| c.notes.clone())
                 .unwrap_or_default()
@@ -841,10 +844,7 @@ impl Compiler {
                             self.tiers_by_policy.remove(pid);
                         }
                     }
-                    if !model.policies.contains_key(pid) {
-                        let notes = self.unknown_policy_notes(pid);
-                        self.report.set(Subject::Policy(pid.clone()), notes);
-                    }
+                    self.policy_notes(model, pid);
                 }
             }
             Some(PolicyDef::Profile(id)) => {

@@ -214,15 +214,8 @@ pub(crate) fn compile_rule(
         ..RuleOut::default()
     };
 
-    let mut npol_action = match action.unwrap_or(Action::Allow) {
-        Action::Allow => RuleAction::Allow,
-        Action::Deny => RuleAction::Deny,
-        // npol's LOG ends the current npol policy, i.e. leaves the tier (or the profile).
-        Action::Pass => RuleAction::Log,
-        // Carries no verdict; nothing to emit.
-        Action::Log => return Ok(out),
-    };
-
+    // Checked for every rule, log rules included: a broken reference makes the whole
+    // policy suspect.
     check_sets(src_ip_set_ids, sets, false)?;
     check_sets(dst_ip_set_ids, sets, false)?;
     check_sets(not_src_ip_set_ids, sets, false)?;
@@ -232,6 +225,15 @@ pub(crate) fn compile_rule(
     check_sets(not_src_named_port_ip_set_ids, sets, true)?;
     check_sets(not_dst_named_port_ip_set_ids, sets, true)?;
     check_sets(dst_ip_port_set_ids, sets, true)?;
+
+    let mut npol_action = match action.unwrap_or(Action::Allow) {
+        Action::Allow => RuleAction::Allow,
+        Action::Deny => RuleAction::Deny,
+        // npol's LOG ends the current npol policy, i.e. leaves the tier (or the profile).
+        Action::Pass => RuleAction::Log,
+        // Carries no verdict; nothing to emit.
+        Action::Log => return Ok(out),
+    };
 
     let families: Vec<Family> = [Family::V4, Family::V6]
         .into_iter()

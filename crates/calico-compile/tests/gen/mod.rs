@@ -1,0 +1,464 @@
+//! proptest generators: small random models whose addresses, ports and sets overlap enough
+//! that rules hit, and packets drawn from the same pools.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use calico_model::*;
+use ipnet::IpNet;
+use npol::Packet;
+use proptest::collection::{btree_set, vec};
+use proptest::prelude::*;
+use proptest::sample::select;
+
+pub const V4: [&str; 6] = [
+    "10.0.0.1",
+    "10.0.0.2",
+    "10.0.0.5",
+    "10.0.1.1",
+    "10.0.1.3",
+    "192.168.0.1",
+];
+pub const V6: [&str; 4] = ["fd00::1", "fd00::2", "fd00:1::1", "fd00:1::3"];
+const NETS: [&str; 14] = [
+    "10.0.0.1/32",
+    "10.0.0.2/32",
+    "10.0.0.0/30",
+    "10.0.0.4/30",
+    "10.0.0.0/16",
+    "10.0.1.0/24",
+    "0.0.0.0/0",
+    "192.168.0.1/32",
+    "fd00::1/128",
+    "fd00::/126",
+    "fd00::/64",
+    "fd00:1::/64",
+    "::/0",
+    "fd00:1::3/128",
+];
+const PORTS: [u16; 7] = [22, 80, 443, 1500, 4789, 8080, 40000];
+const RANGES: [(u16, u16); 6] = [
+    (80, 80),
+    (443, 443),
+    (80, 443),
+    (1000, 2000),
+    (8080, 8080),
+    (1, 65535),
+];
+pub const NET_SETS: [&str; 4] = ["s0", "s1", "s2", "s3"];
+pub const PORT_SETS: [&str; 2] = ["n0", "n1"];
+pub const POLICIES: usize = 6;
+pub const PROFILES: [&str; 3] = ["pr0", "pr1", "pr-missing"];
+
+pub fn addr() -> impl Strategy<Value = IpAddr> {
+    prop_oneof![
+        3 => select(&V4[..]).prop_map(|s| s.parse().unwrap()),
+        1 => select(&V6[..]).prop_map(|s| s.parse().unwrap()),
+    ]
+}
+
+fn net() -> impl Strategy<Value = IpNet> {
+    select(&NETS[..]).prop_map(|s| s.parse().unwrap())
+}
+
+fn nets() -> impl Strategy<Value = Vec<IpNet>> {
+    prop_oneof![4 => Just(vec![]), 1 => vec(net(), 1..3)]
+}
+
+fn ranges() -> impl Strategy<Value = Vec<PortRange>> {
+    prop_oneof![
+        4 => Just(vec![]),
+        1 => vec(select(&RANGES[..]).prop_map(|(a, b)| PortRange { first: a, last: b }), 1..3),
+    ]
+}
+
+fn set_ids(pool: &'static [&'static str], max: usize) -> impl Strategy<Value = Vec<IpSetId>> {
+    prop_oneof![
+        5 => Just(vec![]),
+        1 => vec(select(pool).prop_map(|s| IpSetId(s.to_string())), 1..=max),
+    ]
+}
+
+fn opt<T: std::fmt::Debug + Clone + 'static>(
+    s: impl Strategy<Value = T> + 'static,
+    w: u32,
+) -> impl Strategy<Value = Option<T>> {
+    prop_oneof![w => Just(None), 1 => s.prop_map(Some)]
+}
+
+fn icmp_match() -> impl Strategy<Value = IcmpMatch> {
+    (
+        select(&[0u8, 8, 128, 129][..]),
+        proptest::option::of(Just(0u8)),
+    )
+        .prop_map(|(t, c)| IcmpMatch {
+            icmp_type: t,
+            code: c,
+        })
+}
+
+fn action() -> impl Strategy<Value = Option<Action>> {
+    prop_oneof![
+        3 => Just(Some(Action::Allow)),
+        2 => Just(Some(Action::Deny)),
+        2 => Just(Some(Action::Pass)),
+        1 => Just(Some(Action::Log)),
+        1 => Just(None),
+    ]
+}
+
+/// `with_icmp`: whether ICMP type/code matches may appear (they compile fail-closed, not
+/// exactly).
+pub fn rule(with_icmp: bool) -> impl Strategy<Value = Rule> {
+    let icmp_w = if with_icmp { 6 } else { u32::MAX / 2 };
+    (
+        (
+            action(),
+            opt(select(&[IpVersion::V4, IpVersion::V6][..]), 6),
+            opt(select(&[6u8, 17, 1, 58, 132][..]), 2),
+            opt(select(&[6u8, 17, 1, 58][..]), 6),
+            nets(),
+            nets(),
+            nets(),
+            nets(),
+        ),
+        (
+            ranges(),
+            ranges(),
+            ranges(),
+            ranges(),
+            set_ids(&NET_SETS, 2),
+            set_ids(&NET_SETS, 2),
+            set_ids(&NET_SETS, 2),
+            set_ids(&NET_SETS, 2),
+        ),
+        (
+            set_ids(&PORT_SETS, 2),
+            set_ids(&PORT_SETS, 2),
+            set_ids(&PORT_SETS, 1),
+            set_ids(&PORT_SETS, 1),
+            set_ids(&PORT_SETS, 2),
+            opt(icmp_match(), icmp_w),
+            opt(icmp_match(), icmp_w),
+            any::<bool>(),
+        ),
+    )
+        .prop_map(
+            |(
+                (
+                    action,
+                    ip_version,
+                    protocol,
+                    not_protocol,
+                    src_net,
+                    dst_net,
+                    not_src_net,
+                    not_dst_net,
+                ),
+                (
+                    src_ports,
+                    dst_ports,
+                    not_src_ports,
+                    not_dst_ports,
+                    src_ip_set_ids,
+                    dst_ip_set_ids,
+                    not_src_ip_set_ids,
+                    not_dst_ip_set_ids,
+                ),
+                (
+                    src_named,
+                    dst_named,
+                    not_src_named,
+                    not_dst_named,
+                    dst_ip_port,
+                    icmp,
+                    not_icmp,
+                    http,
+                ),
+            )| Rule {
+                action,
+                ip_version,
+                protocol,
+                not_protocol,
+                src_net,
+                src_ports,
+                src_named_port_ip_set_ids: src_named,
+                src_ip_set_ids,
+                dst_net,
+                dst_ports,
+                dst_named_port_ip_set_ids: dst_named,
+                dst_ip_set_ids,
+                dst_ip_port_set_ids: dst_ip_port,
+                icmp,
+                not_src_net,
+                not_src_ports,
+                not_src_named_port_ip_set_ids: not_src_named,
+                not_src_ip_set_ids,
+                not_dst_net,
+                not_dst_ports,
+                not_dst_named_port_ip_set_ids: not_dst_named,
+                not_dst_ip_set_ids,
+                not_icmp,
+                rule_id: String::new(),
+                has_http_match: http,
+            },
+        )
+}
+
+fn rules(with_icmp: bool) -> impl Strategy<Value = Vec<Rule>> {
+    vec(rule(with_icmp), 0..4)
+}
+
+pub fn policy_id(i: usize) -> PolicyId {
+    // The last one is staged.
+    PolicyId {
+        name: format!("p{i}"),
+        namespace: String::new(),
+        kind: if i == POLICIES - 1 {
+            "StagedGlobalNetworkPolicy".into()
+        } else {
+            "GlobalNetworkPolicy".into()
+        },
+    }
+}
+
+fn policy(with_icmp: bool) -> impl Strategy<Value = Policy> {
+    (
+        rules(with_icmp),
+        rules(with_icmp),
+        prop::bool::weighted(0.05),
+    )
+        .prop_map(|(i, o, invalid)| Policy {
+            tier: String::new(),
+            inbound_rules: i,
+            outbound_rules: o,
+            invalid: invalid.then(|| Invalid {
+                reason: "test".into(),
+            }),
+            ..Policy::default()
+        })
+}
+
+fn profile(with_icmp: bool) -> impl Strategy<Value = Profile> {
+    (rules(with_icmp), rules(with_icmp)).prop_map(|(i, o)| Profile {
+        inbound_rules: i,
+        outbound_rules: o,
+        invalid: None,
+    })
+}
+
+fn net_set() -> impl Strategy<Value = IpSet> {
+    btree_set(net(), 0..5).prop_map(|m| IpSet {
+        kind: if m.iter().all(|n| n.prefix_len() == n.max_prefix_len()) {
+            IpSetKind::Ip
+        } else {
+            IpSetKind::Net
+        },
+        members: m.into_iter().map(IpSetMember::Net).collect(),
+    })
+}
+
+fn port_set() -> impl Strategy<Value = IpSet> {
+    btree_set(
+        (addr(), select(&[6u8, 17][..]), select(&PORTS[..]))
+            .prop_map(|(addr, proto, port)| IpSetMember::IpPort { addr, proto, port }),
+        0..6,
+    )
+    .prop_map(|members| IpSet {
+        kind: IpSetKind::IpAndPort,
+        members,
+    })
+}
+
+fn policy_list() -> impl Strategy<Value = Vec<PolicyId>> {
+    vec(
+        (0..POLICIES + 1).prop_map(|i| {
+            if i == POLICIES {
+                // A policy the model does not have.
+                PolicyId {
+                    name: "missing".into(),
+                    namespace: String::new(),
+                    kind: "NetworkPolicy".into(),
+                }
+            } else {
+                policy_id(i)
+            }
+        }),
+        0..3,
+    )
+}
+
+fn tier(i: usize) -> impl Strategy<Value = TierInfo> {
+    (policy_list(), policy_list(), any::<bool>()).prop_map(move |(ing, eg, pass)| TierInfo {
+        name: format!("t{i}"),
+        ingress_policies: ing,
+        egress_policies: eg,
+        default_action: if pass {
+            TierDefaultAction::Pass
+        } else {
+            TierDefaultAction::Deny
+        },
+    })
+}
+
+fn tiers() -> impl Strategy<Value = Vec<TierInfo>> {
+    (0usize..4).prop_flat_map(|n| (0..n).map(tier).collect::<Vec<_>>())
+}
+
+fn workload(i: usize) -> impl Strategy<Value = WorkloadEndpoint> {
+    (
+        tiers(),
+        vec(select(&PROFILES[..]), 0..3),
+        prop::bool::weighted(0.9),
+    )
+        .prop_map(move |(tiers, profiles, active)| WorkloadEndpoint {
+            active,
+            name: format!("cali{i}"),
+            mac: None,
+            profile_ids: profiles.into_iter().map(|p| ProfileId(p.into())).collect(),
+            ipv4_nets: vec![format!("{}/32", V4[i]).parse().unwrap()],
+            ipv6_nets: vec![format!("{}/128", V6[i]).parse().unwrap()],
+            tiers,
+            ipv4_nat: vec![],
+            ipv6_nat: vec![],
+            allow_spoofed_source_prefixes: vec![],
+            annotations: BTreeMap::new(),
+            invalid: None,
+        })
+}
+
+pub fn wid(i: usize) -> WorkloadEndpointId {
+    WorkloadEndpointId {
+        orchestrator_id: "k8s".into(),
+        workload_id: format!("ns/w{i}"),
+        endpoint_id: "eth0".into(),
+    }
+}
+
+fn local_host_route() -> Route {
+    let dst: IpNet = "10.0.1.3/32".parse().unwrap();
+    Route {
+        dst,
+        types: RouteTypes(RouteTypes::LOCAL_HOST),
+        ip_pool_type: IpPoolType::None,
+        dst_node_name: "me".into(),
+        dst_node_ip: None,
+        same_subnet: false,
+        nat_outgoing: false,
+        local_workload: false,
+        tunnel_type: TunnelType::default(),
+        borrowed: false,
+    }
+}
+
+pub fn model(with_icmp: bool) -> impl Strategy<Value = Model> {
+    (
+        vec(proptest::option::weighted(0.9, net_set()), NET_SETS.len()),
+        vec(proptest::option::weighted(0.9, port_set()), PORT_SETS.len()),
+        vec(
+            proptest::option::weighted(0.95, policy(with_icmp)),
+            POLICIES,
+        ),
+        vec(profile(with_icmp), 2),
+        vec(workload(0).boxed(), 1).prop_flat_map(|_| (workload(0), workload(1))),
+        (
+            select(&["DROP", "ACCEPT", "RETURN"][..]),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+        ),
+    )
+        .prop_map(
+            |(nsets, psets, policies, profiles, (w0, w1), (eth, vx, ipip, route))| {
+                let mut m = Model::default();
+                for (i, s) in nsets.into_iter().enumerate() {
+                    if let Some(s) = s {
+                        m.ipsets.insert(IpSetId(NET_SETS[i].into()), s);
+                    }
+                }
+                for (i, s) in psets.into_iter().enumerate() {
+                    if let Some(s) = s {
+                        m.ipsets.insert(IpSetId(PORT_SETS[i].into()), s);
+                    }
+                }
+                for (i, p) in policies.into_iter().enumerate() {
+                    if let Some(p) = p {
+                        m.policies.insert(policy_id(i), p);
+                    }
+                }
+                for (i, p) in profiles.into_iter().enumerate() {
+                    m.profiles.insert(ProfileId(PROFILES[i].into()), p);
+                }
+                m.workload_endpoints.insert(wid(0), w0);
+                m.workload_endpoints.insert(wid(1), w1);
+                m.felix_config
+                    .insert("DefaultEndpointToHostAction".into(), eth.into());
+                m.felix_config
+                    .insert("AllowVXLANPacketsFromWorkloads".into(), vx.to_string());
+                m.felix_config
+                    .insert("AllowIPIPPacketsFromWorkloads".into(), ipip.to_string());
+                if route {
+                    let r = local_host_route();
+                    m.routes.insert(r.dst, r);
+                }
+                m
+            },
+        )
+}
+
+/// Packets npol polices: TCP, UDP, SCTP and ICMP echo, of one family.
+pub fn policed_packet() -> impl Strategy<Value = Packet> {
+    (
+        any::<bool>(),
+        0usize..6,
+        0usize..6,
+        select(&PORTS[..]),
+        select(&PORTS[..]),
+        0u8..5,
+    )
+        .prop_map(|(v6, s, d, sp, dp, kind)| {
+            let (src, dst): (IpAddr, IpAddr) = if v6 {
+                (
+                    V6[s % V6.len()].parse().unwrap(),
+                    V6[d % V6.len()].parse().unwrap(),
+                )
+            } else {
+                (V4[s].parse().unwrap(), V4[d].parse().unwrap())
+            };
+            match kind {
+                0 | 1 => Packet::tcp(src, sp, dst, dp),
+                2 => Packet::udp(src, sp, dst, dp),
+                3 => Packet::l4(132, src, sp, dst, dp),
+                _ => {
+                    let t = if v6 {
+                        128 + (sp % 2) as u8
+                    } else {
+                        8 * (sp % 2) as u8
+                    };
+                    Packet::icmp(src, dst, t, 0, dp)
+                }
+            }
+        })
+}
+
+/// What changed between two models, as the incremental compiler wants it.
+pub fn changes(a: &Model, b: &Model) -> calico_compile::ChangeSet {
+    fn diff<K: Ord + Clone, V: PartialEq>(a: &BTreeMap<K, V>, b: &BTreeMap<K, V>) -> BTreeSet<K> {
+        a.keys()
+            .chain(b.keys())
+            .filter(|k| a.get(*k) != b.get(*k))
+            .cloned()
+            .collect()
+    }
+    calico_compile::ChangeSet {
+        ipsets: diff(&a.ipsets, &b.ipsets),
+        policies: diff(&a.policies, &b.policies),
+        profiles: diff(&a.profiles, &b.profiles),
+        workload_endpoints: diff(&a.workload_endpoints, &b.workload_endpoints),
+        host_endpoints: diff(&a.host_endpoints, &b.host_endpoints),
+        routes: a.routes != b.routes,
+        node: a.felix_config != b.felix_config,
+        ..Default::default()
+    }
+}

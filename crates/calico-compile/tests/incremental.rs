@@ -1,0 +1,146 @@
+//! Incrementality: a small model change yields a small change of desired objects.
+
+mod common;
+
+use calico_compile::{compile, ChangeSet, Compiler};
+use calico_model::*;
+use common::*;
+
+/// Two pods in one namespace, a tier with one policy allowing from a label (an IP set),
+/// and a namespace profile.
+fn namespace() -> Model {
+    let mut m = Model::default();
+    m.ipsets.insert(
+        IpSetId("s:frontend".into()),
+        net_set(&["10.0.1.1/32", "10.0.1.2/32"]),
+    );
+    let mut r = rule(Action::Allow);
+    r.src_ip_set_ids = vec![IpSetId("s:frontend".into())];
+    m.policies
+        .insert(pid("from-frontend"), policy(vec![r], vec![]));
+    m.profiles
+        .insert(ProfileId("kns.ns".into()), allow_all_profile());
+    for (n, a) in [("a", "10.0.0.1"), ("b", "10.0.0.2")] {
+        m.workload_endpoints.insert(
+            wid(n),
+            workload(
+                n,
+                &[a],
+                vec![tier("default", &[pid("from-frontend")], &[])],
+                &["kns.ns"],
+            ),
+        );
+    }
+    m
+}
+
+#[test]
+fn adding_a_pod_to_an_ip_set_changes_only_members() {
+    let before = namespace();
+    let mut c = Compiler::new(&before);
+    let mut after = before.clone();
+    let id = IpSetId("s:frontend".into());
+    let new = IpSetMember::Net("10.0.1.3/32".parse().unwrap());
+    after.ipsets.get_mut(&id).unwrap().members.insert(new);
+    let mut ch = ChangeSet::default();
+    ch.ipsets.insert(id.clone());
+    ch.ipset_members
+        .insert(id, ([new].into_iter().collect(), Default::default()));
+    let diff = c.update(&after, &ch);
+    assert_eq!(diff.len(), 1, "{diff:?}");
+    let delta = &diff.ipset_members[&calico_compile::IpSetKey("s:s:frontend".into())];
+    assert_eq!(
+        delta.added,
+        vec![npol::IpSetMember::Net("10.0.1.3/32".parse().unwrap())]
+    );
+    assert_eq!(c.desired(), &compile(&after).desired);
+}
+
+#[test]
+fn adding_a_policy_to_a_tier_changes_only_that_tiers_objects() {
+    let mut before = namespace();
+    // A second tier, untouched by the change.
+    before
+        .policies
+        .insert(pid("other"), policy(vec![rule(Action::Pass)], vec![]));
+    for ep in before.workload_endpoints.values_mut() {
+        ep.tiers.insert(0, tier("security", &[pid("other")], &[]));
+    }
+    let mut c = Compiler::new(&before);
+    let old = c.desired().clone();
+    let mut after = before.clone();
+    let mut deny_ssh = rule(Action::Deny);
+    deny_ssh.protocol = Some(6);
+    deny_ssh.dst_ports = vec![PortRange {
+        first: 22,
+        last: 22,
+    }];
+    after
+        .policies
+        .insert(pid("no-ssh"), policy(vec![deny_ssh], vec![]));
+    let mut ch = ChangeSet::default();
+    ch.policies.insert(pid("no-ssh"));
+    for (id, ep) in after.workload_endpoints.iter_mut() {
+        ep.tiers[1].ingress_policies.insert(0, pid("no-ssh"));
+        ch.workload_endpoints.insert(id.clone());
+    }
+    let diff = c.update(&after, &ch);
+    assert_eq!(c.desired(), &compile(&after).desired);
+    // The default tier's npol policy is replaced (its policy list is its key); the
+    // security tier's, the profile's and every ipset are untouched.
+    assert!(diff.ipsets_upserted.is_empty() && diff.ipset_members.is_empty());
+    assert_eq!(diff.rules_upserted.len(), 1, "only the new deny rule");
+    assert!(diff.rules_removed.is_empty());
+    assert_eq!(diff.policies_upserted.len(), 1);
+    assert_eq!(diff.policies_removed.len(), 1);
+    let touched: Vec<&str> = diff
+        .policies_upserted
+        .keys()
+        .chain(&diff.policies_removed)
+        .map(|k| k.0.as_str())
+        .collect();
+    assert!(
+        touched.iter().all(|k| k.starts_with("t:default:in:")),
+        "{touched:?}"
+    );
+    assert!(old.policies.keys().any(|k| k.0.starts_with("t:security:")));
+    assert_eq!(diff.interfaces_upserted.len(), 2);
+}
+
+#[test]
+fn a_new_pod_in_an_existing_namespace_adds_only_its_interface() {
+    let before = namespace();
+    let mut c = Compiler::new(&before);
+    let mut after = before.clone();
+    after.workload_endpoints.insert(
+        wid("c"),
+        workload(
+            "c",
+            &["10.0.0.3"],
+            vec![tier("default", &[pid("from-frontend")], &[])],
+            &["kns.ns"],
+        ),
+    );
+    let mut ch = ChangeSet::default();
+    ch.workload_endpoints.insert(wid("c"));
+    let diff = c.update(&after, &ch);
+    assert_eq!(diff.len(), 1, "{diff:?}");
+    assert_eq!(diff.interfaces_upserted.len(), 1);
+    assert_eq!(c.desired(), &compile(&after).desired);
+}
+
+#[test]
+fn removing_the_last_user_removes_shared_objects() {
+    let before = namespace();
+    let mut c = Compiler::new(&before);
+    let mut after = before.clone();
+    after.workload_endpoints.clear();
+    let ch = ChangeSet {
+        workload_endpoints: [wid("a"), wid("b")].into_iter().collect(),
+        ..ChangeSet::default()
+    };
+    c.update(&after, &ch);
+    let d = c.desired();
+    assert!(d.interfaces.is_empty() && d.policies.is_empty() && d.rules.is_empty());
+    assert_eq!(d, &compile(&after).desired);
+}
