@@ -6,6 +6,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed={proto}");
     println!("cargo:rerun-if-changed=build.rs");
     let fds = protox::compile([proto], ["proto"])?;
-    prost_build::Config::new().compile_fds(fds)?;
+    prost_build::Config::new()
+        // Ordered maps: the model keeps labels and config in BTreeMaps, so conversion moves them.
+        .btree_map(["."])
+        .compile_fds(fds)?;
     Ok(())
 }
