@@ -42,6 +42,8 @@ pub struct Ctx<'a> {
     /// Answer with this retval (and default fields) without applying the request.
     pub forced: Option<i32>,
     pub client_index: u32,
+    /// The requesting client's current `want_interface_events` pid, if subscribed.
+    pub subscribed: Option<u32>,
     /// Set by `want_interface_events`: (enable, pid).
     pub subscribe: Option<(bool, u32)>,
     pub vpe_pid: u32,
@@ -224,9 +226,16 @@ impl Dispatch {
                 retval: ctx.state.set_flags(m.sw_if_index, m.flags.0 & 1 != 0),
             },
         );
+        // Subscribing twice, or unsubscribing when not subscribed, is INVALID_REGISTRATION.
         self.r(|ctx, m: interface::WantInterfaceEvents| {
-            ctx.subscribe = Some((m.enable_disable != 0, m.pid));
-            interface::WantInterfaceEventsReply { retval: 0 }
+            let enable = m.enable_disable != 0;
+            let retval = if enable == ctx.subscribed.is_some() {
+                rv::INVALID_REGISTRATION
+            } else {
+                ctx.subscribe = Some((enable, m.pid));
+                0
+            };
+            interface::WantInterfaceEventsReply { retval }
         });
         self.d(|ctx, m: interface::SwInterfaceDump| {
             ctx.state

@@ -527,6 +527,7 @@ fn process(inner: &Inner, conn: u64, reg: u32, bytes: &[u8]) -> Outcome {
         return out;
     };
     let reply_tx = client.tx.clone();
+    let subscribed = client.events_pid;
 
     if name == api::SockclntDelete::NAME {
         let Ok((h, m)) = lenient::<api::SockclntDelete>(bytes) else {
@@ -571,6 +572,7 @@ fn process(inner: &Inner, conn: u64, reg: u32, bytes: &[u8]) -> Outcome {
         replies: Vec::new(),
         forced,
         client_index,
+        subscribed,
         subscribe: None,
         vpe_pid,
     };

@@ -338,6 +338,11 @@ async fn interfaces_are_created_tagged_addressed_dumped_and_announced() {
         })
         .await;
     assert_eq!(r.retval, 0);
+    let sub = WantInterfaceEvents {
+        enable_disable: 1,
+        pid: 77,
+    };
+    assert_eq!(watcher.call(&sub).await.retval, rv::INVALID_REGISTRATION);
 
     let a = c.call(&af_packet("eth1")).await;
     assert_eq!((a.retval, a.sw_if_index), (0, 1));
