@@ -1116,3 +1116,7 @@ fn same_path(a: &Path, b: &Path) -> bool {
         && a.table_id == b.table_id
         && a.path_type == b.path_type
 }
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;
