@@ -189,9 +189,10 @@ pub struct Simulator {
 
 /// Runs a simulator on `path` until the listener fails (for the driver's `sim` command).
 pub async fn serve(path: &Path, options: Options) -> Result<(), SimError> {
-    let sim = Simulator::start_with(path, options).await?;
+    let mut sim = Simulator::start_with(path, options).await?;
     info!(socket = %sim.path.display(), "VPP simulator listening");
-    let _ = (&mut { sim }.accept).await;
+    // The accept loop only ends if its task is cancelled.
+    let _ = (&mut sim.accept).await;
     Ok(())
 }
 
