@@ -23,6 +23,7 @@ pub mod rv {
     pub const FEATURE_DISABLED: i32 = -30;
     pub const INVALID_REGISTRATION: i32 = -31;
     pub const NO_PATHS_IN_ROUTE: i32 = -52;
+    pub const NO_MATCHING_INTERFACE: i32 = -54;
     pub const ADDRESS_NOT_FOUND_FOR_INTERFACE: i32 = -60;
     pub const INVALID_INTERFACE: i32 = -71;
     pub const TUNNEL_EXIST: i32 = -75;
@@ -833,6 +834,27 @@ impl SimState {
             table_id,
             is_ip6: matches!(prefix, IpNet::V6(_)),
         };
+        if !self.tables.contains_key(&key) {
+            return rv::NO_SUCH_FIB;
+        }
+        // `fib_api_path_decode`, for normal IP paths: an interface must exist; without one
+        // the next-hop table must.
+        for p in &paths {
+            if p.path_type != 0 || p.proto > 1 {
+                continue;
+            }
+            if p.sw_if_index == NONE {
+                let nh_table = TableKey {
+                    table_id: p.table_id,
+                    is_ip6: p.proto == 1,
+                };
+                if !self.tables.contains_key(&nh_table) {
+                    return rv::NO_SUCH_FIB;
+                }
+            } else if !self.interfaces.contains(p.sw_if_index) {
+                return rv::NO_MATCHING_INTERFACE;
+            }
+        }
         let Some(table) = self.tables.get_mut(&key) else {
             return rv::NO_SUCH_FIB;
         };

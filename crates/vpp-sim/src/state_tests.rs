@@ -149,8 +149,39 @@ fn overlapping_subnets_on_two_interfaces_of_one_table_are_refused() {
 }
 
 #[test]
+fn route_paths_must_name_an_existing_interface_or_table() {
+    let mut s = SimState::new();
+    let p = net("10.9.0.0/16");
+    assert_eq!(
+        s.route_add_del(true, false, 0, p, vec![path(7)]),
+        rv::NO_MATCHING_INTERFACE
+    );
+    let via_table = Path {
+        sw_if_index: NONE,
+        table_id: 3,
+        ..path(0)
+    };
+    assert_eq!(
+        s.route_add_del(true, false, 0, p, vec![via_table.clone()]),
+        rv::NO_SUCH_FIB
+    );
+    s.table_add_del(
+        true,
+        TableKey {
+            table_id: 3,
+            is_ip6: false,
+        },
+        "",
+    );
+    assert_eq!(s.route_add_del(true, false, 0, p, vec![via_table]), rv::OK);
+}
+
+#[test]
 fn routes_replace_add_and_remove_paths() {
     let mut s = SimState::new();
+    for name in ["a", "b", "c"] {
+        s.create_af_packet(name, None).unwrap();
+    }
     let p = net("10.9.0.0/16");
     assert_eq!(s.route_add_del(true, false, 0, p, vec![path(1)]), rv::OK);
     assert_eq!(s.route_add_del(true, true, 0, p, vec![path(2)]), rv::OK);
