@@ -193,10 +193,25 @@ fn tuples_of(set: &IpSet) -> BTreeSet<(IpAddr, u8, u16)> {
 /// `b` inside it are kept. Costs about `|a| * (address bits + log |b|)`.
 pub fn intersect_nets(a: &BTreeSet<IpNet>, b: &BTreeSet<IpNet>) -> BTreeSet<IpNet> {
     let (a, b) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    // Only prefix lengths present in `b` can hold a supernet: usually just /32 and /128
+    // (pod addresses), so a membership test costs one lookup.
+    let lens: BTreeSet<(bool, u8)> = b
+        .iter()
+        .map(|n| (n.addr().is_ipv4(), n.prefix_len()))
+        .collect();
     let mut out = BTreeSet::new();
     for p in a {
-        if (0..=p.prefix_len()).any(|len| supernet(p, len).is_some_and(|s| b.contains(&s))) {
+        let v4 = p.addr().is_ipv4();
+        if lens
+            .iter()
+            .filter(|(f, len)| *f == v4 && *len <= p.prefix_len())
+            .any(|(_, len)| supernet(p, *len).is_some_and(|s| b.contains(&s)))
+        {
             out.insert(*p);
+            continue;
+        }
+        if p.prefix_len() == p.max_prefix_len() {
+            // A host prefix holds only itself, already looked for above.
             continue;
         }
         let (lo, hi) = range_bounds(p);
