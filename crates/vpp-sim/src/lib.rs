@@ -3,6 +3,14 @@
 //! codes, npol evaluation through the shared `npol` evaluator, and fault injection.
 //! It is a stand-in for tests and demos; real VPP stays the reference it must agree with.
 //! It must never be mistaken for a VPP: `show_version` says `vpp-sim`.
+//!
+//! - Run: [`Simulator::start`]`(path)` (tests) or [`serve`]`(path, Options)` (the CLI).
+//! - Look: [`Simulator::with_state`], [`Simulator::dump_text`], [`Simulator::dump_json`],
+//!   [`Simulator::write_calls`], [`Simulator::calls`].
+//! - Police: [`Simulator::evaluate`], [`Simulator::evaluate_flow`], [`Simulator::explain`]
+//!   (npol only where cnat is enabled, as on a real VPP; quirks flagged `QUIRK`).
+//! - Break: [`Simulator::fail_nth`], [`Simulator::inject`], [`Simulator::set_reply_delay`],
+//!   [`Simulator::drop_connections`], [`Simulator::restart_empty`].
 
 pub mod api;
 pub mod enforce;
