@@ -419,6 +419,11 @@ impl Compiler {
         diff
     }
 
+    /// [`Compiler::update`] with the model's own change report.
+    pub fn apply_changes(&mut self, model: &Model, changes: &Changes) -> DesiredDiff {
+        self.update(model, &ChangeSet::from(changes))
+    }
+
     // ---- object store with change tracking ---------------------------------------------
 
     fn set_ipset(&mut self, k: &IpSetKey, v: Option<npol::IpSet>) {

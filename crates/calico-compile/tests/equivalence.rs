@@ -72,8 +72,10 @@ proptest! {
     }
 
     #[test]
-    fn incremental_update_equals_full_compile(a in gen::model(true), b in gen::model(true)) {
-        let mut c = Compiler::new(&a);
+    fn incremental_update_equals_full_compile(first in gen::model(true), a in gen::model(true), b in gen::model(true)) {
+        // Two updates in a row, so the second starts from incrementally built state.
+        let mut c = Compiler::new(&first);
+        c.update(&a, &gen::changes(&first, &a));
         let before = c.desired().clone();
         let diff = c.update(&b, &gen::changes(&a, &b));
         let full = compile(&b);

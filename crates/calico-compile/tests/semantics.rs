@@ -490,3 +490,26 @@ fn service_ip_port_sets_are_anded_with_the_port_group() {
     assert_eq!(verdict(&m, &a, Egress, &tcp(POD, "10.0.3.1", 443)), Allow);
     assert_eq!(verdict(&m, &a, Egress, &tcp(POD, "10.0.3.1", 80)), Deny);
 }
+
+#[test]
+fn two_endpoints_on_one_interface_deny_everything() {
+    let (mut m, a) = one_pod(vec![], &["allow"]);
+    m.profiles
+        .insert(ProfileId("allow".into()), allow_all_profile());
+    let mut twin = m.workload_endpoints[&a].clone();
+    twin.ipv4_nets.clear();
+    m.workload_endpoints.insert(wid("twin"), twin);
+    let c = compile(&m);
+    let got = calico_compile::evaluate_compiled(
+        &c.desired,
+        &calico_compile::InterfaceKey("calia".into()),
+        Ingress,
+        &tcp(PEER, POD, 80),
+    )
+    .unwrap();
+    assert_eq!(got.verdict, Deny);
+    assert!(c
+        .report
+        .all()
+        .any(|n| matches!(n, calico_compile::Note::InterfaceConflict { .. })));
+}

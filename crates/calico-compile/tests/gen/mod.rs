@@ -451,7 +451,23 @@ pub fn changes(a: &Model, b: &Model) -> calico_compile::ChangeSet {
             .cloned()
             .collect()
     }
+    // Member deltas for sets that kept their kind, as Felix's IPSetDeltaUpdate gives them.
+    let mut ipset_members = BTreeMap::new();
+    for (id, new) in &b.ipsets {
+        if let Some(old) = a.ipsets.get(id) {
+            if old.kind == new.kind && old != new {
+                ipset_members.insert(
+                    id.clone(),
+                    (
+                        new.members.difference(&old.members).copied().collect(),
+                        old.members.difference(&new.members).copied().collect(),
+                    ),
+                );
+            }
+        }
+    }
     calico_compile::ChangeSet {
+        ipset_members,
         ipsets: diff(&a.ipsets, &b.ipsets),
         policies: diff(&a.policies, &b.policies),
         profiles: diff(&a.profiles, &b.profiles),
