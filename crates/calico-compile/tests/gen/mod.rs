@@ -475,6 +475,5 @@ pub fn changes(a: &Model, b: &Model) -> calico_compile::ChangeSet {
         host_endpoints: diff(&a.host_endpoints, &b.host_endpoints),
         routes: a.routes != b.routes,
         node: a.felix_config != b.felix_config,
-        ..Default::default()
     }
 }
