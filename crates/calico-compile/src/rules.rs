@@ -449,3 +449,110 @@ pub(crate) fn compile_rule(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sets() -> BTreeMap<IpSetId, IpSet> {
+        BTreeMap::new()
+    }
+
+    fn one(rule: &Rule) -> npol::Rule<IpSetKey> {
+        let out = compile_rule(rule, &sets()).unwrap();
+        assert_eq!(out.rules.len(), 1, "{out:?}");
+        out.rules[0].clone()
+    }
+
+    #[test]
+    fn rule_keys_are_pinned() {
+        // A change here renames every rule the reconciler persisted: only on purpose.
+        assert_eq!(
+            rule_key(&match_all(RuleAction::Deny)).0,
+            "r:dd760f6e694ab611fc8c5efb"
+        );
+    }
+
+    #[test]
+    fn pass_becomes_npol_log_and_log_rules_vanish() {
+        assert_eq!(one(&Rule::match_all(Action::Pass)).action, RuleAction::Log);
+        let out = compile_rule(&Rule::match_all(Action::Log), &sets()).unwrap();
+        assert!(out.rules.is_empty());
+    }
+
+    #[test]
+    fn ports_without_protocol_exclude_icmp_of_both_families() {
+        let mut r = Rule::match_all(Action::Allow);
+        r.dst_ports = vec![PortRange {
+            first: 80,
+            last: 80,
+        }];
+        let n = one(&r);
+        let excluded: Vec<u32> = n
+            .filters
+            .iter()
+            .filter(|f| f.kind == FilterType::L4Proto && !f.should_match)
+            .map(|f| f.value)
+            .collect();
+        assert_eq!(excluded, vec![1, 58]);
+    }
+
+    #[test]
+    fn a_one_family_rule_is_pinned_to_its_family() {
+        let mut r = Rule::match_all(Action::Allow);
+        r.ip_version = Some(IpVersion::V6);
+        let n = one(&r);
+        assert_eq!(
+            n.entries,
+            vec![Entry {
+                is_src: true,
+                is_not: false,
+                data: EntryData::Cidr("::/0".parse().unwrap()),
+            }]
+        );
+    }
+
+    #[test]
+    fn icmp_type_allow_is_narrowed_and_deny_widened() {
+        let mut r = Rule::match_all(Action::Allow);
+        r.protocol = Some(1);
+        r.icmp = Some(calico_model::IcmpMatch {
+            icmp_type: 8,
+            code: None,
+        });
+        let out = compile_rule(&r, &sets()).unwrap();
+        assert!(out.rules.is_empty());
+        assert_eq!(out.icmp, Some(IcmpFate::Narrowed));
+        r.action = Some(Action::Pass);
+        let out = compile_rule(&r, &sets()).unwrap();
+        assert_eq!(out.icmp, Some(IcmpFate::Widened));
+        assert_eq!(out.rules.len(), 1);
+        assert_eq!(out.rules[0].action, RuleAction::Deny);
+        assert!(out.rules[0]
+            .filters
+            .iter()
+            .all(|f| f.kind != FilterType::IcmpType && f.kind != FilterType::IcmpCode));
+    }
+
+    #[test]
+    fn negated_catch_all_removes_the_rule_from_that_family() {
+        let mut r = Rule::match_all(Action::Deny);
+        r.not_src_net = vec!["0.0.0.0/0".parse().unwrap(), "fd00::/64".parse().unwrap()];
+        let n = one(&r);
+        // Only the v6 rule is left (its guard and negated entry are both v6).
+        assert!(n
+            .entries
+            .iter()
+            .all(|e| matches!(e.data, EntryData::Cidr(IpNet::V6(_)))));
+    }
+
+    #[test]
+    fn unknown_set_is_an_error() {
+        let mut r = Rule::match_all(Action::Allow);
+        r.src_ip_set_ids = vec![IpSetId("x".into())];
+        assert_eq!(
+            compile_rule(&r, &sets()),
+            Err(RuleError::UnknownIpSet(IpSetId("x".into())))
+        );
+    }
+}
