@@ -9,7 +9,7 @@
 //! send each new desired state to the [`ReconcilerHandle`], read [`EndpointStatusEvent`]s) or
 //! drive it by hand with [`Reconciler::connect`] and [`Reconciler::apply`] (tests, benches).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -32,6 +32,7 @@ mod tests;
 
 pub use realized::{PersistedState, Realized, StateError, StateStore};
 pub use run::{spawn, ReconcilerHandle};
+
 pub use status::{Backoff, EndpointOperStatus, EndpointStatusEvent, Failure, ObjectRef};
 
 /// Environment variable naming the directory of the state file.
@@ -50,6 +51,25 @@ pub struct ReconcilerConfig {
     /// How often the interface table is dumped again while some endpoint waits for its
     /// interface (tags set after creation raise no event).
     pub rescan_interval: Duration,
+}
+
+impl ReconcilerConfig {
+    /// Defaults, with the state directory from `CALICO_VPP_STATE_DIR` when set. Without it
+    /// nothing survives a driver restart (it then reprograms everything and leaks the old
+    /// objects), which is logged.
+    pub fn from_env() -> Self {
+        let state_dir = std::env::var_os(STATE_DIR_ENV).map(PathBuf::from);
+        if state_dir.is_none() {
+            warn!(
+                env = STATE_DIR_ENV,
+                "no state directory: a driver restart will reprogram VPP from scratch"
+            );
+        }
+        ReconcilerConfig {
+            state_dir,
+            ..ReconcilerConfig::default()
+        }
+    }
 }
 
 impl Default for ReconcilerConfig {
@@ -82,6 +102,19 @@ pub struct PassReport {
     pub pending_interfaces: usize,
 }
 
+/// The reconciler's health in one value, for the agent's status and logs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReconcileSummary {
+    pub connected: bool,
+    pub passes: u64,
+    /// Failed objects: (object, last error, attempts).
+    pub failed: Vec<(String, String, u32)>,
+    /// Objects waiting for a failed or missing dependency.
+    pub waiting: usize,
+    /// Endpoints whose interface is not in VPP (yet).
+    pub pending_interfaces: usize,
+}
+
 /// Where one desired interface stands after a pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct InterfaceOutcome {
@@ -100,6 +133,9 @@ pub struct Reconciler<D> {
     realized: Realized,
     state_dirty: bool,
     interfaces: BTreeMap<SwIfIndex, InterfaceInfo>,
+    /// Indexes of `interfaces` for binding (lowest index wins on duplicates).
+    by_tag: HashMap<String, SwIfIndex>,
+    by_name: HashMap<String, SwIfIndex>,
     failures: BTreeMap<ObjectRef, Failure>,
     /// Objects held back by a dependency, with the reason; recomputed by every pass.
     waiting: BTreeMap<ObjectRef, String>,
@@ -144,6 +180,8 @@ impl<D: Dataplane> Reconciler<D> {
             realized,
             state_dirty: false,
             interfaces: BTreeMap::new(),
+            by_tag: HashMap::new(),
+            by_name: HashMap::new(),
             failures: BTreeMap::new(),
             waiting: BTreeMap::new(),
             outcomes: BTreeMap::new(),
@@ -210,7 +248,19 @@ impl<D: Dataplane> Reconciler<D> {
         let r = self.dp.interfaces().await;
         let list = self.note(r)?;
         self.interfaces = list.into_iter().map(|i| (i.sw_if_index, i)).collect();
+        self.index_interfaces();
         Ok(())
+    }
+
+    fn index_interfaces(&mut self) {
+        self.by_tag.clear();
+        self.by_name.clear();
+        for i in self.interfaces.values() {
+            if !i.tag.is_empty() {
+                self.by_tag.entry(i.tag.clone()).or_insert(i.sw_if_index);
+            }
+            self.by_name.entry(i.name.clone()).or_insert(i.sw_if_index);
+        }
     }
 
     /// Waits for the next interface event (cancel-safe) and folds it into the interface table.
@@ -234,6 +284,7 @@ impl<D: Dataplane> Reconciler<D> {
             },
             InterfaceEvent::Deleted { sw_if_index } => {
                 self.interfaces.remove(&sw_if_index);
+                self.index_interfaces();
             }
             InterfaceEvent::Rescan => self.refresh_interfaces().await?,
         }
@@ -247,6 +298,24 @@ impl<D: Dataplane> Reconciler<D> {
             self.connected = false;
         }
         r
+    }
+
+    pub fn summary(&self) -> ReconcileSummary {
+        ReconcileSummary {
+            connected: self.connected,
+            passes: self.passes,
+            failed: self
+                .failures
+                .iter()
+                .map(|(o, f)| (o.to_string(), f.error.clone(), f.attempts))
+                .collect(),
+            waiting: self.waiting.len(),
+            pending_interfaces: self
+                .outcomes
+                .values()
+                .filter(|o| o.reason.as_deref() == Some(pass::NOT_FOUND))
+                .count(),
+        }
     }
 
     /// Status changes since the last call, in order.
@@ -306,12 +375,7 @@ impl<D: Dataplane> Reconciler<D> {
             self.state_dirty = false;
             return;
         };
-        let state = PersistedState {
-            version: realized::STATE_VERSION,
-            vpp: vpp.clone(),
-            realized: self.realized.clone(),
-        };
-        match store.save(&state) {
+        match store.save(vpp, &self.realized) {
             Ok(()) => self.state_dirty = false,
             // Kept dirty: the next pass tries again. Until then a driver restart would leak.
             Err(e) => warn!(error = %e, "writing the state file failed"),

@@ -514,15 +514,11 @@ impl<D: Dataplane> Reconciler<D> {
     /// The VPP interface an endpoint's interface name designates: tag first, then the exact
     /// name, then af_packet's `host-<name>`.
     pub(super) fn lookup_interface(&self, name: &str) -> Option<SwIfIndex> {
-        let vals = || self.interfaces.values();
-        vals()
-            .find(|i| !i.tag.is_empty() && i.tag == name)
-            .or_else(|| vals().find(|i| i.name == name))
-            .or_else(|| {
-                let host = format!("host-{name}");
-                vals().find(|i| i.name == host)
-            })
-            .map(|i| i.sw_if_index)
+        self.by_tag
+            .get(name)
+            .or_else(|| self.by_name.get(name))
+            .or_else(|| self.by_name.get(&format!("host-{name}")))
+            .copied()
     }
 
     async fn sync_interfaces(

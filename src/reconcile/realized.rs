@@ -182,9 +182,18 @@ impl StateStore {
         Ok(Some(state))
     }
 
-    /// Writes a temporary file, syncs it, and renames it over the old one, so a crash leaves
-    /// either the old or the new state, never half of one.
-    pub fn save(&self, state: &PersistedState) -> Result<(), StateError> {
+    /// Writes a temporary file and renames it over the old one, so that a crash of the driver
+    /// leaves either the old or the new state, never half of one.
+    ///
+    /// No fsync, on purpose: the file only matters while the VPP run it describes is alive,
+    /// and a crash that loses the page cache (the node's kernel) takes that VPP run with it.
+    pub fn save(&self, vpp: &VppIdentity, realized: &Realized) -> Result<(), StateError> {
+        #[derive(Serialize)]
+        struct Borrowed<'a> {
+            version: u32,
+            vpp: &'a VppIdentity,
+            realized: &'a Realized,
+        }
         let io = |source| StateError::Io {
             path: self.path.clone(),
             source,
@@ -193,14 +202,19 @@ impl StateStore {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
         let tmp = self.path.with_extension("json.tmp");
-        let bytes = serde_json::to_vec(state).map_err(|source| StateError::Parse {
+        let f = std::fs::File::create(&tmp).map_err(io)?;
+        let mut w = std::io::BufWriter::new(f);
+        let state = Borrowed {
+            version: STATE_VERSION,
+            vpp,
+            realized,
+        };
+        serde_json::to_writer(&mut w, &state).map_err(|source| StateError::Parse {
             path: tmp.clone(),
             source,
         })?;
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(&bytes).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        drop(f);
+        w.flush().map_err(io)?;
+        drop(w);
         std::fs::rename(&tmp, &self.path).map_err(io)?;
         Ok(())
     }

@@ -12,12 +12,13 @@ use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 use tracing::{debug, warn};
 
-use super::{EndpointStatusEvent, Reconciler};
+use super::{EndpointStatusEvent, ReconcileSummary, Reconciler};
 use crate::dataplane::Dataplane;
 
 /// The agent's side of a running reconciler. Dropping it stops the task.
 pub struct ReconcilerHandle {
     desired: watch::Sender<Option<Arc<DesiredState>>>,
+    summary: watch::Receiver<ReconcileSummary>,
 }
 
 impl ReconcilerHandle {
@@ -26,6 +27,11 @@ impl ReconcilerHandle {
     pub fn apply(&self, desired: Arc<DesiredState>) {
         // Only fails when the task has ended, which the JoinHandle reports.
         let _ = self.desired.send(Some(desired));
+    }
+
+    /// The reconciler's health after its latest pass or connection change.
+    pub fn summary(&self) -> watch::Receiver<ReconcileSummary> {
+        self.summary.clone()
     }
 }
 
@@ -39,10 +45,12 @@ pub fn spawn<D: Dataplane + 'static>(
 ) {
     let (desired_tx, desired_rx) = watch::channel(None);
     let (status_tx, status_rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(run(reconciler, desired_rx, status_tx));
+    let (summary_tx, summary_rx) = watch::channel(reconciler.summary());
+    let task = tokio::spawn(run(reconciler, desired_rx, status_tx, summary_tx));
     (
         ReconcilerHandle {
             desired: desired_tx,
+            summary: summary_rx,
         },
         status_rx,
         task,
@@ -53,6 +61,7 @@ async fn run<D: Dataplane>(
     mut r: Reconciler<D>,
     mut desired_rx: watch::Receiver<Option<Arc<DesiredState>>>,
     status_tx: mpsc::UnboundedSender<EndpointStatusEvent>,
+    summary_tx: watch::Sender<ReconcileSummary>,
 ) {
     let mut desired: Option<Arc<DesiredState>> = None;
     let mut connect_failures = 0u32;
@@ -102,6 +111,12 @@ async fn run<D: Dataplane>(
                 }
             }
         }
+        summary_tx.send_if_modified(|s| {
+            let now = r.summary();
+            let changed = *s != now;
+            *s = now;
+            changed
+        });
         let wake = if r.is_connected() {
             r.next_wakeup()
         } else {

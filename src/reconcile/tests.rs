@@ -725,7 +725,7 @@ fn state_file_round_trips_and_leaves_no_temporary_file() {
         vpp: crate::dataplane::VppIdentity("boot".into()),
         realized,
     };
-    store.save(&state).unwrap();
+    store.save(&state.vpp, &state.realized).unwrap();
     assert_eq!(store.load().unwrap(), Some(state));
     let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(files.len(), 1);
@@ -768,4 +768,21 @@ async fn synthetic_cluster_converges_and_a_new_pod_costs_four_writes() {
     // One member add, one neighbour, one configuration, one cnat enable.
     assert_eq!(report.writes, 4);
     assert_eq!(r.apply(&d).await.unwrap().writes, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn summary_reports_failed_objects_until_they_recover() {
+    let (r, h, _) = setup();
+    h.fail_nth("npol_policy_create", 1, -2);
+    let (handle, _status, _task) = spawn(r);
+    let summary = handle.summary();
+    handle.apply(Arc::new(base()));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let s = summary.borrow().clone();
+    assert!(s.connected);
+    assert_eq!(s.failed.len(), 1);
+    assert_eq!(s.failed[0].0, "policy p1");
+    assert_eq!(s.failed[0].2, 1);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(summary.borrow().failed.is_empty());
 }
