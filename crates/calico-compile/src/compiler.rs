@@ -322,7 +322,7 @@ impl Compiler {
             let before = self.out.ipsets.get(&key).map(|s| s.kind);
             match changes.ipset_members.get(id) {
                 Some((added, removed)) if before.is_some() && model.ipsets.contains_key(id) => {
-                    self.apply_member_delta(id, added, removed)
+                    self.apply_member_delta(model, id, added, removed)
                 }
                 _ => self.refresh_base_set(model, id),
             }
@@ -496,6 +496,7 @@ impl Compiler {
     /// Applies a member delta to a base set without rescanning it.
     fn apply_member_delta(
         &mut self,
+        model: &Model,
         id: &IpSetId,
         added: &BTreeSet<IpSetMember>,
         removed: &BTreeSet<IpSetMember>,
@@ -517,6 +518,10 @@ impl Compiler {
         };
         let rm: Vec<npol::IpSetMember> = removed.iter().filter_map(conv).collect();
         let add: Vec<npol::IpSetMember> = added.iter().filter_map(conv).collect();
+        if rm.len() != removed.len() || add.len() != added.len() {
+            // Members of the wrong kind: take the slow path, which counts and reports them.
+            return self.refresh_base_set(model, id);
+        }
         for m in rm {
             set.members.remove(&m);
         }

@@ -3,6 +3,24 @@
 //! evaluation of the compiled objects, so the two can be held equal.
 //!
 //! Pure: no tokio, no protobuf, no VPP I/O.
+//!
+//! How Calico lands on npol (DESIGN section 3), per workload interface:
+//! - RX (the pod's egress): `x:workload-encap-drop` (VXLAN to `VXLANPort`, IPIP), then
+//!   `x:workload-to-host-drop` when `DefaultEndpointToHostAction` is DROP (destinations in
+//!   the `h:local-host` set, built from `LOCAL_HOST` routes), then one `t:<tier>:eg:<hash>`
+//!   policy per tier with an enforced egress policy. TX (the pod's ingress): the `t:…:in:…`
+//!   policies. Policy default PASS (to the profiles), profile default DENY.
+//! - A tier policy concatenates its non-staged policies' rules (Calico pass → npol LOG, which
+//!   leaves the tier; log rules dropped) and ends with deny-all unless the tier's default is
+//!   Pass. Its key hashes the policy list, so endpoints with the same list share it.
+//! - Profiles are `p:<name>` (pass → LOG, i.e. next profile). Rules are content-keyed
+//!   (`r:<hash>`) and shared. Calico sets are `s:<id>`; intersections and service-port
+//!   sets are derived (`d:<hash>`) and kept current as members change.
+//! - Fail closed: invalid, unknown or broken (bad IP set reference) policies and profiles
+//!   deny at their position; inactive endpoints and interfaces claimed by two endpoints deny
+//!   everything; ICMP type/code rules are narrowed (allow) or widened (deny, pass). Every such
+//!   decision is a [`Note`] in the [`CompileReport`].
+//! - Not enforced (reported): host endpoint policy; the IPIP drop (npol never sees IPIP).
 
 pub mod compiler;
 pub mod config;
