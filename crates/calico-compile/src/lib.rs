@@ -38,6 +38,6 @@ pub use desired::{
     DesiredDiff, DesiredInterface, DesiredState, InterfaceKey, IpSetKey, MemberDelta, PolicyKey,
     RuleKey,
 };
-pub use lookup::{evaluate_compiled, npol_direction};
+pub use lookup::{evaluate_compiled, explain_compiled, npol_direction, ExplainedStep};
 pub use report::{CalicoDirection, CompileReport, Note, Subject};
 pub use rules::IcmpFate;

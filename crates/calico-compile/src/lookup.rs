@@ -44,3 +44,60 @@ pub fn evaluate_compiled(
     let i = desired.interfaces.get(iface)?;
     Some(npol::evaluate(desired, &i.config, npol_direction(dir), pkt))
 }
+
+/// One step of an npol evaluation, with indices resolved to the compiled objects' keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExplainedStep {
+    RuleMatched {
+        policy: PolicyKey,
+        rule: RuleKey,
+        action: npol::RuleAction,
+    },
+    PolicyDefault(npol::PolicyDefault),
+    ProfileDefault(npol::PolicyDefault),
+    NotPoliced,
+}
+
+/// Like [`evaluate_compiled`], with the trace naming policies and rules by key (for logs
+/// and an operator's `explain`).
+pub fn explain_compiled(
+    desired: &DesiredState,
+    iface: &InterfaceKey,
+    dir: CalicoDirection,
+    pkt: &Packet,
+) -> Option<(npol::Verdict, Vec<ExplainedStep>)> {
+    let i = desired.interfaces.get(iface)?;
+    let ndir = npol_direction(dir);
+    let ev = npol::evaluate(desired, &i.config, ndir, pkt);
+    let rx = (ndir == npol::Direction::Rx) != i.config.invert_rx_tx;
+    let steps = ev
+        .trace
+        .iter()
+        .filter_map(|s| match s {
+            npol::Step::RuleMatched {
+                is_profile,
+                policy,
+                rule,
+                action,
+            } => {
+                let list = match (is_profile, rx) {
+                    (true, _) => &i.config.profiles,
+                    (false, true) => &i.config.rx_policies,
+                    (false, false) => &i.config.tx_policies,
+                };
+                let pk = list.get(*policy)?;
+                let p = desired.policies.get(pk)?;
+                let rules = if rx { &p.inbound } else { &p.outbound };
+                Some(ExplainedStep::RuleMatched {
+                    policy: pk.clone(),
+                    rule: rules.get(*rule)?.clone(),
+                    action: *action,
+                })
+            }
+            npol::Step::PolicyDefault(d) => Some(ExplainedStep::PolicyDefault(*d)),
+            npol::Step::ProfileDefault(d) => Some(ExplainedStep::ProfileDefault(*d)),
+            npol::Step::NotPoliced => Some(ExplainedStep::NotPoliced),
+        })
+        .collect();
+    Some((ev.verdict, steps))
+}

@@ -513,3 +513,55 @@ fn two_endpoints_on_one_interface_deny_everything() {
         .all()
         .any(|n| matches!(n, calico_compile::Note::InterfaceConflict { .. })));
 }
+
+#[test]
+fn explain_names_the_tier_policy_and_rule() {
+    let (mut m, _a) = one_pod(vec![tier("t1", &[pid("p1")], &[])], &[]);
+    m.policies
+        .insert(pid("p1"), policy(vec![rule(Action::Allow)], vec![]));
+    let c = compile(&m);
+    let (v, steps) = calico_compile::explain_compiled(
+        &c.desired,
+        &calico_compile::InterfaceKey("calia".into()),
+        Ingress,
+        &tcp(PEER, POD, 80),
+    )
+    .unwrap();
+    assert_eq!(v, Allow);
+    match &steps[..] {
+        [calico_compile::ExplainedStep::RuleMatched { policy, action, .. }] => {
+            assert!(policy.0.starts_with("t:t1:in:"));
+            assert_eq!(*action, npol::RuleAction::Allow);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn host_endpoints_are_reported_not_programmed() {
+    let mut m = Model::default();
+    m.host_endpoints.insert(
+        HostEndpointId("node1-eth0".into()),
+        HostEndpoint {
+            name: "eth0".into(),
+            profile_ids: vec![],
+            tiers: vec![tier("t1", &[pid("p1")], &[])],
+            untracked_tiers: vec![],
+            pre_dnat_tiers: vec![tier("t1", &[pid("p2")], &[])],
+            forward_tiers: vec![],
+            expected_ipv4_addrs: vec![],
+            expected_ipv6_addrs: vec![],
+            invalid: None,
+        },
+    );
+    let c = compile(&m);
+    assert!(c.desired.interfaces.is_empty());
+    assert!(c.report.all().any(|n| matches!(
+        n,
+        calico_compile::Note::HostEndpointNotEnforced {
+            tiers: 1,
+            pre_dnat_tiers: 1,
+            ..
+        }
+    )));
+}
