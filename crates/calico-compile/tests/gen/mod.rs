@@ -63,19 +63,19 @@ fn net() -> impl Strategy<Value = IpNet> {
 }
 
 fn nets() -> impl Strategy<Value = Vec<IpNet>> {
-    prop_oneof![4 => Just(vec![]), 1 => vec(net(), 1..3)]
+    prop_oneof![6 => Just(vec![]), 1 => vec(net(), 1..3)]
 }
 
 fn ranges() -> impl Strategy<Value = Vec<PortRange>> {
     prop_oneof![
-        4 => Just(vec![]),
+        6 => Just(vec![]),
         1 => vec(select(&RANGES[..]).prop_map(|(a, b)| PortRange { first: a, last: b }), 1..3),
     ]
 }
 
 fn set_ids(pool: &'static [&'static str], max: usize) -> impl Strategy<Value = Vec<IpSetId>> {
     prop_oneof![
-        5 => Just(vec![]),
+        12 => Just(vec![]),
         1 => vec(select(pool).prop_map(|s| IpSetId(s.to_string())), 1..=max),
     ]
 }
@@ -273,8 +273,8 @@ fn port_set() -> impl Strategy<Value = IpSet> {
 
 fn policy_list() -> impl Strategy<Value = Vec<PolicyId>> {
     vec(
-        (0..POLICIES + 1).prop_map(|i| {
-            if i == POLICIES {
+        (0..POLICIES * 8 + 1).prop_map(|i| {
+            if i == POLICIES * 8 {
                 // A policy the model does not have.
                 PolicyId {
                     name: "missing".into(),
@@ -282,7 +282,7 @@ fn policy_list() -> impl Strategy<Value = Vec<PolicyId>> {
                     kind: "NetworkPolicy".into(),
                 }
             } else {
-                policy_id(i)
+                policy_id(i % POLICIES)
             }
         }),
         0..3,
@@ -309,7 +309,10 @@ fn tiers() -> impl Strategy<Value = Vec<TierInfo>> {
 fn workload(i: usize) -> impl Strategy<Value = WorkloadEndpoint> {
     (
         tiers(),
-        vec(select(&PROFILES[..]), 0..3),
+        vec(
+            prop_oneof![8 => select(&PROFILES[..2]), 1 => Just(PROFILES[2])],
+            0..3,
+        ),
         prop::bool::weighted(0.9),
     )
         .prop_map(move |(tiers, profiles, active)| WorkloadEndpoint {
@@ -354,8 +357,11 @@ fn local_host_route() -> Route {
 
 pub fn model(with_icmp: bool) -> impl Strategy<Value = Model> {
     (
-        vec(proptest::option::weighted(0.9, net_set()), NET_SETS.len()),
-        vec(proptest::option::weighted(0.9, port_set()), PORT_SETS.len()),
+        vec(proptest::option::weighted(0.98, net_set()), NET_SETS.len()),
+        vec(
+            proptest::option::weighted(0.98, port_set()),
+            PORT_SETS.len(),
+        ),
         vec(
             proptest::option::weighted(0.95, policy(with_icmp)),
             POLICIES,
