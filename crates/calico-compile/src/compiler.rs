@@ -88,7 +88,10 @@ pub fn compile(model: &Model) -> Compiled {
 /// (non-staged) policies and default, so endpoints with the same list share it.
 fn tier_key(def: &TierDef) -> PolicyKey {
     let mut h = StableHasher::default();
-    h.u8(u8::from(def.default_pass))
+    // The tier name and direction are hashed too: the readable prefix is not parsed back.
+    h.str(&def.tier)
+        .u8(u8::from(def.dir == CalicoDirection::Ingress))
+        .u8(u8::from(def.default_pass))
         .u32(def.policies.len() as u32);
     for p in &def.policies {
         h.str(&p.name).str(&p.namespace).str(&p.kind);
