@@ -223,3 +223,71 @@ async fn wait_for(mut cond: impl FnMut() -> bool) {
     }
     panic!("condition not reached within 5 s");
 }
+
+#[tokio::test]
+async fn endpoint_waits_for_its_interface_and_follows_its_link_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start_sim(dir.path()).await;
+    let cfg = ReconcilerConfig {
+        rescan_interval: Duration::from_millis(20),
+        ..config(dir.path())
+    };
+    let dp = VppDataplane::new(VppConfig {
+        socket: sim.socket_path().to_path_buf(),
+        request_timeout: Duration::from_secs(5),
+    });
+    let (handle, mut status, _task) = reconcile::spawn(Reconciler::new(dp, cfg));
+    handle.apply(Arc::new(synthetic::synthetic(1, 2, 20)));
+    let first = next_status(&mut status).await;
+    assert!(
+        matches!(
+            &first,
+            EndpointStatusEvent::Update {
+                status: EndpointOperStatus::Down,
+                ..
+            }
+        ),
+        "{first:?}"
+    );
+
+    // The CNI creates the interface: it is found by its tag and goes up.
+    let taps = add_taps(&sim, 1);
+    let up = next_status(&mut status).await;
+    assert!(
+        matches!(
+            &up,
+            EndpointStatusEvent::Update {
+                status: EndpointOperStatus::Up,
+                ..
+            }
+        ),
+        "{up:?}"
+    );
+    sim.with_state(|s| assert!(s.interface(taps[0]).unwrap().cnat));
+
+    // The link goes down: VPP's interface event reports it.
+    sim.with_state_mut(|s| s.set_link(taps[0], false));
+    let down = next_status(&mut status).await;
+    assert!(
+        matches!(&down, EndpointStatusEvent::Update { status: EndpointOperStatus::Down, reason: Some(r), .. } if r == "link down"),
+        "{down:?}"
+    );
+
+    // The endpoint goes: removed from status, its neighbour deleted.
+    handle.apply(Arc::new(synthetic::synthetic(0, 2, 20)));
+    let gone = next_status(&mut status).await;
+    assert!(
+        matches!(gone, EndpointStatusEvent::Remove { .. }),
+        "{gone:?}"
+    );
+    wait_for(|| sim.with_state(|s| s.neighbors.is_empty())).await;
+}
+
+async fn next_status(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<EndpointStatusEvent>,
+) -> EndpointStatusEvent {
+    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("a status event within 5 s")
+        .expect("status stream open")
+}
