@@ -4,7 +4,7 @@
 //! Deletes only objects we own (the realized record), and only once nothing realized still
 //! refers to them: npol accepts deleting a policy in use and leaves a dangling reference.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use calico_compile::DesiredState;
 use tokio::time::Instant;
@@ -88,6 +88,16 @@ impl<D: Dataplane> Reconciler<D> {
         for idx in self.realized.orphans.interfaces.keys() {
             bindings.push((BindingRef::Orphan(*idx), ObjectRef::OrphanInterface(*idx)));
         }
+        // Interfaces a desired endpoint holds now: VPP reuses interface indexes, so an old
+        // binding may name an interface that already belongs to another endpoint.
+        let mut held: BTreeMap<SwIfIndex, BTreeSet<std::net::IpAddr>> = BTreeMap::new();
+        for (key, rec) in &self.realized.interfaces {
+            if desired.interfaces.contains_key(key) {
+                held.entry(rec.sw_if_index)
+                    .or_default()
+                    .extend(rec.neighbours.iter().map(|(ip, _)| *ip));
+            }
+        }
         let mut owners = Vec::new();
         let mut ops = Vec::new();
         let mut done = Vec::new();
@@ -103,9 +113,10 @@ impl<D: Dataplane> Reconciler<D> {
                 done.push((b, obj));
                 continue;
             }
+            let taken = held.get(&have.sw_if_index);
             let deny = deny_all(have.config.as_ref().is_some_and(|c| c.invert_rx_tx));
             let mut n = 0;
-            if have.config.as_ref() != Some(&deny) {
+            if taken.is_none() && have.config.as_ref() != Some(&deny) {
                 ops.push(Op::ConfigurePolicies {
                     sw_if_index: have.sw_if_index,
                     config: deny,
@@ -113,6 +124,9 @@ impl<D: Dataplane> Reconciler<D> {
                 n += 1;
             }
             for (ip, mac) in &have.neighbours {
+                if taken.is_some_and(|ips| ips.contains(ip)) {
+                    continue;
+                }
                 ops.push(Op::Neighbour {
                     sw_if_index: have.sw_if_index,
                     ip: *ip,

@@ -786,3 +786,35 @@ async fn summary_reports_failed_objects_until_they_recover() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(summary.borrow().failed.is_empty());
 }
+
+/// VPP reuses interface indexes: a removed endpoint's old binding must not deny the
+/// interface another endpoint now holds.
+#[tokio::test]
+async fn unbinding_leaves_an_interface_another_endpoint_now_holds() {
+    let (mut r, h, sw) = setup();
+    r.connect().await.unwrap();
+    r.apply(&base()).await.unwrap();
+    // cali-a is gone; its interface index now carries cali-b's tag.
+    let mut info = h
+        .interfaces()
+        .into_iter()
+        .find(|i| i.sw_if_index == sw)
+        .unwrap();
+    h.delete_interface(sw);
+    info.tag = "cali-b".into();
+    h.readd_interface(info);
+    r.refresh_interfaces().await.unwrap();
+    let mut d = base();
+    d.interfaces.clear();
+    d.interfaces.insert(
+        InterfaceKey("cali-b".into()),
+        iface("cali-b", "10.0.0.2", &["p1"]),
+    );
+    r.apply(&d).await.unwrap();
+    let o = h.objects();
+    assert_eq!(o.configs[&sw].tx_policies.len(), 1, "cali-b's policy stays");
+    assert!(o.cnat.contains(&sw));
+    assert_eq!(o.neighbours.len(), 1);
+    assert!(o.neighbours.contains_key(&(sw, ip("10.0.0.2"))));
+    assert_eq!(r.realized().interfaces.len(), 1);
+}
