@@ -126,14 +126,11 @@ impl VppDataplane {
 
     /// Reads our boot token from `local0`, or puts a new one there for a VPP run that has none.
     async fn boot_identity(client: &Client) -> Result<VppIdentity, ClientError> {
-        let local0 = client
-            .dump(&SwInterfaceDump {
-                sw_if_index: 0,
-                ..Default::default()
-            })
-            .await?;
-        if let Some(tag) = local0
-            .first()
+        // VPP reads `sw_if_index = 0` in this dump as "all interfaces": pick local0 out.
+        let all = client.dump(&SwInterfaceDump::default()).await?;
+        if let Some(tag) = all
+            .iter()
+            .find(|d| d.sw_if_index == 0)
             .map(|d| d.tag.as_str())
             .filter(|t| t.starts_with(BOOT_TAG_PREFIX))
         {
