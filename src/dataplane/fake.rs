@@ -319,7 +319,13 @@ impl FakeVpp {
 
     fn apply(&mut self, op: &Op) -> OpResult {
         let name = op.name();
-        let err = |retval| Err(OpError { op: name, retval });
+        let err = |retval| {
+            Err(OpError {
+                op: name,
+                retval,
+                name: vpp_bindings::errno::error_name(retval),
+            })
+        };
         if let Some(retval) = self.injected_fault(op) {
             return err(retval);
         }

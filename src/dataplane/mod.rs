@@ -138,13 +138,24 @@ pub enum OpReply {
     Created(u32),
 }
 
-/// VPP refused one operation (negative or non-zero `retval`); the others in the batch are
-/// unaffected.
+/// VPP refused one operation (non-zero `retval`); the others in the batch are unaffected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
-#[error("{op}: VPP error {retval}")]
+#[error("{op}: VPP error {retval} ({})", name.unwrap_or("unknown error"))]
 pub struct OpError {
     pub op: &'static str,
     pub retval: i32,
+    /// VPP's name for `retval`, when the implementation knows it.
+    pub name: Option<&'static str>,
+}
+
+impl OpError {
+    pub fn new(op: &'static str, retval: i32) -> Self {
+        OpError {
+            op,
+            retval,
+            name: None,
+        }
+    }
 }
 
 pub type OpResult = Result<OpReply, OpError>;

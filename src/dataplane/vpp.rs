@@ -12,6 +12,7 @@ use tracing::{debug, info, warn};
 use vpp_bindings::client::{
     Batch, BatchReplies, Client, ClientConfig, ClientError, EventStream, ReplyHandle,
 };
+use vpp_bindings::errno::error_name;
 use vpp_bindings::gen::cnat::{FeatureCnatEnableDisable, FeatureCnatEnableDisableReply};
 use vpp_bindings::gen::ethernet_types::MacAddress;
 use vpp_bindings::gen::interface::{
@@ -305,10 +306,7 @@ enum DoneHandle {
 fn push_op(b: &mut Batch<'_>, op: &Op) -> Result<Pending, ClientError> {
     let encode_failed = |why: String| {
         warn!(op = op.name(), error = %why, "cannot encode; not sent");
-        Pending::Failed(OpError {
-            op: op.name(),
-            retval: RETVAL_ENCODE,
-        })
+        Pending::Failed(OpError::new(op.name(), RETVAL_ENCODE))
     };
     Ok(match op {
         Op::IpSetCreate { kind } => {
@@ -409,18 +407,25 @@ fn reply<M: Message>(
         Ok(m) if retval(&m) != 0 => Ok(Err(OpError {
             op,
             retval: retval(&m),
+            name: error_name(retval(&m)),
         })),
         Ok(m) => Ok(Ok(m)),
-        Err(ClientError::Vpp { code, .. }) => Ok(Err(OpError { op, retval: code })),
+        Err(ClientError::Vpp { code, name, .. }) => Ok(Err(OpError {
+            op,
+            retval: code,
+            name,
+        })),
         Err(ClientError::NoReply { .. }) => Ok(Err(OpError {
             op,
             retval: RETVAL_NO_REPLY,
+            name: Some("no reply"),
         })),
         Err(ClientError::Decode { msg, source }) => {
             warn!(op, error = %source, "undecodable reply");
             Ok(Err(OpError {
                 op: msg,
                 retval: RETVAL_NO_REPLY,
+                name: Some("undecodable reply"),
             }))
         }
         Err(e) => Err(e),
