@@ -2,8 +2,13 @@
 //!
 //! Data flows one way: `felix` (bytes ⇄ proto ⇄ model) → `calico_model` → `calico_compile`
 //! → `reconcile` → `dataplane` (trait) → `vpp_bindings`; status flows back from realized
-//! state and VPP events through `status` to Felix.
+//! state and VPP events through `status` to Felix. `agent` owns the model and ties it together.
 
+pub mod agent;
+pub mod cli;
+pub mod config;
 pub mod dataplane;
 pub mod felix;
+pub mod logging;
 pub mod reconcile;
+pub mod status;

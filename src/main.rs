@@ -1,3 +1,144 @@
-fn main() {
-    // The CLI (clap) comes with the driver process work.
+//! calico-vpp-driver entry point: parse the command line, set up logging, run the chosen mode,
+//! and turn its outcome into an exit code (0 on clean EOF or SIGTERM, 1 on a fatal error).
+
+use std::os::fd::OwnedFd;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{error, info};
+
+use calico_vpp_driver::agent::{self, Agent, SessionEnd};
+use calico_vpp_driver::cli::{Cli, Command};
+use calico_vpp_driver::config::DriverConfig;
+use calico_vpp_driver::felix::transport::{self, ProxyEnd};
+use calico_vpp_driver::{logging, status};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Felix's fds are claimed before the runtime exists (see `take_felix_fds`).
+    let fds = match cli.command {
+        None | Some(Command::FelixProxy { .. }) => match transport::take_felix_fds() {
+            Ok(fds) => Some(fds),
+            Err(e) => {
+                eprintln!("calico-vpp-driver: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
+    let config = match DriverConfig::from_settings(&cli.settings) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("calico-vpp-driver: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let log = logging::init(config.log_format, config.log_level.as_deref());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(async move {
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                error!(error = %e, "cannot install the SIGTERM handler");
+                return ExitCode::FAILURE;
+            }
+        };
+        tokio::select! {
+            r = run(cli.command, fds, config, log) => match r {
+                Ok(code) => code,
+                Err(e) => {
+                    error!("fatal: {e:#}");
+                    ExitCode::FAILURE
+                }
+            },
+            _ = term.recv() => {
+                info!("SIGTERM received; exiting");
+                ExitCode::SUCCESS
+            }
+        }
+    });
+    // Tasks blocked in reads must not delay the exit Felix is waiting for.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    code
+}
+
+async fn run(
+    command: Option<Command>,
+    fds: Option<(OwnedFd, OwnedFd)>,
+    config: DriverConfig,
+    log: logging::LogControl,
+) -> anyhow::Result<ExitCode> {
+    let new_agent = |log| -> anyhow::Result<Agent> {
+        let (status_tx, status_rx) = status::channel();
+        let hook = agent::dataplane_hook(&config, status_tx)?;
+        Ok(Agent::new(hook, status_rx, log, config.max_frame_bytes))
+    };
+    match command {
+        None => {
+            info!(
+                version = env!("CARGO_PKG_VERSION"),
+                dataplane = ?config.dataplane,
+                max_frame_bytes = config.max_frame_bytes,
+                "starting as Felix's dataplane driver (fds 3/4)"
+            );
+            let mut agent = new_agent(log)?;
+            let (r, w) = felix_streams(fds)?;
+            match agent.run_session(r, w).await {
+                Ok(SessionEnd::FelixClosed) => {
+                    info!("Felix closed the stream; exiting");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => Err(e).context("Felix session failed"),
+            }
+        }
+        Some(Command::Run { felix_socket }) => {
+            info!(
+                version = env!("CARGO_PKG_VERSION"),
+                dataplane = ?config.dataplane,
+                socket = %felix_socket.display(),
+                "starting in socket mode"
+            );
+            let mut agent = new_agent(log)?;
+            let listener = transport::listen(&felix_socket)?;
+            agent.serve(listener, &felix_socket).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::FelixProxy { socket }) => {
+            let (r, w) = felix_streams(fds)?;
+            let stream = transport::connect(&socket, config.proxy_connect_timeout).await?;
+            info!(socket = %socket.display(), "relaying Felix's fds 3/4 to the driver");
+            match transport::relay(r, w, stream)
+                .await
+                .context("relay failed")?
+            {
+                ProxyEnd::FelixClosed => Ok(ExitCode::SUCCESS),
+                ProxyEnd::DriverClosed => {
+                    error!("the driver closed the connection while Felix was still connected");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        Some(Command::Demo) => {
+            anyhow::bail!("the demo is not part of this build yet (it comes with the demo work)")
+        }
+    }
+}
+
+fn felix_streams(
+    fds: Option<(OwnedFd, OwnedFd)>,
+) -> anyhow::Result<(transport::BoxRead, transport::BoxWrite)> {
+    let (r, w) = fds.context("Felix's fds were not claimed at start")?;
+    Ok(transport::felix_streams(r, w)?)
 }

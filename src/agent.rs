@@ -1,0 +1,311 @@
+//! The agent: one task owns the model. It reads Felix's frames, converts and applies them,
+//! and once Felix is in sync hands each batch of changes to the dataplane hook; status goes
+//! back through a writer task per connection. It never programs anything itself and never
+//! calls the hook before `InSync`.
+
+use std::path::Path;
+
+use calico_model::{Changes, FelixConfig, Model, Update};
+use prost::Message;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::UnixListener;
+use tokio::sync::watch;
+use tracing::{debug, error, info, warn};
+
+use crate::config::{DataplaneKind, DriverConfig};
+use crate::felix::codec::{FrameError, FrameReader};
+use crate::felix::convert::{convert, Skip};
+use crate::felix::proto;
+use crate::logging::LogControl;
+use crate::status::{self, StatusHub, StatusReceiver, StatusSender};
+
+/// One batch handed to the dataplane side: the model after the batch and what changed.
+#[derive(Debug, Clone, Copy)]
+pub struct Batch<'a> {
+    pub model: &'a Model,
+    pub changes: &'a Changes,
+    /// First batch of a Felix session (the whole snapshot up to and including `InSync`):
+    /// the hook should treat the model as the complete desired state and diff against what
+    /// it holds, not trust `changes` to list removals from a previous session.
+    pub resync: bool,
+}
+
+/// The dataplane side of the agent (the compiler + reconciler plug in here).
+///
+/// Called on the model task after every batch once Felix is in sync, so it must not block:
+/// compile (pure, fast) and hand the result to a task of its own.
+pub trait DataplaneHook: Send {
+    fn apply(&mut self, batch: Batch<'_>);
+
+    /// The Felix session ended (EOF, error, or replaced by a new connection). The next
+    /// session rebuilds the model from a fresh snapshot and starts with a `resync` batch.
+    fn felix_disconnected(&mut self) {}
+}
+
+/// Keeps the model only; for `CALICO_VPP_DATAPLANE=none`.
+#[derive(Debug, Default)]
+pub struct ModelOnly {
+    pub batches: u64,
+}
+
+impl DataplaneHook for ModelOnly {
+    fn apply(&mut self, batch: Batch<'_>) {
+        self.batches += 1;
+        debug!(
+            resync = batch.resync,
+            policies = batch.changes.policies.len(),
+            ipsets = batch.changes.ipsets.len(),
+            endpoints = batch.changes.workload_endpoints.len(),
+            "batch applied to the model (no dataplane configured)"
+        );
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("reading from Felix: {0}")]
+    Frame(#[from] FrameError),
+    #[error("writing to Felix: {0}")]
+    Write(std::io::Error),
+    #[error("Felix socket: {0}")]
+    Listen(std::io::Error),
+    #[error("dataplane {0:?} is not available in this build yet; use CALICO_VPP_DATAPLANE=none")]
+    DataplaneUnavailable(DataplaneKind),
+}
+
+/// Builds the hook for the configured dataplane. `status` is how it reports endpoint status.
+pub fn dataplane_hook(
+    config: &DriverConfig,
+    status: StatusSender,
+) -> Result<Box<dyn DataplaneHook>, AgentError> {
+    let _ = status;
+    match config.dataplane {
+        DataplaneKind::None => Ok(Box::<ModelOnly>::default()),
+        other => Err(AgentError::DataplaneUnavailable(other)),
+    }
+}
+
+/// Counters of what Felix sent, for logs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestStats {
+    pub frames: u64,
+    pub updates: u64,
+    /// Frames whose protobuf did not decode (skipped).
+    pub undecodable: u64,
+    /// Envelopes with no payload or one unknown to this build (skipped).
+    pub unknown_payload: u64,
+    /// Messages whose key or content could not be converted (skipped, logged with the key).
+    pub unconvertible: u64,
+    pub batches: u64,
+}
+
+/// How a Felix session ended without error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// Clean end of stream between frames.
+    FelixClosed,
+}
+
+pub struct Agent {
+    hook: Box<dyn DataplaneHook>,
+    status: StatusHub,
+    log: LogControl,
+    max_frame_bytes: usize,
+    /// The model of the current (or last) session.
+    pub model: Model,
+    pub stats: IngestStats,
+}
+
+impl Agent {
+    pub fn new(
+        hook: Box<dyn DataplaneHook>,
+        status_rx: StatusReceiver,
+        log: LogControl,
+        max_frame_bytes: usize,
+    ) -> Self {
+        Agent {
+            hook,
+            status: StatusHub::new(status_rx),
+            log,
+            max_frame_bytes,
+            model: Model::default(),
+            stats: IngestStats::default(),
+        }
+    }
+
+    /// Serves one Felix stream until it ends: reads and applies frames, writes status.
+    pub async fn run_session<R, W>(
+        &mut self,
+        reader: R,
+        writer: W,
+    ) -> Result<SessionEnd, AgentError>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        self.model = Model::default();
+        self.stats = IngestStats::default();
+        let (interval_tx, interval_rx) = watch::channel(self.model.config.reporting_interval);
+        let Agent {
+            hook,
+            status,
+            log,
+            max_frame_bytes,
+            model,
+            stats,
+        } = self;
+        let mut frames = FrameReader::new(reader, *max_frame_bytes);
+        let ingest = ingest(&mut frames, model, stats, hook.as_mut(), log, &interval_tx);
+        let result = tokio::select! {
+            r = ingest => r,
+            w = status::run_writer(writer, status, interval_rx) => Err(AgentError::Write(
+                w.err().unwrap_or_else(|| std::io::Error::other("status writer stopped")),
+            )),
+        };
+        info!(
+            frames = stats.frames,
+            updates = stats.updates,
+            undecodable = stats.undecodable,
+            unknown_payload = stats.unknown_payload,
+            unconvertible = stats.unconvertible,
+            "Felix session ended"
+        );
+        result
+    }
+
+    /// Socket mode: serves one Felix connection at a time, forever; a new connection replaces
+    /// the current one, and a session that fails only ends that connection.
+    pub async fn serve(&mut self, listener: UnixListener, path: &Path) -> Result<(), AgentError> {
+        info!(socket = %path.display(), "waiting for Felix (felix-proxy) on the socket");
+        let mut next = Some(listener.accept().await.map_err(AgentError::Listen)?.0);
+        loop {
+            let Some(stream) = next.take() else {
+                next = Some(listener.accept().await.map_err(AgentError::Listen)?.0);
+                continue;
+            };
+            info!("Felix connected");
+            let (r, w) = stream.into_split();
+            tokio::select! {
+                end = self.run_session(r, w) => {
+                    match end {
+                        Ok(SessionEnd::FelixClosed) => info!("Felix closed the connection"),
+                        Err(e) => error!(error = %e, "Felix connection failed; waiting for a new one"),
+                    }
+                }
+                accepted = listener.accept() => {
+                    let (stream, _) = accepted.map_err(AgentError::Listen)?;
+                    warn!("a new Felix connection replaces the current one");
+                    next = Some(stream);
+                }
+            }
+            self.hook.felix_disconnected();
+        }
+    }
+}
+
+/// Reads frames until EOF, applying each batch (all frames already buffered) to the model.
+async fn ingest<R: AsyncRead + Unpin>(
+    frames: &mut FrameReader<R>,
+    model: &mut Model,
+    stats: &mut IngestStats,
+    hook: &mut dyn DataplaneHook,
+    log: &LogControl,
+    interval_tx: &watch::Sender<Option<std::time::Duration>>,
+) -> Result<SessionEnd, AgentError> {
+    let mut pending = Changes::default();
+    let mut resync = true;
+    let mut applied_config = FelixConfig::default();
+    loop {
+        let Some(frame) = frames.next_frame().await? else {
+            return Ok(SessionEnd::FelixClosed);
+        };
+        ingest_frame(&frame, model, stats, &mut pending);
+        while let Some(frame) = frames.buffered_frame()? {
+            ingest_frame(&frame, model, stats, &mut pending);
+        }
+        if model.config != applied_config {
+            apply_felix_config(&model.config, log, interval_tx);
+            applied_config = model.config.clone();
+        }
+        if model.in_sync && !pending.is_empty() {
+            stats.batches += 1;
+            hook.apply(Batch {
+                model,
+                changes: &pending,
+                resync,
+            });
+            resync = false;
+            pending = Changes::default();
+        }
+    }
+}
+
+fn apply_felix_config(
+    cfg: &FelixConfig,
+    log: &LogControl,
+    interval_tx: &watch::Sender<Option<std::time::Duration>>,
+) {
+    interval_tx.send_if_modified(|current| {
+        let changed = *current != cfg.reporting_interval;
+        *current = cfg.reporting_interval;
+        changed
+    });
+    if let Some(severity) = cfg.log_severity_screen {
+        log.felix_severity(severity);
+    }
+}
+
+/// Decodes, converts and applies one frame; nothing in it is fatal.
+pub fn ingest_frame(
+    frame: &[u8],
+    model: &mut Model,
+    stats: &mut IngestStats,
+    pending: &mut Changes,
+) {
+    stats.frames += 1;
+    let msg = match proto::ToDataplane::decode(frame) {
+        Ok(m) => m,
+        Err(e) => {
+            stats.undecodable += 1;
+            warn!(len = frame.len(), error = %e, total = stats.undecodable,
+                "Felix frame does not decode as ToDataplane; skipped");
+            return;
+        }
+    };
+    let seq = msg.sequence_number;
+    match convert(msg) {
+        Ok(update) => {
+            stats.updates += 1;
+            if matches!(update, Update::InSync) && !model.in_sync {
+                info!(
+                    seq,
+                    frames = stats.frames,
+                    policies = model.policies.len(),
+                    profiles = model.profiles.len(),
+                    ipsets = model.ipsets.len(),
+                    workload_endpoints = model.workload_endpoints.len(),
+                    skipped = stats.undecodable + stats.unknown_payload + stats.unconvertible,
+                    "Felix snapshot complete (InSync)"
+                );
+            }
+            model.apply_into(update, pending);
+        }
+        Err(Skip::NoPayload) => {
+            stats.unknown_payload += 1;
+            if stats.unknown_payload == 1 {
+                warn!(seq, "Felix message with a payload this driver does not know; skipped (counted from now on)");
+            } else {
+                debug!(
+                    seq,
+                    total = stats.unknown_payload,
+                    "unknown Felix payload skipped"
+                );
+            }
+        }
+        Err(Skip::Invalid { .. }) => stats.unconvertible += 1,
+    }
+}
+
+#[cfg(test)]
+#[path = "agent_tests.rs"]
+mod tests;

@@ -1,0 +1,95 @@
+//! Command line: with no arguments the binary is Felix's dataplane driver (fds 3/4); the
+//! subcommands cover socket mode, the Felix-side relay and the demo. Parsing only: the
+//! settings are validated in `config`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{DataplaneKind, LogFormat};
+use crate::felix::codec::DEFAULT_MAX_FRAME_BYTES;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "calico-vpp-driver",
+    version,
+    about = "Calico dataplane driver for VPP. With no subcommand, runs as Felix's external \
+             dataplane driver: ToDataplane on fd 3, FromDataplane on fd 4."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve Felix on a unix socket (Felix runs `felix-proxy` as its driver). One Felix
+    /// connection at a time; a new connection replaces the old one.
+    Run {
+        #[arg(long, env = "CALICO_VPP_FELIX_SOCKET", value_name = "PATH")]
+        felix_socket: PathBuf,
+    },
+    /// The relay Felix runs as its driver in socket mode: fds 3/4 ⇄ the driver's socket.
+    FelixProxy {
+        #[arg(long, env = "CALICO_VPP_FELIX_SOCKET", value_name = "PATH")]
+        socket: PathBuf,
+    },
+    /// Run the demo: the VPP simulator and a scripted Felix session (comes with the demo
+    /// work; not available yet).
+    Demo,
+}
+
+/// Settings shared by every mode; each flag also reads a `CALICO_VPP_*` variable.
+#[derive(Debug, Args)]
+pub struct Settings {
+    /// VPP binary API socket.
+    #[arg(
+        long,
+        global = true,
+        env = "CALICO_VPP_API_SOCKET",
+        default_value = "/run/vpp/api.sock"
+    )]
+    pub api_socket: PathBuf,
+    /// Directory for the driver's state (what it created in VPP, kept across restarts).
+    #[arg(
+        long,
+        global = true,
+        env = "CALICO_VPP_STATE_DIR",
+        default_value = "/var/lib/calico-vpp-driver"
+    )]
+    pub state_dir: PathBuf,
+    /// Log filter (`info`, `debug`, or a tracing filter such as
+    /// `info,calico_vpp_driver::felix=debug`). Unset: Felix's LogSeverityScreen, else info.
+    #[arg(long, global = true, env = "CALICO_VPP_LOG_LEVEL")]
+    pub log_level: Option<String>,
+    #[arg(
+        long,
+        global = true,
+        env = "CALICO_VPP_LOG_FORMAT",
+        value_enum,
+        default_value = "human"
+    )]
+    pub log_format: LogFormat,
+    /// Largest Felix frame accepted; a longer one is a fatal protocol error.
+    #[arg(long, global = true, env = "CALICO_VPP_MAX_FRAME_BYTES", default_value_t = DEFAULT_MAX_FRAME_BYTES)]
+    pub max_frame_bytes: usize,
+    /// Dataplane to program once Felix is in sync.
+    #[arg(
+        long,
+        global = true,
+        env = "CALICO_VPP_DATAPLANE",
+        value_enum,
+        default_value = "none"
+    )]
+    pub dataplane: DataplaneKind,
+    /// How long `felix-proxy` retries connecting to the driver's socket.
+    #[arg(
+        long,
+        global = true,
+        env = "CALICO_VPP_PROXY_CONNECT_TIMEOUT",
+        default_value = "30s"
+    )]
+    pub proxy_connect_timeout: humantime::Duration,
+}

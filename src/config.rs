@@ -1,0 +1,157 @@
+//! The driver's own settings (CLI flags and `CALICO_VPP_*` environment variables), typed and
+//! validated once at start. Felix's settings are separate: they arrive in `ConfigUpdate` and
+//! live in the model (`calico_model::FelixConfig`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::ValueEnum;
+
+use crate::cli::Settings;
+
+/// Which dataplane the agent drives once Felix is in sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DataplaneKind {
+    /// Keep the model only (tests, dry runs): nothing is programmed.
+    None,
+    /// A VPP reached through its binary API socket.
+    Vpp,
+    /// The built-in VPP simulator.
+    Sim,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Smallest frame limit accepted: below this even a modest policy would not fit.
+pub const MIN_FRAME_BYTES: usize = 64 * 1024;
+/// Largest frame limit accepted (the length field is 64-bit, memory is not).
+pub const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("max frame size {0} bytes is out of range ({MIN_FRAME_BYTES}..={MAX_FRAME_BYTES})")]
+    FrameLimit(usize),
+    #[error("log level {value:?} is not a valid filter: {reason}")]
+    LogLevel { value: String, reason: String },
+    #[error("{what} {path} must be an absolute path")]
+    RelativePath { what: &'static str, path: PathBuf },
+}
+
+/// Validated driver settings.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    pub api_socket: PathBuf,
+    pub state_dir: PathBuf,
+    /// A `tracing` filter; when set it wins over Felix's `LogSeverityScreen`.
+    pub log_level: Option<String>,
+    pub log_format: LogFormat,
+    pub max_frame_bytes: usize,
+    pub dataplane: DataplaneKind,
+    /// How long `felix-proxy` keeps trying to reach the driver's socket.
+    pub proxy_connect_timeout: Duration,
+}
+
+impl DriverConfig {
+    pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
+        if !(MIN_FRAME_BYTES..=MAX_FRAME_BYTES).contains(&s.max_frame_bytes) {
+            return Err(ConfigError::FrameLimit(s.max_frame_bytes));
+        }
+        let log_level = match s.log_level.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(level) => {
+                tracing_subscriber::EnvFilter::try_new(level).map_err(|e| {
+                    ConfigError::LogLevel {
+                        value: level.to_string(),
+                        reason: e.to_string(),
+                    }
+                })?;
+                Some(level.to_string())
+            }
+        };
+        for (what, path) in [
+            ("CALICO_VPP_API_SOCKET", &s.api_socket),
+            ("CALICO_VPP_STATE_DIR", &s.state_dir),
+        ] {
+            if !path.is_absolute() {
+                return Err(ConfigError::RelativePath {
+                    what,
+                    path: path.clone(),
+                });
+            }
+        }
+        Ok(DriverConfig {
+            api_socket: s.api_socket.clone(),
+            state_dir: s.state_dir.clone(),
+            log_level,
+            log_format: s.log_format,
+            max_frame_bytes: s.max_frame_bytes,
+            dataplane: s.dataplane,
+            proxy_connect_timeout: s.proxy_connect_timeout.into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Cli;
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> Result<DriverConfig, ConfigError> {
+        let cli = Cli::try_parse_from(args).unwrap();
+        DriverConfig::from_settings(&cli.settings)
+    }
+
+    #[test]
+    fn defaults_need_no_arguments() {
+        let c = parse(&["calico-vpp-driver"]).unwrap();
+        assert_eq!(c.api_socket, PathBuf::from("/run/vpp/api.sock"));
+        assert_eq!(c.max_frame_bytes, 128 * 1024 * 1024);
+        assert_eq!(c.dataplane, DataplaneKind::None);
+        assert_eq!(c.log_level, None);
+    }
+
+    #[test]
+    fn frame_limit_is_range_checked() {
+        assert!(matches!(
+            parse(&["x", "--max-frame-bytes", "100"]),
+            Err(ConfigError::FrameLimit(100))
+        ));
+        assert_eq!(
+            parse(&["x", "--max-frame-bytes", "1048576"])
+                .unwrap()
+                .max_frame_bytes,
+            1 << 20
+        );
+    }
+
+    #[test]
+    fn bad_log_filter_and_relative_paths_are_rejected() {
+        assert!(matches!(
+            parse(&["x", "--log-level", "info,=[bad"]),
+            Err(ConfigError::LogLevel { .. })
+        ));
+        assert!(matches!(
+            parse(&["x", "--state-dir", "relative/dir"]),
+            Err(ConfigError::RelativePath { .. })
+        ));
+    }
+
+    #[test]
+    fn flags_work_after_a_subcommand() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "run",
+            "--felix-socket",
+            "/tmp/f.sock",
+            "--dataplane",
+            "sim",
+        ])
+        .unwrap();
+        assert_eq!(cli.settings.dataplane, DataplaneKind::Sim);
+    }
+}

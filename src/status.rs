@@ -1,0 +1,225 @@
+//! Status back to Felix: the heartbeat (`ProcessStatusUpdate`) and endpoint status. Other
+//! parts of the driver report through a `StatusSender`; one writer task per Felix connection
+//! turns that into frames. It never decides status itself: it only forwards and de-duplicates.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use calico_model::{HostEndpointId, IpVersion, WorkloadEndpointId};
+use tokio::io::AsyncWrite;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tracing::debug;
+
+use crate::felix::codec::write_frame;
+use crate::felix::outbound;
+
+/// Operational status of an endpoint as Felix shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EndpointStatus {
+    Up,
+    Down,
+    /// Host endpoints only: the dataplane could not program it.
+    Error,
+}
+
+impl EndpointStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            EndpointStatus::Up => "up",
+            EndpointStatus::Down => "down",
+            EndpointStatus::Error => "error",
+        }
+    }
+}
+
+/// One status message for Felix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusEvent {
+    /// `status: None` removes the endpoint's status entry.
+    Workload {
+        id: WorkloadEndpointId,
+        status: Option<EndpointStatus>,
+    },
+    Host {
+        id: HostEndpointId,
+        status: Option<EndpointStatus>,
+    },
+    Wireguard {
+        public_key: String,
+        ip_version: IpVersion,
+    },
+    /// Felix ignores this from external drivers today; sent for completeness.
+    DataplaneInSync,
+}
+
+/// Cloneable handle for reporting status; sending never blocks and never fails (status sent
+/// while no Felix is connected is kept and replayed on the next connection).
+#[derive(Debug, Clone)]
+pub struct StatusSender(mpsc::UnboundedSender<StatusEvent>);
+
+pub struct StatusReceiver(mpsc::UnboundedReceiver<StatusEvent>);
+
+pub fn channel() -> (StatusSender, StatusReceiver) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (StatusSender(tx), StatusReceiver(rx))
+}
+
+impl StatusSender {
+    pub fn send(&self, event: StatusEvent) {
+        // The receiver lives as long as the agent; after it is gone nobody listens anyway.
+        let _ = self.0.send(event);
+    }
+    pub fn workload(&self, id: WorkloadEndpointId, status: EndpointStatus) {
+        self.send(StatusEvent::Workload {
+            id,
+            status: Some(status),
+        })
+    }
+    pub fn workload_removed(&self, id: WorkloadEndpointId) {
+        self.send(StatusEvent::Workload { id, status: None })
+    }
+    pub fn host(&self, id: HostEndpointId, status: EndpointStatus) {
+        self.send(StatusEvent::Host {
+            id,
+            status: Some(status),
+        })
+    }
+    pub fn host_removed(&self, id: HostEndpointId) {
+        self.send(StatusEvent::Host { id, status: None })
+    }
+}
+
+/// The latest status of everything reported, so that only changes go out and a new Felix
+/// connection gets the full picture.
+#[derive(Debug, Default)]
+pub struct StatusBook {
+    workloads: BTreeMap<WorkloadEndpointId, EndpointStatus>,
+    hosts: BTreeMap<HostEndpointId, EndpointStatus>,
+    wireguard: BTreeMap<IpVersion, String>,
+}
+
+impl StatusBook {
+    /// Records `ev`; false when it repeats what Felix already has.
+    pub fn record(&mut self, ev: &StatusEvent) -> bool {
+        fn set<K: Ord + Clone>(
+            map: &mut BTreeMap<K, EndpointStatus>,
+            id: &K,
+            status: Option<EndpointStatus>,
+        ) -> bool {
+            match status {
+                Some(s) => map.insert(id.clone(), s) != Some(s),
+                None => map.remove(id).is_some(),
+            }
+        }
+        match ev {
+            StatusEvent::Workload { id, status } => set(&mut self.workloads, id, *status),
+            StatusEvent::Host { id, status } => set(&mut self.hosts, id, *status),
+            StatusEvent::Wireguard {
+                public_key,
+                ip_version,
+            } => self.wireguard.insert(*ip_version, public_key.clone()) != Some(public_key.clone()),
+            StatusEvent::DataplaneInSync => true,
+        }
+    }
+
+    /// Everything Felix should know, for a fresh connection.
+    pub fn replay(&self) -> Vec<StatusEvent> {
+        let mut out: Vec<StatusEvent> = Vec::new();
+        out.extend(self.workloads.iter().map(|(id, s)| StatusEvent::Workload {
+            id: id.clone(),
+            status: Some(*s),
+        }));
+        out.extend(self.hosts.iter().map(|(id, s)| StatusEvent::Host {
+            id: id.clone(),
+            status: Some(*s),
+        }));
+        out.extend(self.wireguard.iter().map(|(v, k)| StatusEvent::Wireguard {
+            public_key: k.clone(),
+            ip_version: *v,
+        }));
+        out
+    }
+}
+
+/// Status state that outlives Felix connections.
+pub struct StatusHub {
+    pub rx: StatusReceiver,
+    pub book: StatusBook,
+    /// Process start, for the heartbeat's uptime.
+    pub started: Instant,
+}
+
+impl StatusHub {
+    pub fn new(rx: StatusReceiver) -> Self {
+        StatusHub {
+            rx,
+            book: StatusBook::default(),
+            started: Instant::now(),
+        }
+    }
+}
+
+fn iso_now() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+/// Writes status to one Felix connection until a write fails: a heartbeat right away and then
+/// every `interval` (`None` disables it, as `ReportingIntervalSecs = 0` does in Felix), the
+/// replayed book, then every status change as it comes.
+pub async fn run_writer<W: AsyncWrite + Unpin>(
+    mut w: W,
+    hub: &mut StatusHub,
+    mut interval: watch::Receiver<Option<Duration>>,
+) -> std::io::Result<()> {
+    let mut seq: u64 = 0;
+    let mut next_seq = || {
+        let s = seq;
+        seq += 1;
+        s
+    };
+    let started = hub.started;
+    let heartbeat =
+        |seq: u64| outbound::heartbeat_frame(seq, &iso_now(), started.elapsed().as_secs_f64());
+
+    let mut period = *interval.borrow_and_update();
+    let mut last_beat = Instant::now();
+    write_frame(&mut w, &heartbeat(next_seq())).await?;
+    for ev in hub.book.replay() {
+        write_frame(&mut w, &outbound::status_frame(next_seq(), &ev)).await?;
+    }
+    let mut interval_open = true;
+    let mut events_open = true;
+    loop {
+        let deadline = period.map(|p| last_beat + p);
+        tokio::select! {
+            _ = sleep_until_opt(deadline) => {
+                last_beat = Instant::now();
+                write_frame(&mut w, &heartbeat(next_seq())).await?;
+            }
+            changed = interval.changed(), if interval_open => {
+                if changed.is_err() {
+                    interval_open = false;
+                    continue;
+                }
+                period = *interval.borrow_and_update();
+                debug!(interval = ?period, "status reporting interval changed");
+            }
+            ev = hub.rx.0.recv(), if events_open => match ev {
+                Some(ev) => {
+                    if hub.book.record(&ev) {
+                        write_frame(&mut w, &outbound::status_frame(next_seq(), &ev)).await?;
+                    }
+                }
+                None => events_open = false,
+            },
+        }
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
