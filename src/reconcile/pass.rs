@@ -15,7 +15,6 @@ use super::status::{EndpointOperStatus, Failure, ObjectRef};
 use super::{InterfaceOutcome, PassReport, Reconciler};
 use crate::dataplane::{
     Dataplane, DataplaneError, IpSetId, Op, OpReply, OpResult, PolicyId, RuleId, SwIfIndex,
-    RETVAL_NO_SUCH_ENTRY,
 };
 
 pub(super) const NOT_FOUND: &str = "interface not found in VPP";
@@ -167,6 +166,10 @@ impl<D: Dataplane> Reconciler<D> {
                 .difference(&have.set.members)
                 .copied()
                 .collect();
+            if added.is_empty() && removed.is_empty() {
+                // In sync: whatever failed before (e.g. a delete no longer wanted) is over.
+                log.ok(ObjectRef::IpSet(key.clone()));
+            }
             if !added.is_empty() {
                 fills.push((key, None, true));
                 fill_ops.push(Op::IpSetAddMembers {
@@ -341,7 +344,10 @@ impl<D: Dataplane> Reconciler<D> {
                     id: have.id,
                     rule: rule.clone(),
                 }),
-                Some(_) => continue,
+                Some(_) => {
+                    log.ok(obj);
+                    continue;
+                }
             }
             keys.push((key, rule));
         }
@@ -365,12 +371,9 @@ impl<D: Dataplane> Reconciler<D> {
                         continue;
                     }
                 },
+                // npol never reports an unknown id on update (it creates a new object and
+                // does not say its id), so a refusal leaves our record as it is.
                 Err(e) => {
-                    if e.retval == RETVAL_NO_SUCH_ENTRY && e.op == "npol_rule_update" {
-                        // Gone from VPP behind our back: create it afresh on the retry.
-                        self.realized.rules.remove(key);
-                        self.state_dirty = true;
-                    }
                     log.err(obj, e.to_string());
                     continue;
                 }
@@ -432,7 +435,10 @@ impl<D: Dataplane> Reconciler<D> {
                     id: have.id,
                     policy: policy.clone(),
                 }),
-                Some(_) => continue,
+                Some(_) => {
+                    log.ok(obj);
+                    continue;
+                }
             }
             keys.push((key, policy));
         }
@@ -456,11 +462,9 @@ impl<D: Dataplane> Reconciler<D> {
                         continue;
                     }
                 },
+                // npol never reports an unknown id on update (it creates a new object and
+                // does not say its id), so a refusal leaves our record as it is.
                 Err(e) => {
-                    if e.retval == RETVAL_NO_SUCH_ENTRY && e.op == "npol_policy_update" {
-                        self.realized.policies.remove(key);
-                        self.state_dirty = true;
-                    }
                     log.err(obj, e.to_string());
                     continue;
                 }

@@ -19,11 +19,16 @@ use crate::dataplane::{
     RETVAL_INVALID_SW_IF_INDEX, RETVAL_NO_SUCH_ENTRY,
 };
 
-/// A delete that finds nothing to delete has reached its goal.
-fn gone(res: &OpResult) -> bool {
+/// A delete that finds nothing to delete has reached its goal: "no such entry" for an object,
+/// and also "no such interface" for what lives on an interface.
+fn gone(op: &Op, res: &OpResult) -> bool {
     match res {
         Ok(_) => true,
-        Err(e) => e.retval == RETVAL_NO_SUCH_ENTRY || e.retval == RETVAL_INVALID_SW_IF_INDEX,
+        Err(e) if e.retval == RETVAL_NO_SUCH_ENTRY => true,
+        Err(e) => {
+            e.retval == RETVAL_INVALID_SW_IF_INDEX
+                && matches!(op, Op::ConfigurePolicies { .. } | Op::Neighbour { .. })
+        }
     }
 }
 
@@ -149,7 +154,7 @@ impl<D: Dataplane> Reconciler<D> {
         let mut failed: BTreeSet<ObjectRef> = BTreeSet::new();
         let mut touched: Vec<(BindingRef, ObjectRef)> = Vec::new();
         for (((b, obj), op), res) in owners.into_iter().zip(ops).zip(results) {
-            if !gone(&res) {
+            if !gone(&op, &res) {
                 if let Err(e) = res {
                     log.err(obj.clone(), e.to_string());
                 }
@@ -211,7 +216,7 @@ impl<D: Dataplane> Reconciler<D> {
                 Some(k) => ObjectRef::Policy(k.clone()),
                 None => ObjectRef::OrphanPolicy(id),
             };
-            if !gone(&res) {
+            if !gone(&Op::PolicyDelete { id }, &res) {
                 if let Err(e) = res {
                     log.err(obj, e.to_string());
                 }
@@ -265,7 +270,7 @@ impl<D: Dataplane> Reconciler<D> {
                 Some(k) => ObjectRef::Rule(k.clone()),
                 None => ObjectRef::OrphanRule(id),
             };
-            if !gone(&res) {
+            if !gone(&Op::RuleDelete { id }, &res) {
                 if let Err(e) = res {
                     log.err(obj, e.to_string());
                 }
@@ -319,7 +324,7 @@ impl<D: Dataplane> Reconciler<D> {
                 Some(k) => ObjectRef::IpSet(k.clone()),
                 None => ObjectRef::OrphanIpSet(id),
             };
-            if !gone(&res) {
+            if !gone(&Op::IpSetDelete { set: id }, &res) {
                 if let Err(e) = res {
                     log.err(obj, e.to_string());
                 }
