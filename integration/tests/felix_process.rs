@@ -1,0 +1,475 @@
+//! The real driver binary started exactly as Felix starts it: no arguments, `ToDataplane` on
+//! fd 3, `FromDataplane` on fd 4. And the same through `run --felix-socket` with `felix-proxy`
+//! as the Felix-side driver. No VPP is needed: the driver runs with CALICO_VPP_DATAPLANE=none.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use calico_vpp_driver::felix::codec::encode_to_dataplane;
+use calico_vpp_driver::felix::proto;
+use calico_vpp_driver::felix::proto::from_dataplane::Payload as Out;
+use calico_vpp_driver::felix::proto::to_dataplane::Payload;
+use calico_vpp_driver::felix::script::{self, ClusterShape};
+use prost::Message;
+
+/// Path of the driver binary, built once per test run (a dependency's binary is not built
+/// for another package's tests). CALICO_VPP_DRIVER_BIN overrides it.
+fn driver_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Ok(p) = std::env::var("CALICO_VPP_DRIVER_BIN") {
+            return PathBuf::from(p);
+        }
+        // target/<profile>/deps/<this test> → target/<profile>
+        let exe = std::env::current_exe().unwrap();
+        let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+        let target_dir = profile_dir.parent().unwrap();
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args([
+            "build",
+            "-q",
+            "-p",
+            "calico-vpp-driver",
+            "--bin",
+            "calico-vpp-driver",
+        ])
+        .env("CARGO_TARGET_DIR", target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if profile_dir.file_name().unwrap() == "release" {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build");
+        assert!(status.success(), "building the driver binary failed");
+        profile_dir.join("calico-vpp-driver")
+    })
+}
+
+fn pipe() -> (OwnedFd, OwnedFd) {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: pipe2 writes two fds into the array on success; both are then owned here.
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(rc, 0, "pipe2: {}", std::io::Error::last_os_error());
+    // SAFETY: both fds were just created by pipe2 and are owned by nobody else.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
+/// A driver process with Felix's side of its pipes.
+struct Driver {
+    child: Child,
+    to_driver: Option<File>,
+    frames: mpsc::Receiver<proto::FromDataplane>,
+    stderr: mpsc::Receiver<String>,
+    log: String,
+}
+
+/// Starts `bin args…` with `ToDataplane` on fd 3 and `FromDataplane` on fd 4, as Felix does.
+fn spawn_with_fds(args: &[&str], env: &[(&str, &str)]) -> Driver {
+    let (driver_r, felix_w) = pipe();
+    let (felix_r, driver_w) = pipe();
+    let (r, w) = (driver_r.as_raw_fd(), driver_w.as_raw_fd());
+    let mut cmd = Command::new(driver_bin());
+    cmd.args(args)
+        .env_remove("CALICO_VPP_LOG_LEVEL")
+        .env("CALICO_VPP_DATAPLANE", "none")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // async-signal-safe functions (fcntl, dup2). The fds are first moved above 10 so that
+    // placing one on 3 cannot clobber the other; dup2 leaves the copies without CLOEXEC.
+    unsafe {
+        cmd.pre_exec(move || {
+            let hi_r = libc::fcntl(r, libc::F_DUPFD_CLOEXEC, 10);
+            let hi_w = libc::fcntl(w, libc::F_DUPFD_CLOEXEC, 10);
+            if hi_r < 0 || hi_w < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::dup2(hi_r, 3) < 0 || libc::dup2(hi_w, 4) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("spawn driver");
+    drop(driver_r);
+    drop(driver_w);
+
+    let (ftx, frames) = mpsc::channel();
+    let mut from_driver = File::from(felix_r);
+    std::thread::spawn(move || loop {
+        let mut header = [0u8; 8];
+        if from_driver.read_exact(&mut header).is_err() {
+            return;
+        }
+        let mut body = vec![0u8; u64::from_le_bytes(header) as usize];
+        if from_driver.read_exact(&mut body).is_err() {
+            return;
+        }
+        let msg = proto::FromDataplane::decode(body.as_slice()).expect("driver frames decode");
+        if ftx.send(msg).is_err() {
+            return;
+        }
+    });
+    let (etx, stderr) = mpsc::channel();
+    let mut err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = err.read(&mut buf) {
+            if n == 0
+                || etx
+                    .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                    .is_err()
+            {
+                return;
+            }
+        }
+    });
+    Driver {
+        child,
+        to_driver: Some(File::from(felix_w)),
+        frames,
+        stderr,
+        log: String::new(),
+    }
+}
+
+impl Driver {
+    fn send(&mut self, msgs: &[proto::ToDataplane]) {
+        let mut bytes = Vec::new();
+        for (i, m) in msgs.iter().enumerate() {
+            let mut m = m.clone();
+            m.sequence_number = i as u64;
+            bytes.extend_from_slice(&encode_to_dataplane(&m));
+        }
+        self.send_raw(&bytes);
+    }
+
+    fn send_raw(&mut self, bytes: &[u8]) {
+        self.to_driver
+            .as_mut()
+            .expect("pipe open")
+            .write_all(bytes)
+            .expect("write to driver");
+    }
+
+    fn close(&mut self) {
+        self.to_driver = None;
+    }
+
+    /// The next frame that matches `pred`, within `timeout`.
+    fn wait_frame(
+        &mut self,
+        timeout: Duration,
+        pred: impl Fn(&proto::FromDataplane) -> bool,
+    ) -> proto::FromDataplane {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.frames.recv_timeout(left) {
+                Ok(m) if pred(&m) => return m,
+                Ok(_) => continue,
+                Err(e) => panic!(
+                    "no matching frame within {timeout:?} ({e}); log:\n{}",
+                    self.drain_log()
+                ),
+            }
+        }
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "did not exit within {timeout:?}; log:\n{}",
+                    self.drain_log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn drain_log(&mut self) -> &str {
+        // Give the stderr reader a moment after an exit.
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while let Ok(s) = self
+            .stderr
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            self.log.push_str(&s);
+        }
+        &self.log
+    }
+
+    fn sigterm(&self) {
+        // SAFETY: plain kill(2) on our own child's pid.
+        let rc = unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        assert_eq!(rc, 0);
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn is_heartbeat(m: &proto::FromDataplane) -> bool {
+    matches!(m.payload, Some(Out::ProcessStatusUpdate(_)))
+}
+
+fn config(pairs: &[(&str, &str)]) -> proto::ToDataplane {
+    script::envelope(Payload::ConfigUpdate(proto::ConfigUpdate {
+        config: script::labels(pairs),
+        ..Default::default()
+    }))
+}
+
+/// A frame whose bytes are not a protobuf message (field 1 with the unused wire type 7).
+fn malformed_frame() -> Vec<u8> {
+    let body = [0x0f, 0xff, 0xff, 0xff];
+    let mut f = (body.len() as u64).to_le_bytes().to_vec();
+    f.extend_from_slice(&body);
+    f
+}
+
+/// The realistic session both transports are checked with: heartbeat at start, a full
+/// snapshot, InSync, deltas, a malformed frame that must be skipped, then proof that the
+/// driver still processes input (a new reporting interval takes effect).
+fn realistic_session(d: &mut Driver) {
+    let first = d.wait_frame(Duration::from_secs(10), |_| true);
+    assert!(
+        is_heartbeat(&first),
+        "first frame is the heartbeat: {first:?}"
+    );
+    let Some(Out::ProcessStatusUpdate(p)) = first.payload else {
+        unreachable!()
+    };
+    assert!(p.iso_timestamp.contains('T'), "{}", p.iso_timestamp);
+    assert!(p.uptime >= 0.0 && p.uptime < 60.0);
+
+    let shape = ClusterShape::default();
+    let mut stream = script::snapshot(&shape);
+    stream.push(script::in_sync());
+    stream.extend(script::deltas(&shape, 200));
+    d.send(&stream);
+    d.send_raw(&malformed_frame());
+    d.send(&[config(&[
+        ("ReportingIntervalSecs", "1"),
+        ("LogSeverityScreen", "Info"),
+    ])]);
+    // Heartbeats now come every second: the driver read past the malformed frame.
+    let t0 = Instant::now();
+    d.wait_frame(Duration::from_secs(5), is_heartbeat);
+    d.wait_frame(Duration::from_secs(5), is_heartbeat);
+    assert!(t0.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn driver_on_fds_runs_a_felix_session_and_exits_0_on_clean_eof() {
+    let mut d = spawn_with_fds(&[], &[]);
+    realistic_session(&mut d);
+    d.close();
+    let st = d.wait_exit(Duration::from_secs(5));
+    let log = d.drain_log().to_string();
+    assert_eq!(st.code(), Some(0), "log:\n{log}");
+    assert!(log.contains("Felix snapshot complete"), "{log}");
+    assert!(log.contains("undecodable=1"), "{log}");
+    assert!(log.contains("unconvertible=0"), "{log}");
+}
+
+#[test]
+fn oversized_frame_length_is_fatal_and_names_the_limit() {
+    let mut d = spawn_with_fds(&[], &[("CALICO_VPP_MAX_FRAME_BYTES", "1048576")]);
+    d.wait_frame(Duration::from_secs(10), is_heartbeat);
+    d.send_raw(&(2u64 << 20).to_le_bytes());
+    let st = d.wait_exit(Duration::from_secs(5));
+    let log = d.drain_log().to_string();
+    assert_ne!(st.code(), Some(0), "log:\n{log}");
+    assert!(log.contains("maximum frame size of 1048576 bytes"), "{log}");
+    assert!(log.contains("CALICO_VPP_MAX_FRAME_BYTES"), "{log}");
+}
+
+#[test]
+fn eof_inside_a_frame_is_fatal() {
+    let mut d = spawn_with_fds(&[], &[]);
+    d.wait_frame(Duration::from_secs(10), is_heartbeat);
+    d.send(&[script::in_sync()]);
+    let mut half = (100u64).to_le_bytes().to_vec();
+    half.extend_from_slice(&[1, 2, 3]);
+    d.send_raw(&half);
+    d.close();
+    let st = d.wait_exit(Duration::from_secs(5));
+    let log = d.drain_log().to_string();
+    assert_ne!(st.code(), Some(0), "log:\n{log}");
+    assert!(log.contains("stream ended inside a frame"), "{log}");
+}
+
+#[test]
+fn sigterm_exits_0_within_a_second() {
+    let mut d = spawn_with_fds(&[], &[]);
+    d.wait_frame(Duration::from_secs(10), is_heartbeat);
+    let t0 = Instant::now();
+    d.sigterm();
+    let st = d.wait_exit(Duration::from_secs(2));
+    assert_eq!(st.code(), Some(0));
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Socket mode: driver listens, felix-proxy is Felix's driver.
+
+struct SocketDriver {
+    child: Child,
+    _dir: tempfile::TempDir,
+    socket: PathBuf,
+    log: mpsc::Receiver<String>,
+}
+
+impl SocketDriver {
+    fn start(env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("felix.sock");
+        let mut cmd = Command::new(driver_bin());
+        cmd.args(["run", "--felix-socket"])
+            .arg(&socket)
+            .env_remove("CALICO_VPP_LOG_LEVEL")
+            .env("CALICO_VPP_DATAPLANE", "none")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let (tx, log) = mpsc::channel();
+        let mut err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0
+                    || tx
+                        .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                        .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        SocketDriver {
+            child,
+            _dir: dir,
+            socket,
+            log,
+        }
+    }
+
+    fn proxy(&self) -> Driver {
+        spawn_with_fds(
+            &["felix-proxy", "--socket", self.socket.to_str().unwrap()],
+            &[],
+        )
+    }
+
+    fn log_until(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        let mut all = String::new();
+        while !all.contains(needle) {
+            match self
+                .log
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(s) => all.push_str(&s),
+                Err(_) => panic!("driver never logged {needle:?}; log:\n{all}"),
+            }
+        }
+        all
+    }
+}
+
+impl Drop for SocketDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn socket_mode_through_felix_proxy_serves_sessions_one_after_another() {
+    let mut driver = SocketDriver::start(&[("CALICO_VPP_MAX_FRAME_BYTES", "1048576")]);
+
+    // A whole session through the proxy; Felix closing its side ends the proxy with 0.
+    let mut p = driver.proxy();
+    realistic_session(&mut p);
+    p.close();
+    assert_eq!(p.wait_exit(Duration::from_secs(5)).code(), Some(0));
+    driver.log_until("Felix closed the connection", Duration::from_secs(5));
+    assert!(
+        driver.child.try_wait().unwrap().is_none(),
+        "driver keeps serving"
+    );
+
+    // A second Felix (a restart) gets a fresh session with its own heartbeat.
+    let mut p2 = driver.proxy();
+    p2.wait_frame(Duration::from_secs(10), is_heartbeat);
+    // A third connection replaces the second: the second proxy sees the driver go away.
+    let mut p3 = driver.proxy();
+    p3.wait_frame(Duration::from_secs(10), is_heartbeat);
+    let st = p2.wait_exit(Duration::from_secs(5));
+    assert_ne!(st.code(), Some(0));
+    driver.log_until("replaces the current one", Duration::from_secs(5));
+
+    // An oversized frame ends that connection with a message naming the limit; the proxy
+    // (Felix's driver) exits non-zero, so Felix would restart.
+    p3.send_raw(&(2u64 << 20).to_le_bytes());
+    let st = p3.wait_exit(Duration::from_secs(5));
+    assert_ne!(st.code(), Some(0));
+    driver.log_until(
+        "maximum frame size of 1048576 bytes",
+        Duration::from_secs(5),
+    );
+
+    // SIGTERM stops the driver with 0.
+    // SAFETY: plain kill(2) on our own child's pid.
+    assert_eq!(
+        unsafe { libc::kill(driver.child.id() as i32, libc::SIGTERM) },
+        0
+    );
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let st = loop {
+        if let Some(st) = driver.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "driver ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(st.code(), Some(0));
+}
+
+#[test]
+fn felix_proxy_without_a_driver_gives_up_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("nobody.sock");
+    let mut p = spawn_with_fds(
+        &["felix-proxy", "--socket", sock.to_str().unwrap()],
+        &[("CALICO_VPP_PROXY_CONNECT_TIMEOUT", "300ms")],
+    );
+    let st = p.wait_exit(Duration::from_secs(5));
+    assert_ne!(st.code(), Some(0));
+    assert!(p.drain_log().contains("could not connect to the driver"));
+}
