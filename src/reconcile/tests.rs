@@ -982,6 +982,7 @@ mod converge {
             fail_again in 0usize..40,
             retval in prop_oneof![Just(-2i32), Just(-6), Just(1)],
             restart_after in prop::option::of(0usize..4),
+            driver_restart_after in prop::option::of(0usize..4),
         ) {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_time()
@@ -999,11 +1000,25 @@ mod converge {
                 };
                 h.fail_matching(move |op| retval != -6 || !is_delete(op), fail_at, 1, retval);
                 h.fail_matching(move |op| !is_delete(op), fail_again, 1, -7);
-                let mut r = Reconciler::new(dp, ReconcilerConfig::default());
+                let dir = tempfile::tempdir().unwrap();
+                let cfg = ReconcilerConfig {
+                    state_dir: Some(dir.path().to_path_buf()),
+                    ..ReconcilerConfig::default()
+                };
+                let mut r = Reconciler::new(dp, cfg.clone());
                 r.connect().await.unwrap();
                 let states: Vec<_> = shapes.iter().map(build).collect();
                 for (i, d) in states.iter().enumerate() {
                     r.apply(d).await.unwrap();
+                    if driver_restart_after == Some(i) {
+                        // The driver restarts: what it knew comes back from the state file,
+                        // and the same desired state costs nothing.
+                        let realized = r.realized().clone();
+                        drop(r);
+                        r = Reconciler::new(h.reconnect_dataplane(), cfg.clone());
+                        assert_eq!(r.realized(), &realized);
+                        r.connect().await.unwrap();
+                    }
                     if restart_after == Some(i) {
                         // VPP restarts empty; the CNI recreates the pod interfaces.
                         let taps: Vec<_> = h.interfaces().into_iter().filter(|t| t.sw_if_index.0 > 0).collect();
