@@ -31,7 +31,7 @@ pub mod synthetic;
 mod tests;
 
 pub use realized::{PersistedState, Realized, StateError, StateStore};
-pub use run::{spawn, ReconcilerHandle};
+pub use run::{spawn, start_vpp, ReconcilerHandle};
 
 pub use status::{Backoff, EndpointOperStatus, EndpointStatusEvent, Failure, ObjectRef};
 

@@ -35,6 +35,23 @@ impl ReconcilerHandle {
     }
 }
 
+/// The agent's one call: a reconciler over VPP's API socket, loading its state file from
+/// `config.state_dir`, connecting (with backoff) in its own task. Nothing is programmed until
+/// the first [`ReconcilerHandle::apply`].
+pub fn start_vpp(
+    config: super::ReconcilerConfig,
+    vpp: crate::dataplane::vpp::VppConfig,
+) -> (
+    ReconcilerHandle,
+    mpsc::UnboundedReceiver<EndpointStatusEvent>,
+    JoinHandle<()>,
+) {
+    spawn(Reconciler::new(
+        crate::dataplane::vpp::VppDataplane::new(vpp),
+        config,
+    ))
+}
+
 /// Starts the reconciler task. Returns the handle, the endpoint status stream and the task.
 pub fn spawn<D: Dataplane + 'static>(
     reconciler: Reconciler<D>,
