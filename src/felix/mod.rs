@@ -7,3 +7,6 @@ pub mod outbound;
 pub mod proto;
 pub mod script;
 pub mod transport;
+
+#[cfg(test)]
+mod fuzz_tests;
