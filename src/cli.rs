@@ -9,6 +9,9 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{DataplaneKind, LogFormat};
 use crate::felix::codec::DEFAULT_MAX_FRAME_BYTES;
 
+/// Where the driver listens for Felix in socket mode (the Calico/VPP agent's path).
+pub const DEFAULT_FELIX_SOCKET: &str = "/var/run/calico/felix-dataplane.sock";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "calico-vpp-driver",
@@ -28,12 +31,13 @@ pub enum Command {
     /// Serve Felix on a unix socket (Felix runs `felix-proxy` as its driver). One Felix
     /// connection at a time; a new connection replaces the old one.
     Run {
-        #[arg(long, env = "CALICO_VPP_FELIX_SOCKET", value_name = "PATH")]
+        #[arg(long, env = "CALICO_VPP_FELIX_SOCKET", value_name = "PATH", default_value = DEFAULT_FELIX_SOCKET)]
         felix_socket: PathBuf,
     },
     /// The relay Felix runs as its driver in socket mode: fds 3/4 ⇄ the driver's socket.
+    /// Installed as `calico-vpp-felix-proxy`, the binary runs this with no arguments.
     FelixProxy {
-        #[arg(long, env = "CALICO_VPP_FELIX_SOCKET", value_name = "PATH")]
+        #[arg(long, env = "CALICO_VPP_FELIX_SOCKET", value_name = "PATH", default_value = DEFAULT_FELIX_SOCKET)]
         socket: PathBuf,
     },
     /// Run the demo: the VPP simulator and a scripted Felix session (comes with the demo

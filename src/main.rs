@@ -15,8 +15,20 @@ use calico_vpp_driver::config::DriverConfig;
 use calico_vpp_driver::felix::transport::{self, ProxyEnd};
 use calico_vpp_driver::{logging, status};
 
+/// Installed under this name (a symlink or copy), the binary is the Felix-side relay: Felix
+/// starts its driver without arguments, so the name has to select the mode.
+const PROXY_ARGV0: &str = "calico-vpp-felix-proxy";
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let invoked_as_proxy = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .is_some_and(|n| n == PROXY_ARGV0);
+    if invoked_as_proxy {
+        args.insert(1, "felix-proxy".into());
+    }
+    let cli = Cli::parse_from(args);
     // Felix's fds are claimed before the runtime exists (see `take_felix_fds`).
     let fds = match cli.command {
         None | Some(Command::FelixProxy { .. }) => match transport::take_felix_fds() {

@@ -69,12 +69,16 @@ struct Driver {
     log: String,
 }
 
-/// Starts `bin args…` with `ToDataplane` on fd 3 and `FromDataplane` on fd 4, as Felix does.
+/// Starts the driver with `ToDataplane` on fd 3 and `FromDataplane` on fd 4, as Felix does.
 fn spawn_with_fds(args: &[&str], env: &[(&str, &str)]) -> Driver {
+    spawn_program(driver_bin(), args, env)
+}
+
+fn spawn_program(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Driver {
     let (driver_r, felix_w) = pipe();
     let (felix_r, driver_w) = pipe();
     let (r, w) = (driver_r.as_raw_fd(), driver_w.as_raw_fd());
-    let mut cmd = Command::new(driver_bin());
+    let mut cmd = Command::new(program);
     cmd.args(args)
         .env_remove("CALICO_VPP_LOG_LEVEL")
         .env("CALICO_VPP_DATAPLANE", "none")
@@ -413,8 +417,15 @@ impl Drop for SocketDriver {
 fn socket_mode_through_felix_proxy_serves_sessions_one_after_another() {
     let mut driver = SocketDriver::start(&[("CALICO_VPP_MAX_FRAME_BYTES", "1048576")]);
 
-    // A whole session through the proxy; Felix closing its side ends the proxy with 0.
-    let mut p = driver.proxy();
+    // A whole session through the proxy, installed as Felix would run it: the binary under
+    // the name `calico-vpp-felix-proxy`, no arguments, the socket from the environment.
+    let link = driver._dir.path().join("calico-vpp-felix-proxy");
+    std::os::unix::fs::symlink(driver_bin(), &link).unwrap();
+    let mut p = spawn_program(
+        &link,
+        &[],
+        &[("CALICO_VPP_FELIX_SOCKET", driver.socket.to_str().unwrap())],
+    );
     realistic_session(&mut p);
     p.close();
     assert_eq!(p.wait_exit(Duration::from_secs(5)).code(), Some(0));
