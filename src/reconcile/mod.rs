@@ -5,9 +5,22 @@
 //! touches objects it did not create, and never leaves an interface on a configuration more
 //! permissive than its policy: a failed object keeps the old configuration or a deny one.
 //!
-//! Use: [`Reconciler::new`] (loads the state file), then either [`spawn`] it (the agent's way:
-//! send each new desired state to the [`ReconcilerHandle`], read [`EndpointStatusEvent`]s) or
-//! drive it by hand with [`Reconciler::connect`] and [`Reconciler::apply`] (tests, benches).
+//! # For the agent
+//!
+//! ```ignore
+//! let (handle, mut status, task) =
+//!     reconcile::start_vpp(ReconcilerConfig::from_env(), VppConfig { socket, ..Default::default() });
+//! // after InSync, and after every later batch (the newest state wins, bursts coalesce):
+//! handle.apply(Arc::new(compiled.desired));
+//! // endpoint status for Felix: Update { endpoint, status: up|down|error, .. } / Remove { endpoint }
+//! while let Some(ev) = status.recv().await { /* WorkloadEndpointStatusUpdate / Remove */ }
+//! // health for logs and status: handle.summary() (a watch of ReconcileSummary)
+//! ```
+//!
+//! The state file is `$CALICO_VPP_STATE_DIR/reconciler-state.json` (JSON, replaced atomically
+//! after every pass that changed something). VPP restarts are detected by a boot token the
+//! reconciler tags onto `local0`. Tests and benches drive a [`Reconciler`] by hand instead:
+//! [`Reconciler::connect`], [`Reconciler::apply`], [`Reconciler::take_status_events`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -32,7 +45,6 @@ mod tests;
 
 pub use realized::{PersistedState, Realized, StateError, StateStore};
 pub use run::{spawn, start_vpp, ReconcilerHandle};
-
 pub use status::{Backoff, EndpointOperStatus, EndpointStatusEvent, Failure, ObjectRef};
 
 /// Environment variable naming the directory of the state file.

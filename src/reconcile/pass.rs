@@ -87,6 +87,15 @@ impl<D: Dataplane> Reconciler<D> {
         self.failures.get(obj).is_none_or(|f| f.retry_at <= now)
     }
 
+    /// Like `blocked`, building the reference only when something is failed or waiting at
+    /// all (the common case at scale is neither, and references own their keys).
+    fn blocked_lazy(&self, obj: impl FnOnce() -> ObjectRef) -> bool {
+        if self.failures.is_empty() && self.waiting.is_empty() {
+            return false;
+        }
+        self.blocked(&obj())
+    }
+
     fn blocked(&self, obj: &ObjectRef) -> bool {
         self.failures.contains_key(obj) || self.waiting.contains_key(obj)
     }
@@ -140,7 +149,7 @@ impl<D: Dataplane> Reconciler<D> {
         let mut fills: Vec<(&IpSetKey, Option<IpSetId>, bool)> = Vec::new();
         let mut fill_ops = Vec::new();
         for (key, want) in &desired.ipsets {
-            if !self.due(&ObjectRef::IpSet(key.clone()), now) {
+            if !self.failures.is_empty() && !self.due(&ObjectRef::IpSet(key.clone()), now) {
                 continue;
             }
             let Some(have) = self.realized.ipsets.get(key) else {
@@ -148,6 +157,10 @@ impl<D: Dataplane> Reconciler<D> {
                 create_ops.push(Op::IpSetCreate { kind: want.kind });
                 continue;
             };
+            if have.set == *want {
+                log.ok(ObjectRef::IpSet(key.clone()));
+                continue;
+            }
             let removed: Vec<_> = have
                 .set
                 .members
@@ -307,7 +320,7 @@ impl<D: Dataplane> Reconciler<D> {
         if !desired.ipsets.contains_key(key) {
             return Err(format!("ipset {key} is not in the desired state"));
         }
-        if self.blocked(&ObjectRef::IpSet(key.clone())) {
+        if self.blocked_lazy(|| ObjectRef::IpSet(key.clone())) {
             return Err(format!("waiting for ipset {key}"));
         }
         self.realized
@@ -391,7 +404,7 @@ impl<D: Dataplane> Reconciler<D> {
                 if !desired.rules.contains_key(k) {
                     return Err(format!("rule {k} is not in the desired state"));
                 }
-                if self.blocked(&ObjectRef::Rule(k.clone())) {
+                if self.blocked_lazy(|| ObjectRef::Rule(k.clone())) {
                     return Err(format!("waiting for rule {k}"));
                 }
                 self.realized
@@ -486,7 +499,7 @@ impl<D: Dataplane> Reconciler<D> {
                 if !desired.policies.contains_key(k) {
                     return Err(format!("policy {k} is not in the desired state"));
                 }
-                if self.blocked(&ObjectRef::Policy(k.clone())) {
+                if self.blocked_lazy(|| ObjectRef::Policy(k.clone())) {
                     return Err(format!("waiting for policy {k}"));
                 }
                 self.realized
