@@ -97,3 +97,38 @@ pub struct Settings {
     )]
     pub proxy_connect_timeout: humantime::Duration,
 }
+
+impl Cli {
+    /// Parses `args` (first one is the program name) without exiting on error.
+    pub fn try_parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        <Cli as Parser>::try_parse_from(args)
+    }
+
+    /// Every environment variable the command line reads, with the long flag of the global
+    /// setting it feeds (`None` for a subcommand's own argument).
+    pub fn env_vars() -> Vec<(String, Option<String>)> {
+        use clap::CommandFactory;
+        let cmd = Cli::command();
+        let mut out = Vec::new();
+        for arg in cmd.get_arguments() {
+            if let Some(e) = arg.get_env() {
+                out.push((
+                    e.to_string_lossy().into_owned(),
+                    arg.get_long().map(str::to_string),
+                ));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            for arg in sub.get_arguments().filter(|a| !a.is_global_set()) {
+                if let Some(e) = arg.get_env() {
+                    out.push((e.to_string_lossy().into_owned(), None));
+                }
+            }
+        }
+        out
+    }
+}
