@@ -10,3 +10,5 @@ pub mod transport;
 
 #[cfg(test)]
 mod fuzz_tests;
+#[cfg(test)]
+mod upstream_compat_tests;

@@ -82,3 +82,118 @@ pub fn status_frame(seq: u64, ev: &StatusEvent) -> Bytes {
     };
     frame(seq, payload)
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+    use calico_model::{HostEndpointId, WorkloadEndpointId};
+    use prost::Message;
+
+    use super::*;
+    use crate::felix::codec::FrameDecoder;
+    use crate::status::EndpointStatus;
+
+    fn decode(frame: Bytes) -> proto::FromDataplane {
+        let mut buf = BytesMut::from(&frame[..]);
+        let body = FrameDecoder::new(1 << 20)
+            .decode(&mut buf)
+            .unwrap()
+            .unwrap();
+        assert!(buf.is_empty());
+        proto::FromDataplane::decode(body).unwrap()
+    }
+
+    #[test]
+    fn heartbeat_round_trips() {
+        let m = decode(heartbeat_frame(7, "2026-01-02T03:04:05.678Z", 12.5));
+        assert_eq!(m.sequence_number, 7);
+        assert_eq!(
+            m.payload,
+            Some(Payload::ProcessStatusUpdate(proto::ProcessStatusUpdate {
+                iso_timestamp: "2026-01-02T03:04:05.678Z".into(),
+                uptime: 12.5
+            }))
+        );
+    }
+
+    #[test]
+    fn every_status_payload_round_trips() {
+        let wid = WorkloadEndpointId {
+            orchestrator_id: "k8s".into(),
+            workload_id: "ns/pod".into(),
+            endpoint_id: "eth0".into(),
+        };
+        let pwid = Some(proto::WorkloadEndpointId {
+            orchestrator_id: "k8s".into(),
+            workload_id: "ns/pod".into(),
+            endpoint_id: "eth0".into(),
+        });
+        let hid = HostEndpointId("hep".into());
+        let phid = Some(proto::HostEndpointId {
+            endpoint_id: "hep".into(),
+        });
+        let st = |s: &str| {
+            Some(proto::EndpointStatus {
+                status: s.to_string(),
+            })
+        };
+        let cases = vec![
+            (
+                StatusEvent::Workload {
+                    id: wid.clone(),
+                    status: Some(EndpointStatus::Up),
+                },
+                Payload::WorkloadEndpointStatusUpdate(proto::WorkloadEndpointStatusUpdate {
+                    id: pwid.clone(),
+                    status: st("up"),
+                    endpoint: None,
+                }),
+            ),
+            (
+                StatusEvent::Workload {
+                    id: wid,
+                    status: None,
+                },
+                Payload::WorkloadEndpointStatusRemove(proto::WorkloadEndpointStatusRemove {
+                    id: pwid,
+                }),
+            ),
+            (
+                StatusEvent::Host {
+                    id: hid.clone(),
+                    status: Some(EndpointStatus::Error),
+                },
+                Payload::HostEndpointStatusUpdate(proto::HostEndpointStatusUpdate {
+                    id: phid.clone(),
+                    status: st("error"),
+                }),
+            ),
+            (
+                StatusEvent::Host {
+                    id: hid,
+                    status: None,
+                },
+                Payload::HostEndpointStatusRemove(proto::HostEndpointStatusRemove { id: phid }),
+            ),
+            (
+                StatusEvent::Wireguard {
+                    public_key: "key=".into(),
+                    ip_version: IpVersion::V6,
+                },
+                Payload::WireguardStatusUpdate(proto::WireguardStatusUpdate {
+                    public_key: "key=".into(),
+                    ip_version: proto::IpVersion::Ipv6 as i32,
+                }),
+            ),
+            (
+                StatusEvent::DataplaneInSync,
+                Payload::DataplaneInSync(proto::DataplaneInSync {}),
+            ),
+        ];
+        for (i, (ev, want)) in cases.into_iter().enumerate() {
+            let m = decode(status_frame(i as u64, &ev));
+            assert_eq!(m.sequence_number, i as u64);
+            assert_eq!(m.payload, Some(want), "{ev:?}");
+        }
+    }
+}
