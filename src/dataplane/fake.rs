@@ -68,6 +68,9 @@ struct FakeVpp {
     /// Set by a VPP restart: every call fails until the client connects again.
     broken: bool,
     connects: usize,
+    /// Connection attempts still to refuse (VPP not up yet), and when each was made.
+    refuse_connects: usize,
+    connect_attempts: Vec<Instant>,
     /// Member deletes on IP_AND_PORT sets (npol's bug empties the set).
     ip_and_port_deletes: usize,
     events: Option<mpsc::UnboundedSender<Signal>>,
@@ -108,6 +111,8 @@ pub fn new() -> (FakeDataplane, FakeHandle) {
         faults: Vec::new(),
         broken: false,
         connects: 0,
+        refuse_connects: 0,
+        connect_attempts: Vec::new(),
         ip_and_port_deletes: 0,
         events: Some(tx),
     })));
@@ -169,6 +174,16 @@ impl FakeHandle {
 
     pub fn connects(&self) -> usize {
         self.lock().connects
+    }
+
+    /// The next `n` connection attempts fail, as while VPP is still starting.
+    pub fn refuse_connects(&self, n: usize) {
+        self.lock().refuse_connects = n;
+    }
+
+    /// When every connection attempt (refused or not) was made.
+    pub fn connect_attempts(&self) -> Vec<Instant> {
+        self.lock().connect_attempts.clone()
     }
 
     pub fn ip_and_port_member_deletes(&self) -> usize {
@@ -489,6 +504,12 @@ impl FakeDataplane {
 impl Dataplane for FakeDataplane {
     async fn connect(&mut self) -> Result<VppIdentity, DataplaneError> {
         let mut vpp = self.vpp.lock();
+        vpp.connect_attempts.push(Instant::now());
+        if vpp.refuse_connects > 0 {
+            vpp.refuse_connects -= 1;
+            self.connected = false;
+            return Err(DataplaneError::Disconnected("fake VPP not up".into()));
+        }
         vpp.broken = false;
         vpp.connects += 1;
         self.connected = true;

@@ -1046,3 +1046,24 @@ mod converge {
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn connection_attempts_back_off_until_vpp_is_up() {
+    let (r, h, sw) = setup();
+    h.refuse_connects(3);
+    let (handle, _status, _task) = spawn(r);
+    handle.apply(Arc::new(base()));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let t = h.connect_attempts();
+    assert_eq!(t.len(), 4);
+    let gaps: Vec<_> = t.windows(2).map(|w| w[1] - w[0]).collect();
+    assert_eq!(
+        gaps,
+        vec![
+            Duration::from_millis(100),
+            Duration::from_millis(200),
+            Duration::from_millis(400)
+        ]
+    );
+    assert!(h.objects().cnat.contains(&sw));
+}
