@@ -326,3 +326,19 @@ async fn connection_broken_mid_batch_reconnects_and_converges() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_new_pod_in_an_existing_namespace_costs_four_vpp_write_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start_sim(dir.path()).await;
+    add_taps(&sim, ENDPOINTS + 1);
+    let mut r = reconciler(&sim, dir.path());
+    r.connect().await.unwrap();
+    let mut d = synthetic::synthetic(ENDPOINTS, POLICIES, MEMBERS);
+    r.apply(&d).await.unwrap();
+    synthetic::add_pod(&mut d, ENDPOINTS, ENDPOINTS, POLICIES);
+    let before = sim.write_calls();
+    r.apply(&d).await.unwrap();
+    // Its address joins the namespace's set, its neighbour, its configuration, cnat.
+    assert_eq!(sim.write_calls() - before, 4);
+}
