@@ -206,9 +206,12 @@ async fn endpoint_status_goes_to_felix_once_per_change() {
         workload_id: "ns0/pod-0".into(),
         endpoint_id: "eth0".into(),
     };
-    tx.workload(id.clone(), EndpointStatus::Down);
-    tx.workload(id.clone(), EndpointStatus::Down);
-    tx.workload(id.clone(), EndpointStatus::Up);
+    let ep =
+        calico_model::WorkloadEndpoint::try_from(script::workload(0, &ClusterShape::default()))
+            .unwrap();
+    tx.workload(id.clone(), EndpointStatus::Down, Some(&ep));
+    tx.workload(id.clone(), EndpointStatus::Down, Some(&ep));
+    tx.workload(id.clone(), EndpointStatus::Up, Some(&ep));
     tx.workload_removed(id.clone());
     let m = h.recv().await;
     let Some(Out::WorkloadEndpointStatusUpdate(u)) = m.payload else {
@@ -221,6 +224,9 @@ async fn endpoint_status_goes_to_felix_once_per_change() {
         panic!("{m:?}")
     };
     assert_eq!(u.status.unwrap().status, "up");
+    let sent = u.endpoint.expect("endpoint for Felix's status file");
+    assert_eq!(sent.name, script::pod_iface(0));
+    assert_eq!(sent.ipv4_nets, vec![format!("{}/32", script::pod_ip(0))]);
     let m = h.recv().await;
     assert!(matches!(
         m.payload,

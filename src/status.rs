@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use calico_model::{HostEndpointId, IpVersion, WorkloadEndpointId};
+use calico_model::{HostEndpointId, IpVersion, MacAddr, WorkloadEndpoint, WorkloadEndpointId};
+use ipnet::{Ipv4Net, Ipv6Net};
 use tokio::io::AsyncWrite;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -33,13 +34,35 @@ impl EndpointStatus {
     }
 }
 
+/// What Felix's endpoint status files record about a workload endpoint. Felix drops an "up"
+/// update that lacks it (its status-file reporter, used by the CNI plugin to wait for policy,
+/// builds the file from it), so send it with every workload status.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EndpointSummary {
+    pub name: String,
+    pub mac: Option<MacAddr>,
+    pub ipv4_nets: Vec<Ipv4Net>,
+    pub ipv6_nets: Vec<Ipv6Net>,
+}
+
+impl From<&WorkloadEndpoint> for EndpointSummary {
+    fn from(ep: &WorkloadEndpoint) -> Self {
+        EndpointSummary {
+            name: ep.name.clone(),
+            mac: ep.mac,
+            ipv4_nets: ep.ipv4_nets.clone(),
+            ipv6_nets: ep.ipv6_nets.clone(),
+        }
+    }
+}
+
 /// One status message for Felix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StatusEvent {
     /// `status: None` removes the endpoint's status entry.
     Workload {
         id: WorkloadEndpointId,
-        status: Option<EndpointStatus>,
+        status: Option<(EndpointStatus, Option<EndpointSummary>)>,
     },
     Host {
         id: HostEndpointId,
@@ -70,10 +93,17 @@ impl StatusSender {
         // The receiver lives as long as the agent; after it is gone nobody listens anyway.
         let _ = self.0.send(event);
     }
-    pub fn workload(&self, id: WorkloadEndpointId, status: EndpointStatus) {
+    /// A workload endpoint's status, with the endpoint as the model holds it (preferred:
+    /// Felix needs it for its status files).
+    pub fn workload(
+        &self,
+        id: WorkloadEndpointId,
+        status: EndpointStatus,
+        endpoint: Option<&WorkloadEndpoint>,
+    ) {
         self.send(StatusEvent::Workload {
             id,
-            status: Some(status),
+            status: Some((status, endpoint.map(EndpointSummary::from))),
         })
     }
     pub fn workload_removed(&self, id: WorkloadEndpointId) {
@@ -94,7 +124,7 @@ impl StatusSender {
 /// connection gets the full picture.
 #[derive(Debug, Default)]
 pub struct StatusBook {
-    workloads: BTreeMap<WorkloadEndpointId, EndpointStatus>,
+    workloads: BTreeMap<WorkloadEndpointId, (EndpointStatus, Option<EndpointSummary>)>,
     hosts: BTreeMap<HostEndpointId, EndpointStatus>,
     wireguard: BTreeMap<IpVersion, String>,
 }
@@ -102,19 +132,19 @@ pub struct StatusBook {
 impl StatusBook {
     /// Records `ev`; false when it repeats what Felix already has.
     pub fn record(&mut self, ev: &StatusEvent) -> bool {
-        fn set<K: Ord + Clone>(
-            map: &mut BTreeMap<K, EndpointStatus>,
+        fn set<K: Ord + Clone, V: Clone + PartialEq>(
+            map: &mut BTreeMap<K, V>,
             id: &K,
-            status: Option<EndpointStatus>,
+            status: &Option<V>,
         ) -> bool {
             match status {
-                Some(s) => map.insert(id.clone(), s) != Some(s),
+                Some(s) => map.insert(id.clone(), s.clone()).as_ref() != Some(s),
                 None => map.remove(id).is_some(),
             }
         }
         match ev {
-            StatusEvent::Workload { id, status } => set(&mut self.workloads, id, *status),
-            StatusEvent::Host { id, status } => set(&mut self.hosts, id, *status),
+            StatusEvent::Workload { id, status } => set(&mut self.workloads, id, status),
+            StatusEvent::Host { id, status } => set(&mut self.hosts, id, status),
             StatusEvent::Wireguard {
                 public_key,
                 ip_version,
@@ -128,7 +158,7 @@ impl StatusBook {
         let mut out: Vec<StatusEvent> = Vec::new();
         out.extend(self.workloads.iter().map(|(id, s)| StatusEvent::Workload {
             id: id.clone(),
-            status: Some(*s),
+            status: Some(s.clone()),
         }));
         out.extend(self.hosts.iter().map(|(id, s)| StatusEvent::Host {
             id: id.clone(),
@@ -161,7 +191,8 @@ impl StatusHub {
 }
 
 fn iso_now() -> String {
-    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+    // Second precision, as Felix's own reports (RFC 3339 is a profile of ISO 8601).
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
 /// Writes status to one Felix connection until a write fails: a heartbeat right away and then

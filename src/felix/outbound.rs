@@ -6,7 +6,7 @@ use calico_model::IpVersion;
 use super::codec::encode_frame;
 use super::proto;
 use super::proto::from_dataplane::Payload;
-use crate::status::StatusEvent;
+use crate::status::{EndpointSummary, StatusEvent};
 
 fn frame(seq: u64, payload: Payload) -> Bytes {
     encode_frame(&proto::FromDataplane {
@@ -26,6 +26,17 @@ pub fn heartbeat_frame(seq: u64, iso_timestamp: &str, uptime_secs: f64) -> Bytes
     )
 }
 
+/// The parts of a `WorkloadEndpoint` Felix's status files use.
+fn endpoint(s: &EndpointSummary) -> proto::WorkloadEndpoint {
+    proto::WorkloadEndpoint {
+        name: s.name.clone(),
+        mac: s.mac.map(|m| m.to_string()).unwrap_or_default(),
+        ipv4_nets: s.ipv4_nets.iter().map(ToString::to_string).collect(),
+        ipv6_nets: s.ipv6_nets.iter().map(ToString::to_string).collect(),
+        ..Default::default()
+    }
+}
+
 pub fn status_frame(seq: u64, ev: &StatusEvent) -> Bytes {
     let status = |s: crate::status::EndpointStatus| {
         Some(proto::EndpointStatus {
@@ -40,11 +51,11 @@ pub fn status_frame(seq: u64, ev: &StatusEvent) -> Bytes {
                 endpoint_id: id.endpoint_id.clone(),
             });
             match st {
-                Some(s) => {
+                Some((s, summary)) => {
                     Payload::WorkloadEndpointStatusUpdate(proto::WorkloadEndpointStatusUpdate {
                         id: pid,
                         status: status(*s),
-                        endpoint: None,
+                        endpoint: summary.as_ref().map(endpoint),
                     })
                 }
                 None => {
@@ -141,11 +152,35 @@ mod tests {
             (
                 StatusEvent::Workload {
                     id: wid.clone(),
-                    status: Some(EndpointStatus::Up),
+                    status: Some((
+                        EndpointStatus::Up,
+                        Some(EndpointSummary {
+                            name: "cali1".into(),
+                            mac: Some(calico_model::MacAddr([0xee, 0, 0, 0, 0, 1])),
+                            ipv4_nets: vec!["10.65.0.2/32".parse().unwrap()],
+                            ipv6_nets: vec![],
+                        }),
+                    )),
                 },
                 Payload::WorkloadEndpointStatusUpdate(proto::WorkloadEndpointStatusUpdate {
                     id: pwid.clone(),
                     status: st("up"),
+                    endpoint: Some(proto::WorkloadEndpoint {
+                        name: "cali1".into(),
+                        mac: "ee:00:00:00:00:01".into(),
+                        ipv4_nets: vec!["10.65.0.2/32".into()],
+                        ..Default::default()
+                    }),
+                }),
+            ),
+            (
+                StatusEvent::Workload {
+                    id: wid.clone(),
+                    status: Some((EndpointStatus::Down, None)),
+                },
+                Payload::WorkloadEndpointStatusUpdate(proto::WorkloadEndpointStatusUpdate {
+                    id: pwid.clone(),
+                    status: st("down"),
                     endpoint: None,
                 }),
             ),
