@@ -1,4 +1,5 @@
 use super::*;
+use std::collections::BTreeSet;
 
 fn m(s: &str) -> IpSetMember {
     s.parse().unwrap()
@@ -226,4 +227,100 @@ fn routes_are_keyed_by_destination() {
     let c = model.apply(Update::RouteRemove { dst });
     assert!(c.routes.contains(&dst));
     assert!(model.routes.is_empty());
+}
+
+mod laws {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Delta(Vec<u8>, Vec<u8>),
+        Full(Vec<u8>),
+        Remove,
+    }
+
+    fn member(i: u8) -> IpSetMember {
+        IpSetMember::Net(IpNet::from(std::net::IpAddr::from([10, 0, 0, i % 16])))
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let ms = || proptest::collection::vec(any::<u8>(), 0..6);
+        prop_oneof![
+            6 => (ms(), ms()).prop_map(|(a, r)| Op::Delta(a, r)),
+            2 => ms().prop_map(Op::Full),
+            1 => Just(Op::Remove),
+        ]
+    }
+
+    fn to_update(op: &Op) -> Update {
+        match op {
+            Op::Delta(a, r) => Update::IpSetDelta {
+                id: id("s"),
+                added: a.iter().map(|&i| member(i)).collect(),
+                removed: r.iter().map(|&i| member(i)).collect(),
+            },
+            Op::Full(m) => Update::IpSetUpdate {
+                id: id("s"),
+                set: IpSet {
+                    kind: IpSetKind::Ip,
+                    members: m.iter().map(|&i| member(i)).collect(),
+                },
+            },
+            Op::Remove => Update::IpSetRemove { id: id("s") },
+        }
+    }
+
+    proptest! {
+        /// The change recorded for a batch tells exactly how to get from the set before the
+        /// batch to the set after it.
+        #[test]
+        fn batch_change_takes_the_old_set_to_the_new_one(
+            initial in proptest::collection::vec(any::<u8>(), 0..8),
+            ops in proptest::collection::vec(op(), 0..12),
+        ) {
+            let mut model = Model::default();
+            model.apply(to_update(&Op::Full(initial)));
+            let before = model.ipsets.get(&id("s")).cloned();
+            let mut changes = Changes::default();
+            for op in &ops {
+                model.apply_into(to_update(op), &mut changes);
+            }
+            let after = model.ipsets.get(&id("s")).cloned();
+            match changes.ipsets.get(&id("s")) {
+                None => prop_assert_eq!(before, after),
+                Some(IpSetChange::Removed) => prop_assert!(after.is_none()),
+                Some(IpSetChange::Replaced) => prop_assert!(after.is_some()),
+                Some(IpSetChange::Members { added, removed }) => {
+                    let before = before.unwrap().members;
+                    let after = after.unwrap().members;
+                    prop_assert!(added.is_disjoint(removed));
+                    let rebuilt: BTreeSet<IpSetMember> =
+                        before.difference(removed).chain(added.iter()).cloned().collect();
+                    prop_assert_eq!(&rebuilt, &after);
+                    prop_assert!(added.is_disjoint(&before) && removed.is_subset(&before));
+                }
+            }
+        }
+
+        /// Recording update by update and merging gives the same report as recording the
+        /// whole batch at once.
+        #[test]
+        fn merging_per_update_changes_equals_batch_changes(
+            ops in proptest::collection::vec(op(), 0..12),
+        ) {
+            let mut a = Model::default();
+            let mut b = Model::default();
+            a.apply(to_update(&Op::Full(vec![1, 2, 3])));
+            b.apply(to_update(&Op::Full(vec![1, 2, 3])));
+            let mut batch = Changes::default();
+            let mut merged = Changes::default();
+            for op in &ops {
+                a.apply_into(to_update(op), &mut batch);
+                merged.merge(b.apply(to_update(op)));
+            }
+            prop_assert_eq!(batch, merged);
+            prop_assert_eq!(a, b);
+        }
+    }
 }
