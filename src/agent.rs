@@ -96,6 +96,9 @@ pub struct IngestStats {
     pub unknown_payload: u64,
     /// Messages whose key or content could not be converted (skipped, logged with the key).
     pub unconvertible: u64,
+    /// Frames carrying bytes this build does not decode (fields from a newer Felix; those
+    /// fields are skipped, the rest of the message is used).
+    pub unknown_fields: u64,
     pub batches: u64,
 }
 
@@ -168,6 +171,7 @@ impl Agent {
             undecodable = stats.undecodable,
             unknown_payload = stats.unknown_payload,
             unconvertible = stats.unconvertible,
+            unknown_fields = stats.unknown_fields,
             "Felix session ended"
         );
         result
@@ -273,6 +277,14 @@ pub fn ingest_frame(
         }
     };
     let seq = msg.sequence_number;
+    // prost skips fields it does not know; a re-encoding shorter than the frame shows some
+    // were there (Felix's encoding is canonical, so equal lengths mean nothing was dropped).
+    if msg.encoded_len() < frame.len() {
+        stats.unknown_fields += 1;
+        if stats.unknown_fields == 1 {
+            warn!(seq, "Felix message with fields this driver does not know; they are ignored (counted from now on)");
+        }
+    }
     match convert(msg) {
         Ok(update) => {
             stats.updates += 1;

@@ -170,12 +170,20 @@ async fn malformed_and_unknown_frames_are_skipped_and_counted() {
     let mut f = (v332.len() as u64).to_le_bytes().to_vec();
     f.extend_from_slice(&v332);
     h.send_raw(&f).await;
-    h.send(&[script::in_sync()]).await;
+    // InSync with an extra field 9 (varint) a newer Felix might add.
+    let newer = [0x0a, 0x02, 0x48, 0x01];
+    let mut f = (newer.len() as u64).to_le_bytes().to_vec();
+    f.extend_from_slice(&newer);
+    h.send_raw(&f).await;
     drop(h.felix_in);
     let (end, agent) = task.await.unwrap();
     assert_eq!(end.unwrap(), SessionEnd::FelixClosed);
     assert_eq!(agent.stats.undecodable, 1);
     assert_eq!(agent.stats.unknown_payload, 2);
+    assert_eq!(
+        agent.stats.unknown_fields, 2,
+        "field 37 and InSync's field 9"
+    );
     assert!(agent.model.in_sync);
 }
 
