@@ -96,8 +96,9 @@ pub struct IngestStats {
     pub unknown_payload: u64,
     /// Messages whose key or content could not be converted (skipped, logged with the key).
     pub unconvertible: u64,
-    /// Frames carrying bytes this build does not decode (fields from a newer Felix; those
-    /// fields are skipped, the rest of the message is used).
+    /// Frames longer than their decoded content re-encodes to: fields from a newer Felix
+    /// (skipped; the rest of the message is used), or an encoding that differs from prost's
+    /// canonical one (Go writes empty map values, for example). Informational.
     pub unknown_fields: u64,
     pub batches: u64,
 }
@@ -277,12 +278,12 @@ pub fn ingest_frame(
         }
     };
     let seq = msg.sequence_number;
-    // prost skips fields it does not know; a re-encoding shorter than the frame shows some
-    // were there (Felix's encoding is canonical, so equal lengths mean nothing was dropped).
+    // prost skips fields it does not know; a re-encoding shorter than the frame is the sign
+    // (not proof: an empty map value that Go writes out also re-encodes shorter).
     if msg.encoded_len() < frame.len() {
         stats.unknown_fields += 1;
         if stats.unknown_fields == 1 {
-            warn!(seq, "Felix message with fields this driver does not know; they are ignored (counted from now on)");
+            info!(seq, "Felix message with bytes this build does not decode (unknown fields are ignored; counted from now on)");
         }
     }
     match convert(msg) {
