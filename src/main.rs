@@ -60,10 +60,13 @@ fn main() -> ExitCode {
         }
     };
     let code = runtime.block_on(async move {
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                error!(error = %e, "cannot install the SIGTERM handler");
+        let (mut term, mut int) = match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(t), Ok(i)) => (t, i),
+            (Err(e), _) | (_, Err(e)) => {
+                error!(error = %e, "cannot install the SIGTERM/SIGINT handlers");
                 return ExitCode::FAILURE;
             }
         };
@@ -77,6 +80,10 @@ fn main() -> ExitCode {
             },
             _ = term.recv() => {
                 info!("SIGTERM received; exiting");
+                ExitCode::SUCCESS
+            }
+            _ = int.recv() => {
+                info!("SIGINT received; exiting");
                 ExitCode::SUCCESS
             }
         }
