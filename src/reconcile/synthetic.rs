@@ -138,6 +138,7 @@ fn insert_endpoint(d: &mut DesiredState, j: usize, policies: usize, nss: usize) 
                 profile_default_rx: npol::PolicyDefault::Deny,
                 profile_default_tx: npol::PolicyDefault::Deny,
             },
+            guard: calico_compile::InterfaceGuard::workload(),
         },
     );
 }

@@ -78,6 +78,7 @@ fn iface(name: &str, addr: &str, tx: &[&str]) -> DesiredInterface {
         interface_name: name.into(),
         neighbours: vec![(ip(addr), MAC)],
         config: config(tx),
+        guard: calico_compile::InterfaceGuard::workload(),
     }
 }
 

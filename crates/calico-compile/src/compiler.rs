@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use calico_model::{
-    Changes, HostEndpointId, IpSetChange, IpSetId, IpSetMember, Model, PolicyId, ProfileId,
+    Action, Changes, HostEndpointId, IpSetChange, IpSetId, IpSetMember, Model, PolicyId, ProfileId,
     RouteTypes, Rule, TierDefaultAction, WorkloadEndpoint, WorkloadEndpointId,
 };
 use npol::{Entry, EntryData, Filter, FilterType, PolicyDefault, RuleAction};
@@ -198,6 +198,16 @@ fn compile_rules(
                             fate,
                         });
                     }
+                    // No action is Calico's allow.
+                    if matches!(rule.action, None | Some(Action::Allow))
+                        && crate::guard::rule_may_match_guarded(rule, dir)
+                    {
+                        c.notes.push(Note::GuardStricter {
+                            direction: dir,
+                            index,
+                            rule_id: rule.rule_id.clone(),
+                        });
+                    }
                     if ro.http_ignored {
                         c.notes.push(Note::HttpMatchIgnored {
                             direction: dir,
@@ -277,6 +287,7 @@ impl Compiler {
             track: None,
         };
         c.node_notes(model);
+        c.out.acls.extend(crate::guard::guard_acls());
         for id in model.ipsets.keys() {
             c.refresh_base_set(model, id);
         }
@@ -1027,9 +1038,7 @@ impl Compiler {
 
     fn node_notes(&mut self, _model: &Model) {
         let mut notes = Vec::new();
-        if !self.cfg.allow_ipip_from_workloads {
-            notes.push(Note::IpipDropNotEnforced);
-        }
+        notes.push(Note::GuardIcmpErrors);
         let how = match self.cfg.endpoint_to_host {
             EndpointToHostAction::Drop => format!(
                 "every workload's RX list starts with {TO_HOST_DROP_POLICY}, denying destinations in {LOCAL_HOST_SET} (routes of type LOCAL_HOST)"
@@ -1070,6 +1079,7 @@ fn desired_interface(
         interface_name: ep.name.clone(),
         neighbours,
         config,
+        guard: crate::guard::InterfaceGuard::workload(),
     }
 }
 
@@ -1115,6 +1125,13 @@ fn log_notes(owner: &str, notes: &[Note]) {
             }
             Note::HttpMatchIgnored { direction, index } => {
                 tracing::info!(owner, ?direction, index, "HTTP match ignored");
+            }
+            Note::GuardStricter {
+                direction,
+                index,
+                rule_id,
+            } => {
+                tracing::info!(owner, ?direction, index, rule_id = %rule_id, "allow rule may match protocols the protocol guard drops (only TCP, UDP, SCTP, ICMP echo/errors and ND cross a workload interface)");
             }
             _ => {}
         }

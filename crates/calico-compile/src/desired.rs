@@ -11,6 +11,8 @@ use std::net::IpAddr;
 use calico_model::MacAddr;
 use serde::{Deserialize, Serialize};
 
+use crate::guard::{Acl, InterfaceGuard};
+
 macro_rules! key {
     ($(#[$m:meta])* $name:ident) => {
         $(#[$m])*
@@ -37,6 +39,10 @@ key!(
     PolicyKey
 );
 key!(
+    /// An ACL (VPP ACL plugin): the protocol guards, shared by every workload interface.
+    AclKey
+);
+key!(
     /// An interface to configure: the endpoint's interface name as Felix gives it.
     InterfaceKey
 );
@@ -53,6 +59,8 @@ pub struct DesiredInterface {
     pub neighbours: Vec<(IpAddr, MacAddr)>,
     /// npol configuration.
     pub config: npol::InterfaceConfig<PolicyKey>,
+    /// The protocol guard ACLs (input and output); attached no later than `config`.
+    pub guard: InterfaceGuard,
 }
 
 /// Everything the compiler wants in VPP.
@@ -62,6 +70,8 @@ pub struct DesiredState {
     pub rules: BTreeMap<RuleKey, npol::Rule<IpSetKey>>,
     pub policies: BTreeMap<PolicyKey, npol::Policy<RuleKey>>,
     pub interfaces: BTreeMap<InterfaceKey, DesiredInterface>,
+    /// ACLs interfaces refer to (see [`crate::guard`]).
+    pub acls: BTreeMap<AclKey, Acl>,
 }
 
 /// Members to add to and remove from an ipset whose key and type did not change.
@@ -85,6 +95,8 @@ pub struct DesiredDiff {
     pub policies_removed: Vec<PolicyKey>,
     pub interfaces_upserted: BTreeMap<InterfaceKey, DesiredInterface>,
     pub interfaces_removed: Vec<InterfaceKey>,
+    pub acls_upserted: BTreeMap<AclKey, Acl>,
+    pub acls_removed: Vec<AclKey>,
 }
 
 impl DesiredDiff {
@@ -98,6 +110,8 @@ impl DesiredDiff {
             && self.policies_removed.is_empty()
             && self.interfaces_upserted.is_empty()
             && self.interfaces_removed.is_empty()
+            && self.acls_upserted.is_empty()
+            && self.acls_removed.is_empty()
     }
 
     /// Number of object-level changes (each member delta counts once per member).
@@ -115,6 +129,8 @@ impl DesiredDiff {
             + self.policies_removed.len()
             + self.interfaces_upserted.len()
             + self.interfaces_removed.len()
+            + self.acls_upserted.len()
+            + self.acls_removed.len()
     }
 
     /// Records the change of one ipset from `old` to `new`.
@@ -206,6 +222,18 @@ impl DesiredDiff {
     }
 }
 
+impl DesiredDiff {
+    pub fn note_acl(&mut self, key: &AclKey, old: Option<&Acl>, new: Option<&Acl>) {
+        Self::note(
+            &mut self.acls_upserted,
+            &mut self.acls_removed,
+            key,
+            old,
+            new,
+        );
+    }
+}
+
 impl DesiredState {
     /// Everything that differs from `self` to `new` (a full comparison).
     pub fn diff(&self, new: &DesiredState) -> DesiredDiff {
@@ -221,6 +249,9 @@ impl DesiredState {
         }
         for k in union(self.interfaces.keys(), new.interfaces.keys()) {
             d.note_interface(k, self.interfaces.get(k), new.interfaces.get(k));
+        }
+        for k in union(self.acls.keys(), new.acls.keys()) {
+            d.note_acl(k, self.acls.get(k), new.acls.get(k));
         }
         d
     }

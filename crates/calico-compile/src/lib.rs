@@ -20,11 +20,15 @@
 //!   deny at their position; inactive endpoints and interfaces claimed by two endpoints deny
 //!   everything; ICMP type/code rules are narrowed (allow) or widened (deny, pass). Every such
 //!   decision is a [`Note`] in the [`CompileReport`].
-//! - Not enforced (reported): host endpoint policy; the IPIP drop (npol never sees IPIP).
+//! - npol never sees protocols cnat builds no flow tuple for (IPIP, GRE, ESP, ICMP other
+//!   than echo): a shared protocol guard ACL per direction ([`guard`]) on every workload
+//!   interface drops them, stricter than Felix where a policy allows them (reported).
+//! - Not enforced (reported): host endpoint policy.
 
 pub mod compiler;
 pub mod config;
 pub mod desired;
+pub mod guard;
 mod hash;
 pub mod ipsets;
 pub mod lookup;
@@ -35,9 +39,10 @@ pub mod rules;
 pub use compiler::{compile, ChangeSet, Compiled, Compiler};
 pub use config::{EndpointToHostAction, PolicyConfig};
 pub use desired::{
-    DesiredDiff, DesiredInterface, DesiredState, InterfaceKey, IpSetKey, MemberDelta, PolicyKey,
-    RuleKey,
+    AclKey, DesiredDiff, DesiredInterface, DesiredState, InterfaceKey, IpSetKey, MemberDelta,
+    PolicyKey, RuleKey,
 };
+pub use guard::{Acl, AclAction, AclFamily, AclRule, InterfaceGuard};
 pub use lookup::{evaluate_compiled, explain_compiled, npol_direction, ExplainedStep};
 pub use report::{CalicoDirection, CompileReport, Note, Subject};
 pub use rules::IcmpFate;

@@ -1,10 +1,12 @@
 //! npol's evaluator over the compiled objects: `npol::Lookup` for [`DesiredState`], so the
 //! verdict VPP would give can be computed from the desired state (tests, `explain`, the
-//! simulator's cross-checks).
+//! simulator's cross-checks). The interface's protocol guard ACL runs first, as in VPP
+//! (ACL input before cnat/npol on RX; on TX npol runs earlier but a guard deny still drops).
 
 use npol::{Evaluation, Packet};
 
-use crate::desired::{DesiredState, InterfaceKey, IpSetKey, PolicyKey, RuleKey};
+use crate::desired::{AclKey, DesiredState, InterfaceKey, IpSetKey, PolicyKey, RuleKey};
+use crate::guard::{acl_verdict, InterfaceGuard};
 use crate::report::CalicoDirection;
 
 impl npol::Lookup for DesiredState {
@@ -42,7 +44,27 @@ pub fn evaluate_compiled(
     pkt: &Packet,
 ) -> Option<Evaluation> {
     let i = desired.interfaces.get(iface)?;
+    if !guard_allows(desired, &i.guard, dir, pkt) {
+        return Some(Evaluation {
+            verdict: npol::Verdict::Deny,
+            trace: Vec::new(),
+        });
+    }
     Some(npol::evaluate(desired, &i.config, npol_direction(dir), pkt))
+}
+
+/// The guard ACL's verdict; a guard the desired state lacks denies (VPP denies on an ACL
+/// index that does not exist, too).
+fn guard_allows(
+    desired: &DesiredState,
+    guard: &InterfaceGuard,
+    dir: CalicoDirection,
+    pkt: &Packet,
+) -> bool {
+    desired
+        .acls
+        .get(guard.for_direction(dir))
+        .is_some_and(|acl| acl_verdict(acl, pkt) == npol::Verdict::Allow)
 }
 
 /// One step of an npol evaluation, with indices resolved to the compiled objects' keys.
@@ -56,6 +78,8 @@ pub enum ExplainedStep {
     PolicyDefault(npol::PolicyDefault),
     ProfileDefault(npol::PolicyDefault),
     NotPoliced,
+    /// The interface's protocol guard ACL dropped the packet before npol.
+    GuardDenied(AclKey),
 }
 
 /// Like [`evaluate_compiled`], with the trace naming policies and rules by key (for logs
@@ -67,6 +91,10 @@ pub fn explain_compiled(
     pkt: &Packet,
 ) -> Option<(npol::Verdict, Vec<ExplainedStep>)> {
     let i = desired.interfaces.get(iface)?;
+    if !guard_allows(desired, &i.guard, dir, pkt) {
+        let acl = i.guard.for_direction(dir).clone();
+        return Some((npol::Verdict::Deny, vec![ExplainedStep::GuardDenied(acl)]));
+    }
     let ndir = npol_direction(dir);
     let ev = npol::evaluate(desired, &i.config, ndir, pkt);
     let rx = (ndir == npol::Direction::Rx) != i.config.invert_rx_tx;

@@ -69,9 +69,18 @@ pub enum Note {
         forward_tiers: usize,
         profiles: usize,
     },
-    /// Workload egress IPIP (protocol 4) is dropped by a compiled rule, but npol never sees
-    /// non-TCP/UDP/SCTP/ICMP-echo packets (cnat builds no tuple for them): not enforced.
-    IpipDropNotEnforced,
+    /// An allow rule that may match packets the protocol guard drops (any protocol but TCP,
+    /// UDP, SCTP; ICMP other than echo, errors and ND): for those packets this dataplane is
+    /// stricter than Felix (npol never sees them, so the guard drops them all).
+    GuardStricter {
+        direction: CalicoDirection,
+        index: usize,
+        rule_id: String,
+    },
+    /// ICMP errors cross the protocol guard (Linux passes them as conntrack RELATED). cnat
+    /// matches one to the session it quotes; one quoting no session is evaluated by npol as
+    /// a new flow of the quoted protocol, where Felix would drop it as INVALID.
+    GuardIcmpErrors,
     /// How workload→host traffic is handled (`DefaultEndpointToHostAction`).
     EndpointToHost {
         action: EndpointToHostAction,

@@ -438,28 +438,87 @@ fn log_rule_with_unknown_ip_set_breaks_the_policy() {
     assert_eq!(verdict(&m, &a, Ingress, &tcp(PEER, POD, 80)), Deny);
 }
 
-/// QUIRK we cannot compile around: npol never sees packets cnat builds no 5-tuple for
-/// (anything but TCP, UDP, SCTP and ICMP echo), so the workload IPIP drop Calico applies is
-/// compiled but not enforced, and ICMP errors are not policed. Reported as a node note.
+/// npol never sees packets cnat builds no 5-tuple for (anything but TCP, UDP, SCTP and ICMP
+/// echo): the protocol guard ACL drops them before npol, so the workload IPIP drop holds.
 #[test]
-fn ipip_from_workload_is_not_policed_by_npol() {
+fn ipip_from_workload_is_dropped_by_the_protocol_guard() {
     let (m, a) = one_pod(vec![], &[]);
     let ipip = Packet::l4(4, ip(POD), 0, ip(PEER), 0);
     assert_eq!(reference::evaluate(&m, &a, Egress, &ipip).verdict, Deny);
     let c = compile(&m);
-    let got = calico_compile::evaluate_compiled(
-        &c.desired,
-        &calico_compile::InterfaceKey("calia".into()),
-        Egress,
-        &ipip,
-    )
-    .unwrap();
-    assert_eq!(got.trace, vec![npol::Step::NotPoliced]);
+    let iface = calico_compile::InterfaceKey("calia".into());
+    let got = calico_compile::evaluate_compiled(&c.desired, &iface, Egress, &ipip).unwrap();
+    assert_eq!(got.verdict, Deny);
+    let (v, steps) = calico_compile::explain_compiled(&c.desired, &iface, Egress, &ipip).unwrap();
+    assert_eq!(v, Deny);
+    assert_eq!(
+        steps,
+        vec![calico_compile::ExplainedStep::GuardDenied(
+            calico_compile::AclKey(calico_compile::guard::GUARD_RX.into())
+        )]
+    );
+}
+
+/// A profile allowing everything (Kubernetes' namespace profiles do) lets GRE through on
+/// Felix; the guard drops it: stricter, and reported on the allow rule.
+#[test]
+fn allow_all_profile_is_reported_stricter_for_gre() {
+    let (mut m, a) = one_pod(vec![], &["kns.default"]);
+    let allow = Rule {
+        action: Some(Action::Allow),
+        ..Rule::default()
+    };
+    m.profiles.insert(
+        ProfileId("kns.default".into()),
+        Profile {
+            inbound_rules: vec![allow.clone()],
+            outbound_rules: vec![allow],
+            ..Profile::default()
+        },
+    );
+    let gre = Packet::l4(47, ip(PEER), 0, ip(POD), 0);
+    assert_eq!(reference::evaluate(&m, &a, Ingress, &gre).verdict, Allow);
+    let c = compile(&m);
+    let iface = calico_compile::InterfaceKey("calia".into());
+    let got = calico_compile::evaluate_compiled(&c.desired, &iface, Ingress, &gre).unwrap();
+    assert_eq!(got.verdict, Deny);
+    let tcp = Packet::tcp(ip(PEER), 1234, ip(POD), 80);
+    let got = calico_compile::evaluate_compiled(&c.desired, &iface, Ingress, &tcp).unwrap();
     assert_eq!(got.verdict, Allow);
+    let notes = c.report.of(&calico_compile::Subject::Profile(ProfileId(
+        "kns.default".into(),
+    )));
+    assert!(notes.contains(&calico_compile::Note::GuardStricter {
+        direction: Ingress,
+        index: 0,
+        rule_id: String::new()
+    }));
+}
+
+/// An allow rule that names TCP cannot match anything the guard drops: no note.
+#[test]
+fn tcp_allow_rule_is_not_reported_stricter() {
+    let (mut m, _a) = one_pod(vec![], &["kns.default"]);
+    let allow = Rule {
+        action: Some(Action::Allow),
+        protocol: Some(6),
+        ..Rule::default()
+    };
+    m.profiles.insert(
+        ProfileId("kns.default".into()),
+        Profile {
+            inbound_rules: vec![allow.clone()],
+            outbound_rules: vec![allow],
+            ..Profile::default()
+        },
+    );
+    let c = compile(&m);
     assert!(c
         .report
-        .all()
-        .any(|n| *n == calico_compile::Note::IpipDropNotEnforced));
+        .of(&calico_compile::Subject::Profile(ProfileId(
+            "kns.default".into()
+        )))
+        .is_empty());
 }
 
 #[test]

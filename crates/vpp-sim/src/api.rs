@@ -11,8 +11,8 @@ use npol::{
     PolicyDefault, Rule, RuleAction,
 };
 use vpp_bindings::gen::{
-    af_packet, cnat, ethernet_types, fib_types, interface, interface_types, ip, ip_neighbor,
-    ip_types, ipip, memclnt, npol as api, tapv2, vpe, vxlan,
+    acl as aclapi, acl_types, af_packet, cnat, ethernet_types, fib_types, interface,
+    interface_types, ip, ip_neighbor, ip_types, ipip, memclnt, npol as api, tapv2, vpe, vxlan,
 };
 use vpp_bindings::message::read_header;
 use vpp_bindings::{Dump, Header, Message, MessageTable, Reader, Request};
@@ -147,6 +147,7 @@ impl Dispatch {
         d.register_fib();
         d.register_cnat();
         d.register_npol();
+        d.register_acl();
         d
     }
 
@@ -639,6 +640,88 @@ impl Dispatch {
             };
             api::NpolConfigurePoliciesReply { retval }
         });
+    }
+}
+
+impl Dispatch {
+    fn register_acl(&mut self) {
+        self.w(|ctx, m: aclapi::AclAddReplace| {
+            let rules: Result<Vec<_>, i32> = m.r.iter().map(acl_rule_from_api).collect();
+            let (retval, acl_index) = match rules {
+                Ok(rules) => ctx.state.acl_add_replace(m.acl_index, m.tag, rules),
+                Err(e) => (e, NONE),
+            };
+            aclapi::AclAddReplaceReply { acl_index, retval }
+        });
+        self.w(|ctx, m: aclapi::AclDel| aclapi::AclDelReply {
+            retval: ctx.state.acl_del(m.acl_index),
+        });
+        self.w(
+            |ctx, m: aclapi::AclInterfaceSetAclList| aclapi::AclInterfaceSetAclListReply {
+                retval: ctx
+                    .state
+                    .acl_set_interface_list(m.sw_if_index, m.n_input, &m.acls),
+            },
+        );
+        self.d(|ctx, m: aclapi::AclDump| {
+            ctx.state
+                .acl
+                .acls
+                .iter()
+                .filter(|(i, _)| m.acl_index == NONE || *i == m.acl_index)
+                .map(|(i, a)| aclapi::AclDetails {
+                    acl_index: i,
+                    tag: a.tag.clone(),
+                    r: a.rules.iter().map(acl_rule_to_api).collect(),
+                })
+                .collect()
+        });
+        self.d(|ctx, m: aclapi::AclInterfaceListDump| {
+            let acl = &ctx.state.acl;
+            let ifs: std::collections::BTreeSet<u32> =
+                acl.input.keys().chain(acl.output.keys()).copied().collect();
+            ifs.into_iter()
+                .filter(|i| m.sw_if_index == NONE || *i == m.sw_if_index)
+                .map(|i| {
+                    let input = acl.input.get(&i).cloned().unwrap_or_default();
+                    let output = acl.output.get(&i).cloned().unwrap_or_default();
+                    aclapi::AclInterfaceListDetails {
+                        sw_if_index: i,
+                        n_input: u8::try_from(input.len()).unwrap_or(u8::MAX),
+                        acls: input.into_iter().chain(output).collect(),
+                    }
+                })
+                .collect()
+        });
+    }
+}
+
+fn acl_rule_from_api(r: &acl_types::AclRule) -> Result<crate::acl::AclRule, i32> {
+    let src = IpNet::try_from(r.src_prefix).map_err(|_| crate::acl::INVALID_SRC_ADDRESS)?;
+    let dst = IpNet::try_from(r.dst_prefix).map_err(|_| crate::acl::INVALID_DST_ADDRESS)?;
+    Ok(crate::acl::AclRule {
+        action: r.is_permit.to_raw(),
+        src,
+        dst,
+        proto: r.proto.to_raw(),
+        sport_or_type: (r.srcport_or_icmptype_first, r.srcport_or_icmptype_last),
+        dport_or_code: (r.dstport_or_icmpcode_first, r.dstport_or_icmpcode_last),
+    })
+}
+
+fn acl_rule_to_api(r: &crate::acl::AclRule) -> acl_types::AclRule {
+    acl_types::AclRule {
+        is_permit: acl_types::AclAction::from_raw(r.action)
+            .unwrap_or(acl_types::AclAction::AclActionApiDeny),
+        src_prefix: ip_types::Prefix::from(r.src),
+        dst_prefix: ip_types::Prefix::from(r.dst),
+        proto: ip_types::IpProto::from_raw(r.proto).unwrap_or(ip_types::IpProto::IpApiProtoHopopt),
+        srcport_or_icmptype_first: r.sport_or_type.0,
+        srcport_or_icmptype_last: r.sport_or_type.1,
+        dstport_or_icmpcode_first: r.dport_or_code.0,
+        dstport_or_icmpcode_last: r.dport_or_code.1,
+        tcp_flags_mask: 0,
+        tcp_flags_value: 0,
     }
 }
 

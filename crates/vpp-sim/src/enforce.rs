@@ -1,6 +1,7 @@
 //! Where and how npol is enforced on the simulated state: the cnat requirement (npol runs
 //! inside cnat's per-flow slow path) and the npol evaluation itself, which is the shared
-//! evaluator of the `npol` crate — never a second implementation.
+//! evaluator of the `npol` crate — never a second implementation. ACLs (the ACL plugin's
+//! input and output features) are checked on every packet, cnat or not, before npol.
 
 use npol::{Direction, Evaluation, Packet, Verdict};
 use serde::Serialize;
@@ -10,6 +11,9 @@ use crate::state::SimState;
 /// Why a packet was or was not checked by npol on one interface and direction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Enforcement {
+    /// An ACL applied to the interface in this direction denied the packet (before npol);
+    /// `matched` is the (ACL, rule) that matched, `None` when none did.
+    AclDenied { matched: Option<(u32, usize)> },
     /// npol evaluated the packet.
     Evaluated { verdict: Verdict },
     /// No such interface.
@@ -31,6 +35,7 @@ impl Enforcement {
     pub fn verdict(&self) -> Verdict {
         match self {
             Enforcement::Evaluated { verdict } => *verdict,
+            Enforcement::AclDenied { .. } => Verdict::Deny,
             _ => Verdict::Allow,
         }
     }
@@ -50,6 +55,11 @@ impl SimState {
         let Some(itf) = self.interface(sw_if_index) else {
             return (Enforcement::NoInterface, None);
         };
+        if let Some(m) = self.acl_check(sw_if_index, dir == Direction::Rx, pkt) {
+            if m.verdict == Verdict::Deny {
+                return (Enforcement::AclDenied { matched: m.matched }, None);
+            }
+        }
         if !itf.cnat {
             return (Enforcement::CnatDisabled, None);
         }
@@ -101,14 +111,25 @@ impl SimState {
             || self.neighbors.contains_key(&(egress, dst))
     }
 
-    /// A new flow entering VPP by `ingress` and leaving by `egress`, as npol sees it: DNAT
-    /// (see [`SimState::dnat`]), the RX policy of the ingress, then the TX policy of the
-    /// egress, each only where enforced.
+    /// A new flow entering VPP by `ingress` and leaving by `egress`, as npol sees it: the
+    /// ingress's input ACLs, DNAT (see [`SimState::dnat`]), the RX policy of the ingress,
+    /// the egress's output ACLs, then the TX policy of the egress, each only where enforced.
     ///
     /// QUIRK (confirmed on a real VPP): the first flow towards a destination whose
     /// neighbour (ARP/ND) is not resolved skips the TX policy; the neighbour is then learnt
     /// (added as a dynamic entry, flags 0) and later flows are checked.
     pub fn evaluate_flow(&mut self, ingress: u32, egress: u32, pkt: &Packet) -> FlowVerdict {
+        // The input ACL sees the packet as it arrived, before cnat's DNAT.
+        if let Some(m) = self.acl_check(ingress, true, pkt) {
+            if m.verdict == Verdict::Deny {
+                return FlowVerdict {
+                    rx: Enforcement::AclDenied { matched: m.matched },
+                    tx: None,
+                    verdict: Verdict::Deny,
+                    packet: *pkt,
+                };
+            }
+        }
         let pkt = self.dnat(ingress, pkt);
         let (rx, _) = self.explain(ingress, Direction::Rx, &pkt, None);
         if rx.verdict() == Verdict::Deny {
@@ -118,6 +139,17 @@ impl SimState {
                 verdict: Verdict::Deny,
                 packet: pkt,
             };
+        }
+        // The output ACL is per packet: it applies even when the TX policy is skipped.
+        if let Some(m) = self.acl_check(egress, false, &pkt) {
+            if m.verdict == Verdict::Deny {
+                return FlowVerdict {
+                    rx,
+                    tx: Some(Enforcement::AclDenied { matched: m.matched }),
+                    verdict: Verdict::Deny,
+                    packet: pkt,
+                };
+            }
         }
         if !self.neighbour_known(egress, pkt.dst) {
             if self.interface(egress).is_some() {
@@ -288,6 +320,62 @@ mod tests {
         let f = s.evaluate_flow(a, b, &to_vip);
         assert_eq!((f.packet.dst, f.packet.dport), (pkt().dst, 5353));
         assert_eq!(f.verdict, Verdict::Deny);
+    }
+
+    fn guard(s: &mut SimState) -> u32 {
+        use crate::acl::{any_prefix, AclRule};
+        let (rv, id) = s.acl_add_replace(
+            crate::state::NONE,
+            "guard".into(),
+            vec![AclRule {
+                action: 1,
+                src: any_prefix(false),
+                dst: any_prefix(false),
+                proto: 6,
+                sport_or_type: (0, u16::MAX),
+                dport_or_code: (0, u16::MAX),
+            }],
+        );
+        assert_eq!(rv, 0);
+        id
+    }
+
+    #[test]
+    fn npol_does_not_police_gre_but_an_input_acl_drops_it() {
+        let (mut s, a, b) = two_pods();
+        s.cnat_enable(a, true);
+        s.cnat_enable(b, true);
+        let gre = Packet { proto: 47, ..pkt() };
+        assert_eq!(s.evaluate_flow(a, b, &gre).verdict, Verdict::Allow);
+        let g = guard(&mut s);
+        assert_eq!(s.acl_set_interface_list(a, 1, &[g]), 0);
+        let f = s.evaluate_flow(a, b, &gre);
+        assert_eq!(f.verdict, Verdict::Deny);
+        assert_eq!(f.rx, Enforcement::AclDenied { matched: None });
+        // TCP passes the ACL and meets npol's deny-all.
+        let f = s.evaluate_flow(a, b, &pkt());
+        assert_eq!(
+            f.rx,
+            Enforcement::Evaluated {
+                verdict: Verdict::Deny
+            }
+        );
+    }
+
+    #[test]
+    fn output_acl_applies_even_when_the_tx_policy_is_skipped() {
+        let (mut s, a, b) = two_pods();
+        let g = guard(&mut s);
+        assert_eq!(s.acl_set_interface_list(b, 0, &[g]), 0);
+        let gre = Packet {
+            proto: 47,
+            dst: "10.0.0.9".parse().unwrap(),
+            ..pkt()
+        };
+        let f = s.evaluate_flow(a, b, &gre);
+        assert_eq!(f.tx, Some(Enforcement::AclDenied { matched: None }));
+        assert_eq!(s.evaluate(b, Direction::Tx, &gre), Verdict::Deny);
+        assert_eq!(s.evaluate(b, Direction::Rx, &gre), Verdict::Allow);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! A VPP simulator: VPP's socket API with VPP's message table, the objects the driver
-//! programs (interfaces, FIB, neighbours, cnat, npol) with VPP's id allocation and error
+//! programs (interfaces, FIB, neighbours, cnat, npol, ACLs) with VPP's id allocation and error
 //! codes, npol evaluation through the shared `npol` evaluator, and fault injection.
 //! It is a stand-in for tests and demos; real VPP stays the reference it must agree with.
 //! It must never be mistaken for a VPP: `show_version` says `vpp-sim`.
@@ -12,6 +12,7 @@
 //! - Break: [`Simulator::fail_nth`], [`Simulator::inject`], [`Simulator::set_reply_delay`],
 //!   [`Simulator::drop_connections`], [`Simulator::restart_empty`].
 
+pub mod acl;
 pub mod api;
 pub mod enforce;
 pub mod pool;

@@ -279,6 +279,8 @@ pub struct SimState {
     pub neighbors: BTreeMap<(u32, IpAddr), Neighbor>,
     pub cnat: Cnat,
     pub npol: Npol,
+    /// The ACL plugin.
+    pub acl: crate::acl::Acls,
     /// Events produced by the last operations, drained by the API layer.
     #[serde(skip)]
     pub events: Vec<InterfaceEvent>,
@@ -301,6 +303,7 @@ impl SimState {
             neighbors: BTreeMap::new(),
             cnat: Cnat::default(),
             npol: Npol::default(),
+            acl: crate::acl::Acls::default(),
             events: Vec::new(),
             mac_counter: 0,
         };
@@ -367,6 +370,7 @@ impl SimState {
         let itf = self.interfaces.remove(sw_if_index)?;
         self.neighbors.retain(|(i, _), _| *i != sw_if_index);
         self.npol.interfaces.remove(&sw_if_index);
+        self.acl_forget_interface(sw_if_index);
         self.events.push(InterfaceEvent {
             sw_if_index,
             admin_up: false,

@@ -116,8 +116,8 @@ pub fn rule(with_icmp: bool) -> impl Strategy<Value = Rule> {
         (
             action(),
             opt(select(&[IpVersion::V4, IpVersion::V6][..]), 6),
-            opt(select(&[6u8, 17, 1, 58, 132][..]), 2),
-            opt(select(&[6u8, 17, 1, 58][..]), 6),
+            opt(select(&[6u8, 17, 1, 58, 132, 47, 4][..]), 2),
+            opt(select(&[6u8, 17, 1, 58, 47][..]), 6),
             nets(),
             nets(),
             nets(),
@@ -446,6 +446,39 @@ pub fn policed_packet() -> impl Strategy<Value = Packet> {
                 }
             }
         })
+}
+
+/// Any packet: policed ones, and ones npol never sees (other protocols, ICMP query types
+/// other than echo, ICMP of the other family). ICMP errors and ICMPv6 ND/MLD types are left
+/// out: they cross the guard and their fate depends on cnat sessions (see the law's docs).
+pub fn any_packet() -> impl Strategy<Value = Packet> {
+    prop_oneof![
+        3 => policed_packet(),
+        1 => (
+            any::<bool>(),
+            0usize..6,
+            0usize..6,
+            select(&[4u8, 41, 47, 50, 51, 1, 58][..]),
+            select(&[13u8, 14, 17, 9, 10, 200, 140, 8, 128][..]),
+        )
+            .prop_map(|(v6, s, d, proto, t)| {
+                let (src, dst): (IpAddr, IpAddr) = if v6 {
+                    (
+                        V6[s % V6.len()].parse().unwrap(),
+                        V6[d % V6.len()].parse().unwrap(),
+                    )
+                } else {
+                    (V4[s].parse().unwrap(), V4[d].parse().unwrap())
+                };
+                let mut p = Packet::l4(proto, src, 0, dst, 0);
+                p.icmp_type = t;
+                // Keep only packets npol does not police (echo of the right family is).
+                if p.npol_tuple().is_some() {
+                    p.icmp_type = 13;
+                }
+                p
+            }),
+    ]
 }
 
 /// What changed between two models, as the incremental compiler wants it.

@@ -1,0 +1,363 @@
+//! The protocol guard: a stateless ACL (VPP's ACL plugin) on every workload interface that
+//! lets through only what npol polices and what Felix admits whatever the policy says, so
+//! that nothing crosses a pod's interface unpoliced. Pure data and its evaluation; no VPP
+//! types, no ids. It must never permit a kind of packet npol does not see unless Felix
+//! would let that packet through regardless of policy.
+//!
+//! Why it exists (VPP v26.10 `cnat_make_buffer_5tuple`): cnat builds a flow tuple only for
+//! TCP, UDP, SCTP and ICMP echo request/reply; for anything else (IPIP, GRE, ESP, other ICMP
+//! types) the tuple is zero, cnat's lookup rejects it and npol is never consulted: such
+//! packets pass whatever the policy. Felix's Linux dataplane polices them like any other.
+//!
+//! What each direction permits (first match; VPP's ACL denies when nothing matches):
+//! - both: TCP, UDP, SCTP (any ports; npol polices them), ICMP echo request/reply (v4 8/0,
+//!   v6 128/129; npol polices them), and ICMP errors (v4 3, 4, 5, 11, 12; v6 1, 2, 3, 4):
+//!   Linux passes those only as conntrack RELATED. cnat looks an error up by the packet it
+//!   quotes: one that quotes a live session passes (as RELATED does); one that quotes no
+//!   session is evaluated by npol as a new flow of the quoted protocol — where Felix would
+//!   drop it as INVALID. That residual is the price of keeping path-MTU discovery and
+//!   unreachables working, and is stated in [`Note::GuardIcmpErrors`](crate::Note).
+//! - RX (pod egress) also: ICMPv6 130, 131, 132, 133, 135, 136 (MLD, router and neighbour
+//!   solicitation, neighbour advertisement) — Felix accepts these from workloads before any
+//!   policy (`ICMPv6Filter`).
+//! - TX (pod ingress) also: ICMPv6 130–136, which VPP itself sends to the pod (MLD, RA,
+//!   ND); Felix never polices host→workload traffic. These types are link-scoped (hop limit
+//!   1 or 255), so VPP never forwards a usable one from elsewhere.
+//! - Everything else — IPIP, GRE, ESP, AH, other ICMP types, ICMP of the wrong family —
+//!   is denied. Where a Calico policy would allow such a packet this is stricter than Felix;
+//!   the compiler reports each such allow rule ([`Note::GuardStricter`](crate::Note)).
+
+use std::net::IpAddr;
+
+use npol::{Packet, Verdict};
+use serde::{Deserialize, Serialize};
+
+use crate::desired::AclKey;
+use crate::report::CalicoDirection;
+
+/// The guard applied on VPP RX of a workload interface (the pod's egress).
+pub const GUARD_RX: &str = "g:guard-rx";
+/// The guard applied on VPP TX of a workload interface (the pod's ingress).
+pub const GUARD_TX: &str = "g:guard-tx";
+
+/// IPv4 ICMP types npol polices (echo reply, echo request).
+pub const ICMP4_ECHO: [u8; 2] = [0, 8];
+/// IPv6 ICMP types npol polices (echo request, echo reply).
+pub const ICMP6_ECHO: [u8; 2] = [128, 129];
+/// IPv4 ICMP errors Linux conntrack can mark RELATED (unreachable, source quench,
+/// redirect, time exceeded, parameter problem).
+pub const ICMP4_ERRORS: [u8; 5] = [3, 4, 5, 11, 12];
+/// IPv6 ICMP errors (unreachable, packet too big, time exceeded, parameter problem).
+pub const ICMP6_ERRORS: [u8; 4] = [1, 2, 3, 4];
+/// ICMPv6 types Felix accepts from workloads before policy.
+pub const ICMP6_FROM_WORKLOAD: [u8; 6] = [130, 131, 132, 133, 135, 136];
+/// ICMPv6 types VPP sends to a pod as its router (MLD, RS, RA, NS, NA).
+pub const ICMP6_TO_WORKLOAD: [u8; 7] = [130, 131, 132, 133, 134, 135, 136];
+
+/// The IP family of an ACL rule (its prefixes are the family's all-zero prefix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum AclFamily {
+    V4,
+    V6,
+}
+
+/// `acl_action`: only the stateless actions; the guard keeps no sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum AclAction {
+    Deny,
+    Permit,
+}
+
+/// One ACL rule with any source and destination of its family. `proto` 0 matches every
+/// protocol and ignores the ranges; otherwise the ranges are ports, or ICMP type and code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AclRule {
+    pub action: AclAction,
+    pub family: AclFamily,
+    pub proto: u8,
+    pub sport_or_icmp_type: (u16, u16),
+    pub dport_or_icmp_code: (u16, u16),
+}
+
+/// An ACL: its rules in order, and the tag VPP stores with it (for operators).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acl {
+    pub tag: String,
+    pub rules: Vec<AclRule>,
+}
+
+/// Which guard ACL a workload interface carries in each direction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceGuard {
+    /// VPP input (RX, the pod's egress).
+    pub input: AclKey,
+    /// VPP output (TX, the pod's ingress).
+    pub output: AclKey,
+}
+
+impl InterfaceGuard {
+    /// The shared guard every workload interface carries.
+    pub fn workload() -> InterfaceGuard {
+        InterfaceGuard {
+            input: AclKey(GUARD_RX.into()),
+            output: AclKey(GUARD_TX.into()),
+        }
+    }
+
+    pub fn for_direction(&self, dir: CalicoDirection) -> &AclKey {
+        match dir {
+            CalicoDirection::Ingress => &self.output,
+            CalicoDirection::Egress => &self.input,
+        }
+    }
+}
+
+fn any_ports(action: AclAction, family: AclFamily, proto: u8) -> AclRule {
+    AclRule {
+        action,
+        family,
+        proto,
+        sport_or_icmp_type: (0, u16::MAX),
+        dport_or_icmp_code: (0, u16::MAX),
+    }
+}
+
+fn icmp_type(family: AclFamily, t: u8) -> AclRule {
+    AclRule {
+        action: AclAction::Permit,
+        family,
+        proto: match family {
+            AclFamily::V4 => 1,
+            AclFamily::V6 => 58,
+        },
+        sport_or_icmp_type: (t.into(), t.into()),
+        dport_or_icmp_code: (0, u8::MAX.into()),
+    }
+}
+
+/// ICMPv6 types the guard permits in Calico direction `dir`, besides echo and errors.
+fn icmp6_extra(dir: CalicoDirection) -> &'static [u8] {
+    match dir {
+        CalicoDirection::Egress => &ICMP6_FROM_WORKLOAD,
+        CalicoDirection::Ingress => &ICMP6_TO_WORKLOAD,
+    }
+}
+
+/// The guard ACL for Calico direction `dir` (egress = VPP RX, ingress = VPP TX).
+pub fn guard_acl(dir: CalicoDirection) -> Acl {
+    let mut rules = Vec::new();
+    for family in [AclFamily::V4, AclFamily::V6] {
+        for proto in crate::rules::PORT_PROTOCOLS {
+            rules.push(any_ports(AclAction::Permit, family, proto));
+        }
+    }
+    for t in ICMP4_ECHO.iter().chain(&ICMP4_ERRORS) {
+        rules.push(icmp_type(AclFamily::V4, *t));
+    }
+    for t in ICMP6_ECHO
+        .iter()
+        .chain(&ICMP6_ERRORS)
+        .chain(icmp6_extra(dir))
+    {
+        rules.push(icmp_type(AclFamily::V6, *t));
+    }
+    // Explicit, though VPP's ACL denies unmatched packets anyway: it shows in `show acl`.
+    for family in [AclFamily::V4, AclFamily::V6] {
+        rules.push(any_ports(AclAction::Deny, family, 0));
+    }
+    let tag = match dir {
+        CalicoDirection::Egress => GUARD_RX,
+        CalicoDirection::Ingress => GUARD_TX,
+    };
+    Acl {
+        tag: format!("calico-vpp {tag}"),
+        rules,
+    }
+}
+
+/// Both guard ACLs, keyed as the desired state holds them.
+pub fn guard_acls() -> [(AclKey, Acl); 2] {
+    [
+        (AclKey(GUARD_RX.into()), guard_acl(CalicoDirection::Egress)),
+        (AclKey(GUARD_TX.into()), guard_acl(CalicoDirection::Ingress)),
+    ]
+}
+
+/// The L4 fields VPP's ACL plugin compares (`acl_fill_5tuple_l4_and_pkt_data`): ports for
+/// TCP and UDP, type and code for the family's ICMP, zero for every other protocol (SCTP
+/// included: the plugin does not parse its ports).
+fn l4_fields(pkt: &Packet) -> (u16, u16) {
+    let family_icmp = if pkt.src.is_ipv6() { 58 } else { 1 };
+    match pkt.proto {
+        6 | 17 => (pkt.sport, pkt.dport),
+        p if p == family_icmp => (pkt.icmp_type.into(), pkt.icmp_code.into()),
+        _ => (0, 0),
+    }
+}
+
+fn in_range(v: u16, (lo, hi): (u16, u16)) -> bool {
+    lo <= v && v <= hi
+}
+
+/// The ACL plugin's verdict for `pkt` (first matching rule; nothing matched → deny).
+///
+/// A rule with a protocol set needs the packet's L4 fields to be in range (see
+/// [`l4_fields`]). Non-first fragments are not modelled (VPP matches them on the protocol
+/// alone by default; every guard rule naming a protocol permits).
+pub fn acl_verdict(acl: &Acl, pkt: &Packet) -> Verdict {
+    let family = match pkt.src {
+        IpAddr::V4(_) => AclFamily::V4,
+        IpAddr::V6(_) => AclFamily::V6,
+    };
+    for r in &acl.rules {
+        if r.family != family {
+            continue;
+        }
+        if r.proto != 0 {
+            if r.proto != pkt.proto {
+                continue;
+            }
+            let (a, b) = l4_fields(pkt);
+            if !in_range(a, r.sport_or_icmp_type) || !in_range(b, r.dport_or_icmp_code) {
+                continue;
+            }
+        }
+        return match r.action {
+            AclAction::Permit => Verdict::Allow,
+            AclAction::Deny => Verdict::Deny,
+        };
+    }
+    Verdict::Deny
+}
+
+/// Does the guard for Calico direction `dir` let `pkt` through to npol? Same answer as
+/// [`acl_verdict`] on [`guard_acl`], without building it.
+pub fn guard_permits(dir: CalicoDirection, pkt: &Packet) -> bool {
+    let v6 = pkt.src.is_ipv6();
+    match (pkt.proto, v6) {
+        (6 | 17 | 132, _) => true,
+        (1, false) => ICMP4_ECHO.contains(&pkt.icmp_type) || ICMP4_ERRORS.contains(&pkt.icmp_type),
+        (58, true) => {
+            ICMP6_ECHO.contains(&pkt.icmp_type)
+                || ICMP6_ERRORS.contains(&pkt.icmp_type)
+                || icmp6_extra(dir).contains(&pkt.icmp_type)
+        }
+        _ => false,
+    }
+}
+
+/// Could a Calico rule with these protocol constraints match a packet that the guard for
+/// `dir` drops? Over-approximates (never says no when the answer is yes): used to report
+/// allow rules the guard makes stricter than Felix.
+pub(crate) fn rule_may_match_guarded(rule: &calico_model::Rule, dir: CalicoDirection) -> bool {
+    let uses_ports = !(rule.src_ports.is_empty()
+        && rule.dst_ports.is_empty()
+        && rule.src_named_port_ip_set_ids.is_empty()
+        && rule.dst_named_port_ip_set_ids.is_empty()
+        && rule.not_src_ports.is_empty()
+        && rule.not_dst_ports.is_empty()
+        && rule.not_src_named_port_ip_set_ids.is_empty()
+        && rule.not_dst_named_port_ip_set_ids.is_empty()
+        && rule.dst_ip_port_set_ids.is_empty());
+    if uses_ports {
+        // Port matches only ever match TCP, UDP or SCTP, all of which the guard permits.
+        return false;
+    }
+    match (rule.protocol, &rule.icmp) {
+        (Some(6 | 17 | 132), _) => false,
+        (Some(p @ (1 | 58)), Some(m)) => {
+            let probe = |src: IpAddr, dst: IpAddr| Packet::icmp(src, dst, m.icmp_type, 0, 0);
+            let v4 = IpAddr::from([0u8, 0, 0, 0]);
+            let v6 = IpAddr::from([0u16; 8]);
+            let pkt = if p == 1 { probe(v4, v4) } else { probe(v6, v6) };
+            !guard_permits(dir, &pkt)
+        }
+        // An ICMP match on any other protocol never matches; without a protocol it only
+        // matches the family's ICMP of that type — still possibly a guarded one.
+        (Some(_), Some(_)) => false,
+        (None, Some(m)) => {
+            let v4 = IpAddr::from([0u8, 0, 0, 0]);
+            let v6 = IpAddr::from([0u16; 8]);
+            !guard_permits(dir, &Packet::icmp(v4, v4, m.icmp_type, 0, 0))
+                || !guard_permits(dir, &Packet::icmp(v6, v6, m.icmp_type, 0, 0))
+        }
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn packets() -> Vec<Packet> {
+        let (a4, b4) = (v4("10.0.0.1"), v4("10.0.0.2"));
+        let (a6, b6) = (v4("fd00::1"), v4("fd00::2"));
+        let mut out = Vec::new();
+        for (a, b) in [(a4, b4), (a6, b6)] {
+            for proto in [0u8, 1, 4, 6, 17, 41, 47, 50, 51, 58, 132, 255] {
+                out.push(Packet::l4(proto, a, 1000, b, 80));
+            }
+            for t in 0..=255u8 {
+                out.push(Packet::icmp(a, b, t, 0, 7));
+                out.push(Packet::icmp(a, b, t, 9, 7));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn guard_acl_and_shortcut_agree_on_every_protocol_and_icmp_type() {
+        for dir in [CalicoDirection::Ingress, CalicoDirection::Egress] {
+            let acl = guard_acl(dir);
+            for p in packets() {
+                assert_eq!(
+                    acl_verdict(&acl, &p) == Verdict::Allow,
+                    guard_permits(dir, &p),
+                    "{dir:?} {p:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn guard_permits_everything_npol_polices() {
+        for dir in [CalicoDirection::Ingress, CalicoDirection::Egress] {
+            for p in packets() {
+                if p.npol_tuple().is_some() {
+                    assert!(guard_permits(dir, &p), "{dir:?} {p:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn guard_drops_ipip_gre_esp_and_non_echo_icmp_queries() {
+        let (a, b) = (v4("10.0.0.1"), v4("10.0.0.2"));
+        for dir in [CalicoDirection::Ingress, CalicoDirection::Egress] {
+            for proto in [4u8, 41, 47, 50, 51, 58, 0] {
+                assert!(
+                    !guard_permits(dir, &Packet::l4(proto, a, 0, b, 0)),
+                    "{proto}"
+                );
+            }
+            for t in [13u8, 14, 17, 9, 10] {
+                assert!(!guard_permits(dir, &Packet::icmp(a, b, t, 0, 0)), "{t}");
+            }
+        }
+    }
+
+    #[test]
+    fn router_advertisement_only_towards_the_pod() {
+        let (a, b) = (v4("fe80::1"), v4("fe80::2"));
+        let ra = Packet::icmp(a, b, 134, 0, 0);
+        assert!(guard_permits(CalicoDirection::Ingress, &ra));
+        assert!(!guard_permits(CalicoDirection::Egress, &ra));
+        let ns = Packet::icmp(a, b, 135, 0, 0);
+        assert!(guard_permits(CalicoDirection::Ingress, &ns));
+        assert!(guard_permits(CalicoDirection::Egress, &ns));
+    }
+}
