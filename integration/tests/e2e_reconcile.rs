@@ -59,10 +59,13 @@ fn assert_programmed(sim: &Simulator, taps: &[u32]) {
         assert_eq!(s.npol.ipsets.len(), d.ipsets.len());
         assert_eq!(s.npol.rules.len(), d.rules.len());
         assert_eq!(s.npol.policies.len(), d.policies.len());
+        assert_eq!(s.acl.acls.len(), d.acls.len());
         for (j, idx) in taps.iter().enumerate() {
             let cfg = &s.npol.interfaces[idx];
             assert!(!cfg.tx_policies.is_empty());
             assert!(s.interface(*idx).unwrap().cnat, "cnat on tap {idx}");
+            assert_eq!(s.acl.input[idx].len(), 1, "input guard on tap {idx}");
+            assert_eq!(s.acl.output[idx].len(), 1, "output guard on tap {idx}");
             assert!(s
                 .neighbors
                 .contains_key(&(*idx, synthetic::endpoint_address(j))));
@@ -328,7 +331,7 @@ async fn connection_broken_mid_batch_reconnects_and_converges() {
 }
 
 #[tokio::test]
-async fn a_new_pod_in_an_existing_namespace_costs_four_vpp_write_calls() {
+async fn a_new_pod_in_an_existing_namespace_costs_five_vpp_write_calls() {
     let dir = tempfile::tempdir().unwrap();
     let sim = start_sim(dir.path()).await;
     add_taps(&sim, ENDPOINTS + 1);
@@ -339,6 +342,7 @@ async fn a_new_pod_in_an_existing_namespace_costs_four_vpp_write_calls() {
     synthetic::add_pod(&mut d, ENDPOINTS, ENDPOINTS, POLICIES);
     let before = sim.write_calls();
     r.apply(&d).await.unwrap();
-    // Its address joins the namespace's set, its neighbour, its configuration, cnat.
-    assert_eq!(sim.write_calls() - before, 4);
+    // Its address joins the namespace's set, its neighbour, its guard ACLs (one call for
+    // both directions), its configuration, cnat.
+    assert_eq!(sim.write_calls() - before, 5);
 }

@@ -13,8 +13,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::{
-    Dataplane, DataplaneError, InterfaceEvent, InterfaceInfo, IpSetId, Op, OpError, OpReply,
-    OpResult, PolicyId, RuleId, SwIfIndex, VppIdentity, RETVAL_INVALID_SW_IF_INDEX,
+    AclIndex, Dataplane, DataplaneError, InterfaceEvent, InterfaceInfo, IpSetId, Op, OpError,
+    OpReply, OpResult, PolicyId, RuleId, SwIfIndex, VppIdentity, RETVAL_INVALID_SW_IF_INDEX,
     RETVAL_NO_SUCH_ENTRY,
 };
 
@@ -50,6 +50,9 @@ pub struct FakeObjects {
     pub configs: BTreeMap<SwIfIndex, npol::InterfaceConfig<PolicyId>>,
     pub cnat: BTreeSet<SwIfIndex>,
     pub neighbours: BTreeMap<(SwIfIndex, IpAddr), MacAddr>,
+    pub acls: BTreeMap<AclIndex, calico_compile::Acl>,
+    /// Input and output ACL lists per interface.
+    pub acl_lists: BTreeMap<SwIfIndex, (Vec<AclIndex>, Vec<AclIndex>)>,
 }
 
 enum Signal {
@@ -260,6 +263,7 @@ impl FakeHandle {
         vpp.objects.configs.remove(&sw_if_index);
         vpp.objects.cnat.remove(&sw_if_index);
         vpp.objects.neighbours.retain(|(i, _), _| *i != sw_if_index);
+        vpp.objects.acl_lists.remove(&sw_if_index);
         vpp.signal(Signal::Event(InterfaceEvent::Deleted { sw_if_index }));
     }
 
@@ -463,6 +467,52 @@ impl FakeVpp {
                     o.cnat.insert(*sw_if_index);
                 } else {
                     o.cnat.remove(sw_if_index);
+                }
+                Ok(OpReply::Done)
+            }
+            Op::AclAddReplace { index, acl } => match index {
+                None => {
+                    let id = free_index(&o.acls, |k| k.0);
+                    o.acls.insert(AclIndex(id), acl.clone());
+                    Ok(OpReply::Created(id))
+                }
+                Some(i) => match o.acls.get_mut(i) {
+                    Some(a) => {
+                        *a = acl.clone();
+                        Ok(OpReply::Created(i.0))
+                    }
+                    None => err(RETVAL_NO_SUCH_ENTRY),
+                },
+            },
+            Op::AclDelete { index } => {
+                if !o.acls.contains_key(index) {
+                    return err(RETVAL_NO_SUCH_ENTRY);
+                }
+                if o.acl_lists.values().any(|(i, _)| i.contains(index)) {
+                    return err(super::RETVAL_ACL_IN_USE_INBOUND);
+                }
+                if o.acl_lists.values().any(|(_, out)| out.contains(index)) {
+                    return err(super::RETVAL_ACL_IN_USE_OUTBOUND);
+                }
+                o.acls.remove(index);
+                Ok(OpReply::Done)
+            }
+            Op::AclInterfaceSet {
+                sw_if_index,
+                input,
+                output,
+            } => {
+                if !self.interfaces.contains_key(sw_if_index) {
+                    return err(RETVAL_INVALID_SW_IF_INDEX);
+                }
+                if input.iter().chain(output).any(|a| !o.acls.contains_key(a)) {
+                    return err(RETVAL_NO_SUCH_ENTRY);
+                }
+                if input.is_empty() && output.is_empty() {
+                    o.acl_lists.remove(sw_if_index);
+                } else {
+                    o.acl_lists
+                        .insert(*sw_if_index, (input.clone(), output.clone()));
                 }
                 Ok(OpReply::Done)
             }

@@ -47,11 +47,18 @@ vpp_id!(
     /// A VPP interface index.
     SwIfIndex
 );
+vpp_id!(
+    /// An ACL plugin ACL index (`acl_index`).
+    AclIndex
+);
 
 /// VPP's `retval` for "no such entry": a delete of something already gone.
 pub const RETVAL_NO_SUCH_ENTRY: i32 = -6;
 /// VPP's `retval` for an interface index that does not exist (any more).
 pub const RETVAL_INVALID_SW_IF_INDEX: i32 = -2;
+/// The ACL plugin's `acl_del` of an ACL still applied as input / output.
+pub const RETVAL_ACL_IN_USE_INBOUND: i32 = -142;
+pub const RETVAL_ACL_IN_USE_OUTBOUND: i32 = -143;
 
 /// One write to VPP. Every variant is exactly one request message (member lists may be split
 /// by the implementation when they exceed a message's size).
@@ -101,6 +108,21 @@ pub enum Op {
         sw_if_index: SwIfIndex,
         enable: bool,
     },
+    /// `acl_add_replace`: creates an ACL (`index` `None`) or replaces one in place (every
+    /// interface using it sees the new rules at once).
+    AclAddReplace {
+        index: Option<AclIndex>,
+        acl: calico_compile::Acl,
+    },
+    AclDelete {
+        index: AclIndex,
+    },
+    /// `acl_interface_set_acl_list`: the interface's whole input and output ACL lists.
+    AclInterfaceSet {
+        sw_if_index: SwIfIndex,
+        input: Vec<AclIndex>,
+        output: Vec<AclIndex>,
+    },
     /// A static neighbour (ARP/ND) entry.
     Neighbour {
         sw_if_index: SwIfIndex,
@@ -126,6 +148,9 @@ impl Op {
             Op::ConfigurePolicies { .. } => "npol_configure_policies",
             Op::CnatFeature { .. } => "feature_cnat_enable_disable",
             Op::Neighbour { .. } => "ip_neighbor_add_del",
+            Op::AclAddReplace { .. } => "acl_add_replace",
+            Op::AclDelete { .. } => "acl_del",
+            Op::AclInterfaceSet { .. } => "acl_interface_set_acl_list",
         }
     }
 }
@@ -134,7 +159,7 @@ impl Op {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpReply {
     Done,
-    /// The id of a created ipset, rule or policy.
+    /// The id of a created ipset, rule, policy or ACL.
     Created(u32),
 }
 

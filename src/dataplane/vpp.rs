@@ -13,6 +13,8 @@ use vpp_bindings::client::{
     Batch, BatchReplies, Client, ClientConfig, ClientError, EventStream, ReplyHandle,
 };
 use vpp_bindings::errno::error_name;
+use vpp_bindings::gen::acl as acl_api;
+use vpp_bindings::gen::acl_types;
 use vpp_bindings::gen::cnat::{FeatureCnatEnableDisable, FeatureCnatEnableDisableReply};
 use vpp_bindings::gen::ethernet_types::MacAddress;
 use vpp_bindings::gen::interface::{
@@ -22,13 +24,13 @@ use vpp_bindings::gen::interface_types::IfStatusFlags;
 use vpp_bindings::gen::ip_neighbor::{
     IpNeighbor, IpNeighborAddDel, IpNeighborAddDelReply, IpNeighborFlags,
 };
-use vpp_bindings::gen::ip_types::{Address, Prefix};
+use vpp_bindings::gen::ip_types::{Address, IpProto, Prefix};
 use vpp_bindings::gen::npol as n;
 use vpp_bindings::{Message, MessageInfo};
 
 use super::{
-    Dataplane, DataplaneError, InterfaceEvent, InterfaceInfo, IpSetId, Op, OpError, OpReply,
-    OpResult, PolicyId, RuleId, SwIfIndex, VppIdentity,
+    AclIndex, Dataplane, DataplaneError, InterfaceEvent, InterfaceInfo, IpSetId, Op, OpError,
+    OpReply, OpResult, PolicyId, RuleId, SwIfIndex, VppIdentity,
 };
 
 /// Tag prefix of the boot token on `local0`.
@@ -78,6 +80,12 @@ pub fn required_messages() -> Vec<MessageInfo> {
         i::WantInterfaceEvents::INFO,
         i::WantInterfaceEventsReply::INFO,
         i::SwInterfaceEvent::INFO,
+        acl_api::AclAddReplace::INFO,
+        acl_api::AclAddReplaceReply::INFO,
+        acl_api::AclDel::INFO,
+        acl_api::AclDelReply::INFO,
+        acl_api::AclInterfaceSetAclList::INFO,
+        acl_api::AclInterfaceSetAclListReply::INFO,
     ]
 }
 
@@ -286,6 +294,7 @@ enum Pending {
 }
 
 enum CreatedHandle {
+    Acl(ReplyHandle<acl_api::AclAddReplaceReply>),
     IpSet(ReplyHandle<n::NpolIpsetCreateReply>),
     Rule(ReplyHandle<n::NpolRuleCreateReply>),
     Policy(ReplyHandle<n::NpolPolicyCreateReply>),
@@ -301,6 +310,37 @@ enum DoneHandle {
     Configure(ReplyHandle<n::NpolConfigurePoliciesReply>),
     Cnat(ReplyHandle<FeatureCnatEnableDisableReply>),
     Neighbour(ReplyHandle<IpNeighborAddDelReply>),
+    AclDel(ReplyHandle<acl_api::AclDelReply>),
+    AclSet(ReplyHandle<acl_api::AclInterfaceSetAclListReply>),
+}
+
+/// An ACL rule with any source and destination of its family.
+fn acl_rule(r: &calico_compile::AclRule) -> Result<acl_types::AclRule, String> {
+    let any: Prefix = match r.family {
+        calico_compile::AclFamily::V4 => ipnet::IpNet::V4(ipnet::Ipv4Net::default()).into(),
+        calico_compile::AclFamily::V6 => ipnet::IpNet::V6(ipnet::Ipv6Net::default()).into(),
+    };
+    let proto = IpProto::from_raw(r.proto)
+        .ok_or_else(|| format!("IP protocol {} has no ip_proto value", r.proto))?;
+    Ok(acl_types::AclRule {
+        is_permit: match r.action {
+            calico_compile::AclAction::Deny => acl_types::AclAction::AclActionApiDeny,
+            calico_compile::AclAction::Permit => acl_types::AclAction::AclActionApiPermit,
+        },
+        src_prefix: any,
+        dst_prefix: any,
+        proto,
+        srcport_or_icmptype_first: r.sport_or_icmp_type.0,
+        srcport_or_icmptype_last: r.sport_or_icmp_type.1,
+        dstport_or_icmpcode_first: r.dport_or_icmp_code.0,
+        dstport_or_icmpcode_last: r.dport_or_icmp_code.1,
+        tcp_flags_mask: 0,
+        tcp_flags_value: 0,
+    })
+}
+
+fn acl_list(ids: &[AclIndex]) -> Vec<u32> {
+    ids.iter().map(|a| a.0).collect()
 }
 
 fn push_op(b: &mut Batch<'_>, op: &Op) -> Result<Pending, ClientError> {
@@ -379,6 +419,37 @@ fn push_op(b: &mut Batch<'_>, op: &Op) -> Result<Pending, ClientError> {
                 enable_disable: *enable,
             },
         )?)]),
+        Op::AclAddReplace { index, acl } => {
+            let rules: Result<Vec<_>, _> = acl.rules.iter().map(acl_rule).collect();
+            match rules {
+                Ok(r) => Pending::Created(CreatedHandle::Acl(b.push(&acl_api::AclAddReplace {
+                    acl_index: index.map_or(u32::MAX, |i| i.0),
+                    tag: acl.tag.clone(),
+                    r,
+                })?)),
+                Err(why) => encode_failed(why),
+            }
+        }
+        Op::AclDelete { index } => Pending::Done(vec![DoneHandle::AclDel(
+            b.push(&acl_api::AclDel { acl_index: index.0 })?,
+        )]),
+        Op::AclInterfaceSet {
+            sw_if_index,
+            input,
+            output,
+        } => match u8::try_from(input.len()) {
+            Ok(n_input) => Pending::Done(vec![DoneHandle::AclSet(
+                b.push(&acl_api::AclInterfaceSetAclList {
+                    sw_if_index: sw_if_index.0,
+                    n_input,
+                    acls: acl_list(input)
+                        .into_iter()
+                        .chain(acl_list(output))
+                        .collect(),
+                })?,
+            )]),
+            Err(_) => encode_failed(format!("{} input ACLs (at most 255)", input.len())),
+        },
         Op::Neighbour {
             sw_if_index,
             ip,
@@ -436,6 +507,9 @@ fn collect(op: &'static str, p: Pending, replies: &BatchReplies) -> Result<OpRes
     Ok(match p {
         Pending::Failed(e) => Err(e),
         Pending::Created(h) => match h {
+            CreatedHandle::Acl(h) => {
+                reply(op, replies.get(&h), |m| m.retval)?.map(|m| OpReply::Created(m.acl_index))
+            }
             CreatedHandle::IpSet(h) => {
                 reply(op, replies.get(&h), |m| m.retval)?.map(|m| OpReply::Created(m.set_id))
             }
@@ -469,6 +543,8 @@ fn collect(op: &'static str, p: Pending, replies: &BatchReplies) -> Result<OpRes
                     DoneHandle::Configure(h) => reply(op, replies.get(&h), |m| m.retval)?.map(drop),
                     DoneHandle::Cnat(h) => reply(op, replies.get(&h), |m| m.retval)?.map(drop),
                     DoneHandle::Neighbour(h) => reply(op, replies.get(&h), |m| m.retval)?.map(drop),
+                    DoneHandle::AclDel(h) => reply(op, replies.get(&h), |m| m.retval)?.map(drop),
+                    DoneHandle::AclSet(h) => reply(op, replies.get(&h), |m| m.retval)?.map(drop),
                 };
                 if let Err(e) = r {
                     if out.is_ok() {

@@ -174,6 +174,7 @@ impl<D: Dataplane> Reconciler<D> {
                         rules = state.realized.rules.len(),
                         policies = state.realized.policies.len(),
                         interfaces = state.realized.interfaces.len(),
+                        acls = state.realized.acls.len(),
                         "adopting state file"
                     );
                     realized = state.realized;
@@ -372,6 +373,7 @@ impl<D: Dataplane> Reconciler<D> {
             ObjectRef::Interface(k) => {
                 desired.interfaces.contains_key(k) || r.interfaces.contains_key(k)
             }
+            ObjectRef::Acl(k) => desired.acls.contains_key(k) || r.acls.contains_key(k),
             ObjectRef::OrphanIpSet(id) => r.orphans.ipsets.contains(id),
             ObjectRef::OrphanRule(id) => r.orphans.rules.contains(id),
             ObjectRef::OrphanPolicy(id) => r.orphans.policies.contains(id),

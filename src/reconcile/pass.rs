@@ -1,5 +1,7 @@
-//! One reconcile pass, create/update half: ipsets → rules → policies → interfaces, each stage
-//! one pipelined batch (two where an id from the first is needed).
+//! One reconcile pass, create/update half: ipsets → rules → policies → guard ACLs →
+//! interfaces, each stage one pipelined batch (two where an id from the first is needed).
+//! An interface gets its guard ACLs in the same batch as (and before) its npol
+//! configuration, and cnat — which makes the policy live — only once both are in place.
 //!
 //! A dependant of a failed or waiting object waits too; an interface is never left on a
 //! configuration more permissive than its desired one.
@@ -10,11 +12,12 @@ use calico_compile::{DesiredInterface, DesiredState, InterfaceKey, IpSetKey, Pol
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::realized::{RealInterface, RealIpSet, RealPolicy, RealRule};
+use super::realized::{RealAcl, RealGuard, RealInterface, RealIpSet, RealPolicy, RealRule};
 use super::status::{EndpointOperStatus, Failure, ObjectRef};
 use super::{InterfaceOutcome, PassReport, Reconciler};
 use crate::dataplane::{
-    Dataplane, DataplaneError, IpSetId, Op, OpReply, OpResult, PolicyId, RuleId, SwIfIndex,
+    AclIndex, Dataplane, DataplaneError, IpSetId, Op, OpReply, OpResult, PolicyId, RuleId,
+    SwIfIndex, RETVAL_NO_SUCH_ENTRY,
 };
 
 pub(super) const NOT_FOUND: &str = "interface not found in VPP";
@@ -131,6 +134,7 @@ impl<D: Dataplane> Reconciler<D> {
         self.sync_ipsets(desired, now, report).await?;
         self.sync_rules(desired, now, report).await?;
         self.sync_policies(desired, now, report).await?;
+        self.sync_acls(desired, now, report).await?;
         self.sync_interfaces(desired, now, report).await?;
         self.prune(desired, now, report).await
     }
@@ -538,6 +542,80 @@ impl<D: Dataplane> Reconciler<D> {
             .copied()
     }
 
+    /// Creates missing ACLs and replaces changed ones in place (their ids, and so every
+    /// interface's list, stay the same).
+    async fn sync_acls(
+        &mut self,
+        desired: &DesiredState,
+        now: Instant,
+        report: &mut PassReport,
+    ) -> Result<(), DataplaneError> {
+        let mut log = StageLog::default();
+        let mut keys = Vec::new();
+        let mut ops = Vec::new();
+        for (key, want) in &desired.acls {
+            let obj = ObjectRef::Acl(key.clone());
+            let have = self.realized.acls.get(key);
+            if have.is_some_and(|h| h.acl == *want) {
+                log.ok(obj);
+                continue;
+            }
+            if !self.due(&obj, now) {
+                continue;
+            }
+            keys.push(key);
+            ops.push(Op::AclAddReplace {
+                index: have.map(|h| h.id),
+                acl: want.clone(),
+            });
+        }
+        let results = self.exec(ops, report).await?;
+        for (key, res) in keys.into_iter().zip(results) {
+            let obj = ObjectRef::Acl(key.clone());
+            match res {
+                Ok(OpReply::Created(id)) => {
+                    self.state_dirty = true;
+                    self.realized.acls.insert(
+                        key.clone(),
+                        RealAcl {
+                            id: AclIndex(id),
+                            acl: desired.acls[key].clone(),
+                        },
+                    );
+                    log.ok(obj);
+                }
+                Ok(OpReply::Done) => {
+                    log.err(obj, "acl_add_replace: reply carried no ACL index".into());
+                }
+                Err(e) => {
+                    if e.retval == RETVAL_NO_SUCH_ENTRY {
+                        // Replaced an ACL someone deleted: create it afresh next time.
+                        self.state_dirty = true;
+                        self.realized.acls.remove(key);
+                    }
+                    log.err(obj, e.to_string());
+                }
+            }
+        }
+        self.finish_stage(log, now);
+        Ok(())
+    }
+
+    /// The ACL ids of an interface's guard, when both ACLs are in VPP.
+    fn resolve_guard(&self, g: &calico_compile::InterfaceGuard) -> Result<RealGuard, String> {
+        let id = |k: &calico_compile::AclKey| {
+            self.realized
+                .acls
+                .get(k)
+                .map(|a| a.id)
+                .ok_or_else(|| format!("waiting for guard ACL {k}"))
+        };
+        Ok(RealGuard {
+            input: id(&g.input)?,
+            output: id(&g.output)?,
+        })
+    }
+
     async fn sync_interfaces(
         &mut self,
         desired: &DesiredState,
@@ -558,8 +636,13 @@ impl<D: Dataplane> Reconciler<D> {
             };
             let have = self.realized.interfaces.get(key);
             let have_config = have.and_then(|h| h.config.as_ref());
+            let guard = self.resolve_guard(&want.guard);
             // Fail closed: keep what is there, or deny everything when nothing is.
-            let target = match self.resolve_config(desired, &want.config) {
+            let resolved = guard
+                .as_ref()
+                .map_err(Clone::clone)
+                .and_then(|_| self.resolve_config(desired, &want.config));
+            let target = match resolved {
                 Ok(c) => Some(c),
                 Err(reason) => {
                     self.waiting.insert(obj.clone(), reason);
@@ -597,6 +680,18 @@ impl<D: Dataplane> Reconciler<D> {
                             ip: *ip,
                             mac: *mac,
                             is_add: true,
+                        },
+                    ));
+                }
+            }
+            if let Ok(g) = guard {
+                if have.and_then(|h| h.guard.as_ref()) != Some(&g) {
+                    steps.push((
+                        plan,
+                        Op::AclInterfaceSet {
+                            sw_if_index,
+                            input: vec![g.input],
+                            output: vec![g.output],
                         },
                     ));
                 }
@@ -646,6 +741,15 @@ impl<D: Dataplane> Reconciler<D> {
                     }
                 }
                 Op::ConfigurePolicies { config, .. } => rec.config = Some(config),
+                Op::AclInterfaceSet { input, output, .. } => {
+                    rec.guard = match (input.as_slice(), output.as_slice()) {
+                        ([i], [o]) => Some(RealGuard {
+                            input: *i,
+                            output: *o,
+                        }),
+                        _ => None,
+                    };
+                }
                 _ => {}
             }
         }
@@ -656,7 +760,8 @@ impl<D: Dataplane> Reconciler<D> {
                 continue;
             }
             let have = self.realized.interfaces.get(&plan.key);
-            let configured = have.is_some_and(|h| h.config.is_some());
+            // npol goes live with cnat: never before the guard is attached.
+            let configured = have.is_some_and(|h| h.config.is_some() && h.guard.is_some());
             if configured && !have.is_some_and(|h| h.cnat) {
                 cnat_plans.push(p);
                 cnat_ops.push(Op::CnatFeature {
@@ -704,6 +809,7 @@ impl<D: Dataplane> Reconciler<D> {
                 config: None,
                 cnat: false,
                 neighbours: BTreeSet::new(),
+                guard: None,
             })
     }
 
@@ -741,7 +847,7 @@ impl<D: Dataplane> Reconciler<D> {
         let Some(have) = self.realized.interfaces.get(key) else {
             return (EndpointOperStatus::Down, Some("not programmed yet".into()));
         };
-        if have.config.is_none() || !have.cnat {
+        if have.config.is_none() || have.guard.is_none() || !have.cnat {
             return (EndpointOperStatus::Down, Some("not programmed yet".into()));
         }
         match self.interfaces.get(&have.sw_if_index) {

@@ -1,5 +1,6 @@
 //! One reconcile pass, delete half, in reverse dependency order: interface bindings →
-//! policies → rules → ipsets.
+//! ACLs → policies → rules → ipsets. An unbound interface keeps its guard ACLs (like its
+//! deny-all npol configuration): fail closed.
 //!
 //! Deletes only objects we own (the realized record), and only once nothing realized still
 //! refers to them: npol accepts deleting a policy in use and leaves a dangling reference.
@@ -15,7 +16,7 @@ use super::realized::RealInterface;
 use super::status::ObjectRef;
 use super::{PassReport, Reconciler};
 use crate::dataplane::{
-    Dataplane, DataplaneError, IpSetId, Op, OpResult, PolicyId, RuleId, SwIfIndex,
+    AclIndex, Dataplane, DataplaneError, IpSetId, Op, OpResult, PolicyId, RuleId, SwIfIndex,
     RETVAL_INVALID_SW_IF_INDEX, RETVAL_NO_SUCH_ENTRY,
 };
 
@@ -47,6 +48,7 @@ impl<D: Dataplane> Reconciler<D> {
         report: &mut PassReport,
     ) -> Result<(), DataplaneError> {
         self.unbind_interfaces(desired, now, report).await?;
+        self.delete_acls(desired, now, report).await?;
         self.delete_policies(desired, now, report).await?;
         self.delete_rules(desired, now, report).await?;
         self.delete_ipsets(desired, now, report).await
@@ -103,6 +105,15 @@ impl<D: Dataplane> Reconciler<D> {
                     .extend(rec.neighbours.iter().map(|(ip, _)| *ip));
             }
         }
+        // Guard ACLs that stay: an unbound interface keeps them; others are detached so
+        // that they can be deleted.
+        let kept_acls: BTreeSet<AclIndex> = self
+            .realized
+            .acls
+            .iter()
+            .filter(|(k, _)| desired.acls.contains_key(*k))
+            .map(|(_, a)| a.id)
+            .collect();
         let mut owners = Vec::new();
         let mut ops = Vec::new();
         let mut done = Vec::new();
@@ -127,6 +138,17 @@ impl<D: Dataplane> Reconciler<D> {
                     config: deny,
                 });
                 n += 1;
+            }
+            if let Some(g) = &have.guard {
+                let keep = kept_acls.contains(&g.input) && kept_acls.contains(&g.output);
+                if taken.is_none() && !keep {
+                    ops.push(Op::AclInterfaceSet {
+                        sw_if_index: have.sw_if_index,
+                        input: Vec::new(),
+                        output: Vec::new(),
+                    });
+                    n += 1;
+                }
             }
             for (ip, mac) in &have.neighbours {
                 if taken.is_some_and(|ips| ips.contains(ip)) {
@@ -165,6 +187,7 @@ impl<D: Dataplane> Reconciler<D> {
             if let Some(rec) = self.binding_mut(&b) {
                 match op {
                     Op::ConfigurePolicies { config, .. } => rec.config = Some(config),
+                    Op::AclInterfaceSet { .. } => rec.guard = None,
                     Op::Neighbour { ip, mac, .. } => {
                         rec.neighbours.remove(&(ip, mac));
                     }
@@ -178,6 +201,48 @@ impl<D: Dataplane> Reconciler<D> {
                 self.drop_binding(&b);
                 log.ok(obj);
             }
+        }
+        self.finish_stage(log, now);
+        Ok(())
+    }
+
+    /// ACLs no longer desired that no interface we know carries. (The ACL plugin refuses to
+    /// delete an ACL in use; such a refusal is retried with backoff like any other.)
+    async fn delete_acls(
+        &mut self,
+        desired: &DesiredState,
+        now: Instant,
+        report: &mut PassReport,
+    ) -> Result<(), DataplaneError> {
+        let used = self.realized.referenced_acls();
+        let cands: Vec<(calico_compile::AclKey, AclIndex)> = self
+            .realized
+            .acls
+            .iter()
+            .filter(|(k, a)| {
+                !desired.acls.contains_key(*k)
+                    && !used.contains(&a.id)
+                    && self.due(&ObjectRef::Acl((*k).clone()), now)
+            })
+            .map(|(k, a)| (k.clone(), a.id))
+            .collect();
+        let ops = cands
+            .iter()
+            .map(|(_, id)| Op::AclDelete { index: *id })
+            .collect();
+        let results = self.exec(ops, report).await?;
+        let mut log = StageLog::default();
+        for ((key, id), res) in cands.into_iter().zip(results) {
+            let obj = ObjectRef::Acl(key.clone());
+            if !gone(&Op::AclDelete { index: id }, &res) {
+                if let Err(e) = res {
+                    log.err(obj, e.to_string());
+                }
+                continue;
+            }
+            self.state_dirty = true;
+            self.realized.acls.remove(&key);
+            log.ok(obj);
         }
         self.finish_stage(log, now);
         Ok(())

@@ -8,12 +8,12 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use calico_compile::{InterfaceKey, IpSetKey, PolicyKey, RuleKey};
+use calico_compile::{AclKey, InterfaceKey, IpSetKey, PolicyKey, RuleKey};
 use calico_model::MacAddr;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::dataplane::{IpSetId, PolicyId, RuleId, SwIfIndex, VppIdentity};
+use crate::dataplane::{AclIndex, IpSetId, PolicyId, RuleId, SwIfIndex, VppIdentity};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RealIpSet {
@@ -33,6 +33,19 @@ pub struct RealPolicy {
     pub policy: npol::Policy<RuleId>,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RealAcl {
+    pub id: AclIndex,
+    pub acl: calico_compile::Acl,
+}
+
+/// The guard ACLs VPP accepted on an interface (`acl_interface_set_acl_list`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RealGuard {
+    pub input: AclIndex,
+    pub output: AclIndex,
+}
+
 /// An interface we configured.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RealInterface {
@@ -42,6 +55,9 @@ pub struct RealInterface {
     pub config: Option<npol::InterfaceConfig<PolicyId>>,
     pub cnat: bool,
     pub neighbours: BTreeSet<(IpAddr, MacAddr)>,
+    /// The protocol guard attached last; `None` before (and in state files older than it).
+    #[serde(default)]
+    pub guard: Option<RealGuard>,
 }
 
 /// Ids we own that no key maps to any more (replaced by a rebuild, or an interface we bound
@@ -62,6 +78,8 @@ pub struct Realized {
     pub policies: BTreeMap<PolicyKey, RealPolicy>,
     pub interfaces: BTreeMap<InterfaceKey, RealInterface>,
     pub orphans: Orphans,
+    #[serde(default)]
+    pub acls: BTreeMap<AclKey, RealAcl>,
 }
 
 impl Realized {
@@ -88,6 +106,16 @@ impl Realized {
             .values()
             .flat_map(|p| p.policy.inbound.iter().chain(&p.policy.outbound))
             .copied()
+            .collect()
+    }
+
+    /// ACLs some realized interface (bound or orphaned) carries.
+    pub fn referenced_acls(&self) -> BTreeSet<AclIndex> {
+        self.interfaces
+            .values()
+            .chain(self.orphans.interfaces.values())
+            .filter_map(|i| i.guard.as_ref())
+            .flat_map(|g| [g.input, g.output])
             .collect()
     }
 

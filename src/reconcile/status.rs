@@ -5,7 +5,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use calico_compile::{InterfaceKey, IpSetKey, PolicyKey, RuleKey};
+use calico_compile::{AclKey, InterfaceKey, IpSetKey, PolicyKey, RuleKey};
 use tokio::time::Instant;
 
 use crate::dataplane::{IpSetId, PolicyId, RuleId, SwIfIndex};
@@ -17,6 +17,7 @@ pub enum ObjectRef {
     Rule(RuleKey),
     Policy(PolicyKey),
     Interface(InterfaceKey),
+    Acl(AclKey),
     /// Objects we own that no key names any more (see `Orphans`).
     OrphanIpSet(IpSetId),
     OrphanRule(RuleId),
@@ -31,6 +32,7 @@ impl fmt::Display for ObjectRef {
             ObjectRef::Rule(k) => write!(f, "rule {k}"),
             ObjectRef::Policy(k) => write!(f, "policy {k}"),
             ObjectRef::Interface(k) => write!(f, "interface {k}"),
+            ObjectRef::Acl(k) => write!(f, "acl {k}"),
             ObjectRef::OrphanIpSet(id) => write!(f, "old ipset id {id}"),
             ObjectRef::OrphanRule(id) => write!(f, "old rule id {id}"),
             ObjectRef::OrphanPolicy(id) => write!(f, "old policy id {id}"),

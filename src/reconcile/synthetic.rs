@@ -50,6 +50,7 @@ fn namespace_set(ns: usize, policies: usize) -> Option<IpSetKey> {
 /// spread over one set per policy, plus one small named-port (IP_AND_PORT) set.
 pub fn synthetic(endpoints: usize, policies: usize, members: usize) -> DesiredState {
     let mut d = DesiredState::default();
+    d.acls.extend(calico_compile::guard::guard_acls());
     let per_set = members.checked_div(policies).unwrap_or(0);
     let mut named = npol::IpSet::new(npol::IpSetType::IpAndPort);
     for k in 0..8u16 {

@@ -85,6 +85,7 @@ fn iface(name: &str, addr: &str, tx: &[&str]) -> DesiredInterface {
 /// Two sets (IP and IP_AND_PORT), a rule on each, one policy using both, one endpoint.
 fn base() -> DesiredState {
     let mut d = DesiredState::default();
+    d.acls.extend(calico_compile::guard::guard_acls());
     d.ipsets
         .insert(IpSetKey("s-ip".into()), ip_set(&["10.0.0.1", "10.0.0.2"]));
     d.ipsets.insert(
@@ -578,7 +579,8 @@ async fn new_pod_in_existing_namespace_costs_at_most_five_writes() {
     );
     h.clear_log();
     let report = r.apply(&d).await.unwrap();
-    assert_eq!(report.writes, 4, "{:?}", names(&h));
+    // Member add, neighbour, guard ACL attach, npol configuration, cnat enable.
+    assert_eq!(report.writes, 5, "{:?}", names(&h));
     assert!(report.writes <= 5);
 }
 
@@ -660,7 +662,8 @@ async fn deleted_interface_is_forgotten_and_rebound_when_recreated() {
     let o = h.objects();
     assert!(o.cnat.contains(&sw2));
     assert_eq!(o.configs[&sw2].tx_policies.len(), 1);
-    assert_eq!(h.writes(), 3);
+    assert_eq!(o.acl_lists[&sw2].0.len(), 1);
+    assert_eq!(h.writes(), 4);
 }
 
 #[tokio::test]
@@ -751,7 +754,7 @@ fn backoff_doubles_up_to_its_cap() {
 }
 
 #[tokio::test]
-async fn synthetic_cluster_converges_and_a_new_pod_costs_four_writes() {
+async fn synthetic_cluster_converges_and_a_new_pod_costs_five_writes() {
     let (dp, h) = fake::new();
     for j in 0..40 {
         let name = synthetic::interface_name(j);
@@ -766,8 +769,8 @@ async fn synthetic_cluster_converges_and_a_new_pod_costs_four_writes() {
     assert_eq!(h.objects().cnat.len(), 30);
     synthetic::add_pod(&mut d, 35, 30, 6);
     let report = r.apply(&d).await.unwrap();
-    // One member add, one neighbour, one configuration, one cnat enable.
-    assert_eq!(report.writes, 4);
+    // One member add, one neighbour, one guard attach, one configuration, one cnat enable.
+    assert_eq!(report.writes, 5);
     assert_eq!(r.apply(&d).await.unwrap().writes, 0);
 }
 
@@ -885,6 +888,7 @@ mod converge {
 
     fn build(s: &Shape) -> DesiredState {
         let mut d = DesiredState::default();
+        d.acls.extend(calico_compile::guard::guard_acls());
         for (i, pols) in s.iface_policies.iter().enumerate() {
             let name = format!("cali-{i}");
             let keys: Vec<_> = pols.iter().map(|p| format!("p{p}")).collect();
@@ -1067,4 +1071,100 @@ async fn connection_attempts_back_off_until_vpp_is_up() {
         ]
     );
     assert!(h.objects().cnat.contains(&sw));
+}
+
+#[tokio::test]
+async fn guard_is_attached_before_the_policy_goes_live() {
+    let (mut r, h, sw) = setup();
+    r.connect().await.unwrap();
+    r.apply(&base()).await.unwrap();
+    let n = names(&h);
+    assert_eq!(h.count("acl_add_replace"), 2, "{n:?}");
+    let order = [
+        "acl_add_replace",
+        "acl_interface_set_acl_list",
+        "npol_configure_policies",
+        "feature_cnat_enable_disable",
+    ];
+    for w in order.windows(2) {
+        assert!(
+            position(&n, w[0]).1 < position(&n, w[1]).0,
+            "{w:?} in {n:?}"
+        );
+    }
+    let o = h.objects();
+    let (input, output) = &o.acl_lists[&sw];
+    let by_tag = |id: &crate::dataplane::AclIndex| o.acls[id].tag.clone();
+    assert!(by_tag(&input[0]).ends_with(calico_compile::guard::GUARD_RX));
+    assert!(by_tag(&output[0]).ends_with(calico_compile::guard::GUARD_TX));
+    assert_eq!(r.apply(&base()).await.unwrap().writes, 0);
+}
+
+#[tokio::test]
+async fn interface_stays_dark_while_its_guard_acl_fails() {
+    let (mut r, h, sw) = setup();
+    r.connect().await.unwrap();
+    h.fail_nth("acl_add_replace", 1, -1);
+    let report = r.apply(&base()).await.unwrap();
+    assert_eq!(report.failed_ops, 1);
+    let o = h.objects();
+    assert!(
+        !o.cnat.contains(&sw),
+        "npol must not go live without the guard"
+    );
+    assert!(!o.acl_lists.contains_key(&sw));
+    // Fail closed meanwhile: deny-all, not the endpoint's policy.
+    assert_eq!(o.configs[&sw].policy_default_tx, npol::PolicyDefault::Deny);
+    assert!(o.configs[&sw].tx_policies.is_empty());
+    assert!(r.summary().waiting >= 1);
+    tokio::time::pause();
+    tokio::time::advance(std::time::Duration::from_secs(60)).await;
+    r.apply(&base()).await.unwrap();
+    let o = h.objects();
+    assert!(o.cnat.contains(&sw));
+    assert_eq!(o.acl_lists[&sw].0.len(), 1);
+    assert_eq!(o.configs[&sw].tx_policies.len(), 1);
+}
+
+#[tokio::test]
+async fn guard_acl_changed_in_the_desired_state_is_replaced_in_place() {
+    let (mut r, h, sw) = setup();
+    r.connect().await.unwrap();
+    r.apply(&base()).await.unwrap();
+    let before = h.objects().acl_lists[&sw].clone();
+    let mut d = base();
+    let key = calico_compile::AclKey(calico_compile::guard::GUARD_RX.into());
+    d.acls.get_mut(&key).unwrap().rules.pop();
+    h.clear_log();
+    let report = r.apply(&d).await.unwrap();
+    assert_eq!(names(&h), vec!["acl_add_replace"]);
+    assert_eq!(report.writes, 1);
+    let o = h.objects();
+    assert_eq!(o.acl_lists[&sw], before, "ids unchanged, no re-attach");
+    assert_eq!(o.acls[&before.0[0]], d.acls[&key]);
+}
+
+#[tokio::test]
+async fn removing_every_endpoint_and_acl_detaches_and_deletes_the_guard() {
+    let (mut r, h, sw) = setup();
+    r.connect().await.unwrap();
+    r.apply(&base()).await.unwrap();
+    r.apply(&DesiredState::default()).await.unwrap();
+    let o = h.objects();
+    assert!(o.acls.is_empty());
+    assert!(!o.acl_lists.contains_key(&sw));
+    assert!(r.realized().is_empty());
+}
+
+#[tokio::test]
+async fn unbound_interface_keeps_the_guard_while_it_is_still_desired() {
+    let (mut r, h, sw) = setup();
+    r.connect().await.unwrap();
+    r.apply(&base()).await.unwrap();
+    let mut d = base();
+    d.interfaces.clear();
+    r.apply(&d).await.unwrap();
+    let o = h.objects();
+    assert_eq!(o.acl_lists[&sw].0.len(), 1, "fail closed: the guard stays");
+    assert_eq!(o.acls.len(), 2);
 }
