@@ -3,7 +3,8 @@
 //! back through a writer task per connection. It never programs anything itself and never
 //! calls the hook before `InSync`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use calico_model::{Changes, FelixConfig, Model, Update};
 use prost::Message;
@@ -13,11 +14,16 @@ use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
 use crate::config::{DataplaneKind, DriverConfig};
+use crate::dataplane::vpp::{VppConfig, VppDataplane};
 use crate::felix::codec::{FrameError, FrameReader};
 use crate::felix::convert::{convert, Skip};
 use crate::felix::proto;
+use crate::hook::sim::SimHook;
+use crate::hook::VppHook;
 use crate::logging::LogControl;
+use crate::reconcile::{self, Reconciler, ReconcilerConfig};
 use crate::status::{self, StatusHub, StatusReceiver, StatusSender};
+use vpp_sim::Simulator;
 
 /// One batch handed to the dataplane side: the model after the batch and what changed.
 #[derive(Debug, Clone, Copy)]
@@ -69,19 +75,69 @@ pub enum AgentError {
     Write(std::io::Error),
     #[error("Felix socket: {0}")]
     Listen(std::io::Error),
-    #[error("dataplane {0:?} is not available in this build yet; use CALICO_VPP_DATAPLANE=none")]
-    DataplaneUnavailable(DataplaneKind),
+    #[error("starting the VPP simulator: {0}")]
+    Simulator(String),
 }
 
 /// Builds the hook for the configured dataplane. `status` is how it reports endpoint status.
+/// Needs a tokio runtime (the reconciler and, for `sim`, the simulator run as tasks); it
+/// connects nothing itself: the reconciler connects (with backoff) on its own task.
 pub fn dataplane_hook(
     config: &DriverConfig,
     status: StatusSender,
 ) -> Result<Box<dyn DataplaneHook>, AgentError> {
-    let _ = status;
     match config.dataplane {
         DataplaneKind::None => Ok(Box::<ModelOnly>::default()),
-        other => Err(AgentError::DataplaneUnavailable(other)),
+        DataplaneKind::Vpp => {
+            info!(socket = %config.api_socket.display(), state_dir = %config.state_dir.display(),
+                "programming VPP");
+            let rc = ReconcilerConfig {
+                state_dir: Some(config.state_dir.clone()),
+                ..ReconcilerConfig::default()
+            };
+            let (handle, events, task) = reconcile::start_vpp(rc, vpp_config(&config.api_socket));
+            let (hook, _monitor) = VppHook::with_reconciler(handle, events, task, status);
+            Ok(Box::new(hook))
+        }
+        DataplaneKind::Sim => {
+            let path = config.sim_socket.clone().unwrap_or_else(default_sim_socket);
+            let sim = start_simulator(&path)?;
+            info!(socket = %path.display(), "programming the built-in VPP simulator (not a VPP)");
+            // The simulator starts empty with every run: there is nothing to adopt.
+            let reconciler = Reconciler::new(
+                VppDataplane::new(vpp_config(&path)),
+                ReconcilerConfig::default(),
+            );
+            let (hook, _monitor) = VppHook::start(reconciler, status);
+            Ok(Box::new(SimHook::new(hook, Arc::new(sim))))
+        }
+    }
+}
+
+/// The VPP API client settings for `socket`.
+pub fn vpp_config(socket: &Path) -> VppConfig {
+    VppConfig {
+        socket: socket.to_path_buf(),
+        ..VppConfig::default()
+    }
+}
+
+/// A per-process socket path under the temporary directory, so that a simulator never
+/// replaces a real VPP's socket.
+pub fn default_sim_socket() -> PathBuf {
+    std::env::temp_dir().join(format!("calico-vpp-sim-{}.sock", std::process::id()))
+}
+
+/// Starts the simulator from synchronous code inside a runtime. Its start binds and spawns
+/// without waiting on anything, so one poll completes it.
+pub fn start_simulator(path: &Path) -> Result<Simulator, AgentError> {
+    use futures::FutureExt;
+    match Simulator::start(path).now_or_never() {
+        Some(Ok(sim)) => Ok(sim),
+        Some(Err(e)) => Err(AgentError::Simulator(e.to_string())),
+        None => Err(AgentError::Simulator(
+            "the simulator did not start without waiting".into(),
+        )),
     }
 }
 

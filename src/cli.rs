@@ -85,9 +85,18 @@ pub struct Settings {
         global = true,
         env = "CALICO_VPP_DATAPLANE",
         value_enum,
-        default_value = "none"
+        default_value = "vpp"
     )]
     pub dataplane: DataplaneKind,
+    /// Socket for the built-in simulator when the dataplane is `sim` (default: a temporary
+    /// path; never the VPP API socket).
+    #[arg(
+        long,
+        global = true,
+        env = "CALICO_VPP_SIM_SOCKET",
+        value_name = "PATH"
+    )]
+    pub sim_socket: Option<PathBuf>,
     /// How long `felix-proxy` retries connecting to the driver's socket.
     #[arg(
         long,

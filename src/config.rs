@@ -51,6 +51,8 @@ pub struct DriverConfig {
     pub log_format: LogFormat,
     pub max_frame_bytes: usize,
     pub dataplane: DataplaneKind,
+    /// Socket of the built-in simulator for `dataplane = sim` (`None`: a temporary path).
+    pub sim_socket: Option<PathBuf>,
     /// How long `felix-proxy` keeps trying to reach the driver's socket.
     pub proxy_connect_timeout: Duration,
 }
@@ -73,9 +75,11 @@ impl DriverConfig {
             }
         };
         for (what, path) in [
-            ("CALICO_VPP_API_SOCKET", &s.api_socket),
-            ("CALICO_VPP_STATE_DIR", &s.state_dir),
+            ("CALICO_VPP_API_SOCKET", Some(&s.api_socket)),
+            ("CALICO_VPP_STATE_DIR", Some(&s.state_dir)),
+            ("CALICO_VPP_SIM_SOCKET", s.sim_socket.as_ref()),
         ] {
+            let Some(path) = path else { continue };
             if !path.is_absolute() {
                 return Err(ConfigError::RelativePath {
                     what,
@@ -90,6 +94,7 @@ impl DriverConfig {
             log_format: s.log_format,
             max_frame_bytes: s.max_frame_bytes,
             dataplane: s.dataplane,
+            sim_socket: s.sim_socket.clone(),
             proxy_connect_timeout: s.proxy_connect_timeout.into(),
         })
     }
@@ -111,7 +116,7 @@ mod tests {
         let c = parse(&["calico-vpp-driver"]).unwrap();
         assert_eq!(c.api_socket, PathBuf::from("/run/vpp/api.sock"));
         assert_eq!(c.max_frame_bytes, 128 * 1024 * 1024);
-        assert_eq!(c.dataplane, DataplaneKind::None);
+        assert_eq!(c.dataplane, DataplaneKind::Vpp);
         assert_eq!(c.log_level, None);
     }
 

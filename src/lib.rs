@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod dataplane;
 pub mod felix;
+pub mod hook;
 pub mod logging;
 pub mod reconcile;
 pub mod status;

@@ -1,0 +1,366 @@
+//! The VPP hook: status mapping, the published copy of the desired state, and the whole path
+//! (agent → compiler → reconciler → fake VPP → status frames to Felix).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use calico_compile::{Compiler, InterfaceKey};
+use calico_model::{Changes, Model, WorkloadEndpointId};
+use prost::Message;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+use super::endpoints::EndpointDirectory;
+use super::publish::apply_diff;
+use super::*;
+use crate::agent::{ingest_frame, Agent, IngestStats};
+use crate::dataplane::fake;
+use crate::felix::codec::{encode_to_dataplane, FrameDecoder};
+use crate::felix::proto;
+use crate::felix::proto::from_dataplane::Payload as Out;
+use crate::felix::proto::to_dataplane::Payload;
+use crate::felix::script::{self, ClusterShape};
+use crate::logging::LogControl;
+use crate::reconcile::{EndpointOperStatus, ReconcilerConfig};
+use crate::status::{self, EndpointStatus, StatusEvent};
+
+fn shape(pods: usize) -> ClusterShape {
+    ClusterShape {
+        namespaces: 2,
+        pods,
+        policies: 6,
+        tiers: 2,
+        pools: 1,
+        services: 1,
+        remote_nodes: 1,
+    }
+}
+
+/// The model after `msgs`, and the changes they made.
+fn ingest(model: &mut Model, msgs: &[proto::ToDataplane]) -> Changes {
+    let mut stats = IngestStats::default();
+    let mut pending = Changes::default();
+    for m in msgs {
+        ingest_frame(&m.encode_to_vec(), model, &mut stats, &mut pending);
+    }
+    pending
+}
+
+fn synced_model(shape: &ClusterShape) -> Model {
+    let mut model = Model::default();
+    let mut msgs = script::snapshot(shape);
+    msgs.push(script::in_sync());
+    ingest(&mut model, &msgs);
+    model
+}
+
+fn wid(i: usize, shape: &ClusterShape) -> WorkloadEndpointId {
+    let p = script::workload_id(i, shape.namespaces);
+    WorkloadEndpointId {
+        orchestrator_id: p.orchestrator_id,
+        workload_id: p.workload_id,
+        endpoint_id: p.endpoint_id,
+    }
+}
+
+fn update(id: &WorkloadEndpointId, iface: &str, status: EndpointOperStatus) -> EndpointStatusEvent {
+    EndpointStatusEvent::Update {
+        endpoint: id.to_string(),
+        interface: InterfaceKey(iface.into()),
+        status,
+        reason: None,
+    }
+}
+
+fn remove(id: &WorkloadEndpointId, iface: &str) -> EndpointStatusEvent {
+    EndpointStatusEvent::Remove {
+        endpoint: id.to_string(),
+        interface: InterfaceKey(iface.into()),
+    }
+}
+
+#[test]
+fn reconciler_status_maps_to_the_felix_endpoint_with_its_summary() {
+    let s = shape(3);
+    let model = synced_model(&s);
+    let mut dir = EndpointDirectory::default();
+    assert!(dir.resync(&model).is_empty());
+    // Three workloads and the node's host endpoint.
+    assert_eq!(dir.len(), 4);
+    let id = wid(1, &s);
+    let ev = dir.on_status(update(&id, &script::pod_iface(1), EndpointOperStatus::Up));
+    let Some(StatusEvent::Workload {
+        id: got,
+        status: Some((EndpointStatus::Up, Some(summary))),
+    }) = ev
+    else {
+        panic!("unexpected {ev:?}");
+    };
+    assert_eq!(got, id);
+    assert_eq!(summary.name, script::pod_iface(1));
+    assert_eq!(
+        summary.ipv4_nets[0].to_string(),
+        format!("{}/32", script::pod_ip(1))
+    );
+}
+
+#[test]
+fn workload_error_is_reported_down_never_up() {
+    let s = shape(2);
+    let model = synced_model(&s);
+    let mut dir = EndpointDirectory::default();
+    dir.resync(&model);
+    let id = wid(0, &s);
+    let ev = dir.on_status(update(
+        &id,
+        &script::pod_iface(0),
+        EndpointOperStatus::Error,
+    ));
+    assert!(matches!(
+        ev,
+        Some(StatusEvent::Workload {
+            status: Some((EndpointStatus::Down, _)),
+            ..
+        })
+    ));
+}
+
+#[test]
+fn status_of_unknown_endpoints_is_ignored() {
+    let mut dir = EndpointDirectory::default();
+    let id = wid(0, &shape(1));
+    assert_eq!(
+        dir.on_status(update(&id, "x", EndpointOperStatus::Up)),
+        None
+    );
+    assert_eq!(dir.on_status(remove(&id, "x")), None);
+}
+
+#[test]
+fn removed_endpoint_is_retracted_once_and_late_reconciler_events_are_swallowed() {
+    let s = shape(2);
+    let mut model = synced_model(&s);
+    let mut dir = EndpointDirectory::default();
+    dir.resync(&model);
+    let id = wid(0, &s);
+    let iface = script::pod_iface(0);
+    assert!(dir
+        .on_status(update(&id, &iface, EndpointOperStatus::Up))
+        .is_some());
+
+    let p = script::workload_id(0, s.namespaces);
+    let changes = ingest(
+        &mut model,
+        &[script::envelope(Payload::WorkloadEndpointRemove(
+            proto::WorkloadEndpointRemove { id: Some(p) },
+        ))],
+    );
+    let out = dir.workloads_changed(&model, &changes.workload_endpoints);
+    assert_eq!(
+        out,
+        vec![StatusEvent::Workload {
+            id: id.clone(),
+            status: None
+        }]
+    );
+    // A pass on the older state, then the reconciler's own remove: Felix hears neither.
+    assert_eq!(
+        dir.on_status(update(&id, &iface, EndpointOperStatus::Up)),
+        None
+    );
+    assert_eq!(dir.on_status(remove(&id, &iface)), None);
+    assert_eq!(dir.len(), 2, "one workload and the host endpoint left");
+}
+
+#[test]
+fn endpoint_never_reported_leaves_without_a_removal() {
+    let s = shape(2);
+    let mut model = synced_model(&s);
+    let mut dir = EndpointDirectory::default();
+    dir.resync(&model);
+    let p = script::workload_id(1, s.namespaces);
+    let changes = ingest(
+        &mut model,
+        &[script::envelope(Payload::WorkloadEndpointRemove(
+            proto::WorkloadEndpointRemove { id: Some(p) },
+        ))],
+    );
+    assert!(dir
+        .workloads_changed(&model, &changes.workload_endpoints)
+        .is_empty());
+    assert_eq!(dir.len(), 2, "one workload and the host endpoint left");
+}
+
+#[test]
+fn endpoint_moving_to_a_new_interface_keeps_its_status() {
+    let s = shape(1);
+    let model = synced_model(&s);
+    let mut dir = EndpointDirectory::default();
+    dir.resync(&model);
+    let id = wid(0, &s);
+    dir.on_status(update(&id, "old", EndpointOperStatus::Up));
+    // The reconciler reports the new interface before removing the old one.
+    assert!(dir
+        .on_status(update(&id, "new", EndpointOperStatus::Up))
+        .is_some());
+    assert_eq!(dir.on_status(remove(&id, "old")), None);
+    assert_eq!(
+        dir.on_status(remove(&id, "new")),
+        Some(StatusEvent::Workload { id, status: None })
+    );
+}
+
+#[test]
+fn changed_addresses_of_a_reported_endpoint_are_sent_again() {
+    let s = shape(1);
+    let mut model = synced_model(&s);
+    let mut dir = EndpointDirectory::default();
+    dir.resync(&model);
+    let id = wid(0, &s);
+    dir.on_status(update(&id, &script::pod_iface(0), EndpointOperStatus::Up));
+    let mut ep = script::workload(0, &s);
+    ep.ipv4_nets = vec!["10.65.9.9/32".into()];
+    let changes = ingest(
+        &mut model,
+        &[script::envelope(Payload::WorkloadEndpointUpdate(
+            proto::WorkloadEndpointUpdate {
+                id: Some(script::workload_id(0, s.namespaces)),
+                endpoint: Some(ep),
+            },
+        ))],
+    );
+    let out = dir.workloads_changed(&model, &changes.workload_endpoints);
+    let [StatusEvent::Workload {
+        status: Some((EndpointStatus::Up, Some(summary))),
+        ..
+    }] = out.as_slice()
+    else {
+        panic!("unexpected {out:?}");
+    };
+    assert_eq!(summary.ipv4_nets[0].to_string(), "10.65.9.9/32");
+}
+
+#[test]
+fn published_copy_follows_the_compiler_through_deltas() {
+    let s = shape(12);
+    let mut model = synced_model(&s);
+    let mut compiler = Compiler::new(&model);
+    let mut copy = compiler.desired().clone();
+    for d in script::deltas(&s, 40) {
+        let changes = ingest(&mut model, &[d]);
+        let diff = compiler.apply_changes(&model, &changes);
+        apply_diff(&mut copy, diff);
+        assert_eq!(&copy, compiler.desired());
+    }
+    // A second session's full compile, sent as a difference.
+    let fresh = Compiler::new(&model);
+    apply_diff(&mut copy, compiler.desired().diff(fresh.desired()));
+    assert_eq!(&copy, fresh.desired());
+}
+
+struct Felix {
+    input: DuplexStream,
+    output: DuplexStream,
+    buf: BytesMut,
+}
+
+impl Felix {
+    async fn send(&mut self, msgs: &[proto::ToDataplane]) {
+        let mut bytes = Vec::new();
+        for m in msgs {
+            bytes.extend_from_slice(&encode_to_dataplane(m));
+        }
+        self.input.write_all(&bytes).await.unwrap();
+    }
+
+    async fn recv(&mut self) -> proto::FromDataplane {
+        let d = FrameDecoder::new(1 << 20);
+        loop {
+            if let Some(f) = d.decode(&mut self.buf).unwrap() {
+                return proto::FromDataplane::decode(f).unwrap();
+            }
+            let n = self.output.read_buf(&mut self.buf).await.unwrap();
+            assert!(n > 0, "driver closed its output");
+        }
+    }
+
+    /// Workload status frames until `done` says so: (workload id, status or None for remove).
+    async fn statuses_until(
+        &mut self,
+        seen: &mut BTreeMap<String, Option<String>>,
+        done: impl Fn(&BTreeMap<String, Option<String>>) -> bool,
+    ) {
+        while !done(seen) {
+            match self.recv().await.payload {
+                Some(Out::WorkloadEndpointStatusUpdate(u)) => {
+                    let id = u.id.unwrap();
+                    assert!(u.endpoint.is_some(), "status without the endpoint");
+                    seen.insert(id.workload_id, Some(u.status.unwrap().status));
+                }
+                Some(Out::WorkloadEndpointStatusRemove(r)) => {
+                    seen.insert(r.id.unwrap().workload_id, None);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn hook_programs_the_fake_vpp_and_felix_hears_every_endpoint_up_then_removed() {
+    let s = shape(4);
+    let (dp, vpp) = fake::new();
+    for i in 0..s.pods {
+        vpp.add_interface(&format!("tap{i}"), &script::pod_iface(i));
+    }
+    let rc = ReconcilerConfig {
+        min_apply_interval: Duration::from_millis(10),
+        ..ReconcilerConfig::default()
+    };
+    let (status_tx, status_rx) = status::channel();
+    let (hook, mut monitor) = VppHook::start(Reconciler::new(dp, rc), status_tx);
+    let (felix_in, driver_in) = tokio::io::duplex(1 << 20);
+    let (driver_out, felix_out) = tokio::io::duplex(1 << 20);
+    let mut agent = Agent::new(Box::new(hook), status_rx, LogControl::detached(), 1 << 20);
+    let session = tokio::spawn(async move { agent.run_session(driver_in, driver_out).await });
+    let mut felix = Felix {
+        input: felix_in,
+        output: felix_out,
+        buf: BytesMut::new(),
+    };
+
+    felix.send(&script::snapshot(&s)).await;
+    // Nothing is programmed before InSync.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(vpp.writes(), 0);
+    felix.send(&[script::in_sync()]).await;
+
+    let mut seen = BTreeMap::new();
+    let pods = s.pods;
+    felix
+        .statuses_until(&mut seen, |m| {
+            m.len() == pods && m.values().all(|v| v.as_deref() == Some("up"))
+        })
+        .await;
+    let summary = monitor
+        .converged(Duration::from_millis(100), Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(summary.failed.is_empty());
+    let objects = vpp.objects();
+    assert!(!objects.policies.is_empty());
+
+    let gone = script::workload_id(2, s.namespaces);
+    felix
+        .send(&[script::envelope(Payload::WorkloadEndpointRemove(
+            proto::WorkloadEndpointRemove {
+                id: Some(gone.clone()),
+            },
+        ))])
+        .await;
+    felix
+        .statuses_until(&mut seen, |m| m[&gone.workload_id].is_none())
+        .await;
+    drop(felix);
+    assert!(session.await.unwrap().is_ok());
+}
