@@ -179,6 +179,7 @@ fn compile_rules(
         );
         return c;
     }
+    let guard = PolicyConfig::from_felix(&model.felix_config).guard();
     let mut out: [Rules; 2] = [Vec::new(), Vec::new()];
     for (i, (dir, list)) in [
         (CalicoDirection::Ingress, inbound),
@@ -200,7 +201,7 @@ fn compile_rules(
                     }
                     // No action is Calico's allow.
                     if matches!(rule.action, None | Some(Action::Allow))
-                        && crate::guard::rule_may_match_guarded(rule, dir)
+                        && crate::guard::rule_may_match_guarded(rule, dir, guard)
                     {
                         c.notes.push(Note::GuardStricter {
                             direction: dir,
@@ -287,7 +288,9 @@ impl Compiler {
             track: None,
         };
         c.node_notes(model);
-        c.out.acls.extend(crate::guard::guard_acls());
+        c.out
+            .acls
+            .extend(crate::guard::guard_acls_with(c.cfg.guard()));
         for id in model.ipsets.keys() {
             c.refresh_base_set(model, id);
         }
@@ -1038,7 +1041,9 @@ impl Compiler {
 
     fn node_notes(&mut self, _model: &Model) {
         let mut notes = Vec::new();
-        notes.push(Note::GuardIcmpErrors);
+        if self.cfg.guard_icmp_errors {
+            notes.push(Note::GuardIcmpErrors);
+        }
         let how = match self.cfg.endpoint_to_host {
             EndpointToHostAction::Drop => format!(
                 "every workload's RX list starts with {TO_HOST_DROP_POLICY}, denying destinations in {LOCAL_HOST_SET} (routes of type LOCAL_HOST)"

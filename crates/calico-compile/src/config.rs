@@ -30,6 +30,9 @@ pub struct PolicyConfig {
     pub allow_ipip_from_workloads: bool,
     /// `VXLANPort` (default 4789).
     pub vxlan_port: u16,
+    /// Driver setting `VPPGuardAllowICMPErrors` (default true): whether the protocol guard
+    /// lets ICMP errors through (see `crate::guard`).
+    pub guard_icmp_errors: bool,
 }
 
 impl Default for PolicyConfig {
@@ -39,11 +42,18 @@ impl Default for PolicyConfig {
             allow_vxlan_from_workloads: false,
             allow_ipip_from_workloads: false,
             vxlan_port: 4789,
+            guard_icmp_errors: true,
         }
     }
 }
 
 impl PolicyConfig {
+    pub fn guard(&self) -> crate::guard::GuardOptions {
+        crate::guard::GuardOptions {
+            icmp_errors: self.guard_icmp_errors,
+        }
+    }
+
     pub fn from_felix(raw: &BTreeMap<String, String>) -> PolicyConfig {
         let mut c = PolicyConfig::default();
         if let Some(v) = raw.get("DefaultEndpointToHostAction") {
@@ -71,6 +81,12 @@ impl PolicyConfig {
             .and_then(|v| parse_bool(v))
         {
             c.allow_ipip_from_workloads = b;
+        }
+        if let Some(b) = raw
+            .get("VPPGuardAllowICMPErrors")
+            .and_then(|v| parse_bool(v))
+        {
+            c.guard_icmp_errors = b;
         }
         if let Some(v) = raw.get("VXLANPort") {
             match v.trim().parse::<u16>() {
@@ -107,6 +123,14 @@ mod tests {
         assert_eq!(c.endpoint_to_host, EndpointToHostAction::Drop);
         assert!(!c.allow_vxlan_from_workloads && !c.allow_ipip_from_workloads);
         assert_eq!(c.vxlan_port, 4789);
+        assert!(c.guard_icmp_errors);
+    }
+
+    #[test]
+    fn guard_icmp_errors_can_be_turned_off() {
+        let raw: BTreeMap<String, String> =
+            [("VPPGuardAllowICMPErrors".to_string(), "false".to_string())].into();
+        assert!(!PolicyConfig::from_felix(&raw).guard_icmp_errors);
     }
 
     #[test]

@@ -143,20 +143,59 @@ fn icmp6_extra(dir: CalicoDirection) -> &'static [u8] {
     }
 }
 
-/// The guard ACL for Calico direction `dir` (egress = VPP RX, ingress = VPP TX).
+/// What the guard lets through besides what npol polices and Felix always admits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct GuardOptions {
+    /// Permit ICMP errors (the default; see the module docs). `false` drops them all:
+    /// never more permissive than Felix, but path-MTU discovery and unreachables break.
+    /// Driver setting `VPPGuardAllowICMPErrors` (a `ConfigUpdate` key).
+    pub icmp_errors: bool,
+}
+
+impl Default for GuardOptions {
+    fn default() -> Self {
+        GuardOptions { icmp_errors: true }
+    }
+}
+
+impl GuardOptions {
+    fn icmp4_errors(&self) -> &'static [u8] {
+        if self.icmp_errors {
+            &ICMP4_ERRORS
+        } else {
+            &[]
+        }
+    }
+
+    fn icmp6_errors(&self) -> &'static [u8] {
+        if self.icmp_errors {
+            &ICMP6_ERRORS
+        } else {
+            &[]
+        }
+    }
+}
+
+/// The guard ACL for Calico direction `dir` (egress = VPP RX, ingress = VPP TX), default
+/// options.
 pub fn guard_acl(dir: CalicoDirection) -> Acl {
+    guard_acl_with(dir, GuardOptions::default())
+}
+
+/// The guard ACL for Calico direction `dir` with `opts`.
+pub fn guard_acl_with(dir: CalicoDirection, opts: GuardOptions) -> Acl {
     let mut rules = Vec::new();
     for family in [AclFamily::V4, AclFamily::V6] {
         for proto in crate::rules::PORT_PROTOCOLS {
             rules.push(any_ports(AclAction::Permit, family, proto));
         }
     }
-    for t in ICMP4_ECHO.iter().chain(&ICMP4_ERRORS) {
+    for t in ICMP4_ECHO.iter().chain(opts.icmp4_errors()) {
         rules.push(icmp_type(AclFamily::V4, *t));
     }
     for t in ICMP6_ECHO
         .iter()
-        .chain(&ICMP6_ERRORS)
+        .chain(opts.icmp6_errors())
         .chain(icmp6_extra(dir))
     {
         rules.push(icmp_type(AclFamily::V6, *t));
@@ -175,11 +214,21 @@ pub fn guard_acl(dir: CalicoDirection) -> Acl {
     }
 }
 
-/// Both guard ACLs, keyed as the desired state holds them.
+/// Both guard ACLs (default options), keyed as the desired state holds them.
 pub fn guard_acls() -> [(AclKey, Acl); 2] {
+    guard_acls_with(GuardOptions::default())
+}
+
+pub fn guard_acls_with(opts: GuardOptions) -> [(AclKey, Acl); 2] {
     [
-        (AclKey(GUARD_RX.into()), guard_acl(CalicoDirection::Egress)),
-        (AclKey(GUARD_TX.into()), guard_acl(CalicoDirection::Ingress)),
+        (
+            AclKey(GUARD_RX.into()),
+            guard_acl_with(CalicoDirection::Egress, opts),
+        ),
+        (
+            AclKey(GUARD_TX.into()),
+            guard_acl_with(CalicoDirection::Ingress, opts),
+        ),
     ]
 }
 
@@ -230,16 +279,22 @@ pub fn acl_verdict(acl: &Acl, pkt: &Packet) -> Verdict {
     Verdict::Deny
 }
 
-/// Does the guard for Calico direction `dir` let `pkt` through to npol? Same answer as
-/// [`acl_verdict`] on [`guard_acl`], without building it.
+/// Does the guard for Calico direction `dir` (default options) let `pkt` through to npol?
 pub fn guard_permits(dir: CalicoDirection, pkt: &Packet) -> bool {
+    guard_permits_with(dir, GuardOptions::default(), pkt)
+}
+
+/// Same answer as [`acl_verdict`] on [`guard_acl_with`], without building it.
+pub fn guard_permits_with(dir: CalicoDirection, opts: GuardOptions, pkt: &Packet) -> bool {
     let v6 = pkt.src.is_ipv6();
     match (pkt.proto, v6) {
         (6 | 17 | 132, _) => true,
-        (1, false) => ICMP4_ECHO.contains(&pkt.icmp_type) || ICMP4_ERRORS.contains(&pkt.icmp_type),
+        (1, false) => {
+            ICMP4_ECHO.contains(&pkt.icmp_type) || opts.icmp4_errors().contains(&pkt.icmp_type)
+        }
         (58, true) => {
             ICMP6_ECHO.contains(&pkt.icmp_type)
-                || ICMP6_ERRORS.contains(&pkt.icmp_type)
+                || opts.icmp6_errors().contains(&pkt.icmp_type)
                 || icmp6_extra(dir).contains(&pkt.icmp_type)
         }
         _ => false,
@@ -249,7 +304,12 @@ pub fn guard_permits(dir: CalicoDirection, pkt: &Packet) -> bool {
 /// Could a Calico rule with these protocol constraints match a packet that the guard for
 /// `dir` drops? Over-approximates (never says no when the answer is yes): used to report
 /// allow rules the guard makes stricter than Felix.
-pub(crate) fn rule_may_match_guarded(rule: &calico_model::Rule, dir: CalicoDirection) -> bool {
+pub(crate) fn rule_may_match_guarded(
+    rule: &calico_model::Rule,
+    dir: CalicoDirection,
+    opts: GuardOptions,
+) -> bool {
+    let guard_permits = |dir, pkt: &Packet| guard_permits_with(dir, opts, pkt);
     let uses_ports = !(rule.src_ports.is_empty()
         && rule.dst_ports.is_empty()
         && rule.src_named_port_ip_set_ids.is_empty()
@@ -311,14 +371,36 @@ mod tests {
 
     #[test]
     fn guard_acl_and_shortcut_agree_on_every_protocol_and_icmp_type() {
+        for icmp_errors in [true, false] {
+            let opts = GuardOptions { icmp_errors };
+            for dir in [CalicoDirection::Ingress, CalicoDirection::Egress] {
+                let acl = guard_acl_with(dir, opts);
+                for p in packets() {
+                    assert_eq!(
+                        acl_verdict(&acl, &p) == Verdict::Allow,
+                        guard_permits_with(dir, opts, &p),
+                        "{dir:?} {p:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn icmp_errors_cross_only_when_allowed() {
+        let (a, b) = (v4("10.0.0.1"), v4("10.0.0.2"));
+        let (a6, b6) = (v4("fd00::1"), v4("fd00::2"));
+        let strict = GuardOptions { icmp_errors: false };
         for dir in [CalicoDirection::Ingress, CalicoDirection::Egress] {
-            let acl = guard_acl(dir);
-            for p in packets() {
-                assert_eq!(
-                    acl_verdict(&acl, &p) == Verdict::Allow,
-                    guard_permits(dir, &p),
-                    "{dir:?} {p:?}"
-                );
+            for t in ICMP4_ERRORS {
+                let p = Packet::icmp(a, b, t, 4, 0);
+                assert!(guard_permits(dir, &p));
+                assert!(!guard_permits_with(dir, strict, &p));
+            }
+            for t in ICMP6_ERRORS {
+                let p = Packet::icmp(a6, b6, t, 0, 0);
+                assert!(guard_permits(dir, &p));
+                assert!(!guard_permits_with(dir, strict, &p));
             }
         }
     }

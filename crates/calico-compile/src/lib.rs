@@ -42,7 +42,7 @@ pub use desired::{
     AclKey, DesiredDiff, DesiredInterface, DesiredState, InterfaceKey, IpSetKey, MemberDelta,
     PolicyKey, RuleKey,
 };
-pub use guard::{Acl, AclAction, AclFamily, AclRule, InterfaceGuard};
+pub use guard::{Acl, AclAction, AclFamily, AclRule, GuardOptions, InterfaceGuard};
 pub use lookup::{evaluate_compiled, explain_compiled, npol_direction, ExplainedStep};
 pub use report::{CalicoDirection, CompileReport, Note, Subject};
 pub use rules::IcmpFate;

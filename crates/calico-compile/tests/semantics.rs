@@ -624,3 +624,39 @@ fn host_endpoints_are_reported_not_programmed() {
         }
     )));
 }
+
+/// `VPPGuardAllowICMPErrors=false`: the guard drops ICMP errors (never more permissive than
+/// Felix for unrelated errors), and the change reaches the desired ACLs incrementally.
+#[test]
+fn strict_guard_drops_icmp_errors() {
+    let (m, a) = one_pod(vec![], &[]);
+    let iface = calico_compile::InterfaceKey("calia".into());
+    let unreachable = Packet::icmp(ip(PEER), ip(POD), 3, 4, 0);
+    let c = compile(&m);
+    let got = calico_compile::evaluate_compiled(&c.desired, &iface, Ingress, &unreachable).unwrap();
+    assert_eq!(
+        got.verdict, Allow,
+        "default: errors cross the guard (cnat/npol decide)"
+    );
+    let mut strict = m.clone();
+    strict
+        .felix_config
+        .insert("VPPGuardAllowICMPErrors".into(), "false".into());
+    let mut inc = calico_compile::Compiler::new(&m);
+    let diff = inc.update(
+        &strict,
+        &calico_compile::ChangeSet {
+            node: true,
+            ..Default::default()
+        },
+    );
+    assert_eq!(diff.acls_upserted.len(), 2);
+    let got =
+        calico_compile::evaluate_compiled(inc.desired(), &iface, Ingress, &unreachable).unwrap();
+    assert_eq!(got.verdict, Deny);
+    assert!(!inc
+        .report()
+        .all()
+        .any(|n| *n == calico_compile::Note::GuardIcmpErrors));
+    let _ = a;
+}
