@@ -299,6 +299,17 @@ mod tests {
     }
 
     #[test]
+    fn text_dump_lists_acls_and_interface_lists() {
+        let (mut s, a) = pod();
+        let (_, id) = s.acl_add_replace(NONE, "guard".into(), vec![permit(6, (0, u16::MAX))]);
+        s.acl_set_interface_list(a, 1, &[id]);
+        let t = s.render_text();
+        assert!(t.contains("acl 0 tag \"guard\" 1 rules"), "{t}");
+        assert!(t.contains("permit 0.0.0.0/0 -> 0.0.0.0/0 proto 6"), "{t}");
+        assert!(t.contains(&format!("interface {a}: input [0]")), "{t}");
+    }
+
+    #[test]
     fn replace_in_place_changes_what_interfaces_see() {
         let (mut s, a) = pod();
         let (_, id) = s.acl_add_replace(NONE, "t".into(), vec![permit(47, (0, u16::MAX))]);

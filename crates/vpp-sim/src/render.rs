@@ -14,7 +14,44 @@ impl SimState {
         self.render_fib(&mut o);
         self.render_cnat(&mut o);
         self.render_npol(&mut o);
+        self.render_acl(&mut o);
         o
+    }
+
+    /// Like `show acl-plugin acl` and `show acl-plugin interface`, condensed.
+    fn render_acl(&self, o: &mut String) {
+        let a = &self.acl;
+        if a.acls.is_empty() && a.input.is_empty() && a.output.is_empty() {
+            return;
+        }
+        let _ = writeln!(o, "acl:");
+        for (id, acl) in a.acls.iter() {
+            let _ = writeln!(o, "  acl {id} tag {:?} {} rules", acl.tag, acl.rules.len());
+            for r in &acl.rules {
+                let action = match r.action {
+                    0 => "deny",
+                    1 => "permit",
+                    _ => "permit+reflect",
+                };
+                let _ = writeln!(
+                    o,
+                    "    {action} {} -> {} proto {} sport/type {}-{} dport/code {}-{}",
+                    r.src,
+                    r.dst,
+                    r.proto,
+                    r.sport_or_type.0,
+                    r.sport_or_type.1,
+                    r.dport_or_code.0,
+                    r.dport_or_code.1
+                );
+            }
+        }
+        for (sw, l) in &a.input {
+            let _ = writeln!(o, "  interface {sw}: input {l:?}");
+        }
+        for (sw, l) in &a.output {
+            let _ = writeln!(o, "  interface {sw}: output {l:?}");
+        }
     }
 
     fn render_interfaces(&self, o: &mut String) {

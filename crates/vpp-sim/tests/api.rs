@@ -660,3 +660,65 @@ async fn sockclnt_delete_answers_and_closes() {
     assert_eq!(r.response, 1);
     assert!(read_frame(&mut c.s, WAIT).await.is_none());
 }
+
+#[tokio::test]
+async fn acl_messages_store_apply_dump_and_enforce_like_the_acl_plugin() {
+    use vpp_bindings::gen::acl::*;
+    use vpp_bindings::gen::acl_types::{AclAction, AclRule};
+    use vpp_bindings::gen::ip_types::IpProto;
+    let f = start().await;
+    let mut c = Raw::connect(&f.path).await;
+    let itf = c.call(&af_packet("pod1")).await.sw_if_index;
+    let tcp_only = AclRule {
+        is_permit: AclAction::AclActionApiPermit,
+        src_prefix: pfx("0.0.0.0/0"),
+        dst_prefix: pfx("0.0.0.0/0"),
+        proto: IpProto::IpApiProtoTcp,
+        srcport_or_icmptype_first: 0,
+        srcport_or_icmptype_last: 65535,
+        dstport_or_icmpcode_first: 0,
+        dstport_or_icmpcode_last: 65535,
+        ..AclRule::default()
+    };
+    let add = |index: u32, r: Vec<AclRule>| AclAddReplace {
+        acl_index: index,
+        tag: "guard".into(),
+        r,
+    };
+    let r = c.call(&add(u32::MAX, vec![tcp_only.clone()])).await;
+    assert_eq!((r.retval, r.acl_index), (0, 0));
+    assert_eq!(c.call(&add(7, vec![])).await.retval, rv::NO_SUCH_ENTRY);
+    let mut backwards = tcp_only.clone();
+    backwards.srcport_or_icmptype_first = 9;
+    backwards.srcport_or_icmptype_last = 1;
+    assert_eq!(c.call(&add(u32::MAX, vec![backwards])).await.retval, -8);
+    let set = |acls: Vec<u32>, n_input| AclInterfaceSetAclList {
+        sw_if_index: itf,
+        n_input,
+        acls,
+    };
+    assert_eq!(c.call(&set(vec![0, 5], 1)).await.retval, rv::NO_SUCH_ENTRY);
+    assert_eq!(c.call(&set(vec![0, 0], 1)).await.retval, 0);
+    assert_eq!(c.call(&AclDel { acl_index: 0 }).await.retval, -142);
+    let dumped = c
+        .dump(&AclDump {
+            acl_index: u32::MAX,
+        })
+        .await;
+    assert_eq!(dumped.len(), 1);
+    assert_eq!((dumped[0].tag.as_str(), dumped[0].r.len()), ("guard", 1));
+    let lists = c
+        .dump(&AclInterfaceListDump {
+            sw_if_index: u32::MAX,
+        })
+        .await;
+    assert_eq!((lists[0].n_input, lists[0].acls.clone()), (1, vec![0, 0]));
+    let gre = Packet::l4(47, ip("10.0.0.1"), 0, ip("10.0.0.2"), 0);
+    let tcp = Packet::tcp(ip("10.0.0.1"), 1, ip("10.0.0.2"), 80);
+    assert_eq!(f.sim.evaluate(itf, Direction::Rx, &gre), Verdict::Deny);
+    assert_eq!(f.sim.evaluate(itf, Direction::Tx, &gre), Verdict::Deny);
+    assert_eq!(f.sim.evaluate(itf, Direction::Rx, &tcp), Verdict::Allow);
+    assert_eq!(c.call(&set(vec![], 0)).await.retval, 0);
+    assert_eq!(f.sim.evaluate(itf, Direction::Rx, &gre), Verdict::Allow);
+    assert_eq!(c.call(&AclDel { acl_index: 0 }).await.retval, 0);
+}
