@@ -685,10 +685,10 @@ async fn acl_messages_store_apply_dump_and_enforce_like_the_acl_plugin() {
         tag: "guard".into(),
         r,
     };
-    let r = c.call(&add(u32::MAX, vec![tcp_only.clone()])).await;
+    let r = c.call(&add(u32::MAX, vec![tcp_only])).await;
     assert_eq!((r.retval, r.acl_index), (0, 0));
     assert_eq!(c.call(&add(7, vec![])).await.retval, rv::NO_SUCH_ENTRY);
-    let mut backwards = tcp_only.clone();
+    let mut backwards = tcp_only;
     backwards.srcport_or_icmptype_first = 9;
     backwards.srcport_or_icmptype_last = 1;
     assert_eq!(c.call(&add(u32::MAX, vec![backwards])).await.retval, -8);
