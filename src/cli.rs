@@ -40,9 +40,33 @@ pub enum Command {
         #[arg(long, env = "CALICO_VPP_FELIX_SOCKET", value_name = "PATH", default_value = DEFAULT_FELIX_SOCKET)]
         socket: PathBuf,
     },
-    /// Run the demo: the VPP simulator and a scripted Felix session (comes with the demo
-    /// work; not available yet).
-    Demo,
+    /// Run the demo: a scripted Felix session through the driver into the built-in VPP
+    /// simulator (or into the VPP at CALICO_VPP_API_SOCKET when that socket exists), then
+    /// the programmed objects, endpoint status and a table of flow verdicts.
+    Demo {
+        /// Leave the demo's objects in a real VPP instead of removing them at the end.
+        #[arg(long)]
+        keep: bool,
+        /// Use the simulator even when CALICO_VPP_API_SOCKET exists.
+        #[arg(long)]
+        sim: bool,
+    },
+    /// Connect to VPP, print its version and whether every API message the driver uses is
+    /// there with the same CRC; exits 0 only when compatible.
+    CheckVpp {
+        /// VPP's API socket (default: CALICO_VPP_API_SOCKET, /run/vpp/api.sock).
+        #[arg(long, value_name = "PATH")]
+        vpp_socket: Option<PathBuf>,
+        /// List every message, not only the mismatches.
+        #[arg(long)]
+        verbose: bool,
+    },
+    /// Serve the built-in VPP simulator on a socket until SIGTERM/ctrl-c (for tests and
+    /// trying the driver without VPP). Never on a socket a server is listening on.
+    Sim {
+        #[arg(long, value_name = "PATH")]
+        socket: PathBuf,
+    },
 }
 
 /// Settings shared by every mode; each flag also reads a `CALICO_VPP_*` variable.

@@ -6,8 +6,10 @@
 
 pub mod agent;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod dataplane;
+pub mod demo;
 pub mod felix;
 pub mod hook;
 pub mod logging;

@@ -13,7 +13,7 @@ use calico_vpp_driver::agent::{self, Agent, SessionEnd};
 use calico_vpp_driver::cli::{Cli, Command};
 use calico_vpp_driver::config::DriverConfig;
 use calico_vpp_driver::felix::transport::{self, ProxyEnd};
-use calico_vpp_driver::{logging, status};
+use calico_vpp_driver::{commands, demo, logging, status};
 
 /// Installed under this name (a symlink or copy), the binary is the Felix-side relay: Felix
 /// starts its driver without arguments, so the name has to select the mode.
@@ -47,7 +47,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let log = logging::init(config.log_format, config.log_level.as_deref());
+    // The demo prints a report on stdout; its logs stay quiet unless asked for.
+    let level = match (&cli.command, config.log_level.as_deref()) {
+        (Some(Command::Demo { .. }), None) => Some("warn"),
+        (_, level) => level,
+    };
+    let log = logging::init(config.log_format, level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -149,8 +154,35 @@ async fn run(
                 }
             }
         }
-        Some(Command::Demo) => {
-            anyhow::bail!("the demo is not part of this build yet (it comes with the demo work)")
+        Some(Command::Demo { keep, sim }) => {
+            let _ = log;
+            let options = demo::DemoOptions::from_env(&config, keep, sim);
+            let mut out = std::io::stdout();
+            let outcome = demo::run(options, &mut out).await?;
+            Ok(if outcome.all_agree() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Some(Command::CheckVpp {
+            vpp_socket,
+            verbose,
+        }) => {
+            let socket = vpp_socket.unwrap_or_else(|| config.api_socket.clone());
+            let report = commands::check_vpp(&socket, std::time::Duration::from_secs(5)).await?;
+            println!("VPP API socket: {}", socket.display());
+            println!("{}", commands::render_report(&report, verbose));
+            Ok(if report.is_compatible() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Some(Command::Sim { socket }) => {
+            info!(socket = %socket.display(), "serving the VPP simulator (not a VPP) until SIGTERM");
+            commands::serve_sim(&socket).await?;
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

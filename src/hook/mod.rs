@@ -18,7 +18,7 @@ use std::time::Duration;
 use calico_compile::{Compiler, Note, Subject};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::agent::{Batch, DataplaneHook};
 use crate::dataplane::Dataplane;
@@ -167,13 +167,14 @@ impl VppHook {
                 if is_fail_closed(note) {
                     warn!(subject = ?subject, note = ?note, "compiled fail-closed");
                 } else {
-                    info!(subject = ?subject, note = ?note, "compile note");
+                    // Informational notes are logged by the compiler where they arise.
+                    debug!(subject = ?subject, note = ?note, "compile note");
                 }
             }
         }
         for subject in self.logged_notes.keys() {
             if !now.contains_key(subject) {
-                info!(subject = ?subject, "compile notes cleared");
+                debug!(subject = ?subject, "compile notes cleared");
             }
         }
         self.logged_notes = now.clone();

@@ -1,0 +1,186 @@
+//! The demo's printed report: plain text tables for a person.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+use calico_compile::DesiredState;
+use npol::Verdict;
+use vpp_sim::Simulator;
+
+use super::scenario::PODS;
+use super::FlowRow;
+use crate::reconcile::ReconcileSummary;
+
+pub fn session(
+    out: &mut impl Write,
+    snapshot: usize,
+    deltas: usize,
+    s: &ReconcileSummary,
+) -> io::Result<()> {
+    writeln!(
+        out,
+        "\nFelix session: {snapshot} messages up to InSync, then {deltas} deltas (pod shop/frontend-2 \
+         arrives; IP sets s:shop-frontend and s:shop-all gain its address)"
+    )?;
+    writeln!(
+        out,
+        "Converged after {} reconcile passes: {} failed, {} waiting, {} interfaces pending",
+        s.passes,
+        s.failed.len(),
+        s.waiting,
+        s.pending_interfaces
+    )
+}
+
+pub fn simulator(out: &mut impl Write, sim: &Simulator, desired: &DesiredState) -> io::Result<()> {
+    let counts = sim.with_state(|s| {
+        let members: usize = s.npol.ipsets.iter().map(|(_, m)| m.members.len()).sum();
+        vec![
+            (
+                "npol ipsets",
+                s.npol.ipsets.len(),
+                format!("{members} members"),
+            ),
+            ("npol rules", s.npol.rules.len(), String::new()),
+            ("npol policies", s.npol.policies.len(), String::new()),
+            (
+                "npol interface configs",
+                s.npol.interfaces.len(),
+                String::new(),
+            ),
+            ("ACLs (protocol guards)", s.acl.acls.len(), String::new()),
+            (
+                "static neighbours",
+                s.neighbors.values().filter(|n| n.flags != 0).count(),
+                String::new(),
+            ),
+            (
+                "interfaces with cnat",
+                s.interfaces.iter().filter(|(_, i)| i.cnat).count(),
+                String::new(),
+            ),
+        ]
+    });
+    writeln!(
+        out,
+        "\nProgrammed into the simulator (desired by the compiler in brackets):"
+    )?;
+    let want = [
+        desired.ipsets.len(),
+        desired.rules.len(),
+        desired.policies.len(),
+        desired.interfaces.len(),
+        desired.acls.len(),
+    ];
+    for (i, (what, n, extra)) in counts.iter().enumerate() {
+        let w = want.get(i).map(|w| format!(" [{w}]")).unwrap_or_default();
+        writeln!(out, "  {what:<24} {n:>4}{w} {extra}")?;
+    }
+    let text = sim.dump_text();
+    writeln!(out, "\nSimulator dump (npol excerpt):")?;
+    for line in text.lines().skip_while(|l| !l.starts_with("npol")).take(18) {
+        writeln!(out, "  | {line}")?;
+    }
+    Ok(())
+}
+
+pub fn desired_counts(out: &mut impl Write, d: &DesiredState) -> io::Result<()> {
+    let members: usize = d.ipsets.values().map(|s| s.members.len()).sum();
+    writeln!(
+        out,
+        "\nProgrammed into VPP (the compiler's desired state, reconciled):"
+    )?;
+    writeln!(
+        out,
+        "  npol ipsets              {:>4} {members} members",
+        d.ipsets.len()
+    )?;
+    writeln!(out, "  npol rules               {:>4}", d.rules.len())?;
+    writeln!(out, "  npol policies            {:>4}", d.policies.len())?;
+    writeln!(out, "  npol interface configs   {:>4}", d.interfaces.len())?;
+    writeln!(out, "  ACLs (protocol guards)   {:>4}", d.acls.len())?;
+    writeln!(
+        out,
+        "  check on VPP: vppctl show npol interfaces | show npol policies verbose | show npol ipsets"
+    )
+}
+
+pub fn interfaces(out: &mut impl Write, d: &DesiredState) -> io::Result<()> {
+    writeln!(
+        out,
+        "\nPer-interface npol configuration (RX = pod egress, TX = pod ingress):"
+    )?;
+    for pod in PODS {
+        let Some(i) = d.interfaces.get(&calico_compile::InterfaceKey(pod.iface())) else {
+            writeln!(
+                out,
+                "  {:<11} {:<22} (not configured)",
+                pod.iface(),
+                pod.label()
+            )?;
+            continue;
+        };
+        let list = |v: &Vec<calico_compile::PolicyKey>| {
+            v.iter()
+                .map(|k| k.0.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        writeln!(out, "  {:<11} {}", pod.iface(), pod.label())?;
+        writeln!(out, "      rx: [{}]", list(&i.config.rx_policies))?;
+        writeln!(out, "      tx: [{}]", list(&i.config.tx_policies))?;
+        writeln!(
+            out,
+            "      profiles: [{}]  defaults: policy {:?}/{:?}, profile {:?}/{:?}",
+            list(&i.config.profiles),
+            i.config.policy_default_rx,
+            i.config.policy_default_tx,
+            i.config.profile_default_rx,
+            i.config.profile_default_tx
+        )?;
+    }
+    Ok(())
+}
+
+pub fn statuses(out: &mut impl Write, m: &BTreeMap<String, Option<String>>) -> io::Result<()> {
+    writeln!(
+        out,
+        "\nEndpoint status reported to Felix (WorkloadEndpointStatusUpdate):"
+    )?;
+    for (id, st) in m {
+        writeln!(
+            out,
+            "  k8s/{id}/eth0  {}",
+            st.as_deref().unwrap_or("(removed)")
+        )?;
+    }
+    Ok(())
+}
+
+fn v(x: Verdict) -> &'static str {
+    match x {
+        Verdict::Allow => "allow",
+        Verdict::Deny => "deny",
+    }
+}
+
+pub fn flows(out: &mut impl Write, rows: &[FlowRow], dataplane: &str) -> io::Result<()> {
+    writeln!(out, "\nFlow verdicts (new connections):")?;
+    writeln!(
+        out,
+        "  {:<50} {:<8} {:<15} {:<5} decided by (Calico)",
+        "flow", "Calico", dataplane, "agree"
+    )?;
+    for r in rows {
+        writeln!(
+            out,
+            "  {:<50} {:<8} {:<15} {:<5} {}",
+            r.flow.describe(),
+            v(r.expected),
+            v(r.dataplane),
+            if r.agrees() { "✔" } else { "✘" },
+            r.decided_by
+        )?;
+    }
+    Ok(())
+}
