@@ -12,8 +12,12 @@ use crate::dataplane::vpp::required_messages;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
-    #[error("connecting to VPP at {path}: {source}")]
-    Connect { path: String, source: ClientError },
+    #[error("cannot connect to VPP at {path}")]
+    Connect {
+        path: String,
+        #[source]
+        source: ClientError,
+    },
     #[error(
         "{path} is in use by a running server (a VPP?); refusing to replace it with the simulator"
     )]

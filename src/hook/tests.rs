@@ -364,3 +364,84 @@ async fn hook_programs_the_fake_vpp_and_felix_hears_every_endpoint_up_then_remov
     drop(felix);
     assert!(session.await.unwrap().is_ok());
 }
+
+#[tokio::test]
+async fn a_second_felix_session_with_the_same_snapshot_writes_nothing() {
+    let s = shape(3);
+    let (dp, vpp) = fake::new();
+    for i in 0..s.pods {
+        vpp.add_interface(&format!("tap{i}"), &script::pod_iface(i));
+    }
+    let rc = ReconcilerConfig {
+        min_apply_interval: Duration::from_millis(10),
+        ..ReconcilerConfig::default()
+    };
+    let (status_tx, status_rx) = status::channel();
+    let (hook, mut monitor) = VppHook::start(Reconciler::new(dp, rc), status_tx);
+    let mut agent = Agent::new(Box::new(hook), status_rx, LogControl::detached(), 1 << 20);
+    let mut stream = script::snapshot(&s);
+    stream.push(script::in_sync());
+    for session in 0..2 {
+        if session == 1 {
+            vpp.clear_log();
+        }
+        let (mut felix_in, driver_in) = tokio::io::duplex(1 << 20);
+        let (driver_out, _felix_out) = tokio::io::duplex(1 << 20);
+        let mut bytes = Vec::new();
+        for m in &stream {
+            bytes.extend_from_slice(&encode_to_dataplane(m));
+        }
+        felix_in.write_all(&bytes).await.unwrap();
+        drop(felix_in);
+        agent.run_session(driver_in, driver_out).await.unwrap();
+        monitor
+            .converged(Duration::from_millis(100), Duration::from_secs(10))
+            .await
+            .unwrap();
+        if session == 0 {
+            assert!(vpp.writes() > 0);
+        }
+    }
+    assert_eq!(vpp.writes(), 0, "{:?}", vpp.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_dataplane_makes_pod_interfaces_and_reports_every_endpoint_up() {
+    use clap::Parser;
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("sim.sock");
+    let cli = crate::cli::Cli::try_parse_from([
+        "calico-vpp-driver",
+        "--dataplane",
+        "sim",
+        "--sim-socket",
+        sock.to_str().unwrap(),
+    ])
+    .unwrap();
+    let config = crate::config::DriverConfig::from_settings(&cli.settings).unwrap();
+    let (status_tx, status_rx) = status::channel();
+    let hook = crate::agent::dataplane_hook(&config, status_tx).unwrap();
+    let (felix_in, driver_in) = tokio::io::duplex(1 << 20);
+    let (driver_out, felix_out) = tokio::io::duplex(1 << 20);
+    let mut agent = Agent::new(hook, status_rx, LogControl::detached(), 1 << 20);
+    let session = tokio::spawn(async move { agent.run_session(driver_in, driver_out).await });
+    let mut felix = Felix {
+        input: felix_in,
+        output: felix_out,
+        buf: BytesMut::new(),
+    };
+    let s = shape(3);
+    let mut stream = script::snapshot(&s);
+    stream.push(script::in_sync());
+    felix.send(&stream).await;
+    let mut seen = BTreeMap::new();
+    let wait = felix.statuses_until(&mut seen, |m| {
+        m.len() == 3 && m.values().all(|v| v.as_deref() == Some("up"))
+    });
+    tokio::time::timeout(Duration::from_secs(10), wait)
+        .await
+        .expect("every endpoint up through the simulator");
+    assert!(sock.exists());
+    drop(felix);
+    assert!(session.await.unwrap().is_ok());
+}
