@@ -19,7 +19,7 @@ use crate::felix::codec::{FrameError, FrameReader};
 use crate::felix::convert::{convert, Skip};
 use crate::felix::proto;
 use crate::hook::sim::SimHook;
-use crate::hook::VppHook;
+use crate::hook::{HookMonitor, VppHook};
 use crate::logging::LogControl;
 use crate::reconcile::{self, Reconciler, ReconcilerConfig};
 use crate::status::{self, StatusHub, StatusReceiver, StatusSender};
@@ -86,8 +86,17 @@ pub fn dataplane_hook(
     config: &DriverConfig,
     status: StatusSender,
 ) -> Result<Box<dyn DataplaneHook>, AgentError> {
+    start_dataplane(config, status).map(|(hook, _)| hook)
+}
+
+/// [`dataplane_hook`], plus a monitor of the reconciler (none for `CALICO_VPP_DATAPLANE=none`)
+/// for callers that wait for convergence.
+pub fn start_dataplane(
+    config: &DriverConfig,
+    status: StatusSender,
+) -> Result<(Box<dyn DataplaneHook>, Option<HookMonitor>), AgentError> {
     match config.dataplane {
-        DataplaneKind::None => Ok(Box::<ModelOnly>::default()),
+        DataplaneKind::None => Ok((Box::<ModelOnly>::default(), None)),
         DataplaneKind::Vpp => {
             info!(socket = %config.api_socket.display(), state_dir = %config.state_dir.display(),
                 "programming VPP");
@@ -96,8 +105,8 @@ pub fn dataplane_hook(
                 ..ReconcilerConfig::default()
             };
             let (handle, events, task) = reconcile::start_vpp(rc, vpp_config(&config.api_socket));
-            let (hook, _monitor) = VppHook::with_reconciler(handle, events, task, status);
-            Ok(Box::new(hook))
+            let (hook, monitor) = VppHook::with_reconciler(handle, events, task, status);
+            Ok((Box::new(hook), Some(monitor)))
         }
         DataplaneKind::Sim => {
             let path = config.sim_socket.clone().unwrap_or_else(default_sim_socket);
@@ -108,8 +117,8 @@ pub fn dataplane_hook(
                 VppDataplane::new(vpp_config(&path)),
                 ReconcilerConfig::default(),
             );
-            let (hook, _monitor) = VppHook::start(reconciler, status);
-            Ok(Box::new(SimHook::new(hook, Arc::new(sim))))
+            let (hook, monitor) = VppHook::start(reconciler, status);
+            Ok((Box::new(SimHook::new(hook, Arc::new(sim))), Some(monitor)))
         }
     }
 }
