@@ -47,9 +47,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // The demo prints a report on stdout; its logs stay quiet unless asked for.
+    // The demo and check-vpp print a report on stdout; their logs stay quiet unless asked for.
     let level = match (&cli.command, config.log_level.as_deref()) {
         (Some(Command::Demo { .. }), None) => Some("warn"),
+        (Some(Command::CheckVpp { .. }), None) => Some("error"),
         (_, level) => level,
     };
     let log = logging::init(config.log_format, level);
