@@ -1,0 +1,99 @@
+//! The operator subcommands of the real binary: `check-vpp` against the simulator (exit 0
+//! when compatible, 1 without a VPP) and `demo` (exit 0 when every verdict agrees).
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+fn driver_bin() -> &'static PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Ok(p) = std::env::var("CALICO_VPP_DRIVER_BIN") {
+            return PathBuf::from(p);
+        }
+        // target/<profile>/deps/<this test> → target/<profile>
+        let exe = std::env::current_exe().unwrap();
+        let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+        let target_dir = profile_dir.parent().unwrap();
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args([
+            "build",
+            "-q",
+            "-p",
+            "calico-vpp-driver",
+            "--bin",
+            "calico-vpp-driver",
+        ])
+        .env("CARGO_TARGET_DIR", target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if profile_dir.file_name().unwrap() == "release" {
+            cmd.arg("--release");
+        }
+        assert!(
+            cmd.status().unwrap().success(),
+            "building the driver failed"
+        );
+        profile_dir.join("calico-vpp-driver")
+    })
+}
+
+/// Runs the binary off the async runtime (the simulator serves on it meanwhile).
+async fn run(args: &[&str]) -> Output {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let bin = driver_bin().clone();
+    tokio::task::spawn_blocking(move || {
+        Command::new(bin)
+            .args(&args)
+            .env_remove("CALICO_VPP_API_SOCKET")
+            .env_remove("CALICO_VPP_LOG_LEVEL")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_vpp_against_the_simulator_reports_compatible_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = vpp_sim::Simulator::start(dir.path().join("api.sock"))
+        .await
+        .unwrap();
+    let socket = sim.socket_path().to_str().unwrap().to_string();
+    let out = run(&["check-vpp", "--vpp-socket", &socket]).await;
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("VPP version: simulator of"), "{t}");
+    assert!(t.contains("=> compatible"), "{t}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_vpp_without_a_vpp_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("absent.sock");
+    let out = run(&["check-vpp", "--vpp-socket", socket.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot connect to VPP"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_on_the_simulator_exits_0_with_every_verdict_agreeing() {
+    let out = run(&["demo", "--sim"]).await;
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("built-in VPP simulator"), "{t}");
+    assert!(t.contains("12/12 verdicts agree"), "{t}");
+    assert!(!t.contains('✘'), "{t}");
+}
