@@ -252,6 +252,31 @@ fn published_copy_follows_the_compiler_through_deltas() {
         apply_diff(&mut copy, diff);
         assert_eq!(&copy, compiler.desired());
     }
+    // Endpoints, a policy and an IP set going away.
+    let removals = vec![
+        script::envelope(Payload::WorkloadEndpointRemove(
+            proto::WorkloadEndpointRemove {
+                id: Some(script::workload_id(0, s.namespaces)),
+            },
+        )),
+        script::envelope(Payload::WorkloadEndpointRemove(
+            proto::WorkloadEndpointRemove {
+                id: Some(script::workload_id(5, s.namespaces)),
+            },
+        )),
+        script::envelope(Payload::ActivePolicyRemove(proto::ActivePolicyRemove {
+            id: Some(script::policy_id(0, 1, false)),
+        })),
+        script::envelope(Payload::IpsetRemove(proto::IpSetRemove {
+            id: script::named_port_set_id(1),
+        })),
+    ];
+    for r in removals {
+        let changes = ingest(&mut model, &[r]);
+        let diff = compiler.apply_changes(&model, &changes);
+        apply_diff(&mut copy, diff);
+        assert_eq!(&copy, compiler.desired());
+    }
     // A second session's full compile, sent as a difference.
     let fresh = Compiler::new(&model);
     apply_diff(&mut copy, compiler.desired().diff(fresh.desired()));
