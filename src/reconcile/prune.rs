@@ -7,12 +7,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use calico_compile::DesiredState;
+use calico_compile::{DesiredState, IpSetKey, PolicyKey, RuleKey};
 use tokio::time::Instant;
 use tracing::info;
 
 use super::pass::{deny_all, StageLog};
-use super::realized::RealInterface;
+use super::realized::{RealInterface, Realized};
 use super::status::ObjectRef;
 use super::{PassReport, Reconciler};
 use crate::dataplane::{
@@ -49,9 +49,9 @@ impl<D: Dataplane> Reconciler<D> {
     ) -> Result<(), DataplaneError> {
         self.unbind_interfaces(desired, now, report).await?;
         self.delete_acls(desired, now, report).await?;
-        self.delete_policies(desired, now, report).await?;
-        self.delete_rules(desired, now, report).await?;
-        self.delete_ipsets(desired, now, report).await
+        self.delete_stale::<Policies>(desired, now, report).await?;
+        self.delete_stale::<Rules>(desired, now, report).await?;
+        self.delete_stale::<IpSets>(desired, now, report).await
     }
 
     fn binding_mut(&mut self, b: &BindingRef) -> Option<&mut RealInterface> {
@@ -248,165 +248,119 @@ impl<D: Dataplane> Reconciler<D> {
         Ok(())
     }
 
-    async fn delete_policies(
+    /// Stale npol objects of one kind (keyed ones no longer desired, and orphans) that no
+    /// realized object refers to any more.
+    async fn delete_stale<K: NpolKind>(
         &mut self,
         desired: &DesiredState,
         now: Instant,
         report: &mut PassReport,
     ) -> Result<(), DataplaneError> {
-        let used = self.realized.referenced_policies();
-        let mut cands: Vec<(Option<calico_compile::PolicyKey>, PolicyId)> = self
-            .realized
-            .policies
-            .iter()
-            .filter(|(k, _)| !desired.policies.contains_key(*k))
-            .map(|(k, p)| (Some(k.clone()), p.id))
-            .collect();
-        cands.extend(self.realized.orphans.policies.iter().map(|id| (None, *id)));
-        cands.retain(|(k, id)| {
-            let obj = match k {
-                Some(k) => ObjectRef::Policy(k.clone()),
-                None => ObjectRef::OrphanPolicy(*id),
-            };
-            !used.contains(id) && self.due(&obj, now)
-        });
-        let ops = cands
-            .iter()
-            .map(|(_, id)| Op::PolicyDelete { id: *id })
-            .collect();
+        let used = K::referenced(&self.realized);
+        let mut cands = K::stale(&self.realized, desired);
+        cands.retain(|(k, id)| !used.contains(id) && self.due(&K::object(k.as_ref(), *id), now));
+        let ops = cands.iter().map(|(_, id)| K::delete(*id)).collect();
         let results = self.exec(ops, report).await?;
         let mut log = StageLog::default();
         for ((key, id), res) in cands.into_iter().zip(results) {
-            let obj = match &key {
-                Some(k) => ObjectRef::Policy(k.clone()),
-                None => ObjectRef::OrphanPolicy(id),
-            };
-            if !gone(&Op::PolicyDelete { id }, &res) {
+            let obj = K::object(key.as_ref(), id);
+            if !gone(&K::delete(id), &res) {
                 if let Err(e) = res {
                     log.err(obj, e.to_string());
                 }
                 continue;
             }
             self.state_dirty = true;
-            match key {
-                Some(k) => {
-                    self.realized.policies.remove(&k);
-                }
-                None => {
-                    self.realized.orphans.policies.remove(&id);
-                }
-            }
-            log.ok(obj);
-        }
-        self.finish_stage(log, now);
-        Ok(())
-    }
-
-    async fn delete_rules(
-        &mut self,
-        desired: &DesiredState,
-        now: Instant,
-        report: &mut PassReport,
-    ) -> Result<(), DataplaneError> {
-        let used = self.realized.referenced_rules();
-        let mut cands: Vec<(Option<calico_compile::RuleKey>, RuleId)> = self
-            .realized
-            .rules
-            .iter()
-            .filter(|(k, _)| !desired.rules.contains_key(*k))
-            .map(|(k, r)| (Some(k.clone()), r.id))
-            .collect();
-        cands.extend(self.realized.orphans.rules.iter().map(|id| (None, *id)));
-        cands.retain(|(k, id)| {
-            let obj = match k {
-                Some(k) => ObjectRef::Rule(k.clone()),
-                None => ObjectRef::OrphanRule(*id),
-            };
-            !used.contains(id) && self.due(&obj, now)
-        });
-        let ops = cands
-            .iter()
-            .map(|(_, id)| Op::RuleDelete { id: *id })
-            .collect();
-        let results = self.exec(ops, report).await?;
-        let mut log = StageLog::default();
-        for ((key, id), res) in cands.into_iter().zip(results) {
-            let obj = match &key {
-                Some(k) => ObjectRef::Rule(k.clone()),
-                None => ObjectRef::OrphanRule(id),
-            };
-            if !gone(&Op::RuleDelete { id }, &res) {
-                if let Err(e) = res {
-                    log.err(obj, e.to_string());
-                }
-                continue;
-            }
-            self.state_dirty = true;
-            match key {
-                Some(k) => {
-                    self.realized.rules.remove(&k);
-                }
-                None => {
-                    self.realized.orphans.rules.remove(&id);
-                }
-            }
-            log.ok(obj);
-        }
-        self.finish_stage(log, now);
-        Ok(())
-    }
-
-    async fn delete_ipsets(
-        &mut self,
-        desired: &DesiredState,
-        now: Instant,
-        report: &mut PassReport,
-    ) -> Result<(), DataplaneError> {
-        let used = self.realized.referenced_ipsets();
-        let mut cands: Vec<(Option<calico_compile::IpSetKey>, IpSetId)> = self
-            .realized
-            .ipsets
-            .iter()
-            .filter(|(k, _)| !desired.ipsets.contains_key(*k))
-            .map(|(k, s)| (Some(k.clone()), s.id))
-            .collect();
-        cands.extend(self.realized.orphans.ipsets.iter().map(|id| (None, *id)));
-        cands.retain(|(k, id)| {
-            let obj = match k {
-                Some(k) => ObjectRef::IpSet(k.clone()),
-                None => ObjectRef::OrphanIpSet(*id),
-            };
-            !used.contains(id) && self.due(&obj, now)
-        });
-        let ops = cands
-            .iter()
-            .map(|(_, id)| Op::IpSetDelete { set: *id })
-            .collect();
-        let results = self.exec(ops, report).await?;
-        let mut log = StageLog::default();
-        for ((key, id), res) in cands.into_iter().zip(results) {
-            let obj = match &key {
-                Some(k) => ObjectRef::IpSet(k.clone()),
-                None => ObjectRef::OrphanIpSet(id),
-            };
-            if !gone(&Op::IpSetDelete { set: id }, &res) {
-                if let Err(e) = res {
-                    log.err(obj, e.to_string());
-                }
-                continue;
-            }
-            self.state_dirty = true;
-            match key {
-                Some(k) => {
-                    self.realized.ipsets.remove(&k);
-                }
-                None => {
-                    self.realized.orphans.ipsets.remove(&id);
-                }
-            }
+            K::forget(&mut self.realized, key, id);
             log.ok(obj);
         }
         self.finish_stage(log, now);
         Ok(())
     }
 }
+
+/// What deleting differs in between the three npol object kinds.
+trait NpolKind {
+    type Key: Clone;
+    type Id: Copy + Ord;
+    /// Keyed objects no longer desired, then orphans (no key).
+    fn stale(r: &Realized, desired: &DesiredState) -> Vec<(Option<Self::Key>, Self::Id)>;
+    fn referenced(r: &Realized) -> BTreeSet<Self::Id>;
+    fn object(key: Option<&Self::Key>, id: Self::Id) -> ObjectRef;
+    fn delete(id: Self::Id) -> Op;
+    fn forget(r: &mut Realized, key: Option<Self::Key>, id: Self::Id);
+}
+
+/// Implements [`NpolKind`] for one kind: the realized and desired tables, the orphan set,
+/// the id field, the status names and the delete operation.
+macro_rules! npol_kind {
+    ($kind:ident, $key:ty, $id:ty, $table:ident, $referenced:ident, $keyed:ident, $orphan:ident,
+     |$d:ident| $delete:expr) => {
+        struct $kind;
+        impl NpolKind for $kind {
+            type Key = $key;
+            type Id = $id;
+            fn stale(r: &Realized, desired: &DesiredState) -> Vec<(Option<$key>, $id)> {
+                r.$table
+                    .iter()
+                    .filter(|(k, _)| !desired.$table.contains_key(*k))
+                    .map(|(k, o)| (Some(k.clone()), o.id))
+                    .chain(r.orphans.$table.iter().map(|id| (None, *id)))
+                    .collect()
+            }
+            fn referenced(r: &Realized) -> BTreeSet<$id> {
+                r.$referenced()
+            }
+            fn object(key: Option<&$key>, id: $id) -> ObjectRef {
+                match key {
+                    Some(k) => ObjectRef::$keyed(k.clone()),
+                    None => ObjectRef::$orphan(id),
+                }
+            }
+            fn delete($d: $id) -> Op {
+                $delete
+            }
+            fn forget(r: &mut Realized, key: Option<$key>, id: $id) {
+                match key {
+                    Some(k) => {
+                        r.$table.remove(&k);
+                    }
+                    None => {
+                        r.orphans.$table.remove(&id);
+                    }
+                }
+            }
+        }
+    };
+}
+
+npol_kind!(
+    Policies,
+    PolicyKey,
+    PolicyId,
+    policies,
+    referenced_policies,
+    Policy,
+    OrphanPolicy,
+    |id| Op::PolicyDelete { id }
+);
+npol_kind!(
+    Rules,
+    RuleKey,
+    RuleId,
+    rules,
+    referenced_rules,
+    Rule,
+    OrphanRule,
+    |id| Op::RuleDelete { id }
+);
+npol_kind!(
+    IpSets,
+    IpSetKey,
+    IpSetId,
+    ipsets,
+    referenced_ipsets,
+    IpSet,
+    OrphanIpSet,
+    |set| Op::IpSetDelete { set }
+);
