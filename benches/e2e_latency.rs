@@ -20,6 +20,8 @@ use common::driver::{wait_until, Driver};
 use common::rig::{sim_matches, Rig};
 
 const WAIT: Duration = Duration::from_secs(300);
+/// VPP's API socket of a real VPP to run against as well (loopbacks stand in for pods).
+const REAL_VPP_ENV: &str = "CALICO_VPP_TEST_VPP_SOCKET";
 
 /// The scripted cluster with extra members in every namespace set, `members` in all.
 fn big_snapshot(shape: &ClusterShape, members: usize) -> Vec<proto::ToDataplane> {
@@ -221,8 +223,10 @@ fn main() {
     // New pods, one at a time.
     std::thread::sleep(Duration::from_millis(300));
     let mut per_pod = Vec::new();
+    let mut by_message = Default::default();
     for k in 0..new_pods {
         let i = shape.pods + k;
+        by_message = rig.sim.call_counts();
         let w0 = rig.sim.write_calls();
         new_pod(&mut d, &shape, i);
         let id = script::workload_id(i, shape.namespaces).workload_id;
@@ -230,11 +234,22 @@ fn main() {
         std::thread::sleep(Duration::from_millis(250));
         per_pod.push(rig.sim.write_calls() - w0);
     }
+    let last: Vec<String> = rig
+        .sim
+        .call_counts()
+        .into_iter()
+        .filter_map(|(name, n)| {
+            let before = by_message.get(&name).copied().unwrap_or(0);
+            (n > before && !name.contains("dump") && !name.contains("ping"))
+                .then(|| format!("{name} x{}", n - before))
+        })
+        .collect();
     println!(
-        "sim: VPP write calls per new pod: {:?} (mean {:.1}, max {})",
+        "sim: VPP write calls per new pod: {:?} (mean {:.1}, max {}); the last one: {}",
         per_pod,
         per_pod.iter().sum::<u64>() as f64 / per_pod.len() as f64,
-        per_pod.iter().max().unwrap()
+        per_pod.iter().max().unwrap(),
+        last.join(", ")
     );
 
     // IP set deltas: spaced (a quiet cluster) and back to back (churn).
@@ -247,4 +262,237 @@ fn main() {
         rig.sim.with_state(|s| sim_matches(s, &desired)).is_ok()
     });
     println!("sim: state equals the desired state after the deltas: {ok}");
+    drop(d);
+    drop(rig);
+
+    match std::env::var_os(REAL_VPP_ENV) {
+        Some(sock) => real_vpp(
+            std::path::Path::new(&sock),
+            &shape,
+            members,
+            new_pods,
+            deltas,
+        ),
+        None => println!("real VPP: SKIPPED ({REAL_VPP_ENV} is not set)"),
+    }
+}
+
+/// Writes of the passes logged since `from` (index into the pass log).
+fn logged_writes(d: &Driver, from: usize) -> u64 {
+    d.passes.lock().unwrap()[from..].iter().map(|p| p.1).sum()
+}
+
+fn pass_count(d: &Driver) -> usize {
+    d.passes.lock().unwrap().len()
+}
+
+/// The same measurements against a real VPP: one tagged, up loopback per pod; VPP write
+/// calls and apply times come from the driver's pass log (a real VPP has no call counter).
+/// Everything created is removed at the end.
+fn real_vpp(
+    sock: &std::path::Path,
+    shape: &ClusterShape,
+    members: usize,
+    new_pods: usize,
+    deltas: usize,
+) {
+    use calico_vpp_driver::dataplane::vpp::{VppConfig, VppDataplane};
+    use calico_vpp_driver::dataplane::{Dataplane, Op, SwIfIndex};
+    use vpp_bindings::client::{Client, ClientConfig};
+    use vpp_bindings::gen::interface as itf;
+    use vpp_bindings::gen::interface_types::IfStatusFlags;
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let client = rt
+        .block_on(Client::connect(sock, ClientConfig::default()))
+        .expect("connect to the real VPP");
+    let t = Instant::now();
+    let mut loops = Vec::new();
+    for i in 0..shape.pods + new_pods {
+        let b = (i as u32).to_be_bytes();
+        let r = rt
+            .block_on(client.request(&itf::CreateLoopback {
+                mac_address: vpp_bindings::gen::ethernet_types::MacAddress([
+                    0x02, 0xfe, 0x10, b[1], b[2], b[3],
+                ]),
+            }))
+            .expect("create_loopback");
+        assert_eq!(r.retval, 0, "create_loopback");
+        loops.push(r.sw_if_index);
+        let tag = rt.block_on(client.request(&itf::SwInterfaceTagAddDel {
+            is_add: true,
+            sw_if_index: r.sw_if_index,
+            tag: script::pod_iface(i),
+        }));
+        let up = rt.block_on(client.request(&itf::SwInterfaceSetFlags {
+            sw_if_index: r.sw_if_index,
+            flags: IfStatusFlags::IF_STATUS_API_FLAG_ADMIN_UP,
+        }));
+        assert!(tag.is_ok() && up.is_ok(), "tag/up loopback");
+    }
+    println!(
+        "real VPP: {} tagged loopbacks created in {:.3} s",
+        loops.len(),
+        t.elapsed().as_secs_f64()
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let mut d = Driver::spawn(&[
+        ("CALICO_VPP_DATAPLANE", "vpp"),
+        ("CALICO_VPP_API_SOCKET", sock.to_str().expect("utf-8 path")),
+        ("CALICO_VPP_STATE_DIR", state.to_str().expect("utf-8 path")),
+    ]);
+    let stream = big_snapshot(shape, members);
+    d.send(&stream);
+    drop(stream);
+    let t_insync = Instant::now();
+    d.send(&[script::in_sync()]);
+    let converged = wait_until(WAIT, || ups(&d) >= shape.pods);
+    let reported = t_insync.elapsed();
+    let last_pass = d
+        .passes
+        .lock()
+        .unwrap()
+        .last()
+        .map(|p| p.0.duration_since(t_insync));
+    println!(
+        "real VPP: InSync -> every endpoint reported up on fd 4: {} in {:.3} s (last pass logged \
+         at {:.3} s; {} VPP write calls)",
+        if converged {
+            "converged"
+        } else {
+            "NOT converged"
+        },
+        reported.as_secs_f64(),
+        last_pass.unwrap_or_default().as_secs_f64(),
+        logged_writes(&d, 0)
+    );
+
+    std::thread::sleep(Duration::from_millis(300));
+    let mut per_pod = Vec::new();
+    for k in 0..new_pods {
+        let i = shape.pods + k;
+        let p0 = pass_count(&d);
+        new_pod(&mut d, shape, i);
+        let id = script::workload_id(i, shape.namespaces).workload_id;
+        d.wait_status(&id, Some("up"), WAIT);
+        std::thread::sleep(Duration::from_millis(250));
+        per_pod.push(logged_writes(&d, p0));
+    }
+    println!(
+        "real VPP: VPP write calls per new pod: {:?} (mean {:.1}, max {})",
+        per_pod,
+        per_pod.iter().sum::<u64>() as f64 / per_pod.len().max(1) as f64,
+        per_pod.iter().max().copied().unwrap_or(0)
+    );
+
+    for (label, gap) in [
+        ("150 ms apart", Duration::from_millis(150)),
+        ("back to back", Duration::ZERO),
+    ] {
+        let mut lat = Vec::new();
+        for k in 0..deltas {
+            let member = format!("10.98.{}.{}/32", k / 2 / 250, k / 2 % 250 + 1);
+            let (added, removed) = if k % 2 == 0 {
+                (vec![member], vec![])
+            } else {
+                (vec![], vec![member])
+            };
+            let p0 = pass_count(&d);
+            let t = Instant::now();
+            d.send(&[script::envelope(Payload::IpsetDeltaUpdate(
+                proto::IpSetDeltaUpdate {
+                    id: script::ns_set_id(0),
+                    added_members: added,
+                    removed_members: removed,
+                },
+            ))]);
+            assert!(wait_until(Duration::from_secs(10), || pass_count(&d) > p0));
+            let at = d.passes.lock().unwrap()[p0].0;
+            lat.push(at.duration_since(t));
+            std::thread::sleep(gap);
+        }
+        lat.sort();
+        report_latencies(
+            &format!("real VPP: IP set delta fd 3 -> pass done (logged), {label}"),
+            &lat,
+        );
+    }
+
+    // Clean up: stop the driver, put the loopbacks back to plain, delete what the driver
+    // created (from its state file), then the loopbacks.
+    let _ = d.stop();
+    rt.block_on(async {
+        let mut dp = VppDataplane::new(VppConfig {
+            socket: sock.to_path_buf(),
+            request_timeout: Duration::from_secs(60),
+        });
+        dp.connect().await.expect("connect");
+        let mut ops = Vec::new();
+        for &idx in &loops {
+            let sw = SwIfIndex(idx);
+            ops.push(Op::ConfigurePolicies {
+                sw_if_index: sw,
+                config: npol::InterfaceConfig {
+                    rx_policies: vec![],
+                    tx_policies: vec![],
+                    profiles: vec![],
+                    invert_rx_tx: false,
+                    policy_default_rx: npol::PolicyDefault::Allow,
+                    policy_default_tx: npol::PolicyDefault::Allow,
+                    profile_default_rx: npol::PolicyDefault::Allow,
+                    profile_default_tx: npol::PolicyDefault::Allow,
+                },
+            });
+            ops.push(Op::AclInterfaceSet {
+                sw_if_index: sw,
+                input: vec![],
+                output: vec![],
+            });
+            ops.push(Op::CnatFeature {
+                sw_if_index: sw,
+                enable: false,
+            });
+        }
+        if let Some(p) = common::rig::persisted(&state) {
+            let r = &p.realized;
+            ops.extend(r.policies.values().map(|v| Op::PolicyDelete { id: v.id }));
+            ops.extend(
+                r.orphans
+                    .policies
+                    .iter()
+                    .map(|id| Op::PolicyDelete { id: *id }),
+            );
+            ops.extend(r.rules.values().map(|v| Op::RuleDelete { id: v.id }));
+            ops.extend(r.orphans.rules.iter().map(|id| Op::RuleDelete { id: *id }));
+            ops.extend(r.ipsets.values().map(|v| Op::IpSetDelete { set: v.id }));
+            ops.extend(
+                r.orphans
+                    .ipsets
+                    .iter()
+                    .map(|id| Op::IpSetDelete { set: *id }),
+            );
+            ops.extend(r.acls.values().map(|v| Op::AclDelete { index: v.id }));
+        }
+        let failed = dp
+            .execute(ops)
+            .await
+            .expect("clean-up batch")
+            .into_iter()
+            .filter(|r| r.is_err())
+            .count();
+        for &idx in &loops {
+            let _ = client
+                .request(&itf::DeleteLoopback { sw_if_index: idx })
+                .await;
+        }
+        println!(
+            "real VPP: cleaned up ({} loopbacks deleted, {failed} clean-up operations refused)",
+            loops.len()
+        );
+    });
 }

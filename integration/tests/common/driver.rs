@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -66,6 +66,9 @@ fn pipe() -> (OwnedFd, OwnedFd) {
 /// `None` after a `WorkloadEndpointStatusRemove`.
 pub type StatusBook = BTreeMap<String, Option<String>>;
 
+/// Reconcile passes the driver logged: (when the line arrived, VPP writes of the pass).
+pub type PassLog = Vec<(Instant, u64)>;
+
 /// Workload status frames in arrival order: (workload_id, status or `None` for a remove).
 pub type StatusLog = Vec<(String, Option<String>)>;
 
@@ -79,6 +82,8 @@ pub struct Driver {
     /// Every workload status frame in arrival order: (workload_id, status or None).
     pub status_log: Arc<Mutex<StatusLog>>,
     log: Arc<Mutex<String>>,
+    /// Every logged reconcile pass that wrote something: when its line arrived, its writes.
+    pub passes: Arc<Mutex<PassLog>>,
     seq: u64,
     /// What Felix has told the driver, applied to a model exactly as the driver does.
     pub model: Model,
@@ -163,17 +168,24 @@ impl Driver {
             }
         });
         let log = Arc::new(Mutex::new(String::new()));
-        let mut err = child.stderr.take().unwrap();
-        let sink = log.clone();
+        let passes = Arc::new(Mutex::new(Vec::new()));
+        let err = BufReader::new(child.stderr.take().unwrap());
+        let (sink, pass_sink) = (log.clone(), passes.clone());
         std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = err.read(&mut buf) {
-                if n == 0 {
-                    return;
+            for line in err.split(b'\n') {
+                let Ok(line) = line else { return };
+                let line = String::from_utf8_lossy(&line);
+                if line.contains("reconcile pass") {
+                    let writes = line
+                        .split_whitespace()
+                        .find_map(|w| w.strip_prefix("writes="))
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(0);
+                    pass_sink.lock().unwrap().push((Instant::now(), writes));
                 }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
             }
         });
         Driver {
@@ -183,6 +195,7 @@ impl Driver {
             status,
             status_log,
             log,
+            passes,
             seq: 0,
             model: Model::default(),
         }
