@@ -328,7 +328,7 @@ fn vpp_restart_is_reprogrammed_in_full() {
     let (checked, _) = verdicts_match_reference(&rig.sim, &d.model);
     assert!(checked > 0);
     assert!(
-        d.log().contains("VPP restarted") || d.log().contains("restart"),
+        d.log().contains("VPP restarted: its objects are gone"),
         "{}",
         d.log()
     );
