@@ -96,12 +96,16 @@ pub fn convert(msg: proto::ToDataplane) -> Result<Update, Skip> {
             added_members,
             removed_members,
         }) => {
-            let added = parse_members(&id, &added_members);
-            let removed = parse_members(&id, &removed_members);
-            Update::IpSetDelta {
-                id: IpSetId(id),
-                added,
-                removed,
+            // A member we cannot read cannot be in the set, so a bad removal is exact to skip;
+            // a bad addition means we no longer know the set: withdraw it (fail closed).
+            let removed = parse_members(&id, &removed_members).unwrap_or_else(|good| good);
+            match parse_members(&id, &added_members) {
+                Ok(added) => Update::IpSetDelta {
+                    id: IpSetId(id),
+                    added,
+                    removed,
+                },
+                Err(_) => withdraw_ipset(id),
             }
         }
         Payload::IpsetRemove(proto::IpSetRemove { id }) => Update::IpSetRemove { id: IpSetId(id) },
@@ -344,10 +348,10 @@ fn namespace_id(id: Option<proto::NamespaceId>) -> Result<NamespaceId, ConvertEr
 // ---------------------------------------------------------------------------------------------
 // IP sets
 
-/// Parses members, keeping the good ones. A member Felix could not have meant is logged (with
-/// the set and a count) and left out: dropping it narrows allow rules, and Felix validates
-/// members before sending, so this only guards against a corrupt stream.
-fn parse_members(set: &str, members: &[String]) -> Vec<IpSetMember> {
+/// Parses members. If any member cannot be read, logs it (with the set and a count) and
+/// returns the readable ones as the error: the caller decides whether leaving members out is
+/// exact (a removal) or must fail closed (a set whose content is no longer known).
+fn parse_members(set: &str, members: &[String]) -> Result<Vec<IpSetMember>, Vec<IpSetMember>> {
     let mut out = Vec::with_capacity(members.len());
     let mut bad = 0usize;
     for m in members {
@@ -355,16 +359,28 @@ fn parse_members(set: &str, members: &[String]) -> Vec<IpSetMember> {
             Ok(member) => out.push(member),
             Err(e) => {
                 if bad == 0 {
-                    error!(ipset = %set, error = %e, "unparseable IP set member left out");
+                    error!(ipset = %set, error = %e, "unparseable IP set member");
                 }
                 bad += 1;
             }
         }
     }
-    if bad > 1 {
-        error!(ipset = %set, count = bad, "unparseable IP set members left out");
+    match bad {
+        0 => Ok(out),
+        _ => {
+            error!(ipset = %set, count = bad, "unparseable IP set members");
+            Err(out)
+        }
     }
-    out
+}
+
+/// A set whose members we cannot read is removed from the model rather than kept short:
+/// leaving members out would narrow allow rules but widen deny and negated matches. Every
+/// policy naming a missing set compiles to a deny at its position, so the whole set fails
+/// closed until Felix sends it again in full.
+fn withdraw_ipset(id: String) -> Update {
+    error!(ipset = %id, "IP set withdrawn: rules using it now deny until Felix resends it");
+    Update::IpSetRemove { id: IpSetId(id) }
 }
 
 fn convert_ipset_update(u: proto::IpSetUpdate) -> Result<Update, Skip> {
@@ -388,7 +404,9 @@ fn convert_ipset_update(u: proto::IpSetUpdate) -> Result<Update, Skip> {
             ))
         }
     };
-    let members = parse_members(&id, &members);
+    let Ok(members) = parse_members(&id, &members) else {
+        return Ok(withdraw_ipset(id));
+    };
     Ok(Update::IpSetUpdate {
         id: IpSetId(id),
         set: IpSet {

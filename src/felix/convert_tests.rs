@@ -327,17 +327,51 @@ fn named_port_members_become_ip_port_triples() {
 }
 
 #[test]
-fn bad_members_are_left_out_and_good_ones_kept() {
+fn set_with_an_unreadable_member_is_withdrawn_not_shortened() {
     let u = wire(Payload::IpsetUpdate(proto::IpSetUpdate {
         id: "s:x".into(),
         members: vec!["10.0.0.1".into(), "bogus".into(), "10.0.0.2/32".into()],
         r#type: 0,
     }))
     .unwrap();
-    let Update::IpSetUpdate { set, .. } = u else {
-        panic!()
+    assert_eq!(
+        u,
+        Update::IpSetRemove {
+            id: IpSetId("s:x".into())
+        }
+    );
+}
+
+#[test]
+fn delta_adding_an_unreadable_member_withdraws_the_set() {
+    let u = wire(Payload::IpsetDeltaUpdate(proto::IpSetDeltaUpdate {
+        id: "s:x".into(),
+        added_members: vec!["10.0.0.3".into(), "10.0.0.300".into()],
+        removed_members: vec![],
+    }))
+    .unwrap();
+    assert_eq!(
+        u,
+        Update::IpSetRemove {
+            id: IpSetId("s:x".into())
+        }
+    );
+}
+
+#[test]
+fn delta_removing_an_unreadable_member_keeps_the_readable_changes() {
+    // A member we could never have read is not in the set: skipping its removal is exact.
+    let u = wire(Payload::IpsetDeltaUpdate(proto::IpSetDeltaUpdate {
+        id: "s:x".into(),
+        added_members: vec!["10.0.0.3".into()],
+        removed_members: vec!["nonsense".into(), "10.0.0.1/32".into()],
+    }))
+    .unwrap();
+    let Update::IpSetDelta { added, removed, .. } = u else {
+        panic!("expected a delta, got {u:?}")
     };
-    assert_eq!(set.members.len(), 2);
+    assert_eq!(added.len(), 1);
+    assert_eq!(removed.len(), 1);
 }
 
 #[test]

@@ -438,6 +438,18 @@ fn log_rule_with_unknown_ip_set_breaks_the_policy() {
     assert_eq!(verdict(&m, &a, Ingress, &tcp(PEER, POD, 80)), Deny);
 }
 
+/// A set the driver withdrew (Felix sent a member it could not read) must not turn a deny
+/// rule into a no-op: the policy denies at its position instead of falling through to allow.
+#[test]
+fn deny_rule_naming_a_withdrawn_ip_set_fails_closed() {
+    let (mut m, a) = one_pod(vec![tier("t1", &[pid("p")], &[])], &[]);
+    let mut deny = rule(Action::Deny);
+    deny.src_ip_set_ids = vec![IpSetId("withdrawn".into())];
+    m.policies
+        .insert(pid("p"), policy(vec![deny, rule(Action::Allow)], vec![]));
+    assert_eq!(verdict(&m, &a, Ingress, &tcp(PEER, POD, 80)), Deny);
+}
+
 /// npol never sees packets cnat builds no 5-tuple for (anything but TCP, UDP, SCTP and ICMP
 /// echo): the protocol guard ACL drops them before npol, so the workload IPIP drop holds.
 #[test]
