@@ -480,12 +480,20 @@ impl Model {
         changes.felix_config.extend(changed);
     }
 
-    fn apply_ipset_update(&mut self, id: IpSetId, mut set: IpSet, changes: &mut Changes) {
-        let before = set.members.len();
-        set.members.retain(|m| member_fits(set.kind, m));
-        if set.members.len() != before {
-            warn!(ipset = %id, kind = ?set.kind, dropped = before - set.members.len(),
-                "IP set update carried members of the wrong type; they were ignored");
+    /// A set whose content is no longer known leaves the model: every rule naming it then
+    /// compiles to a deny at its position (fail closed) until Felix sends the set again.
+    fn withdraw_ipset(&mut self, id: IpSetId, changes: &mut Changes) {
+        if self.ipsets.remove(&id).is_some() {
+            record_ipset(&mut changes.ipsets, id, IpSetChange::Removed);
+        }
+    }
+
+    fn apply_ipset_update(&mut self, id: IpSetId, set: IpSet, changes: &mut Changes) {
+        if set.members.iter().any(|m| !member_fits(set.kind, m)) {
+            warn!(ipset = %id, kind = ?set.kind,
+                "IP set update carried members of the wrong type; set withdrawn");
+            self.withdraw_ipset(id, changes);
+            return;
         }
         match self.ipsets.get_mut(&id) {
             Some(old) if old.kind == set.kind => {
@@ -525,16 +533,19 @@ impl Model {
             warn!(ipset = %id, "IP set delta for an unknown IP set; ignored");
             return;
         };
+        // A removal of a member of the wrong type is exact to skip (it cannot be in the
+        // set); an addition of one means we no longer know the set.
+        if added.iter().any(|m| !member_fits(set.kind, m)) {
+            warn!(ipset = %id, kind = ?set.kind,
+                "IP set delta added members of the wrong type; set withdrawn");
+            self.withdraw_ipset(id, changes);
+            return;
+        }
         let mut net_removed = BTreeSet::new();
         let mut net_added = BTreeSet::new();
-        let mut misfits = 0usize;
         // Felix's own dataplanes add first, then remove; do the same so a member listed in
         // both ends up absent exactly as it would there.
         for m in added {
-            if !member_fits(set.kind, &m) {
-                misfits += 1;
-                continue;
-            }
             if set.members.insert(m) {
                 net_added.insert(m);
             }
@@ -543,10 +554,6 @@ impl Model {
             if set.members.remove(&m) && !net_added.remove(&m) {
                 net_removed.insert(m);
             }
-        }
-        if misfits > 0 {
-            warn!(ipset = %id, kind = ?set.kind, dropped = misfits,
-                "IP set delta carried members of the wrong type; they were ignored");
         }
         if net_added.is_empty() && net_removed.is_empty() {
             return;

@@ -109,15 +109,42 @@ fn full_update_of_existing_set_becomes_member_delta() {
 }
 
 #[test]
-fn wrong_type_members_are_ignored() {
+fn update_with_wrong_type_members_withdraws_the_set() {
     let mut model = Model::default();
     model.apply(Update::IpSetUpdate {
         id: id("s"),
+        set: set(IpSetKind::IpAndPort, &["10.0.0.1,tcp:80"]),
+    });
+    let c = model.apply(Update::IpSetUpdate {
+        id: id("s"),
         set: set(IpSetKind::IpAndPort, &["10.0.0.1,tcp:80", "10.0.0.2"]),
     });
-    assert_eq!(model.ipsets[&id("s")].members.len(), 1);
+    assert!(!model.ipsets.contains_key(&id("s")));
+    assert_eq!(c.ipsets[&id("s")], IpSetChange::Removed);
+}
+
+#[test]
+fn delta_adding_wrong_type_member_withdraws_the_set() {
+    let mut model = Model::default();
+    model.apply(Update::IpSetUpdate {
+        id: id("s"),
+        set: set(IpSetKind::IpAndPort, &["10.0.0.1,tcp:80"]),
+    });
     let c = model.apply(delta(&["10.0.0.3"], &[]));
+    assert!(!model.ipsets.contains_key(&id("s")));
+    assert_eq!(c.ipsets[&id("s")], IpSetChange::Removed);
+}
+
+#[test]
+fn delta_removing_wrong_type_member_is_a_no_op() {
+    let mut model = Model::default();
+    model.apply(Update::IpSetUpdate {
+        id: id("s"),
+        set: set(IpSetKind::IpAndPort, &["10.0.0.1,tcp:80"]),
+    });
+    let c = model.apply(delta(&[], &["10.0.0.3"]));
     assert!(c.is_empty());
+    assert_eq!(model.ipsets[&id("s")].members.len(), 1);
 }
 
 #[test]
