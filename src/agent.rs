@@ -102,6 +102,7 @@ pub fn start_dataplane(
                 "programming VPP");
             let rc = ReconcilerConfig {
                 state_dir: Some(config.state_dir.clone()),
+                min_apply_interval: config.min_apply_interval,
                 ..ReconcilerConfig::default()
             };
             let (handle, events, task) = reconcile::start_vpp(rc, vpp_config(&config.api_socket));
@@ -115,7 +116,10 @@ pub fn start_dataplane(
             // The simulator starts empty with every run: there is nothing to adopt.
             let reconciler = Reconciler::new(
                 VppDataplane::new(vpp_config(&path)),
-                ReconcilerConfig::default(),
+                ReconcilerConfig {
+                    min_apply_interval: config.min_apply_interval,
+                    ..ReconcilerConfig::default()
+                },
             );
             let (hook, monitor) = VppHook::start(reconciler, status);
             Ok((Box::new(SimHook::new(hook, Arc::new(sim))), Some(monitor)))

@@ -31,12 +31,17 @@ pub const MIN_FRAME_BYTES: usize = 64 * 1024;
 /// Largest frame limit accepted (the length field is 64-bit, memory is not).
 pub const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024 * 1024;
 
+/// Longest pass spacing accepted: beyond it a burst of changes would wait visibly long.
+pub const MAX_APPLY_INTERVAL_MS: u64 = 10_000;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("max frame size {0} bytes is out of range ({MIN_FRAME_BYTES}..={MAX_FRAME_BYTES})")]
     FrameLimit(usize),
     #[error("log level {value:?} is not a valid filter: {reason}")]
     LogLevel { value: String, reason: String },
+    #[error("minimum apply interval {0} ms is out of range (0..={MAX_APPLY_INTERVAL_MS})")]
+    ApplyInterval(u64),
     #[error("{what} {path} must be an absolute path")]
     RelativePath { what: &'static str, path: PathBuf },
 }
@@ -55,12 +60,17 @@ pub struct DriverConfig {
     pub sim_socket: Option<PathBuf>,
     /// How long `felix-proxy` keeps trying to reach the driver's socket.
     pub proxy_connect_timeout: Duration,
+    /// Least time between two reconcile passes (a lone change after idle is not delayed).
+    pub min_apply_interval: Duration,
 }
 
 impl DriverConfig {
     pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
         if !(MIN_FRAME_BYTES..=MAX_FRAME_BYTES).contains(&s.max_frame_bytes) {
             return Err(ConfigError::FrameLimit(s.max_frame_bytes));
+        }
+        if s.min_apply_interval_ms > MAX_APPLY_INTERVAL_MS {
+            return Err(ConfigError::ApplyInterval(s.min_apply_interval_ms));
         }
         let log_level = match s.log_level.as_deref().map(str::trim) {
             None | Some("") => None,
@@ -96,6 +106,7 @@ impl DriverConfig {
             dataplane: s.dataplane,
             sim_socket: s.sim_socket.clone(),
             proxy_connect_timeout: s.proxy_connect_timeout.into(),
+            min_apply_interval: Duration::from_millis(s.min_apply_interval_ms),
         })
     }
 }
@@ -118,6 +129,18 @@ mod tests {
         assert_eq!(c.max_frame_bytes, 128 * 1024 * 1024);
         assert_eq!(c.dataplane, DataplaneKind::Vpp);
         assert_eq!(c.log_level, None);
+    }
+
+    #[test]
+    fn min_apply_interval_defaults_to_100_ms_and_is_range_checked() {
+        let c = parse(&["x"]).unwrap();
+        assert_eq!(c.min_apply_interval, Duration::from_millis(100));
+        let c = parse(&["x", "--min-apply-interval-ms", "0"]).unwrap();
+        assert_eq!(c.min_apply_interval, Duration::ZERO);
+        assert!(matches!(
+            parse(&["x", "--min-apply-interval-ms", "10001"]),
+            Err(ConfigError::ApplyInterval(10_001))
+        ));
     }
 
     #[test]
