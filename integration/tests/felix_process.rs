@@ -4,12 +4,11 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use calico_vpp_driver::felix::codec::encode_to_dataplane;
@@ -19,46 +18,8 @@ use calico_vpp_driver::felix::proto::to_dataplane::Payload;
 use calico_vpp_driver::felix::script::{self, ClusterShape};
 use prost::Message;
 
-/// Path of the driver binary, built once per test run (a dependency's binary is not built
-/// for another package's tests). CALICO_VPP_DRIVER_BIN overrides it.
-fn driver_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Ok(p) = std::env::var("CALICO_VPP_DRIVER_BIN") {
-            return PathBuf::from(p);
-        }
-        // target/<profile>/deps/<this test> → target/<profile>
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-        let target_dir = profile_dir.parent().unwrap();
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args([
-            "build",
-            "-q",
-            "-p",
-            "calico-vpp-driver",
-            "--bin",
-            "calico-vpp-driver",
-        ])
-        .env("CARGO_TARGET_DIR", target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if profile_dir.file_name().unwrap() == "release" {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build");
-        assert!(status.success(), "building the driver binary failed");
-        profile_dir.join("calico-vpp-driver")
-    })
-}
-
-fn pipe() -> (OwnedFd, OwnedFd) {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: pipe2 writes two fds into the array on success; both are then owned here.
-    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
-    assert_eq!(rc, 0, "pipe2: {}", std::io::Error::last_os_error());
-    // SAFETY: both fds were just created by pipe2 and are owned by nobody else.
-    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
-}
+mod common;
+use common::driver::{driver_bin, pipe};
 
 /// A driver process with Felix's side of its pipes.
 struct Driver {

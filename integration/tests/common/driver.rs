@@ -53,7 +53,7 @@ pub fn driver_bin() -> &'static Path {
     })
 }
 
-fn pipe() -> (OwnedFd, OwnedFd) {
+pub fn pipe() -> (OwnedFd, OwnedFd) {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: pipe2 writes two fds into the array on success; both are then owned here.
     let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
