@@ -369,35 +369,13 @@ impl<D: Dataplane> Reconciler<D> {
             keys.push((key, rule));
         }
         let results = self.exec(ops, report).await?;
-        for ((key, rule), res) in keys.into_iter().zip(results) {
-            let obj = ObjectRef::Rule(key.clone());
-            match res {
-                Ok(OpReply::Created(id)) => {
-                    self.realized.rules.insert(
-                        key.clone(),
-                        RealRule {
-                            id: RuleId(id),
-                            rule,
-                        },
-                    );
-                }
-                Ok(OpReply::Done) => match self.realized.rules.get_mut(key) {
-                    Some(have) => have.rule = rule,
-                    None => {
-                        log.err(obj, "npol_rule_create: reply carried no rule id".into());
-                        continue;
-                    }
-                },
-                // npol never reports an unknown id on update (it creates a new object and
-                // does not say its id), so a refusal leaves our record as it is.
-                Err(e) => {
-                    log.err(obj, e.to_string());
-                    continue;
-                }
-            }
-            self.state_dirty = true;
-            log.ok(obj);
-        }
+        self.state_dirty |= record_upserts(
+            &mut self.realized.rules,
+            keys,
+            results,
+            |k| ObjectRef::Rule(k.clone()),
+            &mut log,
+        );
         self.finish_stage(log, now);
         Ok(())
     }
@@ -460,35 +438,13 @@ impl<D: Dataplane> Reconciler<D> {
             keys.push((key, policy));
         }
         let results = self.exec(ops, report).await?;
-        for ((key, policy), res) in keys.into_iter().zip(results) {
-            let obj = ObjectRef::Policy(key.clone());
-            match res {
-                Ok(OpReply::Created(id)) => {
-                    self.realized.policies.insert(
-                        key.clone(),
-                        RealPolicy {
-                            id: PolicyId(id),
-                            policy,
-                        },
-                    );
-                }
-                Ok(OpReply::Done) => match self.realized.policies.get_mut(key) {
-                    Some(have) => have.policy = policy,
-                    None => {
-                        log.err(obj, "npol_policy_create: reply carried no policy id".into());
-                        continue;
-                    }
-                },
-                // npol never reports an unknown id on update (it creates a new object and
-                // does not say its id), so a refusal leaves our record as it is.
-                Err(e) => {
-                    log.err(obj, e.to_string());
-                    continue;
-                }
-            }
-            self.state_dirty = true;
-            log.ok(obj);
-        }
+        self.state_dirty |= record_upserts(
+            &mut self.realized.policies,
+            keys,
+            results,
+            |k| ObjectRef::Policy(k.clone()),
+            &mut log,
+        );
         self.finish_stage(log, now);
         Ok(())
     }
@@ -873,4 +829,75 @@ impl<D: Dataplane> Reconciler<D> {
             },
         );
     }
+}
+
+/// A realized npol object that is created with an id and updated in place.
+trait Upserted {
+    type Content;
+    const KIND: &'static str;
+    fn created(id: u32, content: Self::Content) -> Self;
+    fn set(&mut self, content: Self::Content);
+}
+
+impl Upserted for RealRule {
+    type Content = npol::Rule<IpSetId>;
+    const KIND: &'static str = "npol_rule_create";
+    fn created(id: u32, rule: Self::Content) -> Self {
+        RealRule {
+            id: RuleId(id),
+            rule,
+        }
+    }
+    fn set(&mut self, rule: Self::Content) {
+        self.rule = rule;
+    }
+}
+
+impl Upserted for RealPolicy {
+    type Content = npol::Policy<RuleId>;
+    const KIND: &'static str = "npol_policy_create";
+    fn created(id: u32, policy: Self::Content) -> Self {
+        RealPolicy {
+            id: PolicyId(id),
+            policy,
+        }
+    }
+    fn set(&mut self, policy: Self::Content) {
+        self.policy = policy;
+    }
+}
+
+/// Records the replies of a create/update batch in `table`; returns whether anything changed.
+/// npol never reports an unknown id on update (it creates a new object and does not say its
+/// id), so a refusal leaves our record as it is.
+fn record_upserts<K: Ord + Clone, R: Upserted>(
+    table: &mut BTreeMap<K, R>,
+    sent: Vec<(&K, R::Content)>,
+    results: Vec<OpResult>,
+    object: impl Fn(&K) -> ObjectRef,
+    log: &mut StageLog,
+) -> bool {
+    let mut dirty = false;
+    for ((key, content), res) in sent.into_iter().zip(results) {
+        let obj = object(key);
+        match res {
+            Ok(OpReply::Created(id)) => {
+                table.insert(key.clone(), R::created(id, content));
+            }
+            Ok(OpReply::Done) => match table.get_mut(key) {
+                Some(have) => have.set(content),
+                None => {
+                    log.err(obj, format!("{}: reply carried no id", R::KIND));
+                    continue;
+                }
+            },
+            Err(e) => {
+                log.err(obj, e.to_string());
+                continue;
+            }
+        }
+        dirty = true;
+        log.ok(obj);
+    }
+    dirty
 }
