@@ -143,7 +143,11 @@ pub struct Reconciler<D> {
     /// The VPP run `realized` describes; `None` before the first connection without a state file.
     realized_for: Option<VppIdentity>,
     realized: Realized,
-    state_dirty: bool,
+    /// The next save writes a whole snapshot (a new VPP run, a failed write) instead of
+    /// appending what changed to the journal.
+    snapshot_needed: bool,
+    /// The orphan record as last written to the state file.
+    orphans_written: realized::Orphans,
     interfaces: BTreeMap<SwIfIndex, InterfaceInfo>,
     /// Indexes of `interfaces` for binding (lowest index wins on duplicates).
     by_tag: HashMap<String, SwIfIndex>,
@@ -161,11 +165,11 @@ impl<D: Dataplane> Reconciler<D> {
     /// Loads the state file, if configured. An unreadable file is logged and ignored: we then
     /// reprogram everything (the old objects leak, nothing is left permissive).
     pub fn new(dp: D, config: ReconcilerConfig) -> Self {
-        let store = config.state_dir.as_deref().map(StateStore::in_dir);
+        let mut store = config.state_dir.as_deref().map(StateStore::in_dir);
         let mut realized = Realized::default();
         let mut realized_for = None;
-        if let Some(store) = &store {
-            match store.load() {
+        if let Some(store) = &mut store {
+            match store.open() {
                 Ok(Some(state)) => {
                     info!(
                         path = %store.path().display(),
@@ -190,8 +194,9 @@ impl<D: Dataplane> Reconciler<D> {
             store,
             connected: false,
             realized_for,
+            orphans_written: realized.orphans.clone(),
             realized,
-            state_dirty: false,
+            snapshot_needed: false,
             interfaces: BTreeMap::new(),
             by_tag: HashMap::new(),
             by_name: HashMap::new(),
@@ -241,12 +246,12 @@ impl<D: Dataplane> Reconciler<D> {
                     "VPP restarted: its objects are gone, reprogramming everything");
                 self.realized = Realized::default();
                 self.failures.clear();
-                self.state_dirty = true;
+                self.snapshot_needed = true;
             }
             None => info!(vpp = %identity, "connected to VPP"),
         }
         if self.realized_for.as_ref() != Some(&identity) {
-            self.state_dirty = true;
+            self.snapshot_needed = true;
         }
         self.realized_for = Some(identity);
         self.connected = true;
@@ -381,18 +386,33 @@ impl<D: Dataplane> Reconciler<D> {
         });
     }
 
+    /// Brings the state file up to date with `realized`: what changed is appended to the
+    /// journal; a new VPP run, an outgrown journal or a failed write get a whole snapshot.
     fn save_state(&mut self) {
-        if !self.state_dirty {
-            return;
-        }
-        let (Some(store), Some(vpp)) = (&self.store, &self.realized_for) else {
-            self.state_dirty = false;
+        let record = self.realized.take_changes(&mut self.orphans_written);
+        let (Some(store), Some(vpp)) = (self.store.as_mut(), &self.realized_for) else {
+            self.snapshot_needed = false;
             return;
         };
+        if !self.snapshot_needed {
+            if record.is_empty() {
+                return;
+            }
+            match store.append(&record) {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(e) => {
+                    warn!(error = %e, "appending to the state journal failed; writing a snapshot")
+                }
+            }
+        }
         match store.save(vpp, &self.realized) {
-            Ok(()) => self.state_dirty = false,
-            // Kept dirty: the next pass tries again. Until then a driver restart would leak.
-            Err(e) => warn!(error = %e, "writing the state file failed"),
+            Ok(()) => self.snapshot_needed = false,
+            // The next pass tries again. Until then a driver restart would leak.
+            Err(e) => {
+                warn!(error = %e, "writing the state file failed");
+                self.snapshot_needed = true;
+            }
         }
     }
 

@@ -12,7 +12,7 @@ use calico_compile::{DesiredInterface, DesiredState, InterfaceKey, IpSetKey, Pol
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::realized::{RealAcl, RealGuard, RealInterface, RealIpSet, RealPolicy, RealRule};
+use super::realized::{RealAcl, RealGuard, RealInterface, RealIpSet, RealPolicy, RealRule, Table};
 use super::status::{EndpointOperStatus, Failure, ObjectRef};
 use super::{InterfaceOutcome, PassReport, Reconciler};
 use crate::dataplane::{
@@ -217,7 +217,6 @@ impl<D: Dataplane> Reconciler<D> {
                     continue;
                 }
             };
-            self.state_dirty = true;
             if rebuild {
                 // Owned from now on, so that a crash before the swap does not leak it.
                 self.realized.orphans.ipsets.insert(id);
@@ -249,21 +248,14 @@ impl<D: Dataplane> Reconciler<D> {
                 log.err(obj, e.to_string());
                 continue;
             }
-            self.state_dirty = true;
             log.ok(obj);
             match (new_id, op) {
                 (Some(id), _) => self.finish_fill(key, id, flag, &desired.ipsets[key]),
                 (None, Op::IpSetAddMembers { members, .. }) => {
-                    if let Some(have) = self.realized.ipsets.get_mut(key) {
-                        have.set.members.extend(members);
-                    }
+                    self.realized.ipsets.add_members(key, &members);
                 }
                 (None, Op::IpSetDelMembers { members, .. }) => {
-                    if let Some(have) = self.realized.ipsets.get_mut(key) {
-                        for m in &members {
-                            have.set.members.remove(m);
-                        }
-                    }
+                    self.realized.ipsets.remove_members(key, &members);
                 }
                 (None, _) => {}
             }
@@ -273,7 +265,6 @@ impl<D: Dataplane> Reconciler<D> {
     }
 
     fn finish_fill(&mut self, key: &IpSetKey, id: IpSetId, rebuild: bool, want: &npol::IpSet) {
-        self.state_dirty = true;
         let new = RealIpSet {
             id,
             set: want.clone(),
@@ -369,7 +360,7 @@ impl<D: Dataplane> Reconciler<D> {
             keys.push((key, rule));
         }
         let results = self.exec(ops, report).await?;
-        self.state_dirty |= record_upserts(
+        record_upserts(
             &mut self.realized.rules,
             keys,
             results,
@@ -438,7 +429,7 @@ impl<D: Dataplane> Reconciler<D> {
             keys.push((key, policy));
         }
         let results = self.exec(ops, report).await?;
-        self.state_dirty |= record_upserts(
+        record_upserts(
             &mut self.realized.policies,
             keys,
             results,
@@ -530,7 +521,6 @@ impl<D: Dataplane> Reconciler<D> {
             let obj = ObjectRef::Acl(key.clone());
             match res {
                 Ok(OpReply::Created(id)) => {
-                    self.state_dirty = true;
                     self.realized.acls.insert(
                         key.clone(),
                         RealAcl {
@@ -546,7 +536,6 @@ impl<D: Dataplane> Reconciler<D> {
                 Err(e) => {
                     if e.retval == RETVAL_NO_SUCH_ENTRY {
                         // Replaced an ACL someone deleted: create it afresh next time.
-                        self.state_dirty = true;
                         self.realized.acls.remove(key);
                     }
                     log.err(obj, e.to_string());
@@ -683,7 +672,6 @@ impl<D: Dataplane> Reconciler<D> {
                 log.err(obj, e.to_string());
                 continue;
             }
-            self.state_dirty = true;
             let rec = self.binding(plan);
             match op {
                 Op::Neighbour {
@@ -731,7 +719,6 @@ impl<D: Dataplane> Reconciler<D> {
             let obj = ObjectRef::Interface(plans[p].key.clone());
             match res {
                 Ok(_) => {
-                    self.state_dirty = true;
                     self.binding(&plans[p]).cnat = true;
                 }
                 Err(e) => {
@@ -758,8 +745,7 @@ impl<D: Dataplane> Reconciler<D> {
     fn binding(&mut self, plan: &InterfacePlan) -> &mut RealInterface {
         self.realized
             .interfaces
-            .entry(plan.key.clone())
-            .or_insert_with(|| RealInterface {
+            .get_or_insert_with(&plan.key, || RealInterface {
                 endpoint: plan.endpoint.clone(),
                 sw_if_index: plan.sw_if_index,
                 config: None,
@@ -782,7 +768,6 @@ impl<D: Dataplane> Reconciler<D> {
         let Some(old) = self.realized.interfaces.remove(key) else {
             return;
         };
-        self.state_dirty = true;
         info!(interface = %key, sw_if_index = %old.sw_if_index, "endpoint left its VPP interface");
         if still_there {
             self.realized
@@ -867,17 +852,16 @@ impl Upserted for RealPolicy {
     }
 }
 
-/// Records the replies of a create/update batch in `table`; returns whether anything changed.
+/// Records the replies of a create/update batch in `table`.
 /// npol never reports an unknown id on update (it creates a new object and does not say its
 /// id), so a refusal leaves our record as it is.
 fn record_upserts<K: Ord + Clone, R: Upserted>(
-    table: &mut BTreeMap<K, R>,
+    table: &mut Table<K, R>,
     sent: Vec<(&K, R::Content)>,
     results: Vec<OpResult>,
     object: impl Fn(&K) -> ObjectRef,
     log: &mut StageLog,
-) -> bool {
-    let mut dirty = false;
+) {
     for ((key, content), res) in sent.into_iter().zip(results) {
         let obj = object(key);
         match res {
@@ -896,8 +880,6 @@ fn record_upserts<K: Ord + Clone, R: Upserted>(
                 continue;
             }
         }
-        dirty = true;
         log.ok(obj);
     }
-    dirty
 }

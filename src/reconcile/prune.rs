@@ -62,7 +62,6 @@ impl<D: Dataplane> Reconciler<D> {
     }
 
     fn drop_binding(&mut self, b: &BindingRef) {
-        self.state_dirty = true;
         match b {
             BindingRef::Keyed(k) => {
                 self.realized.interfaces.remove(k);
@@ -98,7 +97,7 @@ impl<D: Dataplane> Reconciler<D> {
         // Interfaces a desired endpoint holds now: VPP reuses interface indexes, so an old
         // binding may name an interface that already belongs to another endpoint.
         let mut held: BTreeMap<SwIfIndex, BTreeSet<std::net::IpAddr>> = BTreeMap::new();
-        for (key, rec) in &self.realized.interfaces {
+        for (key, rec) in self.realized.interfaces.iter() {
             if desired.interfaces.contains_key(key) {
                 held.entry(rec.sw_if_index)
                     .or_default()
@@ -183,7 +182,6 @@ impl<D: Dataplane> Reconciler<D> {
                 failed.insert(obj);
                 continue;
             }
-            self.state_dirty = true;
             if let Some(rec) = self.binding_mut(&b) {
                 match op {
                     Op::ConfigurePolicies { config, .. } => rec.config = Some(config),
@@ -240,7 +238,6 @@ impl<D: Dataplane> Reconciler<D> {
                 }
                 continue;
             }
-            self.state_dirty = true;
             self.realized.acls.remove(&key);
             log.ok(obj);
         }
@@ -270,7 +267,6 @@ impl<D: Dataplane> Reconciler<D> {
                 }
                 continue;
             }
-            self.state_dirty = true;
             K::forget(&mut self.realized, key, id);
             log.ok(obj);
         }

@@ -728,11 +728,14 @@ fn state_file_round_trips_and_leaves_no_temporary_file() {
         version: realized::STATE_VERSION,
         vpp: crate::dataplane::VppIdentity("boot".into()),
         realized,
+        generation: 1,
     };
+    let mut store = store;
     store.save(&state.vpp, &state.realized).unwrap();
     assert_eq!(store.load().unwrap(), Some(state));
+    // The snapshot and its (empty) journal.
     let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-    assert_eq!(files.len(), 1);
+    assert_eq!(files.len(), 2);
 }
 
 #[test]
