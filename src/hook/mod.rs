@@ -5,7 +5,6 @@
 //! their own.
 
 pub mod endpoints;
-pub mod publish;
 pub mod sim;
 #[cfg(test)]
 mod tests;
@@ -22,15 +21,16 @@ use tracing::{debug, error, info, warn};
 
 use crate::agent::{Batch, DataplaneHook};
 use crate::dataplane::Dataplane;
-use crate::reconcile::{self, EndpointStatusEvent, ReconcileSummary, Reconciler, ReconcilerHandle};
+use crate::reconcile::{
+    self, EndpointStatusEvent, Input, ReconcileSummary, Reconciler, ReconcilerHandle,
+};
 use crate::status::StatusSender;
 use endpoints::EndpointDirectory;
-use publish::{Publish, PublishSender, Published};
 
 /// Compiles batches and feeds the reconciler (see the module docs).
 pub struct VppHook {
     compiler: Option<Compiler>,
-    publish: PublishSender,
+    reconciler: ReconcilerHandle,
     endpoints: Arc<Mutex<EndpointDirectory>>,
     status: StatusSender,
     /// The compile report as last logged, to log only what changed.
@@ -42,7 +42,7 @@ pub struct VppHook {
 #[derive(Debug, Clone)]
 pub struct HookMonitor {
     pub summary: watch::Receiver<ReconcileSummary>,
-    published: watch::Receiver<Published>,
+    /// Inputs the hook has sent the reconciler.
     sent: Arc<AtomicU64>,
 }
 
@@ -58,10 +58,9 @@ pub enum ConvergeError {
 }
 
 impl HookMonitor {
-    /// Waits until everything the hook sent so far is programmed: handed to the reconciler,
-    /// a pass after that hand-over left nothing failed, waiting or pending, and no further
-    /// pass came within `quiet` (a pass that raced the hand-over is always followed by one
-    /// that takes it, well within a few `min_apply_interval`s).
+    /// Waits until everything the hook sent so far is programmed: a finished pass worked
+    /// from every input sent, left nothing failed, waiting or pending, and no further pass
+    /// came within `quiet`.
     pub async fn converged(
         &mut self,
         quiet: Duration,
@@ -70,14 +69,9 @@ impl HookMonitor {
         let work = async {
             loop {
                 let sent = self.sent.load(Ordering::SeqCst);
-                let published = *self
-                    .published
-                    .wait_for(|p| p.messages >= sent)
-                    .await
-                    .map_err(|_| ConvergeError::Stopped)?;
                 let clean = self
                     .summary
-                    .wait_for(|s| s.passes > published.passes_before && is_clean(s))
+                    .wait_for(|s| s.inputs >= sent && is_clean(s))
                     .await
                     .map_err(|_| ConvergeError::Stopped)?
                     .clone();
@@ -132,19 +126,15 @@ impl VppHook {
         });
         let endpoints = Arc::new(Mutex::new(EndpointDirectory::default()));
         tokio::spawn(relay_status(events, endpoints.clone(), status.clone()));
-        let (publish, published, sent) = publish::start(handle);
+        let sent = handle.sent_counter();
         let hook = VppHook {
             compiler: None,
-            publish,
+            reconciler: handle,
             endpoints,
             status,
             logged_notes: BTreeMap::new(),
         };
-        let monitor = HookMonitor {
-            summary,
-            published,
-            sent,
-        };
+        let monitor = HookMonitor { summary, sent };
         (hook, monitor)
     }
 
@@ -220,7 +210,7 @@ impl DataplaneHook for VppHook {
             Some(c) if !batch.resync => {
                 let diff = c.apply_changes(batch.model, batch.changes);
                 if !diff.is_empty() {
-                    self.publish.send(Publish::Diff(Box::new(diff)));
+                    self.reconciler.send(Input::Diff(Box::new(diff)));
                 }
             }
             previous => {
@@ -235,10 +225,10 @@ impl DataplaneHook for VppHook {
                 );
                 // A later session usually changes little: send only the difference.
                 let msg = match previous.take() {
-                    Some(old) => Publish::Diff(Box::new(old.desired().diff(d))),
-                    None => Publish::Replace(Box::new(d.clone())),
+                    Some(old) => Input::Diff(Box::new(old.desired().diff(d))),
+                    None => Input::Replace(Box::new(d.clone())),
                 };
-                self.publish.send(msg);
+                self.reconciler.send(msg);
                 self.compiler = Some(c);
             }
         }

@@ -11,7 +11,6 @@ use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
 use super::endpoints::EndpointDirectory;
-use super::publish::apply_diff;
 use super::*;
 use crate::agent::{ingest_frame, Agent, IngestStats};
 use crate::dataplane::fake;
@@ -21,6 +20,7 @@ use crate::felix::proto::from_dataplane::Payload as Out;
 use crate::felix::proto::to_dataplane::Payload;
 use crate::felix::script::{self, ClusterShape};
 use crate::logging::LogControl;
+use crate::reconcile::apply_diff;
 use crate::reconcile::{EndpointOperStatus, ReconcilerConfig};
 use crate::status::{self, EndpointStatus, StatusEvent};
 

@@ -22,11 +22,13 @@
 //! reconciler tags onto `local0`. Tests and benches drive a [`Reconciler`] by hand instead:
 //! [`Reconciler::connect`], [`Reconciler::apply`], [`Reconciler::take_status_events`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use calico_compile::{DesiredState, InterfaceKey};
+use calico_compile::{
+    AclKey, DesiredDiff, DesiredState, InterfaceKey, IpSetKey, PolicyKey, RuleKey,
+};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
@@ -44,7 +46,7 @@ pub mod synthetic;
 mod tests;
 
 pub use realized::{PersistedState, Realized, StateError, StateStore};
-pub use run::{spawn, start_vpp, ReconcilerHandle};
+pub use run::{apply_diff, spawn, start_vpp, Input, ReconcilerHandle};
 pub use status::{Backoff, EndpointOperStatus, EndpointStatusEvent, Failure, ObjectRef};
 
 /// Environment variable naming the directory of the state file.
@@ -63,6 +65,9 @@ pub struct ReconcilerConfig {
     /// How often the interface table is dumped again while some endpoint waits for its
     /// interface (tags set after creation raise no event).
     pub rescan_interval: Duration,
+    /// Changes are applied by comparing only the objects that changed; at least this often
+    /// a pass compares everything instead (a safety net that logs any drift it repairs).
+    pub full_pass_interval: Duration,
 }
 
 impl ReconcilerConfig {
@@ -95,6 +100,7 @@ impl Default for ReconcilerConfig {
             },
             min_apply_interval: Duration::from_millis(100),
             rescan_interval: Duration::from_secs(1),
+            full_pass_interval: Duration::from_secs(60),
         }
     }
 }
@@ -125,6 +131,8 @@ pub struct ReconcileSummary {
     pub waiting: usize,
     /// Endpoints whose interface is not in VPP (yet).
     pub pending_interfaces: usize,
+    /// Desired-state inputs (whole states and diffs) the latest finished pass worked from.
+    pub inputs: u64,
 }
 
 /// Where one desired interface stands after a pass.
@@ -156,7 +164,16 @@ pub struct Reconciler<D> {
     /// Objects held back by a dependency, with the reason; recomputed by every pass.
     waiting: BTreeMap<ObjectRef, String>,
     outcomes: BTreeMap<InterfaceKey, InterfaceOutcome>,
+    /// The keys of `outcomes` whose interface is not in VPP (yet).
+    pending: BTreeSet<InterfaceKey>,
     reported: BTreeMap<InterfaceKey, InterfaceOutcome>,
+    /// Every desired object outside failures, waiting and pending is in VPP as desired: a
+    /// pass may look at changed objects only. Lost on (re)connection, a changed interface
+    /// table, or a broken pass.
+    in_step: bool,
+    last_full_pass: Option<Instant>,
+    /// Interfaces whose link state changed since the last pass (their endpoints' status).
+    link_changed: BTreeSet<SwIfIndex>,
     events: Vec<EndpointStatusEvent>,
     passes: u64,
 }
@@ -203,7 +220,11 @@ impl<D: Dataplane> Reconciler<D> {
             failures: BTreeMap::new(),
             waiting: BTreeMap::new(),
             outcomes: BTreeMap::new(),
+            pending: BTreeSet::new(),
             reported: BTreeMap::new(),
+            in_step: false,
+            last_full_pass: None,
+            link_changed: BTreeSet::new(),
             events: Vec::new(),
             passes: 0,
         }
@@ -236,6 +257,7 @@ impl<D: Dataplane> Reconciler<D> {
     /// belongs to means VPP restarted empty: everything is forgotten and will be reprogrammed.
     pub async fn connect(&mut self) -> Result<(), DataplaneError> {
         self.connected = false;
+        self.in_step = false;
         let identity = self.dp.connect().await?;
         match &self.realized_for {
             Some(prev) if *prev == identity => {
@@ -265,8 +287,13 @@ impl<D: Dataplane> Reconciler<D> {
         }
         let r = self.dp.interfaces().await;
         let list = self.note(r)?;
-        self.interfaces = list.into_iter().map(|i| (i.sw_if_index, i)).collect();
-        self.index_interfaces();
+        let table: BTreeMap<_, _> = list.into_iter().map(|i| (i.sw_if_index, i)).collect();
+        if table != self.interfaces {
+            // Bindings may have moved: the next pass looks at every endpoint.
+            self.in_step = false;
+            self.interfaces = table;
+            self.index_interfaces();
+        }
         Ok(())
     }
 
@@ -297,12 +324,14 @@ impl<D: Dataplane> Reconciler<D> {
                 Some(i) => {
                     i.admin_up = admin_up;
                     i.link_up = link_up;
+                    self.link_changed.insert(sw_if_index);
                 }
                 None => self.refresh_interfaces().await?,
             },
             InterfaceEvent::Deleted { sw_if_index } => {
                 self.interfaces.remove(&sw_if_index);
                 self.index_interfaces();
+                self.in_step = false;
             }
             InterfaceEvent::Rescan => self.refresh_interfaces().await?,
         }
@@ -328,11 +357,8 @@ impl<D: Dataplane> Reconciler<D> {
                 .map(|(o, f)| (o.to_string(), f.error.clone(), f.attempts))
                 .collect(),
             waiting: self.waiting.len(),
-            pending_interfaces: self
-                .outcomes
-                .values()
-                .filter(|o| o.reason.as_deref() == Some(pass::NOT_FOUND))
-                .count(),
+            pending_interfaces: self.pending.len(),
+            inputs: 0,
         }
     }
 
@@ -363,9 +389,7 @@ impl<D: Dataplane> Reconciler<D> {
 
     /// Some desired endpoint's interface is not in VPP (yet).
     pub fn has_pending_interfaces(&self) -> bool {
-        self.outcomes
-            .values()
-            .any(|o| o.reason.as_deref() == Some(pass::NOT_FOUND))
+        !self.pending.is_empty()
     }
 
     /// Forgets failures of objects that are neither desired nor ours any more.
@@ -416,63 +440,219 @@ impl<D: Dataplane> Reconciler<D> {
         }
     }
 
-    fn emit_status_changes(&mut self) {
-        for (key, out) in &self.outcomes {
-            if self.reported.get(key) != Some(out) {
-                self.events.push(EndpointStatusEvent::Update {
-                    endpoint: out.endpoint.clone(),
-                    interface: key.clone(),
-                    status: out.status,
-                    reason: out.reason.clone(),
-                });
+    /// Status events for the endpoints whose outcome changed: among `keys`, or all.
+    fn emit_status_changes(&mut self, keys: Option<&BTreeSet<InterfaceKey>>) {
+        let keys: Vec<InterfaceKey> = match keys {
+            Some(keys) => keys.iter().cloned().collect(),
+            None => self
+                .outcomes
+                .keys()
+                .chain(self.reported.keys())
+                .cloned()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+        };
+        for key in keys {
+            match (self.outcomes.get(&key), self.reported.get(&key)) {
+                (Some(out), reported) if reported != Some(out) => {
+                    self.events.push(EndpointStatusEvent::Update {
+                        endpoint: out.endpoint.clone(),
+                        interface: key.clone(),
+                        status: out.status,
+                        reason: out.reason.clone(),
+                    });
+                    self.reported.insert(key, out.clone());
+                }
+                (None, Some(_)) => {
+                    if let Some(out) = self.reported.remove(&key) {
+                        self.events.push(EndpointStatusEvent::Remove {
+                            endpoint: out.endpoint,
+                            interface: key,
+                        });
+                    }
+                }
+                _ => {}
             }
         }
-        for (key, out) in &self.reported {
-            if !self.outcomes.contains_key(key) {
-                self.events.push(EndpointStatusEvent::Remove {
-                    endpoint: out.endpoint.clone(),
-                    interface: key.clone(),
-                });
-            }
-        }
-        self.reported = self.outcomes.clone();
     }
 
-    /// One pass towards `desired`: creates and updates in dependency order, then deletes in
-    /// reverse, each stage one pipelined batch. Objects whose retry is not yet due are left
-    /// alone. Returns an error only when the connection broke (reconnect, then call again).
+    /// A pass over every desired object towards `desired`: creates and updates in dependency
+    /// order, then deletes in reverse, each stage one pipelined batch. Objects whose retry is
+    /// not yet due are left alone. Returns an error only when the connection broke (reconnect,
+    /// then call again).
     pub async fn apply(&mut self, desired: &DesiredState) -> Result<PassReport, DataplaneError> {
+        self.run_pass(desired, None).await
+    }
+
+    /// A pass towards `desired`, which differs from the previous pass's state only in
+    /// `changed`: only those objects, and those still failed, waiting or pending, are looked
+    /// at. Falls back to a full pass when the reconciler is not in step with VPP (after a
+    /// (re)connection, a changed interface table or a broken pass) or a full pass is due.
+    pub async fn apply_changes(
+        &mut self,
+        desired: &DesiredState,
+        changed: &Changed,
+    ) -> Result<PassReport, DataplaneError> {
+        let full_due = self
+            .last_full_pass
+            .is_none_or(|t| t.elapsed() >= self.config.full_pass_interval);
+        if !self.in_step || full_due {
+            let drift_check = self.in_step && self.failures.is_empty() && self.waiting.is_empty();
+            let report = self.run_pass(desired, None).await?;
+            if drift_check && report.writes > 0 {
+                warn!(
+                    writes = report.writes,
+                    "a periodic full pass found VPP out of step with what changed passes did"
+                );
+            }
+            return Ok(report);
+        }
+        let work = self.work_for(changed);
+        self.run_pass(desired, Some(work)).await
+    }
+
+    /// What a hinted pass must look at besides `changed`.
+    fn work_for(&self, changed: &Changed) -> pass::Work {
+        let mut w = pass::Work {
+            ipsets: changed.ipsets.clone(),
+            rules: changed.rules.clone(),
+            policies: changed.policies.clone(),
+            interfaces: changed.interfaces.clone(),
+            acls: changed.acls.clone(),
+        };
+        for obj in self.failures.keys().chain(self.waiting.keys()) {
+            match obj {
+                ObjectRef::IpSet(k) => {
+                    w.ipsets.insert(k.clone());
+                }
+                ObjectRef::Rule(k) => {
+                    w.rules.insert(k.clone());
+                }
+                ObjectRef::Policy(k) => {
+                    w.policies.insert(k.clone());
+                }
+                ObjectRef::Interface(k) => {
+                    w.interfaces.insert(k.clone());
+                }
+                ObjectRef::Acl(k) => {
+                    w.acls.insert(k.clone());
+                }
+                // Orphans are looked at by every pass's prune.
+                ObjectRef::OrphanIpSet(_)
+                | ObjectRef::OrphanRule(_)
+                | ObjectRef::OrphanPolicy(_)
+                | ObjectRef::OrphanInterface(_) => {}
+            }
+        }
+        w.interfaces.extend(self.pending.iter().cloned());
+        if !self.link_changed.is_empty() {
+            w.interfaces.extend(
+                self.realized
+                    .interfaces
+                    .iter()
+                    .filter(|(_, r)| self.link_changed.contains(&r.sw_if_index))
+                    .map(|(k, _)| k.clone()),
+            );
+        }
+        w
+    }
+
+    async fn run_pass(
+        &mut self,
+        desired: &DesiredState,
+        mut work: Option<pass::Work>,
+    ) -> Result<PassReport, DataplaneError> {
         if !self.connected {
             return Err(DataplaneError::NotConnected);
         }
+        let started = Instant::now();
+        let full = work.is_none();
         let mut report = PassReport::default();
         self.waiting.clear();
-        let result = self.pass(desired, &mut report).await;
+        let result = self.pass(desired, &mut work, &mut report).await;
         self.passes += 1;
         // Whatever VPP acknowledged before a break is recorded: keep the file in step.
         self.save_state();
-        result?;
+        if let Err(e) = result {
+            self.in_step = false;
+            return Err(e);
+        }
+        if full {
+            self.in_step = true;
+            self.last_full_pass = Some(started);
+        }
+        self.link_changed.clear();
         self.retain_relevant_failures(desired);
-        self.emit_status_changes();
+        self.emit_status_changes(work.as_ref().map(|w| &w.interfaces));
         report.failed_objects = self.failures.len();
         report.waiting_objects = self.waiting.len();
-        report.pending_interfaces = self
-            .outcomes
-            .values()
-            .filter(|o| o.reason.as_deref() == Some(pass::NOT_FOUND))
-            .count();
+        report.pending_interfaces = self.pending.len();
         if report.writes == 0 && report.failed_objects == 0 {
             return Ok(report);
         }
         info!(
             pass = self.passes,
+            full,
             writes = report.writes,
             failed_ops = report.failed_ops,
             failed_objects = report.failed_objects,
             waiting = report.waiting_objects,
             pending_interfaces = report.pending_interfaces,
+            elapsed_us = started.elapsed().as_micros() as u64,
             "reconcile pass"
         );
         Ok(report)
+    }
+}
+
+/// The keys of desired objects that may differ from the previous desired state: the hint a
+/// changed pass works from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changed {
+    pub ipsets: BTreeSet<IpSetKey>,
+    pub rules: BTreeSet<RuleKey>,
+    pub policies: BTreeSet<PolicyKey>,
+    pub interfaces: BTreeSet<InterfaceKey>,
+    pub acls: BTreeSet<AclKey>,
+}
+
+impl Changed {
+    /// Everything `diff` touches, removals included.
+    pub fn from_diff(diff: &DesiredDiff) -> Self {
+        let mut c = Changed::default();
+        c.add_diff(diff);
+        c
+    }
+
+    pub fn add_diff(&mut self, diff: &DesiredDiff) {
+        let DesiredDiff {
+            ipsets_upserted,
+            ipset_members,
+            ipsets_removed,
+            rules_upserted,
+            rules_removed,
+            policies_upserted,
+            policies_removed,
+            interfaces_upserted,
+            interfaces_removed,
+            acls_upserted,
+            acls_removed,
+        } = diff;
+        self.ipsets.extend(ipsets_upserted.keys().cloned());
+        self.ipsets.extend(ipset_members.keys().cloned());
+        self.ipsets.extend(ipsets_removed.iter().cloned());
+        self.rules.extend(rules_upserted.keys().cloned());
+        self.rules.extend(rules_removed.iter().cloned());
+        self.policies.extend(policies_upserted.keys().cloned());
+        self.policies.extend(policies_removed.iter().cloned());
+        self.interfaces.extend(interfaces_upserted.keys().cloned());
+        self.interfaces.extend(interfaces_removed.iter().cloned());
+        self.acls.extend(acls_upserted.keys().cloned());
+        self.acls.extend(acls_removed.iter().cloned());
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Changed::default()
     }
 }

@@ -8,7 +8,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use calico_compile::{DesiredInterface, DesiredState, InterfaceKey, IpSetKey, PolicyKey, RuleKey};
+use calico_compile::{
+    AclKey, DesiredInterface, DesiredState, InterfaceKey, IpSetKey, PolicyKey, RuleKey,
+};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
@@ -21,6 +23,41 @@ use crate::dataplane::{
 };
 
 pub(super) const NOT_FOUND: &str = "interface not found in VPP";
+
+/// The desired objects a hinted pass looks at: what changed since the last pass, what is
+/// failed, waiting or pending, and (added as the pass goes) whatever refers to an object
+/// whose VPP id changed or which is now held back. Every other desired object is known to
+/// be in VPP as desired, so it is not compared at all.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Work {
+    pub ipsets: BTreeSet<IpSetKey>,
+    pub rules: BTreeSet<RuleKey>,
+    pub policies: BTreeSet<PolicyKey>,
+    pub interfaces: BTreeSet<InterfaceKey>,
+    pub acls: BTreeSet<AclKey>,
+}
+
+/// All of `all`, or the entries of `keys` that `all` has.
+fn scoped<'a, K: Ord, V>(
+    all: &'a BTreeMap<K, V>,
+    keys: Option<&'a BTreeSet<K>>,
+) -> Box<dyn Iterator<Item = (&'a K, &'a V)> + 'a> {
+    match keys {
+        None => Box::new(all.iter()),
+        Some(keys) => Box::new(keys.iter().filter_map(move |k| all.get_key_value(k))),
+    }
+}
+
+/// The realized ids of `keys` in `table`, to tell afterwards whose id changed.
+fn ids_of<K: Ord + Clone, V, I>(
+    table: &BTreeMap<K, V>,
+    keys: &BTreeSet<K>,
+    id: impl Fn(&V) -> I,
+) -> BTreeMap<K, Option<I>> {
+    keys.iter()
+        .map(|k| (k.clone(), table.get(k).map(&id)))
+        .collect()
+}
 
 /// Successes and failures of one stage, applied to the failure table at its end, so that an
 /// object with several operations counts as failed if any of them failed.
@@ -125,23 +162,125 @@ impl<D: Dataplane> Reconciler<D> {
         }
     }
 
+    /// Creates and updates in dependency order, then deletes. With `work`, only those
+    /// objects (and their dependants, added as ids change) are looked at.
     pub(super) async fn pass(
         &mut self,
         desired: &DesiredState,
+        work: &mut Option<Work>,
         report: &mut PassReport,
     ) -> Result<(), DataplaneError> {
         let now = Instant::now();
-        self.sync_ipsets(desired, now, report).await?;
-        self.sync_rules(desired, now, report).await?;
-        self.sync_policies(desired, now, report).await?;
-        self.sync_acls(desired, now, report).await?;
-        self.sync_interfaces(desired, now, report).await?;
+
+        let before = work
+            .as_ref()
+            .map(|w| ids_of(&self.realized.ipsets, &w.ipsets, |r| r.id));
+        self.sync_ipsets(desired, work.as_ref().map(|w| &w.ipsets), now, report)
+            .await?;
+        if let (Some(w), Some(before)) = (work.as_mut(), before) {
+            let hit = self.affected(before, &self.realized.ipsets, |r| r.id, ObjectRef::IpSet);
+            if !hit.is_empty() {
+                w.rules.extend(
+                    desired
+                        .rules
+                        .iter()
+                        .filter(|(_, r)| {
+                            r.entries.iter().any(|e| match &e.data {
+                                npol::EntryData::IpSet(k) | npol::EntryData::PortIpSet(k) => {
+                                    hit.contains(k)
+                                }
+                                _ => false,
+                            })
+                        })
+                        .map(|(k, _)| k.clone()),
+                );
+            }
+        }
+
+        let before = work
+            .as_ref()
+            .map(|w| ids_of(&self.realized.rules, &w.rules, |r| r.id));
+        self.sync_rules(desired, work.as_ref().map(|w| &w.rules), now, report)
+            .await?;
+        if let (Some(w), Some(before)) = (work.as_mut(), before) {
+            let hit = self.affected(before, &self.realized.rules, |r| r.id, ObjectRef::Rule);
+            if !hit.is_empty() {
+                w.policies.extend(
+                    desired
+                        .policies
+                        .iter()
+                        .filter(|(_, p)| {
+                            p.inbound.iter().chain(&p.outbound).any(|k| hit.contains(k))
+                        })
+                        .map(|(k, _)| k.clone()),
+                );
+            }
+        }
+
+        let before = work
+            .as_ref()
+            .map(|w| ids_of(&self.realized.policies, &w.policies, |r| r.id));
+        self.sync_policies(desired, work.as_ref().map(|w| &w.policies), now, report)
+            .await?;
+        let policies_hit = match (work.as_ref(), before) {
+            (Some(_), Some(before)) => {
+                self.affected(before, &self.realized.policies, |r| r.id, ObjectRef::Policy)
+            }
+            _ => BTreeSet::new(),
+        };
+
+        let before = work
+            .as_ref()
+            .map(|w| ids_of(&self.realized.acls, &w.acls, |r| r.id));
+        self.sync_acls(desired, work.as_ref().map(|w| &w.acls), now, report)
+            .await?;
+        if let (Some(w), Some(before)) = (work.as_mut(), before) {
+            let acls_hit = self.affected(before, &self.realized.acls, |r| r.id, ObjectRef::Acl);
+            if !policies_hit.is_empty() || !acls_hit.is_empty() {
+                w.interfaces.extend(
+                    desired
+                        .interfaces
+                        .iter()
+                        .filter(|(_, i)| {
+                            let c = &i.config;
+                            c.rx_policies
+                                .iter()
+                                .chain(&c.tx_policies)
+                                .chain(&c.profiles)
+                                .any(|k| policies_hit.contains(k))
+                                || acls_hit.contains(&i.guard.input)
+                                || acls_hit.contains(&i.guard.output)
+                        })
+                        .map(|(k, _)| k.clone()),
+                );
+            }
+        }
+
+        self.sync_interfaces(desired, work.as_ref().map(|w| &w.interfaces), now, report)
+            .await?;
         self.prune(desired, now, report).await
+    }
+
+    /// Of the keys a stage looked at, those whose dependants must be looked at too: their
+    /// VPP id changed (created, rebuilt), or they are now failed or waiting.
+    fn affected<K: Ord + Clone, V, I: PartialEq>(
+        &self,
+        before: BTreeMap<K, Option<I>>,
+        table: &BTreeMap<K, V>,
+        id: impl Fn(&V) -> I,
+        object: impl Fn(K) -> ObjectRef,
+    ) -> BTreeSet<K> {
+        before
+            .into_iter()
+            .filter(|(k, was)| table.get(k).map(&id) != *was || self.blocked(&object(k.clone())))
+            .map(|(k, _)| k)
+            .collect()
     }
 
     async fn sync_ipsets(
         &mut self,
         desired: &DesiredState,
+        keys: Option<&BTreeSet<IpSetKey>>,
         now: Instant,
         report: &mut PassReport,
     ) -> Result<(), DataplaneError> {
@@ -152,7 +291,7 @@ impl<D: Dataplane> Reconciler<D> {
         let mut create_ops = Vec::new();
         let mut fills: Vec<(&IpSetKey, Option<IpSetId>, bool)> = Vec::new();
         let mut fill_ops = Vec::new();
-        for (key, want) in &desired.ipsets {
+        for (key, want) in scoped(&desired.ipsets, keys) {
             if !self.failures.is_empty() && !self.due(&ObjectRef::IpSet(key.clone()), now) {
                 continue;
             }
@@ -328,13 +467,14 @@ impl<D: Dataplane> Reconciler<D> {
     async fn sync_rules(
         &mut self,
         desired: &DesiredState,
+        scope: Option<&BTreeSet<RuleKey>>,
         now: Instant,
         report: &mut PassReport,
     ) -> Result<(), DataplaneError> {
         let mut log = StageLog::default();
         let mut keys: Vec<(&RuleKey, npol::Rule<IpSetId>)> = Vec::new();
         let mut ops = Vec::new();
-        for (key, want) in &desired.rules {
+        for (key, want) in scoped(&desired.rules, scope) {
             let obj = ObjectRef::Rule(key.clone());
             let rule = match self.resolve_rule(desired, want) {
                 Ok(r) => r,
@@ -392,13 +532,14 @@ impl<D: Dataplane> Reconciler<D> {
     async fn sync_policies(
         &mut self,
         desired: &DesiredState,
+        scope: Option<&BTreeSet<PolicyKey>>,
         now: Instant,
         report: &mut PassReport,
     ) -> Result<(), DataplaneError> {
         let mut log = StageLog::default();
         let mut keys: Vec<(&PolicyKey, npol::Policy<RuleId>)> = Vec::new();
         let mut ops = Vec::new();
-        for (key, want) in &desired.policies {
+        for (key, want) in scoped(&desired.policies, scope) {
             let obj = ObjectRef::Policy(key.clone());
             let resolved = self
                 .rule_ids(desired, &want.inbound)
@@ -494,13 +635,14 @@ impl<D: Dataplane> Reconciler<D> {
     async fn sync_acls(
         &mut self,
         desired: &DesiredState,
+        scope: Option<&BTreeSet<AclKey>>,
         now: Instant,
         report: &mut PassReport,
     ) -> Result<(), DataplaneError> {
         let mut log = StageLog::default();
         let mut keys = Vec::new();
         let mut ops = Vec::new();
-        for (key, want) in &desired.acls {
+        for (key, want) in scoped(&desired.acls, scope) {
             let obj = ObjectRef::Acl(key.clone());
             let have = self.realized.acls.get(key);
             if have.is_some_and(|h| h.acl == *want) {
@@ -564,14 +706,18 @@ impl<D: Dataplane> Reconciler<D> {
     async fn sync_interfaces(
         &mut self,
         desired: &DesiredState,
+        keys: Option<&BTreeSet<InterfaceKey>>,
         now: Instant,
         report: &mut PassReport,
     ) -> Result<(), DataplaneError> {
         let mut log = StageLog::default();
         let mut plans: Vec<InterfacePlan> = Vec::new();
         let mut steps: Vec<(usize, Op)> = Vec::new();
-        self.outcomes.clear();
-        for (key, want) in &desired.interfaces {
+        match keys {
+            None => self.clear_outcomes(),
+            Some(keys) => keys.iter().for_each(|k| self.remove_outcome(k)),
+        }
+        for (key, want) in scoped(&desired.interfaces, keys) {
             let obj = ObjectRef::Interface(key.clone());
             let found = self.lookup_interface(&want.interface_name);
             self.drop_stale_binding(key, found);
@@ -733,7 +879,7 @@ impl<D: Dataplane> Reconciler<D> {
             }
         }
         self.finish_stage(log, now);
-        for (key, want) in &desired.interfaces {
+        for (key, want) in scoped(&desired.interfaces, keys) {
             if !self.outcomes.contains_key(key) {
                 let (status, reason) = self.interface_status(key);
                 self.set_outcome(key, want, status, reason);
@@ -805,6 +951,11 @@ impl<D: Dataplane> Reconciler<D> {
         status: EndpointOperStatus,
         reason: Option<String>,
     ) {
+        if reason.as_deref() == Some(NOT_FOUND) {
+            self.pending.insert(key.clone());
+        } else {
+            self.pending.remove(key);
+        }
         self.outcomes.insert(
             key.clone(),
             InterfaceOutcome {
@@ -813,6 +964,16 @@ impl<D: Dataplane> Reconciler<D> {
                 reason,
             },
         );
+    }
+
+    fn remove_outcome(&mut self, key: &InterfaceKey) {
+        self.outcomes.remove(key);
+        self.pending.remove(key);
+    }
+
+    fn clear_outcomes(&mut self) {
+        self.outcomes.clear();
+        self.pending.clear();
     }
 }
 

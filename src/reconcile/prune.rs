@@ -94,6 +94,9 @@ impl<D: Dataplane> Reconciler<D> {
         for idx in self.realized.orphans.interfaces.keys() {
             bindings.push((BindingRef::Orphan(*idx), ObjectRef::OrphanInterface(*idx)));
         }
+        if bindings.is_empty() {
+            return Ok(());
+        }
         // Interfaces a desired endpoint holds now: VPP reuses interface indexes, so an old
         // binding may name an interface that already belongs to another endpoint.
         let mut held: BTreeMap<SwIfIndex, BTreeSet<std::net::IpAddr>> = BTreeMap::new();
@@ -212,18 +215,20 @@ impl<D: Dataplane> Reconciler<D> {
         now: Instant,
         report: &mut PassReport,
     ) -> Result<(), DataplaneError> {
-        let used = self.realized.referenced_acls();
-        let cands: Vec<(calico_compile::AclKey, AclIndex)> = self
+        let mut cands: Vec<(calico_compile::AclKey, AclIndex)> = self
             .realized
             .acls
             .iter()
-            .filter(|(k, a)| {
-                !desired.acls.contains_key(*k)
-                    && !used.contains(&a.id)
-                    && self.due(&ObjectRef::Acl((*k).clone()), now)
+            .filter(|(k, _)| {
+                !desired.acls.contains_key(*k) && self.due(&ObjectRef::Acl((*k).clone()), now)
             })
             .map(|(k, a)| (k.clone(), a.id))
             .collect();
+        if cands.is_empty() {
+            return Ok(());
+        }
+        let used = self.realized.referenced_acls();
+        cands.retain(|(_, id)| !used.contains(id));
         let ops = cands
             .iter()
             .map(|(_, id)| Op::AclDelete { index: *id })
@@ -253,8 +258,12 @@ impl<D: Dataplane> Reconciler<D> {
         now: Instant,
         report: &mut PassReport,
     ) -> Result<(), DataplaneError> {
-        let used = K::referenced(&self.realized);
         let mut cands = K::stale(&self.realized, desired);
+        if cands.is_empty() {
+            return Ok(());
+        }
+        // What refers to them: a scan of the realized record, so only when there are any.
+        let used = K::referenced(&self.realized);
         cands.retain(|(k, id)| !used.contains(id) && self.due(&K::object(k.as_ref(), *id), now));
         let ops = cands.iter().map(|(_, id)| K::delete(*id)).collect();
         let results = self.exec(ops, report).await?;

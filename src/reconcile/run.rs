@@ -1,32 +1,70 @@
 //! The reconciler as a task: takes the latest desired state, reconnects with backoff, retries
 //! on schedule, follows interface events, and streams endpoint status.
 //!
-//! Desired states are coalesced (only the newest matters) and passes are spaced by
-//! `min_apply_interval`, so churn costs fewer, larger passes. Time is `tokio::time`.
+//! The task owns its copy of the desired state: whole states replace it, diffs are folded
+//! into it (no copy per change), and the keys a diff names are what the next pass compares.
+//! Inputs that arrive during a pass join the next one; `min_apply_interval` can space passes
+//! further. Time is `tokio::time`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use calico_compile::DesiredState;
+use calico_compile::{DesiredDiff, DesiredState};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
-use super::{EndpointStatusEvent, ReconcileSummary, Reconciler};
+use super::{Changed, EndpointStatusEvent, ReconcileSummary, Reconciler};
 use crate::dataplane::Dataplane;
 
-/// The agent's side of a running reconciler. Dropping it stops the task.
+/// What the reconciler task is given.
+#[derive(Debug)]
+pub enum Input {
+    /// A whole desired state (the first after Felix's InSync, or a resync): a full pass.
+    Replace(Box<DesiredState>),
+    /// What changed since the previous input: folded into the task's own copy, and only
+    /// the objects it names are compared by the next pass.
+    Diff(Box<DesiredDiff>),
+}
+
+/// The agent's side of a running reconciler. Dropping every clone stops the task.
+#[derive(Debug, Clone)]
 pub struct ReconcilerHandle {
-    desired: watch::Sender<Option<Arc<DesiredState>>>,
+    inputs: mpsc::UnboundedSender<Input>,
+    sent: Arc<AtomicU64>,
     summary: watch::Receiver<ReconcileSummary>,
 }
 
 impl ReconcilerHandle {
-    /// Hands over a new desired state. The first one is Felix's InSync: nothing is programmed
-    /// (or pruned) before it.
+    /// Hands over a whole desired state. The first input is Felix's InSync: nothing is
+    /// programmed (or pruned) before it.
     pub fn apply(&self, desired: Arc<DesiredState>) {
-        // Only fails when the task has ended, which the JoinHandle reports.
-        let _ = self.desired.send(Some(desired));
+        let state = Arc::try_unwrap(desired).unwrap_or_else(|shared| (*shared).clone());
+        self.send(Input::Replace(Box::new(state)));
+    }
+
+    /// Hands over what changed since the previous input (which must have been given).
+    pub fn apply_diff(&self, diff: DesiredDiff) {
+        self.send(Input::Diff(Box::new(diff)));
+    }
+
+    pub fn send(&self, input: Input) {
+        self.sent.fetch_add(1, Ordering::SeqCst);
+        if self.inputs.send(input).is_err() {
+            error!("the reconciler has stopped; VPP is no longer updated");
+        }
+    }
+
+    /// Inputs sent so far; compare with [`ReconcileSummary::inputs`].
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::SeqCst)
+    }
+
+    /// The counter behind [`sent`](Self::sent), for watchers that must not keep the task
+    /// alive.
+    pub fn sent_counter(&self) -> Arc<AtomicU64> {
+        self.sent.clone()
     }
 
     /// The reconciler's health after its latest pass or connection change.
@@ -60,13 +98,14 @@ pub fn spawn<D: Dataplane + 'static>(
     mpsc::UnboundedReceiver<EndpointStatusEvent>,
     JoinHandle<()>,
 ) {
-    let (desired_tx, desired_rx) = watch::channel(None);
+    let (inputs_tx, inputs_rx) = mpsc::unbounded_channel();
     let (status_tx, status_rx) = mpsc::unbounded_channel();
     let (summary_tx, summary_rx) = watch::channel(reconciler.summary());
-    let task = tokio::spawn(run(reconciler, desired_rx, status_tx, summary_tx));
+    let task = tokio::spawn(run(reconciler, inputs_rx, status_tx, summary_tx));
     (
         ReconcilerHandle {
-            desired: desired_tx,
+            inputs: inputs_tx,
+            sent: Arc::new(AtomicU64::new(0)),
             summary: summary_rx,
         },
         status_rx,
@@ -74,13 +113,44 @@ pub fn spawn<D: Dataplane + 'static>(
     )
 }
 
+/// The task's copy of the desired state and what changed in it since the last pass.
+#[derive(Default)]
+struct Desired {
+    state: Option<DesiredState>,
+    changed: Changed,
+    /// The next pass compares everything (a whole state arrived).
+    full: bool,
+    received: u64,
+}
+
+impl Desired {
+    fn take(&mut self, input: Input) {
+        self.received += 1;
+        match input {
+            Input::Replace(state) => {
+                self.state = Some(*state);
+                self.changed = Changed::default();
+                self.full = true;
+            }
+            Input::Diff(diff) => match &mut self.state {
+                Some(state) => {
+                    self.changed.add_diff(&diff);
+                    apply_diff(state, *diff);
+                }
+                None => error!("a desired-state change arrived before any desired state; ignored"),
+            },
+        }
+    }
+}
+
 async fn run<D: Dataplane>(
     mut r: Reconciler<D>,
-    mut desired_rx: watch::Receiver<Option<Arc<DesiredState>>>,
+    mut inputs: mpsc::UnboundedReceiver<Input>,
     status_tx: mpsc::UnboundedSender<EndpointStatusEvent>,
     summary_tx: watch::Sender<ReconcileSummary>,
 ) {
-    let mut desired: Option<Arc<DesiredState>> = None;
+    let mut desired = Desired::default();
+    let mut taken = 0u64;
     let mut connect_failures = 0u32;
     let mut next_connect = Instant::now();
     let mut last_pass: Option<Instant> = None;
@@ -104,32 +174,45 @@ async fn run<D: Dataplane>(
                 }
             }
         }
-        // Every wake-up (new desired state, interface event, retry or rescan timer, reconnect)
-        // is worth a pass; a pass with nothing to do sends nothing.
-        if r.is_connected() {
-            if let Some(d) = desired.clone() {
-                let earliest = last_pass.map(|t| t + r.config.min_apply_interval);
-                if let Some(t) = earliest.filter(|t| *t > Instant::now()) {
-                    sleep_until(t).await;
-                    // Take whatever arrived meanwhile: one pass for the whole burst.
-                    let latest = desired_rx.borrow_and_update().clone();
-                    desired = latest.or(desired);
+        // Every wake-up (new input, interface event, retry or rescan timer, reconnect) is
+        // worth a pass; a pass with nothing to do sends nothing.
+        if r.is_connected() && desired.state.is_some() {
+            let earliest = last_pass.map(|t| t + r.config.min_apply_interval);
+            if let Some(t) = earliest.filter(|t| *t > Instant::now()) {
+                sleep_until(t).await;
+                // Take whatever arrived meanwhile: one pass for the whole burst.
+                while let Ok(input) = inputs.try_recv() {
+                    desired.take(input);
                 }
-                let d = desired.clone().unwrap_or(d);
-                match r.apply(&d).await {
-                    Ok(report) => debug!(?report, "reconcile pass done"),
+            }
+            let changed = std::mem::take(&mut desired.changed);
+            let full = std::mem::replace(&mut desired.full, false);
+            let received = desired.received;
+            if let Some(state) = &desired.state {
+                let result = if full {
+                    r.apply(state).await
+                } else {
+                    r.apply_changes(state, &changed).await
+                };
+                match result {
+                    Ok(report) => {
+                        debug!(?report, "reconcile pass done");
+                        taken = received;
+                    }
+                    // Not in step any more: the pass after reconnecting compares everything.
                     Err(e) => warn!(error = %e, "reconcile pass interrupted; reconnecting"),
                 }
-                last_pass = Some(Instant::now());
-                for ev in r.take_status_events() {
-                    if status_tx.send(ev).is_err() {
-                        return;
-                    }
+            }
+            last_pass = Some(Instant::now());
+            for ev in r.take_status_events() {
+                if status_tx.send(ev).is_err() {
+                    return;
                 }
             }
         }
         summary_tx.send_if_modified(|s| {
-            let now = r.summary();
+            let mut now = r.summary();
+            now.inputs = taken;
             let changed = *s != now;
             *s = now;
             changed
@@ -141,11 +224,14 @@ async fn run<D: Dataplane>(
         };
         let connected = r.is_connected();
         tokio::select! {
-            changed = desired_rx.changed() => {
-                if changed.is_err() {
+            input = inputs.recv() => {
+                let Some(input) = input else {
                     return;
+                };
+                desired.take(input);
+                while let Ok(input) = inputs.try_recv() {
+                    desired.take(input);
                 }
-                desired = desired_rx.borrow_and_update().clone();
             }
             ev = r.next_interface_event(), if connected => {
                 if let Err(e) = ev {
@@ -157,4 +243,54 @@ async fn run<D: Dataplane>(
             }
         }
     }
+}
+
+/// Applies `diff` (computed from a state equal to `state`) to `state`.
+pub fn apply_diff(state: &mut DesiredState, diff: DesiredDiff) {
+    let DesiredDiff {
+        ipsets_upserted,
+        ipset_members,
+        ipsets_removed,
+        rules_upserted,
+        rules_removed,
+        policies_upserted,
+        policies_removed,
+        interfaces_upserted,
+        interfaces_removed,
+        acls_upserted,
+        acls_removed,
+    } = diff;
+    for k in ipsets_removed {
+        state.ipsets.remove(&k);
+    }
+    state.ipsets.extend(ipsets_upserted);
+    for (k, delta) in ipset_members {
+        match state.ipsets.get_mut(&k) {
+            Some(set) => {
+                for m in &delta.removed {
+                    set.members.remove(m);
+                }
+                set.members.extend(delta.added);
+            }
+            // A member delta always names a set the previous state had; if not, the copy has
+            // drifted from the compiler, which only a resync repairs.
+            None => error!(ipset = %k, "member change for an ipset the desired state lacks"),
+        }
+    }
+    for k in rules_removed {
+        state.rules.remove(&k);
+    }
+    state.rules.extend(rules_upserted);
+    for k in policies_removed {
+        state.policies.remove(&k);
+    }
+    state.policies.extend(policies_upserted);
+    for k in interfaces_removed {
+        state.interfaces.remove(&k);
+    }
+    state.interfaces.extend(interfaces_upserted);
+    for k in acls_removed {
+        state.acls.remove(&k);
+    }
+    state.acls.extend(acls_upserted);
 }
