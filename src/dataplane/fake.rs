@@ -103,6 +103,7 @@ pub fn new() -> (FakeDataplane, FakeHandle) {
             tag: String::new(),
             admin_up: false,
             link_up: false,
+            point_to_point: false,
         },
     );
     let handle = FakeHandle(Arc::new(Mutex::new(FakeVpp {
@@ -224,8 +225,19 @@ impl FakeHandle {
         self.lock().faults.clear();
     }
 
-    /// Adds an interface (admin and link up) and announces it; returns its index.
+    /// Adds an Ethernet-class interface (admin and link up, neighbours resolved by ARP/ND)
+    /// and announces it; returns its index.
     pub fn add_interface(&self, name: &str, tag: &str) -> SwIfIndex {
+        self.add(name, tag, false)
+    }
+
+    /// Adds a point-to-point interface (a TUN tap: no neighbour resolution), admin and link
+    /// up, and announces it; returns its index.
+    pub fn add_p2p_interface(&self, name: &str, tag: &str) -> SwIfIndex {
+        self.add(name, tag, true)
+    }
+
+    fn add(&self, name: &str, tag: &str, point_to_point: bool) -> SwIfIndex {
         let mut vpp = self.lock();
         let idx = SwIfIndex(vpp.next_sw_if_index);
         vpp.next_sw_if_index += 1;
@@ -237,6 +249,7 @@ impl FakeHandle {
                 tag: tag.into(),
                 admin_up: true,
                 link_up: true,
+                point_to_point,
             },
         );
         vpp.signal(Signal::Event(InterfaceEvent::Rescan));
@@ -603,5 +616,28 @@ impl Dataplane for FakeDataplane {
                 None => std::future::pending::<()>().await,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn p2p_interfaces_are_listed_as_point_to_point() {
+        let (mut dp, h) = new();
+        let tap = h.add_interface("tap1", "cali-a");
+        let tun = h.add_p2p_interface("tun2", "cali-b");
+        dp.connect().await.unwrap();
+        let p2p: Vec<SwIfIndex> = dp
+            .interfaces()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|i| i.point_to_point)
+            .map(|i| i.sw_if_index)
+            .collect();
+        assert_eq!(p2p, [tun]);
+        assert_ne!(tap, tun);
     }
 }

@@ -220,6 +220,12 @@ pub struct InterfaceInfo {
     pub tag: String,
     pub admin_up: bool,
     pub link_up: bool,
+    /// VPP does no neighbour resolution (ARP/ND) on this interface: a TUN-mode tap (what
+    /// Calico/VPP's CNI gives pods), ipip, wireguard. Its adjacencies are complete from the
+    /// start, so no first packet waits for a neighbour and a static neighbour entry is a
+    /// wasted write. `false` whenever in doubt: a needless neighbour costs one write, a
+    /// missing one lets the first flow skip the TX policy.
+    pub point_to_point: bool,
 }
 
 /// `sw_interface_event`, or a hint that the interface table should be dumped again.

@@ -18,7 +18,8 @@ use vpp_bindings::gen::acl_types;
 use vpp_bindings::gen::cnat::{FeatureCnatEnableDisable, FeatureCnatEnableDisableReply};
 use vpp_bindings::gen::ethernet_types::MacAddress;
 use vpp_bindings::gen::interface::{
-    SwInterfaceDump, SwInterfaceEvent, SwInterfaceTagAddDel, WantInterfaceEvents,
+    SwInterfaceDetails, SwInterfaceDump, SwInterfaceEvent, SwInterfaceTagAddDel,
+    WantInterfaceEvents,
 };
 use vpp_bindings::gen::interface_types::IfStatusFlags;
 use vpp_bindings::gen::ip_neighbor::{
@@ -623,6 +624,7 @@ impl Dataplane for VppDataplane {
         Ok(details
             .into_iter()
             .map(|d| InterfaceInfo {
+                point_to_point: is_point_to_point(&d),
                 sw_if_index: SwIfIndex(d.sw_if_index),
                 name: d.interface_name,
                 tag: d.tag,
@@ -658,5 +660,45 @@ impl Dataplane for VppDataplane {
                 link_up: ev.flags.contains(IfStatusFlags::IF_STATUS_API_FLAG_LINK_UP),
             }),
         }
+    }
+}
+
+/// Whether VPP resolves no neighbours on the interface `d` describes.
+///
+/// `sw_interface_details` carries no class name, but VPP fills `l2_address` only for an
+/// interface of the Ethernet hardware class, the one class whose adjacencies start
+/// incomplete and wait for ARP/ND; a TUN tap, ipip or wireguard interface reports all
+/// zeros. Sub-interfaces also report zeros while resolving neighbours like their Ethernet
+/// parent, so they never count as point-to-point.
+fn is_point_to_point(d: &SwInterfaceDetails) -> bool {
+    d.sup_sw_if_index == d.sw_if_index && d.l2_address.0 == [0; 6]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn details(sw_if_index: u32, sup_sw_if_index: u32, mac: [u8; 6]) -> SwInterfaceDetails {
+        SwInterfaceDetails {
+            sw_if_index,
+            sup_sw_if_index,
+            l2_address: MacAddress(mac),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn zero_l2_address_means_point_to_point() {
+        assert!(is_point_to_point(&details(3, 3, [0; 6])));
+    }
+
+    #[test]
+    fn interface_with_a_mac_resolves_neighbours() {
+        assert!(!is_point_to_point(&details(3, 3, [0x02, 0xfe, 0, 0, 0, 1])));
+    }
+
+    #[test]
+    fn sub_interface_without_l2_address_still_resolves_neighbours() {
+        assert!(!is_point_to_point(&details(4, 3, [0; 6])));
     }
 }

@@ -1,6 +1,7 @@
 //! `CALICO_VPP_DATAPLANE=sim`: the VPP hook against the built-in simulator, which this hook
-//! owns, plus the part a CNI plugin plays on a real node: a tagged, up tap interface per
-//! workload endpoint, so endpoints bind and come up. Never used against a real VPP.
+//! owns, plus the part a CNI plugin plays on a real node: a tagged, up interface per
+//! workload endpoint (a TUN tap, as Calico/VPP's CNI makes by default), so endpoints bind
+//! and come up. Never used against a real VPP.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,19 +13,36 @@ use vpp_sim::Simulator;
 use super::VppHook;
 use crate::agent::{Batch, DataplaneHook};
 
+/// What kind of interface the hook makes for a pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PodInterface {
+    /// `tap_create_v3` with the TUN flag: point-to-point, no neighbour resolution.
+    #[default]
+    Tun,
+    /// An Ethernet tap: VPP resolves neighbours on it (ARP/ND).
+    Tap,
+}
+
 /// [`VppHook`] plus the pod interfaces in the simulator it programs.
 pub struct SimHook {
     inner: VppHook,
     sim: Arc<Simulator>,
-    /// The tap made for each endpoint: (interface name, sw_if_index).
+    kind: PodInterface,
+    /// The interface made for each endpoint: (interface tag, sw_if_index).
     taps: BTreeMap<WorkloadEndpointId, (String, u32)>,
 }
 
 impl SimHook {
+    /// Pods get TUN interfaces.
     pub fn new(inner: VppHook, sim: Arc<Simulator>) -> Self {
+        Self::with_pod_interface(inner, sim, PodInterface::default())
+    }
+
+    pub fn with_pod_interface(inner: VppHook, sim: Arc<Simulator>, kind: PodInterface) -> Self {
         SimHook {
             inner,
             sim,
+            kind,
             taps: BTreeMap::new(),
         }
     }
@@ -53,9 +71,13 @@ impl SimHook {
                 .values()
                 .find(|(n, _)| *n == name)
                 .map(|(_, idx)| *idx);
+            let kind = self.kind;
             let created = existing.map(Ok).unwrap_or_else(|| {
                 self.sim.with_state_mut(|s| {
-                    let idx = s.create_tap(u32::MAX, None, Some(&name), &name)?;
+                    let idx = match kind {
+                        PodInterface::Tun => s.create_tun(u32::MAX, Some(&name), &name)?,
+                        PodInterface::Tap => s.create_tap(u32::MAX, None, Some(&name), &name)?,
+                    };
                     s.set_flags(idx, true);
                     s.set_link(idx, true);
                     Ok::<u32, i32>(idx)
@@ -63,7 +85,7 @@ impl SimHook {
             });
             match created {
                 Ok(idx) => {
-                    debug!(endpoint = %id, interface = %name, sw_if_index = idx,
+                    debug!(endpoint = %id, interface = %name, sw_if_index = idx, ?kind,
                         "simulated pod interface");
                     self.taps.insert(id, (name, idx));
                 }

@@ -320,7 +320,12 @@ impl Dispatch {
         self.w(|ctx, m: tapv2::TapCreateV3| {
             let mac = (!m.use_random_mac).then_some(m.mac_address.0);
             let host = m.host_if_name_set.then_some(m.host_if_name.as_str());
-            let (retval, sw_if_index) = split(ctx.state.create_tap(m.id, mac, host, &m.tag));
+            let created = if m.tap_flags.contains(tapv2::TapFlags::TAP_API_FLAG_TUN) {
+                ctx.state.create_tun(m.id, host, &m.tag)
+            } else {
+                ctx.state.create_tap(m.id, mac, host, &m.tag)
+            };
+            let (retval, sw_if_index) = split(created);
             tapv2::TapCreateV3Reply {
                 retval,
                 sw_if_index,
@@ -329,7 +334,12 @@ impl Dispatch {
         self.w(|ctx, m: tapv2::TapCreateV2| {
             let mac = (!m.use_random_mac).then_some(m.mac_address.0);
             let host = m.host_if_name_set.then_some(m.host_if_name.as_str());
-            let (retval, sw_if_index) = split(ctx.state.create_tap(m.id, mac, host, &m.tag));
+            let created = if m.tap_flags.contains(tapv2::TapFlags::TAP_API_FLAG_TUN) {
+                ctx.state.create_tun(m.id, host, &m.tag)
+            } else {
+                ctx.state.create_tap(m.id, mac, host, &m.tag)
+            };
+            let (retval, sw_if_index) = split(created);
             tapv2::TapCreateV2Reply {
                 retval,
                 sw_if_index,
@@ -771,11 +781,9 @@ fn sw_interface_details(idx: u32, i: &Interface) -> interface::SwInterfaceDetail
         sup_sw_if_index: idx,
         l2_address: ethernet_types::MacAddress(i.mac_bytes),
         flags: interface_types::IfStatusFlags(flags),
-        type_: if i.kind.is_p2p() {
-            interface_types::IfType::IfApiTypeP2p
-        } else {
-            interface_types::IfType::IfApiTypeHardware
-        },
+        // VPP's IF_API_TYPE_P2P is for point-to-point Ethernet sub-interfaces; tunnels and
+        // TUN taps are hardware interfaces too, told apart only by their zero l2_address.
+        type_: interface_types::IfType::IfApiTypeHardware,
         link_duplex: interface_types::LinkDuplex::LinkDuplexApiFull,
         link_mtu: i.link_mtu,
         mtu: i.mtu,

@@ -198,6 +198,7 @@ mod tests {
     use npol::{InterfaceConfig, PolicyDefault};
 
     use super::*;
+    use crate::state::NONE;
 
     fn deny_all() -> InterfaceConfig<u32> {
         InterfaceConfig {
@@ -286,6 +287,27 @@ mod tests {
             (Some(Enforcement::NeighbourUnresolved), Verdict::Allow)
         );
         assert_eq!(s.evaluate_flow(a, b, &to_unknown).verdict, Verdict::Deny);
+    }
+
+    #[test]
+    fn first_flow_to_a_tun_pod_is_policed_without_a_neighbour() {
+        let mut s = SimState::new();
+        let a = s.create_af_packet("a", None).unwrap();
+        let b = s.create_tun(NONE, None, "").unwrap();
+        for i in [a, b] {
+            s.cnat_enable(i, true);
+        }
+        s.npol_configure(
+            a,
+            InterfaceConfig {
+                policy_default_rx: PolicyDefault::Allow,
+                ..deny_all()
+            },
+        );
+        s.npol_configure(b, deny_all());
+        let first = s.evaluate_flow(a, b, &pkt());
+        assert_eq!(first.verdict, Verdict::Deny);
+        assert!(s.neighbors.is_empty(), "nothing learnt on a tun");
     }
 
     #[test]

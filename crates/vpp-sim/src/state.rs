@@ -48,9 +48,12 @@ pub enum InterfaceKind {
     AfPacket {
         host_if_name: String,
     },
+    /// A tap plugin interface; `tun` for TUN mode (`TAP_API_FLAG_TUN`): IP packets, no
+    /// Ethernet header, registered as a point-to-point hardware class.
     Tap {
         id: u32,
         host_if_name: String,
+        tun: bool,
     },
     Ipip {
         instance: u32,
@@ -76,15 +79,21 @@ impl InterfaceKind {
             InterfaceKind::Local => "local",
             InterfaceKind::Loopback { .. } => "Loopback",
             InterfaceKind::AfPacket { .. } => "af_packet",
-            InterfaceKind::Tap { .. } => "virtio",
+            InterfaceKind::Tap { .. } => "tap",
             InterfaceKind::Ipip { .. } => "IPIP",
             InterfaceKind::Vxlan { .. } => "VXLAN",
         }
     }
 
-    /// Point-to-point interfaces have no L2 address.
+    /// Interfaces outside VPP's Ethernet hardware class: they have no L2 address (VPP
+    /// reports all zeros in `sw_interface_details`) and VPP resolves no neighbours on them.
     pub fn is_p2p(&self) -> bool {
-        matches!(self, InterfaceKind::Ipip { .. })
+        matches!(
+            self,
+            InterfaceKind::Ipip { .. }
+                | InterfaceKind::Tap { tun: true, .. }
+                | InterfaceKind::Vxlan { is_l3: true, .. }
+        )
     }
 }
 
@@ -462,13 +471,37 @@ impl SimState {
         }
     }
 
-    /// `tap_create_v2/v3`: `id = ~0` takes the lowest free id, a taken id fails.
+    /// `tap_create_v2/v3` without `TAP_API_FLAG_TUN`: an Ethernet tap named `tap<id>`.
+    /// `id = ~0` takes the lowest free id, a taken id fails.
     pub fn create_tap(
         &mut self,
         id: u32,
         mac: Option<[u8; 6]>,
         host_if_name: Option<&str>,
         tag: &str,
+    ) -> Result<u32, i32> {
+        self.create_tap_or_tun(id, mac, host_if_name, tag, false)
+    }
+
+    /// `tap_create_v3` with `TAP_API_FLAG_TUN`, as Calico/VPP's CNI creates pod interfaces:
+    /// named `tun<id>` (taps and tuns share one id space), no MAC (VPP ignores the one
+    /// given), no neighbour resolution.
+    pub fn create_tun(
+        &mut self,
+        id: u32,
+        host_if_name: Option<&str>,
+        tag: &str,
+    ) -> Result<u32, i32> {
+        self.create_tap_or_tun(id, None, host_if_name, tag, true)
+    }
+
+    fn create_tap_or_tun(
+        &mut self,
+        id: u32,
+        mac: Option<[u8; 6]>,
+        host_if_name: Option<&str>,
+        tag: &str,
+        tun: bool,
     ) -> Result<u32, i32> {
         let used = |k: &InterfaceKind| match k {
             InterfaceKind::Tap { id, .. } => Some(*id),
@@ -486,10 +519,19 @@ impl SimState {
             }
             id
         };
-        let host_if_name = host_if_name.map_or_else(|| format!("tap{id}"), str::to_string);
+        let name = if tun {
+            format!("tun{id}")
+        } else {
+            format!("tap{id}")
+        };
+        let host_if_name = host_if_name.map_or_else(|| name.clone(), str::to_string);
         let idx = self.add_interface(
-            format!("tap{id}"),
-            InterfaceKind::Tap { id, host_if_name },
+            name,
+            InterfaceKind::Tap {
+                id,
+                host_if_name,
+                tun,
+            },
             mac,
         );
         if let Some(i) = self.interfaces.get_mut(idx) {

@@ -68,6 +68,24 @@ fn interface_names_follow_vpp() {
 }
 
 #[test]
+fn tun_taps_are_named_tun_share_the_tap_ids_and_have_no_mac() {
+    let mut s = SimState::new();
+    let tap = s
+        .create_tap(NONE, Some([2, 0, 0, 0, 0, 7]), None, "")
+        .unwrap();
+    let tun = s.create_tun(NONE, Some("pod-eth0"), "cali-a").unwrap();
+    let tun = s.interface(tun).unwrap();
+    assert_eq!((tun.name.as_str(), tun.tag.as_str()), ("tun1", "cali-a"));
+    assert_eq!(tun.mac_bytes, [0; 6]);
+    assert!(tun.kind.is_p2p());
+    let tap = s.interface(tap).unwrap();
+    assert_eq!(tap.mac_bytes, [2, 0, 0, 0, 0, 7]);
+    assert!(!tap.kind.is_p2p());
+    assert_eq!(s.create_tun(0, None, ""), Err(rv::INVALID_INTERFACE));
+    assert_eq!(s.create_tap(1, None, None, ""), Err(rv::INVALID_INTERFACE));
+}
+
+#[test]
 fn tunnels_need_their_table_and_are_unique() {
     let mut s = SimState::new();
     let t = s

@@ -722,3 +722,58 @@ async fn acl_messages_store_apply_dump_and_enforce_like_the_acl_plugin() {
     assert_eq!(f.sim.evaluate(itf, Direction::Rx, &gre), Verdict::Allow);
     assert_eq!(c.call(&AclDel { acl_index: 0 }).await.retval, 0);
 }
+
+#[tokio::test]
+async fn tun_flag_makes_a_tun_with_a_zero_l2_address_and_a_tap_keeps_its_mac() {
+    use vpp_bindings::gen::ethernet_types::MacAddress;
+    use vpp_bindings::gen::interface_types::IfType;
+    use vpp_bindings::gen::tapv2::{TapCreateV3, TapFlags};
+    let f = start().await;
+    let mut c = Raw::connect(&f.path).await;
+    let mac = [2, 0xfe, 0, 0, 0, 9];
+    let tap = c
+        .call(&TapCreateV3 {
+            use_random_mac: false,
+            mac_address: MacAddress(mac),
+            tag: "cali-tap".into(),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(tap.retval, 0);
+    let tun = c
+        .call(&TapCreateV3 {
+            use_random_mac: false,
+            mac_address: MacAddress(mac),
+            tap_flags: TapFlags::TAP_API_FLAG_TUN,
+            tag: "cali-tun".into(),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(tun.retval, 0);
+    let all = c
+        .dump(&SwInterfaceDump {
+            sw_if_index: u32::MAX,
+            ..Default::default()
+        })
+        .await;
+    let seen: Vec<_> = all
+        .iter()
+        .skip(1)
+        .map(|d| {
+            (
+                d.interface_name.as_str(),
+                d.interface_dev_type.as_str(),
+                d.l2_address.0,
+                d.type_,
+                d.sup_sw_if_index == d.sw_if_index,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("tap0", "tap", mac, IfType::IfApiTypeHardware, true),
+            ("tun1", "tap", [0; 6], IfType::IfApiTypeHardware, true),
+        ]
+    );
+}

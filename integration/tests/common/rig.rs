@@ -1,4 +1,4 @@
-//! A VPP simulator with one tagged, up tap per pod, a state directory, and the checks that
+//! A VPP simulator with one tagged, up tap (or TUN) per pod, a state directory, and the checks that
 //! hold the simulator to the compiler: structural equality of everything programmed (ids
 //! resolved to content, so nothing trusts the driver's own record) and verdict equality with
 //! Calico's reference evaluation.
@@ -59,12 +59,26 @@ impl Rig {
         ])
     }
 
-    /// Creates an up tap tagged with pod `i`'s interface name (what the CNI side does).
+    /// Creates an up Ethernet tap tagged with pod `i`'s interface name (what the CNI side
+    /// does).
     pub fn add_pod_tap(&self, i: usize) -> u32 {
+        self.add_pod_interface(i, false)
+    }
+
+    /// Creates an up TUN tap (point-to-point, Calico/VPP's CNI default) for pod `i`.
+    pub fn add_pod_tun(&self, i: usize) -> u32 {
+        self.add_pod_interface(i, true)
+    }
+
+    fn add_pod_interface(&self, i: usize, tun: bool) -> u32 {
+        let tag = script::pod_iface(i);
         self.sim.with_state_mut(|s| {
-            let idx = s
-                .create_tap(u32::MAX, None, None, &script::pod_iface(i))
-                .unwrap();
+            let idx = if tun {
+                s.create_tun(u32::MAX, None, &tag)
+            } else {
+                s.create_tap(u32::MAX, None, None, &tag)
+            }
+            .unwrap();
             s.set_flags(idx, true);
             s.set_link(idx, true);
             idx
@@ -73,6 +87,10 @@ impl Rig {
 
     pub fn add_pod_taps(&self, pods: usize) -> Vec<u32> {
         (0..pods).map(|i| self.add_pod_tap(i)).collect()
+    }
+
+    pub fn add_pod_tuns(&self, pods: usize) -> Vec<u32> {
+        (0..pods).map(|i| self.add_pod_tun(i)).collect()
     }
 
     /// The reconciler's state file, if written.
@@ -213,8 +231,9 @@ fn sim_acls(s: &SimState, list: Option<&Vec<u32>>) -> Vec<RAcl> {
 
 /// Whether the simulator holds exactly what `desired` asks for: every bound interface's
 /// npol configuration resolved through ids to content equals the desired one resolved
-/// through keys, its guard ACLs, cnat and static neighbours are there, and VPP holds no
-/// npol object or ACL more than the desired state has. `Err` says what differs.
+/// through keys, its guard ACLs, cnat and static neighbours are there (none are needed, or
+/// checked, on a point-to-point interface), and VPP holds no npol object or ACL more than
+/// the desired state has. `Err` says what differs.
 pub fn sim_matches(s: &SimState, desired: &DesiredState) -> Result<(), String> {
     let mut bound = 0;
     for (key, want) in &desired.interfaces {
@@ -235,7 +254,8 @@ pub fn sim_matches(s: &SimState, desired: &DesiredState) -> Result<(), String> {
         if !s.interface(idx).is_some_and(|i| i.cnat) {
             return Err(format!("{key}: cnat not enabled on {idx}"));
         }
-        for (ip, mac) in &want.neighbours {
+        let p2p = s.interface(idx).is_some_and(|i| i.kind.is_p2p());
+        for (ip, mac) in want.neighbours.iter().filter(|_| !p2p) {
             match s.neighbors.get(&(idx, *ip)) {
                 Some(n) if n.mac_bytes == mac.0 => {}
                 other => return Err(format!("{key}: neighbour {ip} is {other:?}, want {mac}")),
