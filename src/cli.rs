@@ -121,13 +121,15 @@ pub struct Settings {
         value_name = "PATH"
     )]
     pub sim_socket: Option<PathBuf>,
-    /// Least time between two reconcile passes, in milliseconds; changes arriving meanwhile
-    /// join the next pass. A change after a quiet spell is applied at once.
+    /// Least time between two reconcile passes, in milliseconds. With 0 a pass starts as
+    /// soon as something changed, and whatever arrives during a pass joins the next one
+    /// (passes compare only what changed, so they are cheap). A change after a quiet spell
+    /// is applied at once whatever the setting.
     #[arg(
         long,
         global = true,
         env = "CALICO_VPP_MIN_APPLY_INTERVAL_MS",
-        default_value_t = 100
+        default_value_t = 0
     )]
     pub min_apply_interval_ms: u64,
     /// How long `felix-proxy` retries connecting to the driver's socket.

@@ -132,11 +132,11 @@ mod tests {
     }
 
     #[test]
-    fn min_apply_interval_defaults_to_100_ms_and_is_range_checked() {
+    fn min_apply_interval_defaults_to_0_and_is_range_checked() {
         let c = parse(&["x"]).unwrap();
-        assert_eq!(c.min_apply_interval, Duration::from_millis(100));
-        let c = parse(&["x", "--min-apply-interval-ms", "0"]).unwrap();
         assert_eq!(c.min_apply_interval, Duration::ZERO);
+        let c = parse(&["x", "--min-apply-interval-ms", "100"]).unwrap();
+        assert_eq!(c.min_apply_interval, Duration::from_millis(100));
         assert!(matches!(
             parse(&["x", "--min-apply-interval-ms", "10001"]),
             Err(ConfigError::ApplyInterval(10_001))

@@ -10,17 +10,23 @@
 //! ```ignore
 //! let (handle, mut status, task) =
 //!     reconcile::start_vpp(ReconcilerConfig::from_env(), VppConfig { socket, ..Default::default() });
-//! // after InSync, and after every later batch (the newest state wins, bursts coalesce):
+//! // after InSync: the whole state once, then what changed (bursts coalesce):
 //! handle.apply(Arc::new(compiled.desired));
+//! handle.apply_diff(compiler.apply_changes(&model, &changes));
 //! // endpoint status for Felix: Update { endpoint, status: up|down|error, .. } / Remove { endpoint }
 //! while let Some(ev) = status.recv().await { /* WorkloadEndpointStatusUpdate / Remove */ }
 //! // health for logs and status: handle.summary() (a watch of ReconcileSummary)
 //! ```
 //!
-//! The state file is `$CALICO_VPP_STATE_DIR/reconciler-state.json` (JSON, replaced atomically
-//! after every pass that changed something). VPP restarts are detected by a boot token the
-//! reconciler tags onto `local0`. Tests and benches drive a [`Reconciler`] by hand instead:
-//! [`Reconciler::connect`], [`Reconciler::apply`], [`Reconciler::take_status_events`].
+//! A pass after a diff compares only the objects the diff names, those still failed, waiting
+//! or pending, and the dependants of any whose VPP id changed; a full pass (after a
+//! (re)connection, a changed interface table, and every `full_pass_interval`) compares
+//! everything. The state is kept in `$CALICO_VPP_STATE_DIR`: a snapshot
+//! (`reconciler-state.json`) and a journal of what each pass changed
+//! (`reconciler-state.journal`), see [`StateStore`]. VPP restarts are detected by a boot
+//! token the reconciler tags onto `local0`. Tests and benches drive a [`Reconciler`] by hand
+//! instead: [`Reconciler::connect`], [`Reconciler::apply`], [`Reconciler::apply_changes`],
+//! [`Reconciler::take_status_events`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -98,7 +104,7 @@ impl Default for ReconcilerConfig {
                 base: Duration::from_millis(100),
                 max: Duration::from_secs(5),
             },
-            min_apply_interval: Duration::from_millis(100),
+            min_apply_interval: Duration::ZERO,
             rescan_interval: Duration::from_secs(1),
             full_pass_interval: Duration::from_secs(60),
         }

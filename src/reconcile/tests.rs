@@ -688,7 +688,15 @@ async fn link_down_reports_the_endpoint_down() {
 
 #[tokio::test(start_paused = true)]
 async fn churn_is_coalesced_into_few_passes() {
-    let (r, h, _) = setup();
+    let (dp, h) = fake::new();
+    h.add_interface("tap1", "cali-a");
+    let r = Reconciler::new(
+        dp,
+        ReconcilerConfig {
+            min_apply_interval: Duration::from_millis(100),
+            ..ReconcilerConfig::default()
+        },
+    );
     let (handle, _status, _task) = spawn(r);
     handle.apply(Arc::new(base()));
     tokio::time::sleep(Duration::from_millis(1)).await;
@@ -1203,6 +1211,39 @@ mod hinted {
     //! Passes told what changed look only at that, and still reach what a full pass would.
 
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn diffs_given_to_the_task_are_folded_in_and_programmed() {
+        let (r, h, _) = setup();
+        let (handle, _status, _task) = spawn(r);
+        let mut summary = handle.summary();
+        let mut d = base();
+        handle.apply(Arc::new(d.clone()));
+        for i in 0..20 {
+            let old = d.clone();
+            d.ipsets
+                .get_mut(&IpSetKey("s-ip".into()))
+                .unwrap()
+                .members
+                .insert(npol::IpSetMember::Ip(ip(&format!("10.2.0.{i}"))));
+            handle.apply_diff(old.diff(&d));
+        }
+        let sent = handle.sent();
+        assert_eq!(sent, 21);
+        summary
+            .wait_for(|s| s.inputs == sent && s.failed.is_empty())
+            .await
+            .unwrap();
+        let sets: Vec<usize> = h
+            .objects()
+            .ipsets
+            .values()
+            .map(|s| s.members.len())
+            .collect();
+        assert!(sets.contains(&22), "{sets:?}");
+        // The first pass took the whole burst, so members went in one or two calls.
+        assert!(h.count("npol_ipset_add_del_members") <= 3);
+    }
 
     fn changed(old: &DesiredState, new: &DesiredState) -> Changed {
         Changed::from_diff(&old.diff(new))
