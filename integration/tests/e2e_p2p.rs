@@ -124,7 +124,6 @@ fn writes_during(rig: &Rig, f: impl FnOnce()) -> (u64, BTreeMap<String, u64>) {
 }
 
 #[test]
-#[ignore = "until the reconciler skips neighbours on point-to-point interfaces (src/reconcile/pass.rs)"]
 fn tun_pods_get_no_static_neighbour_and_ethernet_taps_keep_theirs() {
     let rig = Rig::new();
     let pods = shape().pods;
@@ -155,7 +154,6 @@ fn tun_pods_get_no_static_neighbour_and_ethernet_taps_keep_theirs() {
 }
 
 #[test]
-#[ignore = "until the reconciler skips neighbours on point-to-point interfaces (src/reconcile/pass.rs)"]
 fn first_flow_to_a_tun_pod_meets_its_policy_without_a_neighbour() {
     let rig = Rig::new();
     let pods = shape().pods;
@@ -208,7 +206,6 @@ fn first_flow_to_a_tun_pod_meets_its_policy_without_a_neighbour() {
 }
 
 #[test]
-#[ignore = "until the reconciler skips neighbours on point-to-point interfaces (src/reconcile/pass.rs)"]
 fn a_new_tun_pod_costs_three_writes_plus_one_per_ip_set_joined() {
     let rig = Rig::new();
     let pods = shape().pods;

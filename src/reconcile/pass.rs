@@ -748,7 +748,13 @@ impl<D: Dataplane> Reconciler<D> {
             }
             let plan = plans.len();
             let have_neigh = have.map(|h| h.neighbours.clone()).unwrap_or_default();
-            let want_ips: BTreeSet<_> = want.neighbours.iter().map(|(ip, _)| *ip).collect();
+            // A point-to-point interface (a TUN pod) never resolves neighbours, so the first
+            // flow cannot slip past the TX policy there: no static entry needed.
+            let want_neighbours: &[_] = match self.interfaces.get(&sw_if_index) {
+                Some(i) if i.point_to_point => &[],
+                _ => &want.neighbours,
+            };
+            let want_ips: BTreeSet<_> = want_neighbours.iter().map(|(ip, _)| *ip).collect();
             for (ip, mac) in &have_neigh {
                 if !want_ips.contains(ip) {
                     steps.push((
@@ -762,7 +768,7 @@ impl<D: Dataplane> Reconciler<D> {
                     ));
                 }
             }
-            for (ip, mac) in &want.neighbours {
+            for (ip, mac) in want_neighbours {
                 if !have_neigh.contains(&(*ip, *mac)) {
                     steps.push((
                         plan,
