@@ -8,11 +8,16 @@
 //! and `rv2` (10.10.2.2) routed through VPP; skips, saying why, otherwise. It leaves VPP as it
 //! found it: everything the driver created is removed through Felix, then the interfaces'
 //! npol configuration, cnat feature and ACLs are reset directly.
+//!
+//! A second test builds its own rig (namespaces `p2ps`/`p2pc`, a TUN pod attached to VPP as a
+//! point-to-point interface) and checks that the very first flow to a pod without a static
+//! neighbour meets its policy. Both tests hold one lock: they share the VPP.
 
 mod common;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use calico_vpp_driver::dataplane::vpp::{VppConfig, VppDataplane};
@@ -30,6 +35,13 @@ const DENIED_PORT: u16 = 19090;
 const SERVER: &str = "10.10.2.2";
 const CLIENT: &str = "10.10.1.2";
 const PYTHON: &str = "/usr/bin/python3";
+
+/// Serialises the tests that program the one real VPP.
+static REAL_VPP: Mutex<()> = Mutex::new(());
+
+fn real_vpp_lock() -> MutexGuard<'static, ()> {
+    REAL_VPP.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// The real VPP's socket, or why the test cannot run.
 fn real_vpp() -> Result<PathBuf, String> {
@@ -69,19 +81,24 @@ struct Server(Child);
 
 impl Server {
     fn start() -> Server {
+        Server::start_in("rv2", SERVER)
+    }
+
+    /// The server in network namespace `ns`, listening on `addr`.
+    fn start_in(ns: &str, addr: &str) -> Server {
         let code = format!(
             "import socket,select\n\
              ls=[]\n\
              for p in ({ALLOWED_PORT},{DENIED_PORT}):\n\
              \x20 s=socket.socket(); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
-             \x20 s.bind(('{SERVER}',p)); s.listen(64); ls.append(s)\n\
+             \x20 s.bind(('{addr}',p)); s.listen(64); ls.append(s)\n\
              while True:\n\
              \x20 r,_,_=select.select(ls,[],[])\n\
              \x20 for s in r:\n\
              \x20   c,_=s.accept(); c.close()\n"
         );
         let child = Command::new("ip")
-            .args(["netns", "exec", "rv2", PYTHON, "-c", &code])
+            .args(["netns", "exec", ns, PYTHON, "-c", &code])
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
@@ -111,10 +128,15 @@ fn check(failures: &mut Vec<String>, what: &str, port: u16, want: bool) {
 
 /// One new TCP connection from `rv1` to the server: did the handshake complete?
 fn connects(port: u16) -> bool {
+    connects_from("rv1", SERVER, port)
+}
+
+/// One new TCP connection from namespace `ns` to `server`: did the handshake complete?
+fn connects_from(ns: &str, server: &str, port: u16) -> bool {
     let code =
-        format!("import socket\nsocket.create_connection(('{SERVER}',{port}),timeout=1.2).close()");
+        format!("import socket\nsocket.create_connection(('{server}',{port}),timeout=1.2).close()");
     Command::new("ip")
-        .args(["netns", "exec", "rv1", PYTHON, "-c", &code])
+        .args(["netns", "exec", ns, PYTHON, "-c", &code])
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
@@ -264,9 +286,9 @@ fn driver(sock: &std::path::Path, state: &std::path::Path) -> Driver {
     ])
 }
 
-/// Removes everything through Felix (the driver prunes what it created), then puts the two
-/// interfaces back as they were before the test: no npol policy, no cnat, no ACL.
-fn clean_up(mut d: Driver, sock: &std::path::Path, state: &std::path::Path) {
+/// Removes everything through Felix (the driver prunes what it created), then puts the
+/// `interfaces` back as they were before the test: no npol policy, no cnat, no ACL.
+fn clean_up(mut d: Driver, sock: &std::path::Path, state: &std::path::Path, interfaces: &[&str]) {
     d.send(&[
         envelope(Payload::WorkloadEndpointRemove(
             proto::WorkloadEndpointRemove {
@@ -307,8 +329,8 @@ fn clean_up(mut d: Driver, sock: &std::path::Path, state: &std::path::Path) {
         dp.connect().await.unwrap();
         let ifs = dp.interfaces().await.unwrap();
         let mut ops = Vec::new();
-        for name in ["host-rv1-host", "host-rv2-host"] {
-            let Some(i) = ifs.iter().find(|i| i.name == name) else {
+        for name in interfaces {
+            let Some(i) = ifs.iter().find(|i| i.name == *name) else {
                 continue;
             };
             let open = npol::InterfaceConfig {
@@ -374,6 +396,7 @@ fn real_vpp_allows_what_policy_allows_and_denies_the_rest() {
             return;
         }
     };
+    let _vpp = real_vpp_lock();
     let _server = Server::start();
     // Before the driver: VPP forwards everything (the rig works).
     if !eventually_connects(ALLOWED_PORT, true) || !connects(DENIED_PORT) {
@@ -466,7 +489,7 @@ fn real_vpp_allows_what_policy_allows_and_denies_the_rest() {
     );
 
     let log = d.log();
-    clean_up(d, &sock, &state);
+    clean_up(d, &sock, &state, &["host-rv1-host", "host-rv2-host"]);
     let restored = eventually_connects(ALLOWED_PORT, true);
     eprintln!(
         "real VPP: clean-up restores plain forwarding -> {}",
@@ -474,4 +497,472 @@ fn real_vpp_allows_what_policy_allows_and_denies_the_rest() {
     );
     assert!(failures.is_empty(), "failed: {failures:?}\nlog:\n{log}");
     assert!(restored, "VPP not restored after the test");
+}
+
+// ---- a point-to-point (TUN) pod --------------------------------------------------------------
+
+const P2P_SERVER: &str = "10.77.1.2";
+const P2P_CLIENT: &str = "10.77.2.2";
+const P2P_SERVER_NS: &str = "p2ps";
+const P2P_CLIENT_NS: &str = "p2pc";
+/// The TUN in the root namespace that stands for the pod's interface on VPP's side.
+const P2P_TUN_HOST: &str = "p2pt-host";
+const P2P_VETH_HOST: &str = "p2pc-host";
+
+/// Copies IP packets between a TUN in namespace argv[1] (the pod's interface, argv[2]) and a
+/// TUN here (argv[3]). VPP's own TUN taps need /dev/vhost-net, which not every kernel has;
+/// VPP attaches the TUN here with af_packet in IP mode instead, which is the same kind of
+/// interface to VPP: a point-to-point class, no L2 address, no neighbour resolution.
+/// Packets VPP sends through af_packet in IP mode reach the TUN with the TCP/UDP checksum left
+/// for offload (seen on this VPP with a veth client), and nothing on that path completes it;
+/// the relay does, as a TUN tap's virtio path would.
+const TUN_RELAY: &str = r#"
+import ctypes, fcntl, os, select, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+def tun(name):
+    fd = os.open("/dev/net/tun", os.O_RDWR)
+    fcntl.ioctl(fd, 0x400454CA, struct.pack("16sH", name.encode(), 0x0001 | 0x1000))
+    return fd
+here = os.open("/proc/self/ns/net", os.O_RDONLY)
+if libc.setns(os.open("/var/run/netns/" + sys.argv[1], os.O_RDONLY), 0x40000000):
+    sys.exit("setns")
+pod = tun(sys.argv[2])
+if libc.setns(here, 0x40000000):
+    sys.exit("setns back")
+host = tun(sys.argv[3])
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while t >> 16:
+        t = (t >> 16) + (t & 0xFFFF)
+    return ~t & 0xFFFF
+def complete(p):
+    if len(p) < 20 or p[0] >> 4 != 4 or p[9] not in (6, 17):
+        return p
+    ihl, total = (p[0] & 15) * 4, struct.unpack("!H", p[2:4])[0]
+    at = ihl + (16 if p[9] == 6 else 6)
+    l4 = bytearray(p[ihl:total])
+    l4[at - ihl:at - ihl + 2] = b"\0\0"
+    c = csum(p[12:20] + struct.pack("!BBH", 0, p[9], len(l4)) + bytes(l4)) or 0xFFFF
+    l4[at - ihl:at - ihl + 2] = struct.pack("!H", c)
+    return p[:ihl] + bytes(l4) + p[total:]
+print("ready", flush=True)
+peer = {pod: host, host: pod}
+while True:
+    for fd in select.select([pod, host], [], [])[0]:
+        data = os.read(fd, 65536)
+        if fd == host:
+            data = complete(data)
+        try:
+            os.write(peer[fd], data)
+        except OSError:
+            pass
+"#;
+
+fn run(cmd: &str, args: &[&str]) -> Result<(), String> {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .map_err(|e| format!("{cmd} {args:?}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{cmd} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+async fn vpp_client(sock: &std::path::Path) -> Result<vpp_bindings::client::Client, String> {
+    let config = vpp_bindings::client::ClientConfig {
+        name: "p2p-test".into(),
+        ..Default::default()
+    };
+    vpp_bindings::client::Client::connect(sock, config)
+        .await
+        .map_err(|e| format!("connect {}: {e}", sock.display()))
+}
+
+/// VPP's interfaces as the driver's dataplane reads them.
+async fn vpp_interfaces(
+    sock: &std::path::Path,
+) -> Result<Vec<calico_vpp_driver::dataplane::InterfaceInfo>, String> {
+    let mut dp = VppDataplane::new(VppConfig {
+        socket: sock.to_path_buf(),
+        request_timeout: Duration::from_secs(5),
+    });
+    dp.connect().await.map_err(|e| e.to_string())?;
+    dp.interfaces().await.map_err(|e| e.to_string())
+}
+
+fn prefix(ip: &str, len: u8) -> vpp_bindings::gen::ip_types::Prefix {
+    let addr: std::net::Ipv4Addr = ip.parse().unwrap();
+    vpp_bindings::gen::ip_types::Prefix {
+        address: addr.into(),
+        len,
+    }
+}
+
+/// Two namespaces routed through VPP: `p2ps` holds the server pod on a TUN (`p2pt-ns`,
+/// 10.77.1.2/32), reaching VPP as `host-p2pt-host`; `p2pc` is the client on a veth (Ethernet,
+/// 10.77.2.2/24), VPP's `host-p2pc-host`. Everything is removed on drop, VPP objects first.
+struct P2pRig {
+    sock: PathBuf,
+    relay: Option<Child>,
+}
+
+impl P2pRig {
+    fn up(sock: &std::path::Path) -> Result<P2pRig, String> {
+        std::fs::metadata("/dev/net/tun").map_err(|e| format!("/dev/net/tun: {e}"))?;
+        let mut rig = P2pRig {
+            sock: sock.to_path_buf(),
+            relay: None,
+        };
+        for ns in [P2P_SERVER_NS, P2P_CLIENT_NS] {
+            run("ip", &["netns", "add", ns])?;
+        }
+        let mut relay = Command::new(PYTHON)
+            .args(["-c", TUN_RELAY, P2P_SERVER_NS, "p2pt-ns", P2P_TUN_HOST])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("TUN relay: {e}"))?;
+        let mut line = String::new();
+        let stdout = relay.stdout.take().unwrap();
+        rig.relay = Some(relay);
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+            .map_err(|e| format!("TUN relay: {e}"))?;
+        if line.trim() != "ready" {
+            return Err("the TUN relay did not start".into());
+        }
+        let s = P2P_SERVER_NS;
+        let c = P2P_CLIENT_NS;
+        let steps: &[&[&str]] = &[
+            &["link", "set", P2P_TUN_HOST, "up"],
+            &["-n", s, "link", "set", "lo", "up"],
+            &["-n", s, "link", "set", "p2pt-ns", "up"],
+            &[
+                "-n",
+                s,
+                "addr",
+                "add",
+                &format!("{P2P_SERVER}/32"),
+                "dev",
+                "p2pt-ns",
+            ],
+            &["-n", s, "route", "add", "default", "dev", "p2pt-ns"],
+            &[
+                "link",
+                "add",
+                P2P_VETH_HOST,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "p2pc-ns",
+            ],
+            &["link", "set", "p2pc-ns", "netns", c],
+            &["link", "set", P2P_VETH_HOST, "up"],
+            &["-n", c, "link", "set", "lo", "up"],
+            &["-n", c, "link", "set", "p2pc-ns", "up"],
+            &[
+                "-n",
+                c,
+                "addr",
+                "add",
+                &format!("{P2P_CLIENT}/24"),
+                "dev",
+                "p2pc-ns",
+            ],
+            &["-n", c, "route", "add", "default", "via", "10.77.2.1"],
+        ];
+        for args in steps {
+            run("ip", args)?;
+        }
+        // Packets the relay hands to the root namespace are VPP's, not the kernel's to route.
+        run(
+            "sysctl",
+            &["-qw", &format!("net.ipv4.conf.{P2P_TUN_HOST}.forwarding=0")],
+        )?;
+        block_on(rig.program_vpp())?;
+        Ok(rig)
+    }
+
+    async fn program_vpp(&self) -> Result<(), String> {
+        use vpp_bindings::gen::af_packet::{AfPacketCreateV3, AfPacketFlags, AfPacketMode};
+        use vpp_bindings::gen::fib_types::{FibPath, FibPathNhProto};
+        use vpp_bindings::gen::interface::{
+            SwInterfaceAddDelAddress, SwInterfaceSetFlags, SwInterfaceSetRxMode,
+        };
+        use vpp_bindings::gen::interface_types::{IfStatusFlags, RxMode};
+        use vpp_bindings::gen::ip::{IpRoute, IpRouteAddDel};
+        let client = vpp_client(&self.sock).await?;
+        let fail = |what: &str, rv: i32| format!("{what}: VPP retval {rv}");
+        let mut made = Vec::new();
+        for (host, mode, addr, len) in [
+            (
+                P2P_TUN_HOST,
+                AfPacketMode::AfPacketApiModeIp,
+                "10.77.1.1",
+                32,
+            ),
+            (
+                P2P_VETH_HOST,
+                AfPacketMode::AfPacketApiModeEthernet,
+                "10.77.2.1",
+                24,
+            ),
+        ] {
+            let r = client
+                .request(&AfPacketCreateV3 {
+                    mode,
+                    use_random_hw_addr: true,
+                    host_if_name: host.into(),
+                    flags: AfPacketFlags::AF_PACKET_API_FLAG_QDISC_BYPASS
+                        | AfPacketFlags::AF_PACKET_API_FLAG_CKSUM_GSO,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            if r.retval != 0 {
+                return Err(fail(&format!("af_packet_create_v3 {host}"), r.retval));
+            }
+            let sw_if_index = r.sw_if_index;
+            made.push(sw_if_index);
+            let rv = client
+                .request(&SwInterfaceAddDelAddress {
+                    sw_if_index,
+                    is_add: true,
+                    del_all: false,
+                    prefix: prefix(addr, len),
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .retval;
+            if rv != 0 {
+                return Err(fail("sw_interface_add_del_address", rv));
+            }
+            let rv = client
+                .request(&SwInterfaceSetFlags {
+                    sw_if_index,
+                    flags: IfStatusFlags::IF_STATUS_API_FLAG_ADMIN_UP,
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .retval;
+            if rv != 0 {
+                return Err(fail("sw_interface_set_flags", rv));
+            }
+            // Interrupt mode: VPP does not spin a core polling the socket.
+            client
+                .request(&SwInterfaceSetRxMode {
+                    sw_if_index,
+                    mode: RxMode::RxModeApiInterrupt,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let route = IpRouteAddDel {
+            is_add: true,
+            is_multipath: false,
+            route: IpRoute {
+                prefix: prefix(P2P_SERVER, 32),
+                paths: vec![FibPath {
+                    sw_if_index: made[0],
+                    weight: 1,
+                    proto: FibPathNhProto::FibApiPathNhProtoIp4,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        };
+        let rv = client
+            .request(&route)
+            .await
+            .map_err(|e| e.to_string())?
+            .retval;
+        if rv != 0 {
+            return Err(fail("ip_route_add_del", rv));
+        }
+        Ok(())
+    }
+
+    /// VPP's neighbour entries (static or learnt) on the TUN pod's interface.
+    fn neighbours_on_tun(&self) -> Result<usize, String> {
+        use vpp_bindings::gen::ip_neighbor::IpNeighborDump;
+        use vpp_bindings::gen::ip_types::AddressFamily;
+        block_on(async {
+            let client = vpp_client(&self.sock).await?;
+            let tun = vpp_interfaces(&self.sock)
+                .await?
+                .into_iter()
+                .find(|i| i.name == format!("host-{P2P_TUN_HOST}"))
+                .ok_or("no TUN interface in VPP")?;
+            let mut n = 0;
+            for af in [AddressFamily::AddressIp4, AddressFamily::AddressIp6] {
+                n += client
+                    .dump(&IpNeighborDump {
+                        sw_if_index: tun.sw_if_index.0,
+                        af,
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .len();
+            }
+            Ok(n)
+        })
+    }
+}
+
+impl Drop for P2pRig {
+    fn drop(&mut self) {
+        use vpp_bindings::gen::af_packet::AfPacketDelete;
+        use vpp_bindings::gen::ip::{IpRoute, IpRouteAddDel};
+        // Deleting an interface takes its addresses, neighbours, npol, cnat and ACLs along.
+        let _ = block_on(async {
+            let client = vpp_client(&self.sock).await?;
+            let _ = client
+                .request(&IpRouteAddDel {
+                    is_add: false,
+                    is_multipath: false,
+                    route: IpRoute {
+                        prefix: prefix(P2P_SERVER, 32),
+                        ..Default::default()
+                    },
+                })
+                .await;
+            for host in [P2P_TUN_HOST, P2P_VETH_HOST] {
+                let _ = client
+                    .request(&AfPacketDelete {
+                        host_if_name: host.into(),
+                    })
+                    .await;
+            }
+            Ok::<(), String>(())
+        });
+        if let Some(mut relay) = self.relay.take() {
+            let _ = relay.kill();
+            let _ = relay.wait();
+        }
+        for ns in [P2P_SERVER_NS, P2P_CLIENT_NS] {
+            let _ = run("ip", &["netns", "del", ns]);
+        }
+        let _ = run("ip", &["link", "del", P2P_VETH_HOST]);
+    }
+}
+
+fn p2p_snapshot() -> Vec<proto::ToDataplane> {
+    let mut out = snapshot();
+    for m in &mut out {
+        match &mut m.payload {
+            Some(Payload::IpsetUpdate(s)) => s.members = vec![format!("{P2P_CLIENT}/32")],
+            Some(Payload::WorkloadEndpointUpdate(u)) => {
+                let server =
+                    u.id.as_ref()
+                        .is_some_and(|id| id.workload_id == "rv/server");
+                let ep = u.endpoint.as_mut().unwrap();
+                if server {
+                    // Felix names a MAC for every pod; on a TUN it must not become a neighbour.
+                    ep.name = P2P_TUN_HOST.into();
+                    ep.ipv4_nets = vec![format!("{P2P_SERVER}/32")];
+                    ep.mac = "02:00:00:00:77:02".into();
+                } else {
+                    ep.name = P2P_VETH_HOST.into();
+                    ep.ipv4_nets = vec![format!("{P2P_CLIENT}/32")];
+                    ep.mac = mac_of(P2P_CLIENT_NS, "p2pc-ns");
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn p2p_connects(port: u16) -> bool {
+    connects_from(P2P_CLIENT_NS, P2P_SERVER, port)
+}
+
+#[test]
+fn real_vpp_polices_the_first_flow_to_a_tun_pod_without_a_neighbour() {
+    let Some(sock) = std::env::var_os(ENV).map(PathBuf::from) else {
+        eprintln!("SKIPPED: real VPP TUN pod test: {ENV} is not set");
+        return;
+    };
+    let _vpp = real_vpp_lock();
+    let rig = match P2pRig::up(&sock) {
+        Ok(r) => r,
+        Err(why) => {
+            eprintln!("SKIPPED: real VPP TUN pod test: cannot build the rig: {why}");
+            return;
+        }
+    };
+    let _server = Server::start_in(P2P_SERVER_NS, P2P_SERVER);
+    let rig_works =
+        wait_until(CONVERGE, || p2p_connects(ALLOWED_PORT)) && p2p_connects(DENIED_PORT);
+    assert!(
+        rig_works,
+        "the client cannot reach the TUN pod through VPP without policy"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let mut d = driver(&sock, &state);
+    d.send(&p2p_snapshot());
+    d.wait_status("rv/client", Some("up"), CONVERGE);
+    d.wait_status("rv/server", Some("up"), CONVERGE);
+    std::thread::sleep(Duration::from_millis(300));
+
+    let kinds = block_on(vpp_interfaces(&sock)).unwrap();
+    let p2p = |name: &str| {
+        kinds
+            .iter()
+            .find(|i| i.name == format!("host-{name}"))
+            .map(|i| i.point_to_point)
+    };
+    // The very first flows to the pod: no retries, so a skipped TX policy would show.
+    let first_denied = p2p_connects(DENIED_PORT);
+    let first_allowed = p2p_connects(ALLOWED_PORT);
+    let later_denied = (0..3).all(|_| !p2p_connects(DENIED_PORT));
+    let later_allowed = (0..3).all(|_| p2p_connects(ALLOWED_PORT));
+    let neighbours = rig.neighbours_on_tun();
+    eprintln!(
+        "real VPP: TUN pod: point_to_point {:?} (client veth {:?}); first flow to the denied \
+         port connects: {first_denied}, to the allowed port: {first_allowed}; later denied \
+         {later_denied}, allowed {later_allowed}; neighbours on the TUN: {neighbours:?}",
+        p2p(P2P_TUN_HOST),
+        p2p(P2P_VETH_HOST),
+    );
+    let log = d.log();
+    clean_up(
+        d,
+        &sock,
+        &state,
+        &[
+            &format!("host-{P2P_TUN_HOST}"),
+            &format!("host-{P2P_VETH_HOST}"),
+        ],
+    );
+    drop(rig);
+    assert_eq!(p2p(P2P_TUN_HOST), Some(true), "log:\n{log}");
+    assert_eq!(p2p(P2P_VETH_HOST), Some(false));
+    assert!(
+        !first_denied,
+        "the first flow skipped the TX policy; log:\n{log}"
+    );
+    assert!(
+        first_allowed && later_allowed && later_denied,
+        "log:\n{log}"
+    );
+    assert_eq!(neighbours, Ok(0), "log:\n{log}");
 }
