@@ -27,6 +27,7 @@ pub enum GenError {
 pub const DEFAULT_MODULES: &[&str] = &[
     "memclnt",
     "vpe",
+    "vlib",
     "interface",
     "interface_types",
     "ip",

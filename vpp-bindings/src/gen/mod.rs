@@ -21,6 +21,7 @@ pub mod mfib_types;
 pub mod npol;
 pub mod tapv2;
 pub mod tunnel_types;
+pub mod vlib;
 pub mod vpe;
 pub mod vpe_types;
 pub mod vxlan;
@@ -49,6 +50,7 @@ pub const MODULES: &[(&str, &[crate::message::MessageInfo])] = &[
     ("npol", npol::MESSAGES),
     ("tapv2", tapv2::MESSAGES),
     ("tunnel_types", tunnel_types::MESSAGES),
+    ("vlib", vlib::MESSAGES),
     ("vpe", vpe::MESSAGES),
     ("vpe_types", vpe_types::MESSAGES),
     ("vxlan", vxlan::MESSAGES),
@@ -74,6 +76,7 @@ pub const CODEC_MODULES: &[&[crate::message::MessageCodec]] = &[
     npol::CODECS,
     tapv2::CODECS,
     tunnel_types::CODECS,
+    vlib::CODECS,
     vpe::CODECS,
     vpe_types::CODECS,
     vxlan::CODECS,
