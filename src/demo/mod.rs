@@ -2,9 +2,11 @@
 //! into `Agent::run_session`, the VPP hook, the reconciler, the VPP API socket) into the
 //! built-in simulator, or into a real VPP when `CALICO_VPP_API_SOCKET` names one. It prints
 //! what was programmed, the endpoint status Felix heard, and flow verdicts next to Calico's
-//! reference semantics. Against a real VPP it creates only interfaces tagged as its own and
-//! removes everything it made (unless `--keep`).
+//! reference semantics; against a real VPP the verdicts are VPP's own (`npol match`), beside
+//! our npol model's. It creates only interfaces tagged as its own and removes everything it
+//! made (unless `--keep`).
 
+pub mod npol_match;
 mod render;
 pub mod scenario;
 mod vpp;
@@ -37,6 +39,7 @@ use crate::hook::{ConvergeError, HookMonitor, VppHook};
 use crate::logging::LogControl;
 use crate::reconcile::{ReconcileSummary, Reconciler, ReconcilerConfig, StateStore};
 use crate::status;
+use npol_match::NpolMatchError;
 use scenario::{Flow, Pod, FRONTEND2, PODS};
 
 /// Where the demo programs.
@@ -107,15 +110,31 @@ pub struct FlowRow {
     /// ingress.
     pub expected: Verdict,
     /// What the dataplane decides: the simulator's npol (and ACL) evaluation of what was
-    /// programmed, or for a real VPP the npol evaluation of the programmed objects.
-    pub dataplane: Verdict,
+    /// programmed, or a real VPP's own answer to `npol match`. An error when VPP's answer
+    /// could not be had or read: never counted as agreeing.
+    pub dataplane: Result<Verdict, NpolMatchError>,
+    /// Real VPP only: our npol evaluator (crates/npol) over the compiled objects, so that a
+    /// difference between VPP's npol and our model of it shows.
+    pub model: Option<Verdict>,
     /// What decided the reference verdict.
     pub decided_by: String,
 }
 
 impl FlowRow {
+    /// Calico, the dataplane and (when there is one) our npol model all say the same.
     pub fn agrees(&self) -> bool {
-        self.expected == self.dataplane
+        self.dataplane_agrees() && self.model.is_none_or(|m| m == self.expected)
+    }
+
+    /// The dataplane gave a verdict and it is Calico's.
+    pub fn dataplane_agrees(&self) -> bool {
+        self.dataplane.as_ref().is_ok_and(|v| *v == self.expected)
+    }
+
+    /// Our npol model and the dataplane gave the same verdict (false without a model or
+    /// without a dataplane verdict).
+    pub fn model_agrees_with_dataplane(&self) -> bool {
+        matches!((&self.dataplane, self.model), (Ok(d), Some(m)) if *d == m)
     }
 }
 
@@ -314,6 +333,36 @@ fn sim_verdict(sim: &Simulator, f: &Flow) -> Verdict {
     }
 }
 
+/// The sample flows against a real VPP: Calico's verdict, VPP's own (`npol match` on the
+/// demo's interfaces) and our npol model's over the compiled objects.
+async fn vpp_flows(
+    v: &vpp::DemoVpp,
+    model: &Model,
+    desired: &DesiredState,
+) -> Result<Vec<FlowRow>, DemoError> {
+    let interfaces: BTreeMap<String, u32> = v.demo_interfaces().await?.into_iter().collect();
+    let configured = v.npol_configured().await;
+    let mut rows = Vec::new();
+    for flow in scenario::flows() {
+        let (expected, decided_by) = reference_verdict(model, &flow);
+        let dataplane = match &configured {
+            Ok(configured) => v.npol_verdict(&interfaces, configured, &flow).await,
+            Err(e) => Err(e.clone()),
+        };
+        if let Err(e) = &dataplane {
+            tracing::warn!(flow = %flow.describe(), error = %e, "no verdict from VPP's npol match");
+        }
+        rows.push(FlowRow {
+            model: Some(compiled_verdict(desired, &flow)),
+            dataplane,
+            flow,
+            expected,
+            decided_by,
+        });
+    }
+    Ok(rows)
+}
+
 enum Target {
     Sim(Arc<Simulator>),
     Vpp(vpp::DemoVpp, PathBuf),
@@ -407,22 +456,22 @@ pub async fn run(options: DemoOptions, out: &mut impl Write) -> Result<DemoOutco
     let all: Vec<proto::ToDataplane> = snapshot.iter().chain(&deltas).cloned().collect();
     let model = model_of(&all);
     let desired = Compiler::new(&model).desired().clone();
-    let flows: Vec<FlowRow> = scenario::flows()
-        .into_iter()
-        .map(|flow| {
-            let (expected, decided_by) = reference_verdict(&model, &flow);
-            let dataplane = match &target {
-                Target::Sim(sim) => sim_verdict(sim, &flow),
-                Target::Vpp(..) => compiled_verdict(&desired, &flow),
-            };
-            FlowRow {
-                flow,
-                expected,
-                dataplane,
-                decided_by,
-            }
-        })
-        .collect();
+    let flows = match &target {
+        Target::Sim(sim) => scenario::flows()
+            .into_iter()
+            .map(|flow| {
+                let (expected, decided_by) = reference_verdict(&model, &flow);
+                FlowRow {
+                    dataplane: Ok(sim_verdict(sim, &flow)),
+                    model: None,
+                    flow,
+                    expected,
+                    decided_by,
+                }
+            })
+            .collect(),
+        Target::Vpp(v, _) => vpp_flows(v, &model, &desired).await?,
+    };
     let statuses = felix.statuses.borrow().clone();
     let outcome = DemoOutcome {
         flows,
@@ -442,7 +491,7 @@ pub async fn run(options: DemoOptions, out: &mut impl Write) -> Result<DemoOutco
         &outcome.flows,
         match &target {
             Target::Sim(_) => "VPP sim",
-            Target::Vpp(..) => "npol (compiled)",
+            Target::Vpp(..) => "VPP npol",
         },
     )?;
 
@@ -480,6 +529,9 @@ pub async fn run(options: DemoOptions, out: &mut impl Write) -> Result<DemoOutco
             )?;
         }
         Target::Sim(_) => close_session(felix, session, &mut monitor).await?,
+    }
+    if matches!(options.target, DemoTarget::Vpp(_)) {
+        render::agreement(out, &outcome.flows)?;
     }
     let agree = outcome.flows.iter().filter(|f| f.agrees()).count();
     writeln!(

@@ -164,23 +164,59 @@ fn v(x: Verdict) -> &'static str {
     }
 }
 
+fn cell(x: &Result<Verdict, super::NpolMatchError>) -> &'static str {
+    match x {
+        Ok(x) => v(*x),
+        Err(_) => "?",
+    }
+}
+
+/// The verdict table. With a real VPP the dataplane column is VPP's `npol match` and an
+/// extra column shows our npol model's verdict on the compiled objects; "?" is a VPP answer
+/// that could not be had or read (the reasons follow the table).
 pub fn flows(out: &mut impl Write, rows: &[FlowRow], dataplane: &str) -> io::Result<()> {
+    let with_model = rows.iter().any(|r| r.model.is_some());
+    let model_head = if with_model { "our npol" } else { "" };
     writeln!(out, "\nFlow verdicts (new connections):")?;
     writeln!(
         out,
-        "  {:<50} {:<8} {:<15} {:<5} decided by (Calico)",
-        "flow", "Calico", dataplane, "agree"
+        "  {:<50} {:<8} {:<15} {:<9}{:<5} decided by (Calico)",
+        "flow", "Calico", dataplane, model_head, "agree"
     )?;
     for r in rows {
+        let model = r.model.map(v).unwrap_or("");
         writeln!(
             out,
-            "  {:<50} {:<8} {:<15} {:<5} {}",
+            "  {:<50} {:<8} {:<15} {:<9}{:<5} {}",
             r.flow.describe(),
             v(r.expected),
-            v(r.dataplane),
+            cell(&r.dataplane),
+            model,
             if r.agrees() { "✔" } else { "✘" },
             r.decided_by
         )?;
     }
+    for r in rows {
+        if let Err(e) = &r.dataplane {
+            writeln!(out, "  ? {}: {e}", r.flow.describe())?;
+        }
+    }
     Ok(())
+}
+
+/// Real VPP: how the three verdicts compare, pairwise.
+pub fn agreement(out: &mut impl Write, rows: &[FlowRow]) -> io::Result<()> {
+    let n = rows.len();
+    let vpp_calico = rows.iter().filter(|r| r.dataplane_agrees()).count();
+    let model_vpp = rows
+        .iter()
+        .filter(|r| r.model_agrees_with_dataplane())
+        .count();
+    let model_calico = rows.iter().filter(|r| r.model == Some(r.expected)).count();
+    let unknown = rows.iter().filter(|r| r.dataplane.is_err()).count();
+    writeln!(
+        out,
+        "\nVPP npol vs Calico: {vpp_calico}/{n}; our npol model vs VPP npol: {model_vpp}/{n}; \
+         our npol model vs Calico: {model_calico}/{n}; VPP answers unreadable: {unknown}"
+    )
 }

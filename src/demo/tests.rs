@@ -60,3 +60,55 @@ fn flows_cover_named_port_default_deny_and_the_delta() {
         Verdict::Deny
     );
 }
+
+fn row(dataplane: Result<Verdict, NpolMatchError>, model: Option<Verdict>) -> FlowRow {
+    FlowRow {
+        flow: scenario::flows()[0],
+        expected: Verdict::Allow,
+        dataplane,
+        model,
+        decided_by: "test".into(),
+    }
+}
+
+#[test]
+fn an_unreadable_vpp_answer_is_a_disagreement_shown_as_a_question_mark() {
+    let unreadable = row(
+        npol_match::parse("npol match: unknown input 'x'").map(|m| m.verdict),
+        Some(Verdict::Allow),
+    );
+    assert!(!unreadable.agrees());
+    assert!(!unreadable.model_agrees_with_dataplane());
+    let outcome = DemoOutcome {
+        flows: vec![unreadable.clone()],
+        statuses: BTreeMap::new(),
+        summary: ReconcileSummary::default(),
+    };
+    assert!(!outcome.all_agree());
+    let mut out = Vec::new();
+    render::flows(&mut out, &[unreadable], "VPP npol").unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let line = text.lines().find(|l| l.contains("8080/tcp")).unwrap();
+    assert!(line.contains(" ? ") && line.contains('✘'), "{text}");
+    assert!(text.contains("unexpected line"), "{text}");
+}
+
+#[test]
+fn vpp_and_our_npol_model_must_both_agree_with_calico() {
+    assert!(row(Ok(Verdict::Allow), Some(Verdict::Allow)).agrees());
+    assert!(row(Ok(Verdict::Allow), None).agrees());
+    let model_differs = row(Ok(Verdict::Allow), Some(Verdict::Deny));
+    assert!(!model_differs.agrees());
+    assert!(model_differs.dataplane_agrees());
+    assert!(!model_differs.model_agrees_with_dataplane());
+    let vpp_differs = row(Ok(Verdict::Deny), Some(Verdict::Allow));
+    assert!(!vpp_differs.agrees());
+    assert!(!vpp_differs.dataplane_agrees());
+    let mut out = Vec::new();
+    render::agreement(&mut out, &[model_differs, vpp_differs]).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains("VPP npol vs Calico: 1/2; our npol model vs VPP npol: 0/2; our npol model vs Calico: 1/2"),
+        "{text}"
+    );
+}

@@ -1,20 +1,28 @@
 //! The demo against a real VPP: the pod interfaces a CNI plugin would create (loopbacks,
 //! tagged with the pod's interface name so the driver binds them) and the clean-up. It only
 //! ever touches interfaces whose tag carries the demo's prefix and ACLs the demo's own
-//! reconciler recorded as created.
+//! reconciler recorded as created. It also asks VPP for its own npol verdicts (`npol match`
+//! through `cli_inband`), which only reads VPP's state.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
+use npol::Verdict;
+
 use vpp_bindings::client::{Client, ClientConfig, ClientError};
+use vpp_bindings::compat;
 use vpp_bindings::gen::acl::AclDel;
 use vpp_bindings::gen::ethernet_types::MacAddress;
 use vpp_bindings::gen::interface::{
     CreateLoopback, DeleteLoopback, SwInterfaceDump, SwInterfaceSetFlags, SwInterfaceTagAddDel,
 };
 use vpp_bindings::gen::interface_types::IfStatusFlags;
+use vpp_bindings::gen::vlib::{CliInband, CliInbandReply};
+use vpp_bindings::message::Message;
 
-use super::scenario::{Pod, IFACE_PREFIX};
+use super::npol_match::{self, MatchDirection, NpolMatchError};
+use super::scenario::{Flow, Pod, IFACE_PREFIX};
 
 /// A connection for the demo's own interface management (the driver has its own).
 pub struct DemoVpp {
@@ -105,6 +113,73 @@ impl DemoVpp {
             self.client.request(&AclDel { acl_index: *i }).await?;
         }
         Ok(())
+    }
+
+    /// Runs one CLI command through the binary API and returns what it printed.
+    pub async fn cli(&self, command: &str) -> Result<String, NpolMatchError> {
+        let cli_error = |reason: String| NpolMatchError::Cli {
+            command: command.to_string(),
+            reason,
+        };
+        let ok = compat::check_table(
+            self.client.message_table(),
+            &[CliInband::INFO, CliInbandReply::INFO],
+            None,
+        )
+        .is_compatible();
+        if !ok {
+            return Err(cli_error(format!(
+                "this VPP has no {} (or another layout of it)",
+                CliInband::NAME_CRC
+            )));
+        }
+        let reply = self
+            .client
+            .request(&CliInband {
+                cmd: command.to_string(),
+            })
+            .await
+            .map_err(|e| cli_error(e.to_string()))?;
+        tracing::debug!(command, output = %reply.reply, "cli_inband");
+        Ok(reply.reply)
+    }
+
+    /// Interfaces with an npol configuration, from `show npol interfaces`.
+    pub async fn npol_configured(&self) -> Result<BTreeSet<u32>, NpolMatchError> {
+        let text = self.cli("show npol interfaces").await?;
+        Ok(npol_match::configured_interfaces(&text))
+    }
+
+    /// VPP's own verdict for a new flow, from its npol code: `npol match` inbound on the
+    /// source pod's interface (its egress), then, if allowed, outbound on the destination
+    /// pod's (its ingress). `interfaces` maps the demo's tags to indices; only interfaces in
+    /// `configured` are asked about.
+    pub async fn npol_verdict(
+        &self,
+        interfaces: &BTreeMap<String, u32>,
+        configured: &BTreeSet<u32>,
+        flow: &Flow,
+    ) -> Result<Verdict, NpolMatchError> {
+        let pkt = flow.packet();
+        let ask = |pod: &Pod, dir| {
+            let tag = pod.iface();
+            let pkt = &pkt;
+            async move {
+                let idx = *interfaces
+                    .get(&tag)
+                    .ok_or_else(|| NpolMatchError::NoInterface(tag.clone()))?;
+                if !configured.contains(&idx) {
+                    return Err(NpolMatchError::NotConfigured(tag));
+                }
+                let command = npol_match::command(idx, dir, pkt)?;
+                let out = self.cli(&command).await?;
+                npol_match::parse(&out).map(|m| m.verdict)
+            }
+        };
+        match ask(&flow.from, MatchDirection::Inbound).await? {
+            Verdict::Allow => ask(&flow.to, MatchDirection::Outbound).await,
+            Verdict::Deny => Ok(Verdict::Deny),
+        }
     }
 
     pub async fn close(self) {
