@@ -97,3 +97,58 @@ async fn demo_on_the_simulator_exits_0_with_every_verdict_agreeing() {
     assert!(t.contains("12/12 verdicts agree"), "{t}");
     assert!(!t.contains('✘'), "{t}");
 }
+
+/// Against a real VPP (CALICO_VPP_TEST_VPP_SOCKET; skipped without it) the demo's VPP column
+/// is VPP's own `npol match`, every verdict agrees (Calico, VPP, our npol model), and no
+/// interface tagged as the demo's is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_on_a_real_vpp_asks_vpp_for_verdicts_and_leaves_nothing_behind() {
+    use vpp_bindings::client::{Client, ClientConfig};
+    use vpp_bindings::gen::interface::SwInterfaceDump;
+    let Some(sock) = std::env::var_os("CALICO_VPP_TEST_VPP_SOCKET") else {
+        eprintln!("SKIPPED: real VPP demo test: CALICO_VPP_TEST_VPP_SOCKET is not set");
+        return;
+    };
+    let bin = driver_bin().clone();
+    let env_sock = sock.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(bin)
+            .arg("demo")
+            .env("CALICO_VPP_API_SOCKET", env_sock)
+            .env_remove("CALICO_VPP_LOG_LEVEL")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("VPP npol") && t.contains("our npol"), "{t}");
+    assert!(
+        t.contains("VPP npol vs Calico: 12/12; our npol model vs VPP npol: 12/12"),
+        "{t}"
+    );
+    assert!(t.contains("VPP answers unreadable: 0"), "{t}");
+    assert!(t.contains("12/12 verdicts agree"), "{t}");
+    assert!(t.contains("Cleaned up"), "{t}");
+
+    let client = Client::connect(
+        std::path::Path::new(&sock),
+        ClientConfig {
+            name: "cli-commands-demo-check".into(),
+            ..ClientConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let left: Vec<String> = client
+        .dump(&SwInterfaceDump::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.tag)
+        .filter(|tag| tag.starts_with("calidemo"))
+        .collect();
+    let _ = client.close().await;
+    assert!(left.is_empty(), "demo interfaces left in VPP: {left:?}");
+}

@@ -40,7 +40,7 @@ use crate::logging::LogControl;
 use crate::reconcile::{ReconcileSummary, Reconciler, ReconcilerConfig, StateStore};
 use crate::status;
 use npol_match::NpolMatchError;
-use scenario::{Flow, Pod, FRONTEND2, PODS};
+use scenario::{Flow, Pod, PODS};
 
 /// Where the demo programs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -399,8 +399,12 @@ pub async fn run(options: DemoOptions, out: &mut impl Write) -> Result<DemoOutco
         )?,
     }
     if let Target::Vpp(v, _) = &target {
-        for pod in PODS.iter().filter(|p| **p != FRONTEND2) {
-            v.ensure_pod_interface(pod).await?;
+        // Every pod's interface exists (tagged) before the driver starts, frontend-2's too
+        // although its endpoint only arrives later: VPP sends no event when a tag is set, so
+        // a driver that dumped the interfaces between a loopback's creation and its tagging
+        // would keep it untagged, and the endpoint would stay down.
+        for pod in PODS {
+            v.ensure_pod_interface(&pod).await?;
         }
     }
 
@@ -444,9 +448,6 @@ pub async fn run(options: DemoOptions, out: &mut impl Write) -> Result<DemoOutco
         .wait_statuses("first five pods up", limit, all_up(&PODS[..5]))
         .await?;
     monitor.converged(quiet, limit).await?;
-    if let Target::Vpp(v, _) = &target {
-        v.ensure_pod_interface(&FRONTEND2).await?;
-    }
     felix.send(&deltas).await?;
     felix
         .wait_statuses("all pods up", limit, all_up(&PODS))
