@@ -216,7 +216,13 @@ pub fn agreement(out: &mut impl Write, rows: &[FlowRow]) -> io::Result<()> {
     let unknown = rows.iter().filter(|r| r.dataplane.is_err()).count();
     writeln!(
         out,
-        "\nVPP npol vs Calico: {vpp_calico}/{n}; our npol model vs VPP npol: {model_vpp}/{n}; \
+        "\nVPP npol = VPP's own `npol match sw_if_index <i> inbound|outbound <tuple>` (cli_inband): \
+         inbound on the source pod's interface, then outbound on the destination's.\n\
+         our npol = crates/npol evaluating the compiled objects."
+    )?;
+    writeln!(
+        out,
+        "VPP npol vs Calico: {vpp_calico}/{n}; our npol model vs VPP npol: {model_vpp}/{n}; \
          our npol model vs Calico: {model_calico}/{n}; VPP answers unreadable: {unknown}"
     )
 }
