@@ -966,3 +966,128 @@ fn real_vpp_polices_the_first_flow_to_a_tun_pod_without_a_neighbour() {
     );
     assert_eq!(neighbours, Ok(0), "log:\n{log}");
 }
+
+/// Run in the client's namespace with argv `server client sport dport`: sends one ICMPv4 type 6
+/// ("alternate host address") quoting a TCP packet `server:dport -> client:sport`, then opens a
+/// TCP connection `client:sport -> server:dport`. Exit 0: connected; 1: not; anything else: the
+/// probe itself failed.
+const QUOTE_THEN_CONNECT: &str = r#"
+import socket, struct, sys, time
+server, client, sport, dport = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+def csum(b):
+    if len(b) % 2: b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+def ip4(src, dst, proto, payload):
+    h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 0x4242, 0, 64, proto, 0,
+                    socket.inet_aton(src), socket.inet_aton(dst))
+    return h[:10] + struct.pack("!H", csum(h)) + h[12:] + payload
+quoted = ip4(server, client, 6, struct.pack("!HHI", dport, sport, 1))
+icmp = struct.pack("!BBHI", 6, 0, 0, 0) + quoted
+icmp = icmp[:2] + struct.pack("!H", csum(icmp)) + icmp[4:]
+raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+raw.sendto(ip4(client, server, 1, icmp), (server, 0))
+time.sleep(0.3)
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((client, sport))
+s.settimeout(1.5)
+try:
+    s.connect((server, dport))
+except OSError:
+    sys.exit(1)
+sys.exit(0)
+"#;
+
+/// `QUOTE_THEN_CONNECT` from `rv1`: `Some(connected)`, or `None` when the probe failed.
+fn quote_then_connect(sport: u16, dport: u16) -> Option<bool> {
+    let status = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            "rv1",
+            PYTHON,
+            "-c",
+            QUOTE_THEN_CONNECT,
+            SERVER,
+            CLIENT,
+        ])
+        .args([sport.to_string(), dport.to_string()])
+        .stderr(Stdio::null())
+        .status()
+        .ok()?;
+    match status.code() {
+        Some(0) => Some(true),
+        Some(1) => Some(false),
+        _ => None,
+    }
+}
+
+/// cnat keys ICMPv4 type 6 by the packet it quotes, as it does ICMP errors, and opens a
+/// session for the quoted flow in its lookup, before the guard's ACLs run. If the guard then
+/// drops the packet, that session never meets the pod's TX (Calico ingress) policy, and the
+/// real flow finds it established and skips the policy. So a quote of a denied flow, followed
+/// by that very flow, must still be denied.
+#[test]
+fn real_vpp_a_dropped_icmp_quote_of_a_denied_flow_does_not_open_it() {
+    let sock = match real_vpp() {
+        Ok(s) => s,
+        Err(why) => {
+            eprintln!("SKIPPED: real VPP ICMP quote test: {why}");
+            return;
+        }
+    };
+    let _vpp = real_vpp_lock();
+    let _server = Server::start();
+    if !eventually_connects(ALLOWED_PORT, true) || !connects(DENIED_PORT) {
+        eprintln!(
+            "SKIPPED: real VPP ICMP quote test: rv1 cannot reach {SERVER} through VPP without \
+             policy"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let mut d = driver(&sock, &state);
+    d.send(&snapshot());
+    d.wait_status("rv/client", Some("up"), CONVERGE);
+    d.wait_status("rv/server", Some("up"), CONVERGE);
+    let policed =
+        eventually_connects(ALLOWED_PORT, true) && eventually_connects(DENIED_PORT, false);
+
+    // Source ports new to this run: a cnat session outlives its run by up to 30 s.
+    let base = 30000 + (std::process::id() % 9000) as u16 * 3;
+    let denied: Vec<Option<bool>> = (0..3)
+        .map(|i| quote_then_connect(base + i, DENIED_PORT))
+        .collect();
+    // The probe's own connection works, and a quote does not break an allowed flow.
+    let allowed: Vec<Option<bool>> = (3..6)
+        .map(|i| quote_then_connect(base + i, ALLOWED_PORT))
+        .collect();
+    eprintln!(
+        "real VPP: ICMP type 6 quote then connect from ports {base}..: denied port {denied:?}, \
+         allowed port {allowed:?}"
+    );
+
+    let log = d.log();
+    clean_up(d, &sock, &state, &["host-rv1-host", "host-rv2-host"]);
+    let restored = eventually_connects(ALLOWED_PORT, true);
+    assert!(policed, "the policy is not in force; log:\n{log}");
+    assert!(
+        !denied.contains(&None) && !allowed.contains(&None),
+        "the probe failed: denied {denied:?}, allowed {allowed:?}"
+    );
+    assert!(
+        allowed.contains(&Some(true)),
+        "no probe reached the allowed port: {allowed:?}; log:\n{log}"
+    );
+    assert!(
+        !denied.contains(&Some(true)),
+        "a dropped ICMP type 6 quoting {SERVER}:{DENIED_PORT} opened the denied port for the \
+         quoted flow ({denied:?}): the guard must permit what cnat keys by the quoted packet \
+         (VPP cnat_node.h icmp_type_is_error_message: types 3, 4, 5, 6, 11, 12) so that npol \
+         judges it; log:\n{log}"
+    );
+    assert!(restored, "VPP not restored after the test");
+}
