@@ -82,6 +82,26 @@ impl EndpointDirectory {
         out
     }
 
+    /// Host endpoints of the model that Felix has not heard about yet: `error`, since this
+    /// dataplane does not enforce host endpoint policy (the compiler logs it for each one).
+    /// Felix hears their removal like any other's.
+    pub fn unenforced_hosts(&mut self, model: &Model) -> Vec<StatusEvent> {
+        let mut out = Vec::new();
+        for (id, hep) in &model.host_endpoints {
+            let key = endpoint_name(&EndpointRef::Host(id.clone()));
+            let Some(k) = self.live.get_mut(&key) else {
+                continue;
+            };
+            if k.reported.is_none() {
+                warn!(host_endpoint = %id, interface = %hep.name,
+                    "host endpoint reported in error: its policy is not enforced by this dataplane");
+                k.reported = Some((EndpointStatus::Error, InterfaceKey(hep.name.clone())));
+                out.push(event(&k.id, Some(EndpointStatus::Error), &None));
+            }
+        }
+        out
+    }
+
     /// A new Felix session: the model is the whole truth; endpoints it lacks are removed.
     pub fn resync(&mut self, model: &Model) -> Vec<StatusEvent> {
         let mut workloads: Vec<WorkloadEndpointId> =
@@ -134,7 +154,10 @@ impl EndpointDirectory {
                 if let Some(k) = self.live.remove(&key) {
                     if k.reported.is_some() {
                         out.push(event(&k.id, None, &None));
-                        self.gone.insert(key, k.id);
+                        // Only workloads get late reconciler events to swallow.
+                        if matches!(k.id, EndpointRef::Workload(_)) {
+                            self.gone.insert(key, k.id);
+                        }
                     }
                 }
             }

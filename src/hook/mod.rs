@@ -195,13 +195,15 @@ impl DataplaneHook for VppHook {
         // been given, and the directory must know them by then.
         let events = {
             let mut dir = self.directory();
-            if batch.resync || self.compiler.is_none() {
+            let mut events = if batch.resync || self.compiler.is_none() {
                 dir.resync(batch.model)
             } else {
                 let mut ev = dir.workloads_changed(batch.model, &batch.changes.workload_endpoints);
                 ev.extend(dir.hosts_changed(batch.model, &batch.changes.host_endpoints));
                 ev
-            }
+            };
+            events.extend(dir.unenforced_hosts(batch.model));
+            events
         };
         for ev in events {
             self.status.send(ev);

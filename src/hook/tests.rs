@@ -470,3 +470,32 @@ async fn sim_dataplane_makes_pod_interfaces_and_reports_every_endpoint_up() {
     drop(felix);
     assert!(session.await.unwrap().is_ok());
 }
+
+#[test]
+fn host_endpoints_are_reported_in_error_once_and_removed_when_gone() {
+    let s = shape(1);
+    let mut model = synced_model(&s);
+    let mut dir = EndpointDirectory::default();
+    dir.resync(&model);
+    let out = dir.unenforced_hosts(&model);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(matches!(
+        &out[0],
+        StatusEvent::Host {
+            status: Some(EndpointStatus::Error),
+            ..
+        }
+    ));
+    assert!(dir.unenforced_hosts(&model).is_empty(), "said once");
+    let id = model.host_endpoints.keys().next().unwrap().clone();
+    model.host_endpoints.clear();
+    let out = dir.hosts_changed(&model, [&id]);
+    assert_eq!(
+        out,
+        vec![StatusEvent::Host {
+            id: id.clone(),
+            status: None
+        }]
+    );
+    assert_eq!(dir.len(), 1, "the workload is left");
+}
