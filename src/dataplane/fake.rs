@@ -256,6 +256,13 @@ impl FakeHandle {
         idx
     }
 
+    /// Sets an interface's tag the way VPP does: without any event.
+    pub fn set_tag_silently(&self, sw_if_index: SwIfIndex, tag: &str) {
+        if let Some(i) = self.lock().interfaces.get_mut(&sw_if_index) {
+            i.tag = tag.into();
+        }
+    }
+
     pub fn set_link(&self, sw_if_index: SwIfIndex, admin_up: bool, link_up: bool) {
         let mut vpp = self.lock();
         if let Some(i) = vpp.interfaces.get_mut(&sw_if_index) {

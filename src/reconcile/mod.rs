@@ -180,6 +180,9 @@ pub struct Reconciler<D> {
     last_full_pass: Option<Instant>,
     /// Interfaces whose link state changed since the last pass (their endpoints' status).
     link_changed: BTreeSet<SwIfIndex>,
+    /// When the interface table was last dumped: the next rescan for pending endpoints is
+    /// due a `rescan_interval` after it, however often other wake-ups come.
+    last_refresh: Option<Instant>,
     events: Vec<EndpointStatusEvent>,
     passes: u64,
 }
@@ -231,6 +234,7 @@ impl<D: Dataplane> Reconciler<D> {
             in_step: false,
             last_full_pass: None,
             link_changed: BTreeSet::new(),
+            last_refresh: None,
             events: Vec::new(),
             passes: 0,
         }
@@ -293,6 +297,7 @@ impl<D: Dataplane> Reconciler<D> {
         }
         let r = self.dp.interfaces().await;
         let list = self.note(r)?;
+        self.last_refresh = Some(Instant::now());
         let table: BTreeMap<_, _> = list.into_iter().map(|i| (i.sw_if_index, i)).collect();
         if table != self.interfaces {
             // Bindings may have moved: the next pass looks at every endpoint.
@@ -384,9 +389,12 @@ impl<D: Dataplane> Reconciler<D> {
             .map(|f| f.retry_at)
             .filter(|t| *t > now)
             .min();
-        let rescan = self
-            .has_pending_interfaces()
-            .then(|| now + self.config.rescan_interval);
+        // Counted from the last dump, not from now: interface events of other interfaces
+        // must not postpone it forever (a tag set after creation raises no event).
+        let rescan = self.has_pending_interfaces().then(|| {
+            self.last_refresh
+                .map_or(now, |t| (t + self.config.rescan_interval).max(now))
+        });
         match (retry, rescan) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

@@ -1338,6 +1338,27 @@ mod hinted {
         assert_eq!(r.apply(&new).await.unwrap().writes, 0);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_tag_set_without_an_event_is_found_though_other_events_keep_coming() {
+        let (r, h, sw) = setup();
+        let untagged = h.add_interface("loop5", "");
+        let mut d = base();
+        d.interfaces.insert(
+            InterfaceKey("cali-b".into()),
+            iface("cali-b", "10.0.0.2", &["p1"]),
+        );
+        let (handle, _status, _task) = spawn(r);
+        handle.apply(Arc::new(d));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        h.set_tag_silently(untagged, "cali-b");
+        // Another interface flaps every 200 ms: the wake-ups must not postpone the rescan.
+        for k in 0..20 {
+            h.set_link(sw, true, k % 2 == 0);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(h.objects().cnat.contains(&untagged), "never bound");
+    }
+
     #[tokio::test]
     async fn a_new_interface_table_makes_the_next_pass_full() {
         let (mut r, h, _) = setup();
