@@ -67,25 +67,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn new_pod(d: &mut Driver, shape: &ClusterShape, i: usize) {
-    let ns = i % shape.namespaces;
-    d.send(&[
-        script::envelope(Payload::IpsetDeltaUpdate(proto::IpSetDeltaUpdate {
-            id: script::ns_set_id(ns),
-            added_members: vec![format!("{}/32", script::pod_ip(i))],
-            removed_members: vec![],
-        })),
-        script::envelope(Payload::IpsetDeltaUpdate(proto::IpSetDeltaUpdate {
-            id: script::named_port_set_id(ns),
-            added_members: vec![format!("{},tcp:8080", script::pod_ip(i))],
-            removed_members: vec![],
-        })),
-        script::envelope(Payload::WorkloadEndpointUpdate(
-            proto::WorkloadEndpointUpdate {
-                id: Some(script::workload_id(i, shape.namespaces)),
-                endpoint: Some(script::workload(i, shape)),
-            },
-        )),
-    ]);
+    d.send(&script::new_pod(shape, i));
 }
 
 /// Delta latencies: each delta toggles one member of namespace 0's set; the time until

@@ -112,25 +112,7 @@ fn deltas_converge_pod_add_remove_policy_ipset_profile() {
 
     // A new pod: its addresses join its namespace's sets, then its endpoint arrives.
     let new = shape.pods;
-    let ns = new % n;
-    d.send(&[
-        script::envelope(Payload::IpsetDeltaUpdate(proto::IpSetDeltaUpdate {
-            id: script::ns_set_id(ns),
-            added_members: vec![format!("{}/32", script::pod_ip(new))],
-            removed_members: vec![],
-        })),
-        script::envelope(Payload::IpsetDeltaUpdate(proto::IpSetDeltaUpdate {
-            id: script::named_port_set_id(ns),
-            added_members: vec![format!("{},tcp:8080", script::pod_ip(new))],
-            removed_members: vec![],
-        })),
-        script::envelope(Payload::WorkloadEndpointUpdate(
-            proto::WorkloadEndpointUpdate {
-                id: Some(script::workload_id(new, n)),
-                endpoint: Some(script::workload(new, &shape)),
-            },
-        )),
-    ]);
+    d.send(&script::new_pod(&shape, new));
     d.wait_status(&workload_id(new), Some("up"), CONVERGE);
     converge(&rig, &d);
     verdicts_match_reference(&rig.sim, &d.model);

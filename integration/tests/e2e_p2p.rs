@@ -9,8 +9,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use calico_compile::{compile, reference, CalicoDirection};
-use calico_vpp_driver::felix::proto;
-use calico_vpp_driver::felix::proto::to_dataplane::Payload;
 use calico_vpp_driver::felix::script::{self, ClusterShape};
 use common::driver::{wait_until, Driver};
 use common::rig::{by_tag, ids_of, pod_id, sample_packets, sim_matches, Rig};
@@ -80,29 +78,9 @@ fn converged(rig: &Rig) -> Driver {
     d
 }
 
-/// Felix's messages for a new pod `i`: its address joins its namespace's two IP sets (the
-/// plain one and the named-port one), then its endpoint arrives.
+/// Felix's messages for a new pod `i` (see `script::new_pod`).
 fn new_pod(d: &mut Driver, i: usize) {
-    let shape = shape();
-    let ns = i % shape.namespaces;
-    d.send(&[
-        script::envelope(Payload::IpsetDeltaUpdate(proto::IpSetDeltaUpdate {
-            id: script::ns_set_id(ns),
-            added_members: vec![format!("{}/32", script::pod_ip(i))],
-            removed_members: vec![],
-        })),
-        script::envelope(Payload::IpsetDeltaUpdate(proto::IpSetDeltaUpdate {
-            id: script::named_port_set_id(ns),
-            added_members: vec![format!("{},tcp:8080", script::pod_ip(i))],
-            removed_members: vec![],
-        })),
-        script::envelope(Payload::WorkloadEndpointUpdate(
-            proto::WorkloadEndpointUpdate {
-                id: Some(script::workload_id(i, shape.namespaces)),
-                endpoint: Some(script::workload(i, &shape)),
-            },
-        )),
-    ]);
+    d.send(&script::new_pod(&shape(), i));
 }
 
 /// The write messages the simulator received while `f` ran, by name.

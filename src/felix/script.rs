@@ -398,6 +398,30 @@ pub fn snapshot(shape: &ClusterShape) -> Vec<proto::ToDataplane> {
     out
 }
 
+/// Felix's messages for a new pod `i` (beyond the snapshot's): its address joins its
+/// namespace's two IP sets (the plain one and the named-port one), then its endpoint arrives.
+pub fn new_pod(shape: &ClusterShape, i: usize) -> Vec<proto::ToDataplane> {
+    let ns = i % shape.namespaces;
+    vec![
+        envelope(Payload::IpsetDeltaUpdate(proto::IpSetDeltaUpdate {
+            id: ns_set_id(ns),
+            added_members: vec![format!("{}/32", pod_ip(i))],
+            removed_members: vec![],
+        })),
+        envelope(Payload::IpsetDeltaUpdate(proto::IpSetDeltaUpdate {
+            id: named_port_set_id(ns),
+            added_members: vec![format!("{},tcp:8080", pod_ip(i))],
+            removed_members: vec![],
+        })),
+        envelope(Payload::WorkloadEndpointUpdate(
+            proto::WorkloadEndpointUpdate {
+                id: Some(workload_id(i, shape.namespaces)),
+                endpoint: Some(workload(i, shape)),
+            },
+        )),
+    ]
+}
+
 pub fn in_sync() -> proto::ToDataplane {
     envelope(Payload::InSync(proto::InSync {}))
 }

@@ -48,6 +48,16 @@ fn scoped<'a, K: Ord, V>(
     }
 }
 
+/// The keys of the objects in `all` that `refers` to something.
+fn referring<'a, K: Ord + Clone, V>(
+    all: &'a BTreeMap<K, V>,
+    refers: impl Fn(&V) -> bool + 'a,
+) -> impl Iterator<Item = K> + 'a {
+    all.iter()
+        .filter(move |(_, v)| refers(v))
+        .map(|(k, _)| k.clone())
+}
+
 /// The realized ids of `keys` in `table`, to tell afterwards whose id changed.
 fn ids_of<K: Ord + Clone, V, I>(
     table: &BTreeMap<K, V>,
@@ -180,20 +190,14 @@ impl<D: Dataplane> Reconciler<D> {
         if let (Some(w), Some(before)) = (work.as_mut(), before) {
             let hit = self.affected(before, &self.realized.ipsets, |r| r.id, ObjectRef::IpSet);
             if !hit.is_empty() {
-                w.rules.extend(
-                    desired
-                        .rules
-                        .iter()
-                        .filter(|(_, r)| {
-                            r.entries.iter().any(|e| match &e.data {
-                                npol::EntryData::IpSet(k) | npol::EntryData::PortIpSet(k) => {
-                                    hit.contains(k)
-                                }
-                                _ => false,
-                            })
-                        })
-                        .map(|(k, _)| k.clone()),
-                );
+                w.rules.extend(referring(&desired.rules, |r| {
+                    r.entries.iter().any(|e| match &e.data {
+                        npol::EntryData::IpSet(k) | npol::EntryData::PortIpSet(k) => {
+                            hit.contains(k)
+                        }
+                        _ => false,
+                    })
+                }));
             }
         }
 
@@ -205,15 +209,9 @@ impl<D: Dataplane> Reconciler<D> {
         if let (Some(w), Some(before)) = (work.as_mut(), before) {
             let hit = self.affected(before, &self.realized.rules, |r| r.id, ObjectRef::Rule);
             if !hit.is_empty() {
-                w.policies.extend(
-                    desired
-                        .policies
-                        .iter()
-                        .filter(|(_, p)| {
-                            p.inbound.iter().chain(&p.outbound).any(|k| hit.contains(k))
-                        })
-                        .map(|(k, _)| k.clone()),
-                );
+                w.policies.extend(referring(&desired.policies, |p| {
+                    p.inbound.iter().chain(&p.outbound).any(|k| hit.contains(k))
+                }));
             }
         }
 
@@ -237,22 +235,16 @@ impl<D: Dataplane> Reconciler<D> {
         if let (Some(w), Some(before)) = (work.as_mut(), before) {
             let acls_hit = self.affected(before, &self.realized.acls, |r| r.id, ObjectRef::Acl);
             if !policies_hit.is_empty() || !acls_hit.is_empty() {
-                w.interfaces.extend(
-                    desired
-                        .interfaces
+                w.interfaces.extend(referring(&desired.interfaces, |i| {
+                    let c = &i.config;
+                    c.rx_policies
                         .iter()
-                        .filter(|(_, i)| {
-                            let c = &i.config;
-                            c.rx_policies
-                                .iter()
-                                .chain(&c.tx_policies)
-                                .chain(&c.profiles)
-                                .any(|k| policies_hit.contains(k))
-                                || acls_hit.contains(&i.guard.input)
-                                || acls_hit.contains(&i.guard.output)
-                        })
-                        .map(|(k, _)| k.clone()),
-                );
+                        .chain(&c.tx_policies)
+                        .chain(&c.profiles)
+                        .any(|k| policies_hit.contains(k))
+                        || acls_hit.contains(&i.guard.input)
+                        || acls_hit.contains(&i.guard.output)
+                }));
             }
         }
 
