@@ -30,8 +30,9 @@ pub struct PolicyConfig {
     pub allow_ipip_from_workloads: bool,
     /// `VXLANPort` (default 4789).
     pub vxlan_port: u16,
-    /// Driver setting `VPPGuardAllowICMPErrors` (default true): whether the protocol guard
-    /// lets ICMP errors through (see `crate::guard`).
+    /// Driver setting `VPPGuardAllowICMPErrors`: whether the protocol guard lets ICMP errors
+    /// through (see `crate::guard`). Always true: `false` is refused, because an error the
+    /// guard drops has already given cnat a session that skips the TX policy.
     pub guard_icmp_errors: bool,
 }
 
@@ -82,11 +83,15 @@ impl PolicyConfig {
         {
             c.allow_ipip_from_workloads = b;
         }
-        if let Some(b) = raw
+        if raw
             .get("VPPGuardAllowICMPErrors")
             .and_then(|v| parse_bool(v))
+            == Some(false)
         {
-            c.guard_icmp_errors = b;
+            tracing::warn!(
+                "VPPGuardAllowICMPErrors=false refused: an ICMP error dropped after cnat's \
+                 lookup leaves a session for the flow it quotes that skips the TX policy"
+            );
         }
         if let Some(v) = raw.get("VXLANPort") {
             match v.trim().parse::<u16>() {
@@ -127,10 +132,10 @@ mod tests {
     }
 
     #[test]
-    fn guard_icmp_errors_can_be_turned_off() {
+    fn turning_guard_icmp_errors_off_is_refused() {
         let raw: BTreeMap<String, String> =
             [("VPPGuardAllowICMPErrors".to_string(), "false".to_string())].into();
-        assert!(!PolicyConfig::from_felix(&raw).guard_icmp_errors);
+        assert!(PolicyConfig::from_felix(&raw).guard_icmp_errors);
     }
 
     #[test]

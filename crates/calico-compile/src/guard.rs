@@ -45,8 +45,13 @@ pub const ICMP4_ECHO: [u8; 2] = [0, 8];
 /// IPv6 ICMP types npol polices (echo request, echo reply).
 pub const ICMP6_ECHO: [u8; 2] = [128, 129];
 /// IPv4 ICMP errors Linux conntrack can mark RELATED (unreachable, source quench,
-/// redirect, time exceeded, parameter problem).
-pub const ICMP4_ERRORS: [u8; 5] = [3, 4, 5, 11, 12];
+/// redirect, time exceeded, parameter problem), and type 6 (alternate host address), which
+/// cnat also takes for an error and keys by the packet it quotes. Every type cnat keys that
+/// way must pass the guard: cnat's lookup, the first IPv4 feature, has already made a session
+/// for the quoted flow by the time an ACL drops the error, and that session never meets the
+/// destination's TX policy, so later packets of the quoted flow would skip it (reproduced on
+/// a real VPP; see the README). Passing, the error goes on to npol like any new flow.
+pub const ICMP4_ERRORS: [u8; 6] = [3, 4, 5, 6, 11, 12];
 /// IPv6 ICMP errors (unreachable, packet too big, time exceeded, parameter problem).
 pub const ICMP6_ERRORS: [u8; 4] = [1, 2, 3, 4];
 /// ICMPv6 types Felix accepts from workloads before policy.
