@@ -120,7 +120,28 @@ impl<D: Dataplane> Reconciler<D> {
         }
         let n = ops.len();
         report.writes += n;
+        let creates = ops
+            .iter()
+            .filter(|op| {
+                matches!(
+                    op,
+                    Op::IpSetCreate { .. }
+                        | Op::RuleCreate { .. }
+                        | Op::PolicyCreate { .. }
+                        | Op::AclAddReplace { index: None, .. }
+                )
+            })
+            .count();
         let r = self.dp.execute(ops).await;
+        if r.is_err() && creates > 0 {
+            // npol has no dump: an object VPP created but whose reply was lost is unknown to
+            // us and stays in VPP (unused) until VPP restarts.
+            warn!(
+                creates,
+                "the connection broke during a batch with creates; objects VPP made before the \
+                 break may be left behind unused"
+            );
+        }
         let results = self.note(r)?;
         if results.len() != n {
             self.connected = false;
