@@ -11,6 +11,7 @@ use calico_model::{
     Action, Changes, HostEndpointId, IpSetChange, IpSetId, IpSetMember, Model, PolicyId, ProfileId,
     RouteTypes, Rule, TierDefaultAction, WorkloadEndpoint, WorkloadEndpointId,
 };
+use ipnet::IpNet;
 use npol::{Entry, EntryData, Filter, FilterType, PolicyDefault, RuleAction};
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +31,14 @@ pub const LOCAL_HOST_SET: &str = "h:local-host";
 pub const ENCAP_DROP_POLICY: &str = "x:workload-encap-drop";
 /// The policy dropping workload→host traffic when `DefaultEndpointToHostAction` is DROP.
 pub const TO_HOST_DROP_POLICY: &str = "x:workload-to-host-drop";
+/// Key prefix of the anti-spoofing policies (first in a workload's RX list), one per
+/// distinct set of permitted sources: `a:<hash of the sources>`.
+pub const ANTI_SPOOF_PREFIX: &str = "a:";
+/// IPv6 link-local sources: ICMPv6 from them passes the anti-spoofing check, as in Felix.
+pub const LINK_LOCAL_V6: IpNet = IpNet::V6(ipnet::Ipv6Net::new_assert(
+    std::net::Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0),
+    10,
+));
 
 /// What changed in the model since the last compile. `node` means Felix configuration
 /// changed: everything is recompiled (rare). `routes` refreshes this node's addresses.
@@ -121,6 +130,32 @@ enum PolicyDef {
     Profile(ProfileId),
     EncapDrop,
     ToHostDrop,
+    /// The sources a workload may send from (truncated, sorted, deduplicated).
+    AntiSpoof(Vec<IpNet>),
+}
+
+/// The sources Felix lets a workload send from: its own nets and its
+/// `allow_spoofed_source_prefixes`, both families.
+pub fn permitted_sources(ep: &WorkloadEndpoint) -> Vec<IpNet> {
+    let mut v: Vec<IpNet> = ep
+        .ipv4_nets
+        .iter()
+        .map(|n| IpNet::V4(n.trunc()))
+        .chain(ep.ipv6_nets.iter().map(|n| IpNet::V6(n.trunc())))
+        .chain(ep.allow_spoofed_source_prefixes.iter().map(|n| n.trunc()))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+fn anti_spoof_key(sources: &[IpNet]) -> PolicyKey {
+    let mut h = StableHasher::default();
+    h.u32(sources.len() as u32);
+    for n in sources {
+        h.net(n);
+    }
+    PolicyKey(format!("{ANTI_SPOOF_PREFIX}{}", h.finish_hex()))
 }
 
 type Rules = Vec<(RuleKey, npol::Rule<IpSetKey>)>;
@@ -790,6 +825,44 @@ impl Compiler {
                 }
                 policy.inbound = rules.iter().map(|(k, _)| k.clone()).collect();
             }
+            PolicyDef::AntiSpoof(sources) => {
+                let not_from = |nets: &mut dyn Iterator<Item = IpNet>| -> Vec<Entry<IpSetKey>> {
+                    nets.map(|n| Entry {
+                        is_src: true,
+                        is_not: true,
+                        data: EntryData::Cidr(n),
+                    })
+                    .collect()
+                };
+                // A negated source list skips entries of the other family, so a packet of a
+                // family the workload has no source of matches and is denied. Felix (both
+                // dataplanes) lets ICMPv6 from link-local sources through; other protocols
+                // from link-local sources are denied here (BPF dataplane's choice).
+                rules.push(keyed(npol::Rule {
+                    action: RuleAction::Deny,
+                    filters: [
+                        Filter {
+                            kind: FilterType::L4Proto,
+                            value: 58,
+                            should_match: false,
+                        },
+                        Filter::NONE,
+                        Filter::NONE,
+                    ],
+                    entries: not_from(&mut sources.iter().copied()),
+                }));
+                rules.push(keyed(npol::Rule {
+                    action: RuleAction::Deny,
+                    filters: [Filter::NONE; 3],
+                    entries: not_from(
+                        &mut sources
+                            .iter()
+                            .copied()
+                            .chain(std::iter::once(LINK_LOCAL_V6)),
+                    ),
+                }));
+                policy.inbound = rules.iter().map(|(k, _)| k.clone()).collect();
+            }
             PolicyDef::ToHostDrop => {
                 rules.push(keyed(npol::Rule {
                     action: RuleAction::Deny,
@@ -907,6 +980,11 @@ impl Compiler {
             cfg.policy_default_tx = PolicyDefault::Deny;
             return (cfg, defs);
         }
+        // Felix drops spoofed sources before any policy (its RPF check).
+        let sources = permitted_sources(ep);
+        let key = anti_spoof_key(&sources);
+        cfg.rx_policies.push(key.clone());
+        defs.push((key, PolicyDef::AntiSpoof(sources)));
         if !(self.cfg.allow_vxlan_from_workloads && self.cfg.allow_ipip_from_workloads) {
             defs.push((PolicyKey(ENCAP_DROP_POLICY.into()), PolicyDef::EncapDrop));
             cfg.rx_policies.push(PolicyKey(ENCAP_DROP_POLICY.into()));

@@ -5,7 +5,10 @@
 //! Pure: no tokio, no protobuf, no VPP I/O.
 //!
 //! How Calico lands on npol (DESIGN section 3), per workload interface:
-//! - RX (the pod's egress): `x:workload-encap-drop` (VXLAN to `VXLANPort`, IPIP), then
+//! - RX (the pod's egress): first `a:<hash>`, Felix's anti-spoofing (deny any source
+//!   outside the pod's own nets and `allow_spoofed_source_prefixes`, both families; ICMPv6
+//!   from link-local passes), keyed by the permitted sources so pods never share another's;
+//!   then `x:workload-encap-drop` (VXLAN to `VXLANPort`, IPIP), then
 //!   `x:workload-to-host-drop` when `DefaultEndpointToHostAction` is DROP (destinations in
 //!   the `h:local-host` set, built from `LOCAL_HOST` routes), then one `t:<tier>:eg:<hash>`
 //!   policy per tier with an enforced egress policy. TX (the pod's ingress): the `t:…:in:…`

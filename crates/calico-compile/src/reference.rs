@@ -22,6 +22,9 @@ use crate::report::CalicoDirection;
 pub enum Decision {
     EndpointUnknown,
     EndpointDown,
+    /// Egress from a source that is neither one of the workload's addresses nor in its
+    /// `allow_spoofed_source_prefixes` (Felix's RPF check, before any policy).
+    SpoofedSource,
     /// VXLAN or IPIP from a workload.
     EncapDrop,
     Rule {
@@ -78,6 +81,9 @@ pub fn evaluate(
     if !ep.active || ep.invalid.is_some() {
         return outcome(Verdict::Deny, Decision::EndpointDown);
     }
+    if dir == CalicoDirection::Egress && !source_permitted(ep, pkt) {
+        return outcome(Verdict::Deny, Decision::SpoofedSource);
+    }
     let cfg = PolicyConfig::from_felix(&model.felix_config);
     if dir == CalicoDirection::Egress {
         let vxlan = pkt.proto == 17 && pkt.dport == cfg.vxlan_port;
@@ -99,6 +105,23 @@ pub fn evaluate(
         );
     }
     by_policy
+}
+
+/// Felix's anti-spoofing: a workload may send from its own nets and its allowed spoofed
+/// prefixes, of either family; ICMPv6 from an IPv6 link-local source (fe80::/10) is exempt.
+fn source_permitted(ep: &calico_model::WorkloadEndpoint, pkt: &Packet) -> bool {
+    let src = pkt.src;
+    if let IpAddr::V6(a) = src {
+        if pkt.proto == 58 && (a.segments()[0] & 0xffc0) == 0xfe80 {
+            return true;
+        }
+    }
+    ep.ipv4_nets.iter().any(|n| IpNet::V4(*n).contains(&src))
+        || ep.ipv6_nets.iter().any(|n| IpNet::V6(*n).contains(&src))
+        || ep
+            .allow_spoofed_source_prefixes
+            .iter()
+            .any(|n| n.contains(&src))
 }
 
 fn is_local_host(model: &Model, addr: IpAddr) -> bool {

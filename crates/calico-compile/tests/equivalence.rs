@@ -6,6 +6,10 @@
 //!   of the other family): a compiled deny where the reference allows is accepted only when
 //!   the allow rule that decided it carries a `GuardStricter` note in the compile report.
 //!
+//! On egress most packets are rewritten to leave from the endpoint's own address (see
+//! `gen::as_sent_by`), the rest are spoofed or IPv6 link-local, so both the anti-spoofing
+//! check and egress policy are exercised.
+//!
 //! Not generated: ICMP errors and the ICMPv6 ND/MLD types, which the guard permits and npol
 //! does not see (their fate depends on cnat sessions; see `calico_compile::guard`).
 
@@ -26,7 +30,11 @@ fn check(model: &Model, packets: &[Packet], exact: bool) -> Result<(), TestCaseE
         > 0;
     for (id, ep) in &model.workload_endpoints {
         for dir in [CalicoDirection::Ingress, CalicoDirection::Egress] {
-            for pkt in packets {
+            for (i, pkt) in packets.iter().enumerate() {
+                let pkt = &match dir {
+                    CalicoDirection::Egress => gen::as_sent_by(ep, pkt, i),
+                    CalicoDirection::Ingress => *pkt,
+                };
                 let want = reference::evaluate(model, id, dir, pkt);
                 let got =
                     evaluate_compiled(&compiled.desired, &InterfaceKey(ep.name.clone()), dir, pkt)

@@ -2,7 +2,8 @@
 
 mod common;
 
-use calico_compile::{compile, ChangeSet, Compiler};
+use calico_compile::compiler::ANTI_SPOOF_PREFIX;
+use calico_compile::{compile, ChangeSet, Compiler, DesiredState, PolicyKey};
 use calico_model::*;
 use common::*;
 
@@ -108,7 +109,7 @@ fn adding_a_policy_to_a_tier_changes_only_that_tiers_objects() {
 }
 
 #[test]
-fn a_new_pod_in_an_existing_namespace_adds_only_its_interface() {
+fn a_new_pod_in_an_existing_namespace_adds_only_its_interface_and_anti_spoofing() {
     let before = namespace();
     let mut c = Compiler::new(&before);
     let mut after = before.clone();
@@ -124,8 +125,15 @@ fn a_new_pod_in_an_existing_namespace_adds_only_its_interface() {
     let mut ch = ChangeSet::default();
     ch.workload_endpoints.insert(wid("c"));
     let diff = c.update(&after, &ch);
-    assert_eq!(diff.len(), 1, "{diff:?}");
+    // Its interface, and its anti-spoofing policy (its addresses are its own) with its rules.
+    assert_eq!(diff.len(), 4, "{diff:?}");
     assert_eq!(diff.interfaces_upserted.len(), 1);
+    assert_eq!(diff.policies_upserted.len(), 1);
+    assert!(diff
+        .policies_upserted
+        .keys()
+        .all(|k| k.0.starts_with(ANTI_SPOOF_PREFIX)));
+    assert_eq!(diff.rules_upserted.len(), 2);
     assert_eq!(c.desired(), &compile(&after).desired);
 }
 
@@ -143,4 +151,88 @@ fn removing_the_last_user_removes_shared_objects() {
     let d = c.desired();
     assert!(d.interfaces.is_empty() && d.policies.is_empty() && d.rules.is_empty());
     assert_eq!(d, &compile(&after).desired);
+}
+
+fn anti_spoof_keys(d: &DesiredState) -> Vec<&PolicyKey> {
+    d.policies
+        .keys()
+        .filter(|k| k.0.starts_with(ANTI_SPOOF_PREFIX))
+        .collect()
+}
+
+fn endpoint_changed(id: WorkloadEndpointId) -> ChangeSet {
+    ChangeSet {
+        workload_endpoints: [id].into_iter().collect(),
+        ..ChangeSet::default()
+    }
+}
+
+#[test]
+fn new_allowed_spoofed_prefix_replaces_only_that_pods_anti_spoofing_policy() {
+    let before = namespace();
+    let mut c = Compiler::new(&before);
+    let old_keys: Vec<PolicyKey> = anti_spoof_keys(c.desired()).into_iter().cloned().collect();
+    assert_eq!(old_keys.len(), 2, "one per distinct set of sources");
+    let mut after = before.clone();
+    after
+        .workload_endpoints
+        .get_mut(&wid("a"))
+        .unwrap()
+        .allow_spoofed_source_prefixes = vec!["192.168.0.0/16".parse().unwrap()];
+    let diff = c.update(&after, &endpoint_changed(wid("a")));
+    let full = compile(&after);
+    assert_eq!(c.desired(), &full.desired);
+    assert_eq!(diff.policies_upserted.len(), 1, "{diff:?}");
+    assert_eq!(diff.policies_removed.len(), 1, "{diff:?}");
+    assert!(old_keys.contains(&diff.policies_removed[0]));
+    assert_eq!(diff.rules_upserted.len(), 2);
+    assert_eq!(diff.rules_removed.len(), 2);
+    assert_eq!(diff.interfaces_upserted.len(), 1);
+    let a = &full.desired.interfaces[&calico_compile::InterfaceKey("calia".into())];
+    assert!(diff
+        .policies_upserted
+        .contains_key(&a.config.rx_policies[0]));
+}
+
+#[test]
+fn changed_pod_address_recompiles_its_anti_spoofing_policy() {
+    let before = namespace();
+    let mut c = Compiler::new(&before);
+    let mut after = before.clone();
+    let ep = after.workload_endpoints.get_mut(&wid("b")).unwrap();
+    ep.ipv4_nets = vec!["10.0.0.9/32".parse().unwrap()];
+    ep.ipv6_nets = vec!["fd00::9/128".parse().unwrap()];
+    let diff = c.update(&after, &endpoint_changed(wid("b")));
+    assert_eq!(c.desired(), &compile(&after).desired);
+    assert_eq!(diff.policies_upserted.len(), 1);
+    assert_eq!(diff.policies_removed.len(), 1);
+}
+
+#[test]
+fn pods_with_the_same_sources_share_anti_spoofing_until_the_last_goes() {
+    let mut before = namespace();
+    // "b" is given "a"'s addresses: the same permitted sources, one shared policy.
+    let a = before.workload_endpoints[&wid("a")].clone();
+    let b = before.workload_endpoints.get_mut(&wid("b")).unwrap();
+    b.ipv4_nets = a.ipv4_nets.clone();
+    let mut c = Compiler::new(&before);
+    assert_eq!(anti_spoof_keys(c.desired()).len(), 1);
+    let shared = anti_spoof_keys(c.desired())[0].clone();
+
+    let mut after = before.clone();
+    after.workload_endpoints.remove(&wid("a"));
+    let diff = c.update(&after, &endpoint_changed(wid("a")));
+    assert_eq!(c.desired(), &compile(&after).desired);
+    assert!(
+        diff.policies_removed.is_empty(),
+        "still used by b: {diff:?}"
+    );
+    assert_eq!(diff.interfaces_removed.len(), 1);
+
+    let mut gone = after.clone();
+    gone.workload_endpoints.remove(&wid("b"));
+    let diff = c.update(&gone, &endpoint_changed(wid("b")));
+    assert_eq!(c.desired(), &compile(&gone).desired);
+    assert!(diff.policies_removed.contains(&shared), "{diff:?}");
+    assert!(anti_spoof_keys(c.desired()).is_empty());
 }

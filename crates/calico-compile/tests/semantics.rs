@@ -672,3 +672,106 @@ fn guard_keeps_passing_icmp_errors_even_when_asked_not_to() {
     assert_eq!(got.verdict, Allow);
     let _ = a;
 }
+
+fn allow_all_pod(addrs: &[&str], spoof: &[&str]) -> (Model, WorkloadEndpointId) {
+    let mut m = Model::default();
+    m.profiles
+        .insert(ProfileId("allow".into()), allow_all_profile());
+    let id = wid("a");
+    let mut ep = workload("a", addrs, vec![], &["allow"]);
+    ep.allow_spoofed_source_prefixes = spoof.iter().map(|p| p.parse().unwrap()).collect();
+    m.workload_endpoints.insert(id.clone(), ep);
+    (m, id)
+}
+
+#[test]
+fn spoofed_source_is_dropped_on_egress_before_policy() {
+    let (m, a) = allow_all_pod(&[POD, "fd00::1"], &[]);
+    assert_eq!(verdict(&m, &a, Egress, &tcp(POD, PEER, 80)), Allow);
+    assert_eq!(verdict(&m, &a, Egress, &tcp(PEER, "10.0.0.9", 80)), Deny);
+    assert_eq!(
+        verdict(&m, &a, Egress, &tcp("fd00::2", "fd00::9", 80)),
+        Deny
+    );
+    let echo = Packet::icmp(ip("10.9.9.9"), ip(PEER), 8, 0, 7);
+    assert_eq!(verdict(&m, &a, Egress, &echo), Deny);
+    let out = reference::evaluate(&m, &a, Egress, &tcp(PEER, "10.0.0.9", 80));
+    assert_eq!(out.decided_by, Decision::SpoofedSource);
+    // The check comes first in the pod's RX list.
+    let c = compile(&m);
+    let rx = &c.desired.interfaces[&calico_compile::InterfaceKey("calia".into())]
+        .config
+        .rx_policies;
+    assert!(rx[0]
+        .0
+        .starts_with(calico_compile::compiler::ANTI_SPOOF_PREFIX));
+}
+
+#[test]
+fn allowed_spoofed_prefix_passes_egress() {
+    let (m, a) = allow_all_pod(&[POD], &["192.168.0.0/16", "fd00:9::/64"]);
+    assert_eq!(
+        verdict(&m, &a, Egress, &tcp("192.168.7.7", PEER, 80)),
+        Allow
+    );
+    assert_eq!(
+        verdict(&m, &a, Egress, &tcp("fd00:9::5", "fd00::2", 80)),
+        Allow
+    );
+    assert_eq!(verdict(&m, &a, Egress, &tcp("172.16.0.1", PEER, 80)), Deny);
+    assert_eq!(
+        verdict(&m, &a, Egress, &tcp("fd00:8::5", "fd00::2", 80)),
+        Deny
+    );
+}
+
+#[test]
+fn ingress_is_not_checked_for_spoofing() {
+    let (m, a) = allow_all_pod(&[POD], &[]);
+    assert_eq!(verdict(&m, &a, Ingress, &tcp("172.16.0.1", POD, 80)), Allow);
+    assert_eq!(verdict(&m, &a, Ingress, &tcp(PEER, POD, 80)), Allow);
+    assert_eq!(
+        verdict(&m, &a, Ingress, &tcp("fd00::2", "fd00::1", 80)),
+        Allow
+    );
+}
+
+#[test]
+fn ipv6_from_a_pod_with_only_ipv4_nets_is_dropped() {
+    let (m, a) = allow_all_pod(&[POD], &["10.1.0.0/16"]);
+    assert_eq!(verdict(&m, &a, Egress, &tcp(POD, PEER, 80)), Allow);
+    assert_eq!(
+        verdict(&m, &a, Egress, &tcp("fd00::1", "fd00::2", 80)),
+        Deny
+    );
+    assert_eq!(verdict(&m, &a, Egress, &tcp("::", "fd00::2", 80)), Deny);
+    let echo6 = Packet::icmp(ip("2001:db8::1"), ip("fd00::2"), 128, 0, 7);
+    assert_eq!(verdict(&m, &a, Egress, &echo6), Deny);
+}
+
+#[test]
+fn ipv4_from_a_pod_with_only_ipv6_nets_is_dropped() {
+    let (m, a) = allow_all_pod(&["fd00::1"], &[]);
+    assert_eq!(
+        verdict(&m, &a, Egress, &tcp("fd00::1", "fd00::2", 80)),
+        Allow
+    );
+    assert_eq!(verdict(&m, &a, Egress, &tcp(POD, PEER, 80)), Deny);
+    assert_eq!(verdict(&m, &a, Egress, &tcp("0.0.0.0", PEER, 67)), Deny);
+}
+
+#[test]
+fn icmpv6_from_link_local_passes_other_link_local_traffic_does_not() {
+    let (m, a) = allow_all_pod(&[POD], &[]);
+    let echo = Packet::icmp(ip("fe80::1"), ip("fe80::2"), 128, 0, 7);
+    assert_eq!(verdict(&m, &a, Egress, &echo), Allow);
+    assert_eq!(
+        verdict(
+            &m,
+            &a,
+            Egress,
+            &Packet::udp(ip("fe80::1"), 546, ip("ff02::1:2"), 547)
+        ),
+        Deny
+    );
+}

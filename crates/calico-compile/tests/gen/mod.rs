@@ -37,6 +37,16 @@ const NETS: [&str; 14] = [
     "::/0",
     "fd00:1::3/128",
 ];
+/// `allow_spoofed_source_prefixes` drawn for workloads (both families, overlapping the
+/// packet pools).
+const SPOOF_PREFIXES: [&str; 6] = [
+    "10.0.1.0/24",
+    "192.168.0.1/32",
+    "10.0.0.4/30",
+    "fd00:1::/64",
+    "fd00::2/128",
+    "0.0.0.0/0",
+];
 const PORTS: [u16; 7] = [22, 80, 443, 1500, 4789, 8080, 40000];
 const RANGES: [(u16, u16); 6] = [
     (80, 80),
@@ -314,21 +324,42 @@ fn workload(i: usize) -> impl Strategy<Value = WorkloadEndpoint> {
             0..3,
         ),
         prop::bool::weighted(0.9),
+        (
+            prop::bool::weighted(0.9),
+            prop::bool::weighted(0.8),
+            prop_oneof![
+                3 => Just(Vec::new()),
+                1 => vec(select(&SPOOF_PREFIXES[..]), 1..3),
+            ],
+        ),
     )
-        .prop_map(move |(tiers, profiles, active)| WorkloadEndpoint {
-            active,
-            name: format!("cali{i}"),
-            mac: None,
-            profile_ids: profiles.into_iter().map(|p| ProfileId(p.into())).collect(),
-            ipv4_nets: vec![format!("{}/32", V4[i]).parse().unwrap()],
-            ipv6_nets: vec![format!("{}/128", V6[i]).parse().unwrap()],
-            tiers,
-            ipv4_nat: vec![],
-            ipv6_nat: vec![],
-            allow_spoofed_source_prefixes: vec![],
-            annotations: BTreeMap::new(),
-            invalid: None,
-        })
+        .prop_map(
+            move |(tiers, profiles, active, (v4, v6, spoof))| WorkloadEndpoint {
+                active,
+                name: format!("cali{i}"),
+                mac: None,
+                profile_ids: profiles.into_iter().map(|p| ProfileId(p.into())).collect(),
+                ipv4_nets: if v4 {
+                    vec![format!("{}/32", V4[i]).parse().unwrap()]
+                } else {
+                    vec![]
+                },
+                ipv6_nets: if v6 {
+                    vec![format!("{}/128", V6[i]).parse().unwrap()]
+                } else {
+                    vec![]
+                },
+                tiers,
+                ipv4_nat: vec![],
+                ipv6_nat: vec![],
+                allow_spoofed_source_prefixes: spoof
+                    .into_iter()
+                    .map(|n| n.parse().unwrap())
+                    .collect(),
+                annotations: BTreeMap::new(),
+                invalid: None,
+            },
+        )
 }
 
 pub fn wid(i: usize) -> WorkloadEndpointId {
@@ -479,6 +510,28 @@ pub fn any_packet() -> impl Strategy<Value = Packet> {
                 p
             }),
     ]
+}
+
+/// The packet a workload sends, for the law on egress: mostly from its own address of the
+/// packet's family (so egress policy gets exercised), sometimes from an IPv6 link-local
+/// source, sometimes as drawn (usually someone else's address: spoofed).
+pub fn as_sent_by(ep: &WorkloadEndpoint, pkt: &Packet, i: usize) -> Packet {
+    let mut p = *pkt;
+    let own = if p.src.is_ipv4() {
+        ep.ipv4_nets.first().map(|n| IpAddr::V4(n.addr()))
+    } else {
+        ep.ipv6_nets.first().map(|n| IpAddr::V6(n.addr()))
+    };
+    match i % 4 {
+        0 => {}
+        1 if p.src.is_ipv6() => p.src = "fe80::1".parse().unwrap(),
+        _ => {
+            if let Some(a) = own {
+                p.src = a;
+            }
+        }
+    }
+    p
 }
 
 /// What changed between two models, as the incremental compiler wants it.
