@@ -34,7 +34,8 @@ pub const TO_HOST_DROP_POLICY: &str = "x:workload-to-host-drop";
 /// Key prefix of the anti-spoofing policies (first in a workload's RX list), one per
 /// distinct set of permitted sources: `a:<hash of the sources>`.
 pub const ANTI_SPOOF_PREFIX: &str = "a:";
-/// IPv6 link-local sources: ICMPv6 from them passes the anti-spoofing check, as in Felix.
+/// IPv6 link-local sources, permitted from a workload that has IPv6 (Felix's strict RPF
+/// check finds them on the interface's own fe80::/64 route).
 pub const LINK_LOCAL_V6: IpNet = IpNet::V6(ipnet::Ipv6Net::new_assert(
     std::net::Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0),
     10,
@@ -135,14 +136,16 @@ enum PolicyDef {
 }
 
 /// The sources Felix lets a workload send from: its own nets and its
-/// `allow_spoofed_source_prefixes`, both families.
+/// `allow_spoofed_source_prefixes`, both families, and IPv6 link-local when it has IPv6.
 pub fn permitted_sources(ep: &WorkloadEndpoint) -> Vec<IpNet> {
+    let link_local = (!ep.ipv6_nets.is_empty()).then_some(LINK_LOCAL_V6);
     let mut v: Vec<IpNet> = ep
         .ipv4_nets
         .iter()
         .map(|n| IpNet::V4(n.trunc()))
         .chain(ep.ipv6_nets.iter().map(|n| IpNet::V6(n.trunc())))
         .chain(ep.allow_spoofed_source_prefixes.iter().map(|n| n.trunc()))
+        .chain(link_local)
         .collect();
     v.sort();
     v.dedup();
@@ -826,40 +829,20 @@ impl Compiler {
                 policy.inbound = rules.iter().map(|(k, _)| k.clone()).collect();
             }
             PolicyDef::AntiSpoof(sources) => {
-                let not_from = |nets: &mut dyn Iterator<Item = IpNet>| -> Vec<Entry<IpSetKey>> {
-                    nets.map(|n| Entry {
-                        is_src: true,
-                        is_not: true,
-                        data: EntryData::Cidr(n),
-                    })
-                    .collect()
-                };
-                // A negated source list skips entries of the other family, so a packet of a
-                // family the workload has no source of matches and is denied. Felix (both
-                // dataplanes) lets ICMPv6 from link-local sources through; other protocols
-                // from link-local sources are denied here (BPF dataplane's choice).
-                rules.push(keyed(npol::Rule {
-                    action: RuleAction::Deny,
-                    filters: [
-                        Filter {
-                            kind: FilterType::L4Proto,
-                            value: 58,
-                            should_match: false,
-                        },
-                        Filter::NONE,
-                        Filter::NONE,
-                    ],
-                    entries: not_from(&mut sources.iter().copied()),
-                }));
+                // One rule: a negated source list skips entries of the other family, so a
+                // packet of a family the workload has no source of matches it and is denied;
+                // with no sources at all it denies everything, as Felix's RPF check does.
                 rules.push(keyed(npol::Rule {
                     action: RuleAction::Deny,
                     filters: [Filter::NONE; 3],
-                    entries: not_from(
-                        &mut sources
-                            .iter()
-                            .copied()
-                            .chain(std::iter::once(LINK_LOCAL_V6)),
-                    ),
+                    entries: sources
+                        .iter()
+                        .map(|n| Entry {
+                            is_src: true,
+                            is_not: true,
+                            data: EntryData::Cidr(*n),
+                        })
+                        .collect(),
                 }));
                 policy.inbound = rules.iter().map(|(k, _)| k.clone()).collect();
             }

@@ -6,8 +6,9 @@
 //!
 //! How Calico lands on npol (DESIGN section 3), per workload interface:
 //! - RX (the pod's egress): first `a:<hash>`, Felix's anti-spoofing (deny any source
-//!   outside the pod's own nets and `allow_spoofed_source_prefixes`, both families; ICMPv6
-//!   from link-local passes), keyed by the permitted sources so pods never share another's;
+//!   outside the pod's own nets and `allow_spoofed_source_prefixes`, both families; IPv6
+//!   link-local passes if the pod has IPv6), keyed by the permitted sources so only pods
+//!   with the same sources share one;
 //!   then `x:workload-encap-drop` (VXLAN to `VXLANPort`, IPIP), then
 //!   `x:workload-to-host-drop` when `DefaultEndpointToHostAction` is DROP (destinations in
 //!   the `h:local-host` set, built from `LOCAL_HOST` routes), then one `t:<tier>:eg:<hash>`

@@ -107,12 +107,13 @@ pub fn evaluate(
     by_policy
 }
 
-/// Felix's anti-spoofing: a workload may send from its own nets and its allowed spoofed
-/// prefixes, of either family; ICMPv6 from an IPv6 link-local source (fe80::/10) is exempt.
+/// Felix's anti-spoofing (strict RPF): a workload may send from its own nets and its
+/// allowed spoofed prefixes, of either family, and from IPv6 link-local (fe80::/10) when it
+/// has an IPv6 net (the route back is the interface's own fe80::/64).
 fn source_permitted(ep: &calico_model::WorkloadEndpoint, pkt: &Packet) -> bool {
     let src = pkt.src;
     if let IpAddr::V6(a) = src {
-        if pkt.proto == 58 && (a.segments()[0] & 0xffc0) == 0xfe80 {
+        if !ep.ipv6_nets.is_empty() && (a.segments()[0] & 0xffc0) == 0xfe80 {
             return true;
         }
     }

@@ -125,15 +125,15 @@ fn a_new_pod_in_an_existing_namespace_adds_only_its_interface_and_anti_spoofing(
     let mut ch = ChangeSet::default();
     ch.workload_endpoints.insert(wid("c"));
     let diff = c.update(&after, &ch);
-    // Its interface, and its anti-spoofing policy (its addresses are its own) with its rules.
-    assert_eq!(diff.len(), 4, "{diff:?}");
+    // Its interface, and its anti-spoofing policy (its addresses are its own) and rule.
+    assert_eq!(diff.len(), 3, "{diff:?}");
     assert_eq!(diff.interfaces_upserted.len(), 1);
     assert_eq!(diff.policies_upserted.len(), 1);
     assert!(diff
         .policies_upserted
         .keys()
         .all(|k| k.0.starts_with(ANTI_SPOOF_PREFIX)));
-    assert_eq!(diff.rules_upserted.len(), 2);
+    assert_eq!(diff.rules_upserted.len(), 1);
     assert_eq!(c.desired(), &compile(&after).desired);
 }
 
@@ -185,8 +185,8 @@ fn new_allowed_spoofed_prefix_replaces_only_that_pods_anti_spoofing_policy() {
     assert_eq!(diff.policies_upserted.len(), 1, "{diff:?}");
     assert_eq!(diff.policies_removed.len(), 1, "{diff:?}");
     assert!(old_keys.contains(&diff.policies_removed[0]));
-    assert_eq!(diff.rules_upserted.len(), 2);
-    assert_eq!(diff.rules_removed.len(), 2);
+    assert_eq!(diff.rules_upserted.len(), 1);
+    assert_eq!(diff.rules_removed.len(), 1);
     assert_eq!(diff.interfaces_upserted.len(), 1);
     let a = &full.desired.interfaces[&calico_compile::InterfaceKey("calia".into())];
     assert!(diff

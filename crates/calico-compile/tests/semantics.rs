@@ -761,17 +761,24 @@ fn ipv4_from_a_pod_with_only_ipv6_nets_is_dropped() {
 }
 
 #[test]
-fn icmpv6_from_link_local_passes_other_link_local_traffic_does_not() {
-    let (m, a) = allow_all_pod(&[POD], &[]);
+fn link_local_ipv6_passes_only_from_a_pod_with_ipv6() {
     let echo = Packet::icmp(ip("fe80::1"), ip("fe80::2"), 128, 0, 7);
+    let dhcp6 = Packet::udp(ip("fe80::1"), 546, ip("ff02::1:2"), 547);
+    let (m, a) = allow_all_pod(&[POD, "fd00::1"], &[]);
     assert_eq!(verdict(&m, &a, Egress, &echo), Allow);
+    assert_eq!(verdict(&m, &a, Egress, &dhcp6), Allow);
+    let (m, a) = allow_all_pod(&[POD], &[]);
+    assert_eq!(verdict(&m, &a, Egress, &echo), Deny);
+    assert_eq!(verdict(&m, &a, Egress, &dhcp6), Deny);
+}
+
+#[test]
+fn a_pod_with_no_address_sends_nothing() {
+    let (m, a) = allow_all_pod(&[], &[]);
+    assert_eq!(verdict(&m, &a, Egress, &tcp(POD, PEER, 80)), Deny);
     assert_eq!(
-        verdict(
-            &m,
-            &a,
-            Egress,
-            &Packet::udp(ip("fe80::1"), 546, ip("ff02::1:2"), 547)
-        ),
+        verdict(&m, &a, Egress, &tcp("fd00::1", "fd00::2", 80)),
         Deny
     );
+    assert_eq!(verdict(&m, &a, Ingress, &tcp(PEER, POD, 80)), Allow);
 }
