@@ -1,7 +1,8 @@
 //! Pods on point-to-point interfaces (TUN taps, what Calico/VPP's CNI makes by default): the
 //! real driver binary, programming the simulator, sends no static neighbour for them, since
 //! VPP resolves none there, while Ethernet taps keep theirs. A new TUN pod costs exactly
-//! three VPP writes (guard ACLs, npol configuration, cnat) plus one per IP set it joins.
+//! five VPP writes (guard ACLs, npol configuration, cnat, and its anti-spoofing rule and
+//! policy) plus one per IP set it joins.
 
 mod common;
 
@@ -184,7 +185,7 @@ fn first_flow_to_a_tun_pod_meets_its_policy_without_a_neighbour() {
 }
 
 #[test]
-fn a_new_tun_pod_costs_three_writes_plus_one_per_ip_set_joined() {
+fn a_new_tun_pod_costs_five_writes_plus_one_per_ip_set_joined() {
     let rig = Rig::new();
     let pods = shape().pods;
     // The CNI creates the new pods' interfaces before Felix hears of them.
@@ -208,6 +209,9 @@ fn a_new_tun_pod_costs_three_writes_plus_one_per_ip_set_joined() {
             ("feature_cnat_enable_disable", 1),
             ("npol_configure_policies", 1),
             ("npol_ipset_add_del_members", 2),
+            // Its anti-spoofing policy (own addresses only): one rule, one policy.
+            ("npol_rule_create", 1),
+            ("npol_policy_create", 1),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -219,7 +223,7 @@ fn a_new_tun_pod_costs_three_writes_plus_one_per_ip_set_joined() {
     };
     assert_eq!(seen[&true], expect(0), "TUN pod; log:\n{}", d.log());
     assert_eq!(seen[&false], expect(2), "tap pod; log:\n{}", d.log());
-    assert_eq!(seen[&true].0, 3 + 2);
+    assert_eq!(seen[&true].0, 3 + 2 + 2);
 }
 
 #[test]

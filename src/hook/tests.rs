@@ -468,7 +468,12 @@ async fn sim_dataplane_makes_pod_interfaces_and_reports_every_endpoint_up() {
         .expect("every endpoint up through the simulator");
     assert!(sock.exists());
     drop(felix);
-    assert!(session.await.unwrap().is_ok());
+    // Felix closing both pipes ends the session: cleanly at EOF, or with a failed write when
+    // a status update (a later pass's) raced the close. Nothing else is acceptable.
+    match session.await.unwrap() {
+        Ok(_) | Err(crate::agent::AgentError::Write(_)) => {}
+        Err(e) => panic!("session ended with {e}"),
+    }
 }
 
 #[test]
