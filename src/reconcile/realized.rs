@@ -171,15 +171,6 @@ impl<'de, K: Deserialize<'de> + Ord, V: Deserialize<'de>> Deserialize<'de> for T
     }
 }
 
-impl<K: Ord, V> FromIterator<(K, V)> for Table<K, V> {
-    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        Table {
-            map: iter.into_iter().collect(),
-            changed: BTreeSet::new(),
-        }
-    }
-}
-
 /// Members added to and removed from one realized set since the last journal record.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberChange {
@@ -249,15 +240,6 @@ impl IpSetTable {
                 log.added.remove(m);
                 log.removed.insert(*m);
             }
-        }
-    }
-}
-
-impl FromIterator<(IpSetKey, RealIpSet)> for IpSetTable {
-    fn from_iter<I: IntoIterator<Item = (IpSetKey, RealIpSet)>>(iter: I) -> Self {
-        IpSetTable {
-            table: iter.into_iter().collect(),
-            members: MemberLog::default(),
         }
     }
 }
