@@ -11,7 +11,9 @@
 //!
 //! A second test builds its own rig (namespaces `p2ps`/`p2pc`, a TUN pod attached to VPP as a
 //! point-to-point interface) and checks that the very first flow to a pod without a static
-//! neighbour meets its policy. Both tests hold one lock: they share the VPP.
+//! neighbour meets its policy. Another sends UDP from `rv1` with forged sources (raw socket)
+//! to show Felix's anti-spoofing and `allow_spoofed_source_prefixes` on real packets. All
+//! tests hold one lock: they share the VPP.
 
 mod common;
 
@@ -1089,5 +1091,287 @@ fn real_vpp_a_dropped_icmp_quote_of_a_denied_flow_does_not_open_it() {
          (VPP cnat_node.h icmp_type_is_error_message: types 3, 4, 5, 6, 11, 12) so that npol \
          judges it; log:\n{log}"
     );
+    assert!(restored, "VPP not restored after the test");
+}
+
+// ---- anti-spoofing ---------------------------------------------------------------------------
+
+/// UDP port of the receiver in `rv2` for the anti-spoofing test.
+const SPOOF_PORT: u16 = 17070;
+/// Inside the prefix the client is later allowed to spoof from.
+const SPOOF_INSIDE: &str = "10.10.1.77";
+const SPOOF_ALLOWED_PREFIX: &str = "10.10.1.64/26";
+/// Outside every source the client may use.
+const SPOOF_OUTSIDE: &str = "10.10.3.5";
+
+/// Run in `rv2`: a UDP receiver on argv[1]:argv[2] that prints `source-address source-port
+/// payload` for every datagram and answers nothing.
+const UDP_SINK: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+print("ready", flush=True)
+while True:
+    data, peer = s.recvfrom(2048)
+    print(peer[0], peer[1], data.decode(errors="replace"), flush=True)
+"#;
+
+/// Run in `rv1` with argv `source destination sport dport payload`: sends one UDP datagram with
+/// that IPv4 source through a raw socket (the kernel routes it as any other packet from the pod
+/// and does not check the source), so no address is added to the pod.
+const UDP_FROM: &str = r#"
+import socket, struct, sys
+src, dst, sport, dport, data = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5].encode()
+def csum(b):
+    if len(b) % 2: b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+udp = struct.pack("!HHHH", sport, dport, 8 + len(data), 0) + data
+pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 17, len(udp))
+udp = udp[:6] + struct.pack("!H", csum(pseudo + udp) or 0xffff) + udp[8:]
+ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
+                 socket.inet_aton(src), socket.inet_aton(dst))
+raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+raw.sendto(ip + udp, (dst, 0))
+"#;
+
+/// Sends UDP from `rv1` with chosen sources to a receiver in `rv2` and tells what arrived.
+/// Every datagram gets a source port of its own: cnat keeps a session per 5-tuple for 30 s and
+/// npol judges a flow once, so a reused tuple would not be a new test.
+struct SpoofProbe {
+    sink: Child,
+    /// `source-address source-port payload` lines the receiver printed, in arrival order.
+    arrived: std::sync::Arc<Mutex<Vec<String>>>,
+    next_port: u16,
+}
+
+impl SpoofProbe {
+    fn start() -> Result<SpoofProbe, String> {
+        let mut sink = Command::new("ip")
+            .args(["netns", "exec", "rv2", PYTHON, "-c", UDP_SINK, SERVER])
+            .arg(SPOOF_PORT.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("UDP receiver: {e}"))?;
+        let mut lines =
+            std::io::BufRead::lines(std::io::BufReader::new(sink.stdout.take().unwrap()));
+        if !matches!(lines.next(), Some(Ok(l)) if l == "ready") {
+            let _ = sink.kill();
+            let _ = sink.wait();
+            return Err("the UDP receiver in rv2 did not start".into());
+        }
+        let arrived = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let seen = arrived.clone();
+        std::thread::spawn(move || {
+            for l in lines.map_while(Result::ok) {
+                seen.lock().unwrap().push(l);
+            }
+        });
+        // Ports new to this run: sessions of an earlier run live up to 30 s.
+        let next_port = 20000 + (std::process::id() % 400) as u16 * 100;
+        Ok(SpoofProbe {
+            sink,
+            arrived,
+            next_port,
+        })
+    }
+
+    fn port(&mut self) -> u16 {
+        self.next_port += 1;
+        self.next_port
+    }
+
+    /// One datagram from `src:sport`: did the receiver get it, from that very source?
+    fn send(&self, src: &str, sport: u16) -> bool {
+        let token = format!("probe-{src}-{sport}");
+        let sent = Command::new("ip")
+            .args(["netns", "exec", "rv1", PYTHON, "-c", UDP_FROM, src, SERVER])
+            .args([sport.to_string(), SPOOF_PORT.to_string(), token.clone()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(sent, "sending UDP from {src} in rv1 failed");
+        let want = format!("{src} {sport} {token}");
+        wait_until(Duration::from_secs(1), || {
+            self.arrived.lock().unwrap().contains(&want)
+        })
+    }
+
+    /// New flows from `src` until the outcome is `want` (bounded), then three more new flows
+    /// must agree, so that neither a pass still landing nor one lost datagram decides.
+    fn eventually(&mut self, src: &str, want: bool) -> bool {
+        wait_until(CONVERGE, || {
+            let p = self.port();
+            self.send(src, p) == want
+        }) && (0..3).all(|_| {
+            let p = self.port();
+            self.send(src, p) == want
+        })
+    }
+
+    fn check(&mut self, failures: &mut Vec<String>, what: &str, src: &str, want: bool) {
+        let ok = self.eventually(src, want);
+        eprintln!(
+            "real VPP: {what}: UDP from {src} {} -> {}",
+            if want { "received" } else { "dropped" },
+            if ok { "PASS" } else { "FAIL" }
+        );
+        if !ok {
+            failures.push(what.to_string());
+        }
+    }
+}
+
+impl Drop for SpoofProbe {
+    fn drop(&mut self) {
+        let _ = self.sink.kill();
+        let _ = self.sink.wait();
+    }
+}
+
+/// The client's endpoint as Felix sends it with `allow_spoofed_source_prefixes`.
+fn client_update(allowed: &[&str]) -> proto::ToDataplane {
+    let mut ep = endpoint("rv1-host", CLIENT, &mac_of("rv1", "rv1-ns"), vec![]);
+    ep.allow_spoofed_source_prefixes = allowed.iter().map(|p| p.to_string()).collect();
+    envelope(Payload::WorkloadEndpointUpdate(
+        proto::WorkloadEndpointUpdate {
+            id: Some(wep_id("client")),
+            endpoint: Some(ep),
+        },
+    ))
+}
+
+/// `snapshot()` with the server admitting UDP to `SPOOF_PORT` from `s:clients`, a set that
+/// holds the client and both spoofed sources: the server's own policy lets all three in, so a
+/// drop can only be the client's anti-spoofing.
+fn spoof_snapshot() -> Vec<proto::ToDataplane> {
+    let mut out = snapshot();
+    for m in &mut out {
+        match &mut m.payload {
+            Some(Payload::IpsetUpdate(s)) => {
+                s.members = [CLIENT, SPOOF_INSIDE, SPOOF_OUTSIDE]
+                    .iter()
+                    .map(|a| format!("{a}/32"))
+                    .collect();
+            }
+            Some(Payload::ActivePolicyUpdate(u)) => {
+                let mut p = server_policy(SPOOF_PORT);
+                p.inbound_rules[0].protocol = Some(proto::Protocol {
+                    number_or_name: Some(proto::protocol::NumberOrName::Name("UDP".into())),
+                });
+                u.policy = Some(p);
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Felix's anti-spoofing on a real VPP: a pod's packets from a source that is neither its own
+/// address nor in its `allow_spoofed_source_prefixes` are dropped on the way out of the pod,
+/// even though the destination's policy would admit them; allowing a prefix lets exactly that
+/// prefix through.
+#[test]
+fn real_vpp_drops_spoofed_sources_from_a_pod_and_honours_allowed_prefixes() {
+    let sock = match real_vpp() {
+        Ok(s) => s,
+        Err(why) => {
+            eprintln!("SKIPPED: real VPP anti-spoofing test: {why}");
+            return;
+        }
+    };
+    let _vpp = real_vpp_lock();
+    let mut probe = match SpoofProbe::start() {
+        Ok(p) => p,
+        Err(why) => {
+            eprintln!("SKIPPED: real VPP anti-spoofing test: {why}");
+            return;
+        }
+    };
+    // Before the driver VPP forwards every source (no uRPF), so a drop later is the policy's.
+    let plain = [CLIENT, SPOOF_INSIDE, SPOOF_OUTSIDE]
+        .iter()
+        .all(|src| probe.eventually(src, true));
+    if !plain {
+        eprintln!(
+            "SKIPPED: real VPP anti-spoofing test: UDP from rv1 (own or spoofed source) does \
+             not reach {SERVER}:{SPOOF_PORT} through VPP without policy"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let mut d = driver(&sock, &state);
+    d.send(&spoof_snapshot());
+    d.wait_status("rv/client", Some("up"), CONVERGE);
+    d.wait_status("rv/server", Some("up"), CONVERGE);
+
+    let mut failures = Vec::new();
+    probe.check(&mut failures, "snapshot: own source", CLIENT, true);
+    probe.check(
+        &mut failures,
+        "snapshot: spoofed source",
+        SPOOF_INSIDE,
+        false,
+    );
+    let dropped_inside = probe.next_port;
+    probe.check(
+        &mut failures,
+        "snapshot: spoofed source",
+        SPOOF_OUTSIDE,
+        false,
+    );
+    // A dropped spoofed flow sent again, same 5-tuple: cnat may have kept a session for it.
+    let reused = probe.next_port;
+    let resent = probe.send(SPOOF_OUTSIDE, reused);
+    eprintln!("real VPP: spoofed {SPOOF_OUTSIDE}:{reused} sent again, received: {resent}");
+
+    // Felix (WorkloadSourceSpoofing=Any) lets the pod send from a prefix.
+    d.send(&[client_update(&[SPOOF_ALLOWED_PREFIX])]);
+    probe.check(
+        &mut failures,
+        "allowed prefix: spoofed source inside it",
+        SPOOF_INSIDE,
+        true,
+    );
+    probe.check(&mut failures, "allowed prefix: own source", CLIENT, true);
+    // Not asserted: says whether a flow denied before the change stays denied while its
+    // session lives (npol judges a flow once).
+    let old_flow = probe.send(SPOOF_INSIDE, dropped_inside);
+    eprintln!(
+        "real VPP: spoofed {SPOOF_INSIDE}:{dropped_inside}, dropped before the prefix was \
+         allowed, sent again after: received: {old_flow}"
+    );
+    probe.check(
+        &mut failures,
+        "allowed prefix: spoofed source outside it",
+        SPOOF_OUTSIDE,
+        false,
+    );
+
+    // The prefix withdrawn: dropped again.
+    d.send(&[client_update(&[])]);
+    probe.check(
+        &mut failures,
+        "prefix withdrawn: spoofed source",
+        SPOOF_INSIDE,
+        false,
+    );
+    probe.check(&mut failures, "prefix withdrawn: own source", CLIENT, true);
+
+    let log = d.log();
+    clean_up(d, &sock, &state, &["host-rv1-host", "host-rv2-host"]);
+    let restored = probe.eventually(SPOOF_OUTSIDE, true);
+    eprintln!(
+        "real VPP: clean-up restores plain forwarding of any source -> {}",
+        if restored { "PASS" } else { "FAIL" }
+    );
+    eprintln!(
+        "real VPP: the receiver got {} datagrams",
+        probe.arrived.lock().unwrap().len()
+    );
+    assert!(failures.is_empty(), "failed: {failures:?}\nlog:\n{log}");
+    assert!(!resent, "a spoofed 5-tuple passed once resent; log:\n{log}");
     assert!(restored, "VPP not restored after the test");
 }
