@@ -94,7 +94,7 @@ async fn demo_on_the_simulator_exits_0_with_every_verdict_agreeing() {
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(t.contains("built-in VPP simulator"), "{t}");
-    assert!(t.contains("12/12 verdicts agree"), "{t}");
+    assert!(t.contains("13/13 verdicts agree"), "{t}");
     assert!(!t.contains('✘'), "{t}");
 }
 
@@ -125,11 +125,11 @@ async fn demo_on_a_real_vpp_asks_vpp_for_verdicts_and_leaves_nothing_behind() {
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(t.contains("VPP npol") && t.contains("our npol"), "{t}");
     assert!(
-        t.contains("VPP npol vs Calico: 12/12; our npol model vs VPP npol: 12/12"),
+        t.contains("VPP npol vs Calico: 13/13; our npol model vs VPP npol: 13/13"),
         "{t}"
     );
     assert!(t.contains("VPP answers unreadable: 0"), "{t}");
-    assert!(t.contains("12/12 verdicts agree"), "{t}");
+    assert!(t.contains("13/13 verdicts agree"), "{t}");
     assert!(t.contains("Cleaned up"), "{t}");
 
     let client = Client::connect(

@@ -286,6 +286,7 @@ fn short(d: &Decision) -> String {
             action,
         } => format!("profile {} rule {index} ({action:?})", profile.0),
         Decision::NoProfileMatched => "no profile matched".into(),
+        Decision::SpoofedSource => "forged source address (anti-spoofing)".into(),
         other => format!("{other:?}"),
     }
 }

@@ -180,14 +180,14 @@ pub fn flows(out: &mut impl Write, rows: &[FlowRow], dataplane: &str) -> io::Res
     writeln!(out, "\nFlow verdicts (new connections):")?;
     writeln!(
         out,
-        "  {:<50} {:<8} {:<15} {:<9}{:<5} decided by (Calico)",
+        "  {:<54} {:<8} {:<15} {:<9}{:<5} decided by (Calico)",
         "flow", "Calico", dataplane, model_head, "agree"
     )?;
     for r in rows {
         let model = r.model.map(v).unwrap_or("");
         writeln!(
             out,
-            "  {:<50} {:<8} {:<15} {:<9}{:<5} {}",
+            "  {:<54} {:<8} {:<15} {:<9}{:<5} {}",
             r.flow.describe(),
             v(r.expected),
             cell(&r.dataplane),

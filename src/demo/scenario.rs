@@ -404,11 +404,14 @@ pub struct Flow {
     /// IP protocol: 6 TCP, 17 UDP, 1 ICMP (echo request).
     pub proto: u8,
     pub port: u16,
+    /// The source address the sender forges, if it does (anti-spoofing's case).
+    pub spoofing: Option<Pod>,
 }
 
 impl Flow {
     pub fn packet(&self) -> npol::Packet {
-        let (src, dst) = (self.from.addr(), self.to.addr());
+        let src = self.spoofing.as_ref().unwrap_or(&self.from).addr();
+        let dst = self.to.addr();
         match self.proto {
             1 => npol::Packet::icmp(src, dst, 8, 0, 0x4242),
             p => npol::Packet::l4(p, src, 40000 + self.to.n as u16, dst, self.port),
@@ -422,7 +425,16 @@ impl Flow {
             17 => format!("{}/udp", self.port),
             p => format!("{}/proto {p}", self.port),
         };
-        format!("{} -> {} {}", self.from.label(), self.to.label(), what)
+        match &self.spoofing {
+            Some(p) => format!(
+                "{} as {} -> {} {}",
+                self.from.label(),
+                p.label(),
+                self.to.label(),
+                what
+            ),
+            None => format!("{} -> {} {}", self.from.label(), self.to.label(), what),
+        }
     }
 }
 
@@ -432,6 +444,7 @@ pub fn flows() -> Vec<Flow> {
         to,
         proto,
         port,
+        spoofing: None,
     };
     vec![
         f(FRONTEND, CART, 6, 8080),
@@ -446,5 +459,11 @@ pub fn flows() -> Vec<Flow> {
         f(API, FRONTEND, 6, 80),
         f(API, FRONTEND, 1, 0),
         f(DB, API, 6, 9443),
+        // frontend forging api's address, which db admits: Felix's RPF check (anti-spoofing)
+        // drops it at frontend's egress.
+        Flow {
+            spoofing: Some(API),
+            ..f(FRONTEND, DB, 6, 5432)
+        },
     ]
 }

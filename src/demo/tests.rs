@@ -30,7 +30,7 @@ async fn demo_on_the_simulator_reports_every_pod_up_and_all_verdicts_agree() {
         .count();
     assert!(allows > 2 && allows < outcome.flows.len(), "{text}");
     assert!(text.contains("npol"), "{text}");
-    assert!(text.contains("12/12 verdicts agree"), "{text}");
+    assert!(text.contains("13/13 verdicts agree"), "{text}");
 }
 
 #[test]
@@ -53,6 +53,18 @@ fn flows_cover_named_port_default_deny_and_the_delta() {
         "frontend-2 admitted by the IP set delta"
     );
     assert_eq!(verdict(8), Verdict::Deny, "quarantine is default-deny");
+    // db admits api's address, but frontend forging it is dropped at its own egress.
+    let spoofed = &scenario::flows()[12];
+    assert_eq!(spoofed.spoofing, Some(scenario::API));
+    let (v, by) = reference_verdict(&model, spoofed);
+    assert_eq!(v, Verdict::Deny, "anti-spoofing: {by}");
+    assert!(by.starts_with("egress"), "{by}");
+    let honest = Flow {
+        spoofing: None,
+        from: scenario::API,
+        ..*spoofed
+    };
+    assert_eq!(reference_verdict(&model, &honest).0, Verdict::Allow);
     // Before the delta frontend-2's address is in no set: cart refuses it.
     let before = model_of(&scenario::snapshot());
     assert_eq!(
