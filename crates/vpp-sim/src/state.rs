@@ -398,6 +398,29 @@ impl SimState {
         (0..).find(|n| !taken.contains(n)).unwrap_or(NONE)
     }
 
+    /// The instance (or id) to create with: `requested`, or the lowest free one for `None`;
+    /// a requested one already in use fails with `in_use` (each create message has its own
+    /// error code for that).
+    fn pick_instance(
+        &self,
+        requested: Option<u32>,
+        used: impl Fn(&InterfaceKind) -> Option<u32>,
+        in_use: i32,
+    ) -> Result<u32, i32> {
+        match requested {
+            None => Ok(self.lowest_free_instance(used)),
+            Some(n)
+                if self
+                    .interfaces
+                    .iter()
+                    .any(|(_, i)| used(&i.kind) == Some(n)) =>
+            {
+                Err(in_use)
+            }
+            Some(n) => Ok(n),
+        }
+    }
+
     // ---- interfaces ------------------------------------------------------------------------
 
     pub fn create_loopback(&mut self, mac: [u8; 6], instance: Option<u32>) -> Result<u32, i32> {
@@ -405,19 +428,7 @@ impl SimState {
             InterfaceKind::Loopback { instance } => Some(*instance),
             _ => None,
         };
-        let instance = match instance {
-            Some(n) => {
-                if self
-                    .interfaces
-                    .iter()
-                    .any(|(_, i)| used(&i.kind) == Some(n))
-                {
-                    return Err(rv::INVALID_REGISTRATION);
-                }
-                n
-            }
-            None => self.lowest_free_instance(used),
-        };
+        let instance = self.pick_instance(instance, used, rv::INVALID_REGISTRATION)?;
         Ok(self.add_interface(
             format!("loop{instance}"),
             InterfaceKind::Loopback { instance },
@@ -507,18 +518,7 @@ impl SimState {
             InterfaceKind::Tap { id, .. } => Some(*id),
             _ => None,
         };
-        let id = if id == NONE {
-            self.lowest_free_instance(used)
-        } else {
-            if self
-                .interfaces
-                .iter()
-                .any(|(_, i)| used(&i.kind) == Some(id))
-            {
-                return Err(rv::INVALID_INTERFACE);
-            }
-            id
-        };
+        let id = self.pick_instance((id != NONE).then_some(id), used, rv::INVALID_INTERFACE)?;
         let name = if tun {
             format!("tun{id}")
         } else {
@@ -577,18 +577,11 @@ impl SimState {
             InterfaceKind::Ipip { instance, .. } => Some(*instance),
             _ => None,
         };
-        let instance = if instance == NONE {
-            self.lowest_free_instance(used)
-        } else {
-            if self
-                .interfaces
-                .iter()
-                .any(|(_, i)| used(&i.kind) == Some(instance))
-            {
-                return Err(rv::INSTANCE_IN_USE);
-            }
-            instance
-        };
+        let instance = self.pick_instance(
+            (instance != NONE).then_some(instance),
+            used,
+            rv::INSTANCE_IN_USE,
+        )?;
         Ok(self.add_interface(
             format!("ipip{instance}"),
             InterfaceKind::Ipip {
@@ -650,18 +643,11 @@ impl SimState {
             InterfaceKind::Vxlan { instance, .. } => Some(*instance),
             _ => None,
         };
-        let instance = if instance == NONE {
-            self.lowest_free_instance(used)
-        } else {
-            if self
-                .interfaces
-                .iter()
-                .any(|(_, i)| used(&i.kind) == Some(instance))
-            {
-                return Err(rv::INSTANCE_IN_USE);
-            }
-            instance
-        };
+        let instance = self.pick_instance(
+            (instance != NONE).then_some(instance),
+            used,
+            rv::INSTANCE_IN_USE,
+        )?;
         Ok(self.add_interface(
             format!("vxlan_tunnel{instance}"),
             InterfaceKind::Vxlan {
