@@ -4,8 +4,6 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -16,10 +14,9 @@ use calico_vpp_driver::felix::proto;
 use calico_vpp_driver::felix::proto::from_dataplane::Payload as Out;
 use calico_vpp_driver::felix::proto::to_dataplane::Payload;
 use calico_vpp_driver::felix::script::{self, ClusterShape};
-use prost::Message;
 
 mod common;
-use common::driver::{driver_bin, pipe};
+use common::driver::{driver_bin, read_frame, spawn_with_felix_fds};
 
 /// A driver process with Felix's side of its pipes.
 struct Driver {
@@ -36,9 +33,6 @@ fn spawn_with_fds(args: &[&str], env: &[(&str, &str)]) -> Driver {
 }
 
 fn spawn_program(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Driver {
-    let (driver_r, felix_w) = pipe();
-    let (felix_r, driver_w) = pipe();
-    let (r, w) = (driver_r.as_raw_fd(), driver_w.as_raw_fd());
     let mut cmd = Command::new(program);
     cmd.args(args)
         .env_remove("CALICO_VPP_LOG_LEVEL")
@@ -49,40 +43,13 @@ fn spawn_program(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Driver 
     for (k, v) in env {
         cmd.env(k, v);
     }
-    // SAFETY: the closure runs in the forked child before exec and only calls
-    // async-signal-safe functions (fcntl, dup2). The fds are first moved above 10 so that
-    // placing one on 3 cannot clobber the other; dup2 leaves the copies without CLOEXEC.
-    unsafe {
-        cmd.pre_exec(move || {
-            let hi_r = libc::fcntl(r, libc::F_DUPFD_CLOEXEC, 10);
-            let hi_w = libc::fcntl(w, libc::F_DUPFD_CLOEXEC, 10);
-            if hi_r < 0 || hi_w < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if libc::dup2(hi_r, 3) < 0 || libc::dup2(hi_w, 4) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().expect("spawn driver");
-    drop(driver_r);
-    drop(driver_w);
-
+    let (mut child, felix_w, mut from_driver) = spawn_with_felix_fds(cmd);
     let (ftx, frames) = mpsc::channel();
-    let mut from_driver = File::from(felix_r);
-    std::thread::spawn(move || loop {
-        let mut header = [0u8; 8];
-        if from_driver.read_exact(&mut header).is_err() {
-            return;
-        }
-        let mut body = vec![0u8; u64::from_le_bytes(header) as usize];
-        if from_driver.read_exact(&mut body).is_err() {
-            return;
-        }
-        let msg = proto::FromDataplane::decode(body.as_slice()).expect("driver frames decode");
-        if ftx.send(msg).is_err() {
-            return;
+    std::thread::spawn(move || {
+        while let Some(msg) = read_frame(&mut from_driver) {
+            if ftx.send(msg).is_err() {
+                return;
+            }
         }
     });
     let (etx, stderr) = mpsc::channel();
@@ -101,7 +68,7 @@ fn spawn_program(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Driver 
     });
     Driver {
         child,
-        to_driver: Some(File::from(felix_w)),
+        to_driver: Some(felix_w),
         frames,
         stderr,
         log: String::new(),

@@ -62,6 +62,43 @@ pub fn pipe() -> (OwnedFd, OwnedFd) {
     unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
 }
 
+/// Starts `cmd` as Felix starts its driver: `ToDataplane` on fd 3, `FromDataplane` on fd 4.
+/// Returns the child and Felix's ends: the writer to fd 3 and the reader of fd 4.
+pub fn spawn_with_felix_fds(mut cmd: Command) -> (Child, File, File) {
+    let (driver_r, felix_w) = pipe();
+    let (felix_r, driver_w) = pipe();
+    let (r, w) = (driver_r.as_raw_fd(), driver_w.as_raw_fd());
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // async-signal-safe functions (fcntl, dup2). The fds are first moved above 10 so that
+    // placing one on 3 cannot clobber the other; dup2 leaves the copies without CLOEXEC.
+    unsafe {
+        cmd.pre_exec(move || {
+            let hi_r = libc::fcntl(r, libc::F_DUPFD_CLOEXEC, 10);
+            let hi_w = libc::fcntl(w, libc::F_DUPFD_CLOEXEC, 10);
+            if hi_r < 0 || hi_w < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::dup2(hi_r, 3) < 0 || libc::dup2(hi_w, 4) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().expect("spawn driver");
+    drop(driver_r);
+    drop(driver_w);
+    (child, File::from(felix_w), File::from(felix_r))
+}
+
+/// The next `FromDataplane` frame the driver wrote, or `None` at the end of the stream.
+pub fn read_frame(from_driver: &mut File) -> Option<proto::FromDataplane> {
+    let mut header = [0u8; 8];
+    from_driver.read_exact(&mut header).ok()?;
+    let mut body = vec![0u8; u64::from_le_bytes(header) as usize];
+    from_driver.read_exact(&mut body).ok()?;
+    Some(proto::FromDataplane::decode(body.as_slice()).expect("driver frames decode"))
+}
+
 /// Status of one workload endpoint as Felix last heard it on fd 4: `Some("up")`, ...;
 /// `None` after a `WorkloadEndpointStatusRemove`.
 pub type StatusBook = BTreeMap<String, Option<String>>;
@@ -93,9 +130,6 @@ impl Driver {
     /// Starts the driver with `env` on top of the test's environment (`CALICO_VPP_LOG_LEVEL`
     /// removed, logs go to a buffer).
     pub fn spawn(env: &[(&str, &str)]) -> Driver {
-        let (driver_r, felix_w) = pipe();
-        let (felix_r, driver_w) = pipe();
-        let (r, w) = (driver_r.as_raw_fd(), driver_w.as_raw_fd());
         let mut cmd = Command::new(driver_bin());
         cmd.env_remove("CALICO_VPP_LOG_LEVEL")
             .stdin(Stdio::null())
@@ -104,41 +138,16 @@ impl Driver {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        // SAFETY: the closure runs in the forked child before exec and only calls
-        // async-signal-safe functions (fcntl, dup2). The fds are first moved above 10 so that
-        // placing one on 3 cannot clobber the other; dup2 leaves the copies without CLOEXEC.
-        unsafe {
-            cmd.pre_exec(move || {
-                let hi_r = libc::fcntl(r, libc::F_DUPFD_CLOEXEC, 10);
-                let hi_w = libc::fcntl(w, libc::F_DUPFD_CLOEXEC, 10);
-                if hi_r < 0 || hi_w < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                if libc::dup2(hi_r, 3) < 0 || libc::dup2(hi_w, 4) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().expect("spawn driver");
-        drop(driver_r);
-        drop(driver_w);
+        let (mut child, felix_w, mut from_driver) = spawn_with_felix_fds(cmd);
 
         let status = Arc::new(Mutex::new(StatusBook::new()));
         let status_log = Arc::new(Mutex::new(Vec::new()));
         let (ftx, frames) = mpsc::channel();
-        let mut from_driver = File::from(felix_r);
         let (book, book_log) = (status.clone(), status_log.clone());
         std::thread::spawn(move || loop {
-            let mut header = [0u8; 8];
-            if from_driver.read_exact(&mut header).is_err() {
+            let Some(msg) = read_frame(&mut from_driver) else {
                 return;
-            }
-            let mut body = vec![0u8; u64::from_le_bytes(header) as usize];
-            if from_driver.read_exact(&mut body).is_err() {
-                return;
-            }
-            let msg = proto::FromDataplane::decode(body.as_slice()).expect("driver frames decode");
+            };
             let entry = match &msg.payload {
                 Some(Out::WorkloadEndpointStatusUpdate(u)) => Some((
                     u.id.as_ref()
@@ -190,7 +199,7 @@ impl Driver {
         });
         Driver {
             child,
-            to_driver: Some(File::from(felix_w)),
+            to_driver: Some(felix_w),
             frames,
             status,
             status_log,
