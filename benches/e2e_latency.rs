@@ -302,7 +302,7 @@ fn real_vpp(
     deltas: usize,
 ) {
     use calico_vpp_driver::dataplane::vpp::{VppConfig, VppDataplane};
-    use calico_vpp_driver::dataplane::{Dataplane, Op, SwIfIndex};
+    use calico_vpp_driver::dataplane::{Dataplane, SwIfIndex};
     use vpp_bindings::client::{Client, ClientConfig};
     use vpp_bindings::gen::interface as itf;
     use vpp_bindings::gen::interface_types::IfStatusFlags;
@@ -478,52 +478,8 @@ fn real_vpp(
             request_timeout: Duration::from_secs(60),
         });
         dp.connect().await.expect("connect");
-        let mut ops = Vec::new();
-        for &idx in loops.iter().chain(&tuns) {
-            let sw = SwIfIndex(idx);
-            ops.push(Op::ConfigurePolicies {
-                sw_if_index: sw,
-                config: npol::InterfaceConfig {
-                    rx_policies: vec![],
-                    tx_policies: vec![],
-                    profiles: vec![],
-                    invert_rx_tx: false,
-                    policy_default_rx: npol::PolicyDefault::Allow,
-                    policy_default_tx: npol::PolicyDefault::Allow,
-                    profile_default_rx: npol::PolicyDefault::Allow,
-                    profile_default_tx: npol::PolicyDefault::Allow,
-                },
-            });
-            ops.push(Op::AclInterfaceSet {
-                sw_if_index: sw,
-                input: vec![],
-                output: vec![],
-            });
-            ops.push(Op::CnatFeature {
-                sw_if_index: sw,
-                enable: false,
-            });
-        }
-        if let Some(p) = common::rig::persisted(&state) {
-            let r = &p.realized;
-            ops.extend(r.policies.values().map(|v| Op::PolicyDelete { id: v.id }));
-            ops.extend(
-                r.orphans
-                    .policies
-                    .iter()
-                    .map(|id| Op::PolicyDelete { id: *id }),
-            );
-            ops.extend(r.rules.values().map(|v| Op::RuleDelete { id: v.id }));
-            ops.extend(r.orphans.rules.iter().map(|id| Op::RuleDelete { id: *id }));
-            ops.extend(r.ipsets.values().map(|v| Op::IpSetDelete { set: v.id }));
-            ops.extend(
-                r.orphans
-                    .ipsets
-                    .iter()
-                    .map(|id| Op::IpSetDelete { set: *id }),
-            );
-            ops.extend(r.acls.values().map(|v| Op::AclDelete { index: v.id }));
-        }
+        let ops =
+            common::rig::release_ops(loops.iter().chain(&tuns).map(|&idx| SwIfIndex(idx)), &state);
         let failed = dp
             .execute(ops)
             .await

@@ -23,7 +23,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use calico_vpp_driver::dataplane::vpp::{VppConfig, VppDataplane};
-use calico_vpp_driver::dataplane::{Dataplane, Op};
+use calico_vpp_driver::dataplane::Dataplane;
 use calico_vpp_driver::felix::proto;
 use calico_vpp_driver::felix::proto::to_dataplane::Payload;
 use calico_vpp_driver::felix::script::{self, envelope};
@@ -330,57 +330,12 @@ fn clean_up(mut d: Driver, sock: &std::path::Path, state: &std::path::Path, inte
         });
         dp.connect().await.unwrap();
         let ifs = dp.interfaces().await.unwrap();
-        let mut ops = Vec::new();
-        for name in interfaces {
-            let Some(i) = ifs.iter().find(|i| i.name == *name) else {
-                continue;
-            };
-            let open = npol::InterfaceConfig {
-                rx_policies: vec![],
-                tx_policies: vec![],
-                profiles: vec![],
-                invert_rx_tx: false,
-                policy_default_rx: npol::PolicyDefault::Allow,
-                policy_default_tx: npol::PolicyDefault::Allow,
-                profile_default_rx: npol::PolicyDefault::Allow,
-                profile_default_tx: npol::PolicyDefault::Allow,
-            };
-            ops.push(Op::ConfigurePolicies {
-                sw_if_index: i.sw_if_index,
-                config: open,
-            });
-            ops.push(Op::AclInterfaceSet {
-                sw_if_index: i.sw_if_index,
-                input: vec![],
-                output: vec![],
-            });
-            ops.push(Op::CnatFeature {
-                sw_if_index: i.sw_if_index,
-                enable: false,
-            });
-        }
+        let found = interfaces
+            .iter()
+            .filter_map(|name| ifs.iter().find(|i| i.name == *name).map(|i| i.sw_if_index));
         // Objects the driver still owns (it keeps node-wide ones, such as the guard ACLs and
-        // the local-host set, while Felix is connected), users before what they use.
-        if let Some(p) = common::rig::persisted(state) {
-            let r = &p.realized;
-            ops.extend(r.policies.values().map(|v| Op::PolicyDelete { id: v.id }));
-            ops.extend(
-                r.orphans
-                    .policies
-                    .iter()
-                    .map(|id| Op::PolicyDelete { id: *id }),
-            );
-            ops.extend(r.rules.values().map(|v| Op::RuleDelete { id: v.id }));
-            ops.extend(r.orphans.rules.iter().map(|id| Op::RuleDelete { id: *id }));
-            ops.extend(r.ipsets.values().map(|v| Op::IpSetDelete { set: v.id }));
-            ops.extend(
-                r.orphans
-                    .ipsets
-                    .iter()
-                    .map(|id| Op::IpSetDelete { set: *id }),
-            );
-            ops.extend(r.acls.values().map(|v| Op::AclDelete { index: v.id }));
-        }
+        // the local-host set, while Felix is connected) go too.
+        let ops = common::rig::release_ops(found, state);
         for r in dp.execute(ops).await.unwrap() {
             if let Err(e) = r {
                 eprintln!("clean-up: {e}");

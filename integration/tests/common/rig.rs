@@ -445,3 +445,65 @@ pub fn ids_of(p: &PersistedState) -> BTreeSet<String> {
     );
     out
 }
+
+/// Operations that hand a real VPP back as it was before a driver ran against it: each of
+/// `interfaces` opened (npol allow-all, no ACLs, cnat off), then every object the driver's
+/// state file in `state_dir` lists deleted, users before what they use.
+pub fn release_ops(
+    interfaces: impl IntoIterator<Item = calico_vpp_driver::dataplane::SwIfIndex>,
+    state_dir: &Path,
+) -> Vec<calico_vpp_driver::dataplane::Op> {
+    use calico_vpp_driver::dataplane::Op;
+    let mut ops = Vec::new();
+    for sw_if_index in interfaces {
+        ops.push(Op::ConfigurePolicies {
+            sw_if_index,
+            config: npol::InterfaceConfig {
+                rx_policies: vec![],
+                tx_policies: vec![],
+                profiles: vec![],
+                invert_rx_tx: false,
+                policy_default_rx: npol::PolicyDefault::Allow,
+                policy_default_tx: npol::PolicyDefault::Allow,
+                profile_default_rx: npol::PolicyDefault::Allow,
+                profile_default_tx: npol::PolicyDefault::Allow,
+            },
+        });
+        ops.push(Op::AclInterfaceSet {
+            sw_if_index,
+            input: vec![],
+            output: vec![],
+        });
+        ops.push(Op::CnatFeature {
+            sw_if_index,
+            enable: false,
+        });
+    }
+    if let Some(p) = persisted(state_dir) {
+        let r = &p.realized;
+        let orphans = &r.orphans;
+        ops.extend(
+            r.policies
+                .values()
+                .map(|v| v.id)
+                .chain(orphans.policies.iter().copied())
+                .map(|id| Op::PolicyDelete { id }),
+        );
+        ops.extend(
+            r.rules
+                .values()
+                .map(|v| v.id)
+                .chain(orphans.rules.iter().copied())
+                .map(|id| Op::RuleDelete { id }),
+        );
+        ops.extend(
+            r.ipsets
+                .values()
+                .map(|v| v.id)
+                .chain(orphans.ipsets.iter().copied())
+                .map(|set| Op::IpSetDelete { set }),
+        );
+        ops.extend(r.acls.values().map(|v| Op::AclDelete { index: v.id }));
+    }
+    ops
+}
