@@ -82,12 +82,19 @@ impl EndpointDirectory {
         out
     }
 
-    /// Host endpoints of the model that Felix has not heard about yet: `error`, since this
+    /// Host endpoints among `ids` that Felix has not heard about yet: `error`, since this
     /// dataplane does not enforce host endpoint policy (the compiler logs it for each one).
     /// Felix hears their removal like any other's.
-    pub fn unenforced_hosts(&mut self, model: &Model) -> Vec<StatusEvent> {
+    pub fn unenforced_hosts<'a>(
+        &mut self,
+        model: &Model,
+        ids: impl IntoIterator<Item = &'a HostEndpointId>,
+    ) -> Vec<StatusEvent> {
         let mut out = Vec::new();
-        for (id, hep) in &model.host_endpoints {
+        for id in ids {
+            let Some(hep) = model.host_endpoints.get(id) else {
+                continue;
+            };
             let key = endpoint_name(&EndpointRef::Host(id.clone()));
             let Some(k) = self.live.get_mut(&key) else {
                 continue;

@@ -195,15 +195,17 @@ impl DataplaneHook for VppHook {
         // been given, and the directory must know them by then.
         let events = {
             let mut dir = self.directory();
-            let mut events = if batch.resync || self.compiler.is_none() {
-                dir.resync(batch.model)
-            } else {
-                let mut ev = dir.workloads_changed(batch.model, &batch.changes.workload_endpoints);
-                ev.extend(dir.hosts_changed(batch.model, &batch.changes.host_endpoints));
+            if batch.resync || self.compiler.is_none() {
+                let mut ev = dir.resync(batch.model);
+                ev.extend(dir.unenforced_hosts(batch.model, batch.model.host_endpoints.keys()));
                 ev
-            };
-            events.extend(dir.unenforced_hosts(batch.model));
-            events
+            } else {
+                let hosts = &batch.changes.host_endpoints;
+                let mut ev = dir.workloads_changed(batch.model, &batch.changes.workload_endpoints);
+                ev.extend(dir.hosts_changed(batch.model, hosts));
+                ev.extend(dir.unenforced_hosts(batch.model, hosts));
+                ev
+            }
         };
         for ev in events {
             self.status.send(ev);
