@@ -527,14 +527,8 @@ impl<D: Dataplane> Reconciler<D> {
     }
 
     /// What a hinted pass must look at besides `changed`.
-    fn work_for(&self, changed: &Changed) -> pass::Work {
-        let mut w = pass::Work {
-            ipsets: changed.ipsets.clone(),
-            rules: changed.rules.clone(),
-            policies: changed.policies.clone(),
-            interfaces: changed.interfaces.clone(),
-            acls: changed.acls.clone(),
-        };
+    fn work_for(&self, changed: &Changed) -> Changed {
+        let mut w = changed.clone();
         for obj in self.failures.keys().chain(self.waiting.keys()) {
             match obj {
                 ObjectRef::IpSet(k) => {
@@ -575,7 +569,7 @@ impl<D: Dataplane> Reconciler<D> {
     async fn run_pass(
         &mut self,
         desired: &DesiredState,
-        mut work: Option<pass::Work>,
+        mut work: Option<Changed>,
     ) -> Result<PassReport, DataplaneError> {
         if !self.connected {
             return Err(DataplaneError::NotConnected);
@@ -664,9 +658,5 @@ impl Changed {
         self.interfaces.extend(interfaces_removed.iter().cloned());
         self.acls.extend(acls_upserted.keys().cloned());
         self.acls.extend(acls_removed.iter().cloned());
-    }
-
-    pub fn is_empty(&self) -> bool {
-        *self == Changed::default()
     }
 }

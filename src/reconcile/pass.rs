@@ -16,26 +16,13 @@ use tracing::{info, warn};
 
 use super::realized::{RealAcl, RealGuard, RealInterface, RealIpSet, RealPolicy, RealRule, Table};
 use super::status::{EndpointOperStatus, Failure, ObjectRef};
-use super::{InterfaceOutcome, PassReport, Reconciler};
+use super::{Changed, InterfaceOutcome, PassReport, Reconciler};
 use crate::dataplane::{
     AclIndex, Dataplane, DataplaneError, IpSetId, Op, OpReply, OpResult, PolicyId, RuleId,
     SwIfIndex, RETVAL_NO_SUCH_ENTRY,
 };
 
 pub(super) const NOT_FOUND: &str = "interface not found in VPP";
-
-/// The desired objects a hinted pass looks at: what changed since the last pass, what is
-/// failed, waiting or pending, and (added as the pass goes) whatever refers to an object
-/// whose VPP id changed or which is now held back. Every other desired object is known to
-/// be in VPP as desired, so it is not compared at all.
-#[derive(Debug, Clone, Default)]
-pub(super) struct Work {
-    pub ipsets: BTreeSet<IpSetKey>,
-    pub rules: BTreeSet<RuleKey>,
-    pub policies: BTreeSet<PolicyKey>,
-    pub interfaces: BTreeSet<InterfaceKey>,
-    pub acls: BTreeSet<AclKey>,
-}
 
 /// All of `all`, or the entries of `keys` that `all` has.
 fn scoped<'a, K: Ord, V>(
@@ -194,11 +181,14 @@ impl<D: Dataplane> Reconciler<D> {
     }
 
     /// Creates and updates in dependency order, then deletes. With `work`, only those
-    /// objects (and their dependants, added as ids change) are looked at.
+    /// objects are looked at: what changed since the last pass, what is failed, waiting or
+    /// pending, and (added as the pass goes) whatever refers to an object whose VPP id
+    /// changed or which is now held back. Every other desired object is known to be in VPP
+    /// as desired, so it is not compared at all.
     pub(super) async fn pass(
         &mut self,
         desired: &DesiredState,
-        work: &mut Option<Work>,
+        work: &mut Option<Changed>,
         report: &mut PassReport,
     ) -> Result<(), DataplaneError> {
         let now = Instant::now();
