@@ -45,6 +45,18 @@ fn real_vpp_lock() -> MutexGuard<'static, ()> {
     REAL_VPP.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The real VPP's socket and the lock that keeps the tests off each other, or `None` after
+/// saying why `test` is skipped.
+fn real_vpp_or_skip(test: &str) -> Option<(PathBuf, MutexGuard<'static, ()>)> {
+    match real_vpp() {
+        Ok(sock) => Some((sock, real_vpp_lock())),
+        Err(why) => {
+            eprintln!("SKIPPED: {test}: {why}");
+            None
+        }
+    }
+}
+
 /// The real VPP's socket, or why the test cannot run.
 fn real_vpp() -> Result<PathBuf, String> {
     let sock = std::env::var_os(ENV).ok_or(format!("{ENV} is not set"))?;
@@ -346,14 +358,9 @@ fn clean_up(mut d: Driver, sock: &std::path::Path, state: &std::path::Path, inte
 
 #[test]
 fn real_vpp_allows_what_policy_allows_and_denies_the_rest() {
-    let sock = match real_vpp() {
-        Ok(s) => s,
-        Err(why) => {
-            eprintln!("SKIPPED: real VPP test: {why}");
-            return;
-        }
+    let Some((sock, _vpp)) = real_vpp_or_skip("real VPP test") else {
+        return;
     };
-    let _vpp = real_vpp_lock();
     let _server = Server::start();
     // Before the driver: VPP forwards everything (the rig works).
     if !eventually_connects(ALLOWED_PORT, true) || !connects(DENIED_PORT) {
@@ -988,14 +995,9 @@ fn quote_then_connect(sport: u16, dport: u16) -> Option<bool> {
 /// by that very flow, must still be denied.
 #[test]
 fn real_vpp_a_dropped_icmp_quote_of_a_denied_flow_does_not_open_it() {
-    let sock = match real_vpp() {
-        Ok(s) => s,
-        Err(why) => {
-            eprintln!("SKIPPED: real VPP ICMP quote test: {why}");
-            return;
-        }
+    let Some((sock, _vpp)) = real_vpp_or_skip("real VPP ICMP quote test") else {
+        return;
     };
-    let _vpp = real_vpp_lock();
     let _server = Server::start();
     if !eventually_connects(ALLOWED_PORT, true) || !connects(DENIED_PORT) {
         eprintln!(
@@ -1229,14 +1231,9 @@ fn spoof_snapshot() -> Vec<proto::ToDataplane> {
 /// prefix through.
 #[test]
 fn real_vpp_drops_spoofed_sources_from_a_pod_and_honours_allowed_prefixes() {
-    let sock = match real_vpp() {
-        Ok(s) => s,
-        Err(why) => {
-            eprintln!("SKIPPED: real VPP anti-spoofing test: {why}");
-            return;
-        }
+    let Some((sock, _vpp)) = real_vpp_or_skip("real VPP anti-spoofing test") else {
+        return;
     };
-    let _vpp = real_vpp_lock();
     let mut probe = match SpoofProbe::start() {
         Ok(p) => p,
         Err(why) => {
