@@ -1,46 +1,16 @@
 //! The operator subcommands of the real binary: `check-vpp` against the simulator (exit 0
 //! when compatible, 1 without a VPP) and `demo` (exit 0 when every verdict agrees).
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+mod common;
 
-fn driver_bin() -> &'static PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Ok(p) = std::env::var("CALICO_VPP_DRIVER_BIN") {
-            return PathBuf::from(p);
-        }
-        // target/<profile>/deps/<this test> → target/<profile>
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-        let target_dir = profile_dir.parent().unwrap();
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args([
-            "build",
-            "-q",
-            "-p",
-            "calico-vpp-driver",
-            "--bin",
-            "calico-vpp-driver",
-        ])
-        .env("CARGO_TARGET_DIR", target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if profile_dir.file_name().unwrap() == "release" {
-            cmd.arg("--release");
-        }
-        assert!(
-            cmd.status().unwrap().success(),
-            "building the driver failed"
-        );
-        profile_dir.join("calico-vpp-driver")
-    })
-}
+use std::process::{Command, Output};
+
+use common::driver::driver_bin;
 
 /// Runs the binary off the async runtime (the simulator serves on it meanwhile).
 async fn run(args: &[&str]) -> Output {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let bin = driver_bin().clone();
+    let bin = driver_bin();
     tokio::task::spawn_blocking(move || {
         Command::new(bin)
             .args(&args)
@@ -98,29 +68,22 @@ async fn demo_on_the_simulator_exits_0_with_every_verdict_agreeing() {
     assert!(!t.contains('✘'), "{t}");
 }
 
-/// Against a real VPP (CALICO_VPP_TEST_VPP_SOCKET; skipped without it) the demo's VPP column
-/// is VPP's own `npol match`, every verdict agrees (Calico, VPP, our npol model), and no
-/// interface tagged as the demo's is left behind.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn demo_on_a_real_vpp_asks_vpp_for_verdicts_and_leaves_nothing_behind() {
-    use vpp_bindings::client::{Client, ClientConfig};
+/// Against a real VPP (a VPP of the test's own, from `CALICO_VPP_TEST_VPP_PREFIX`) the demo's
+/// VPP column is VPP's own `npol match`, every verdict agrees (Calico, VPP, our npol model),
+/// and no interface tagged as the demo's is left behind.
+#[test]
+#[ignore = "needs a real VPP: set CALICO_VPP_TEST_VPP_PREFIX (see README)"]
+fn demo_on_a_real_vpp_asks_vpp_for_verdicts_and_leaves_nothing_behind() {
+    use common::realvpp::{block_on, serialise, VppInstance};
     use vpp_bindings::gen::interface::SwInterfaceDump;
-    let Some(sock) = std::env::var_os("CALICO_VPP_TEST_VPP_SOCKET") else {
-        eprintln!("SKIPPED: real VPP demo test: CALICO_VPP_TEST_VPP_SOCKET is not set");
-        return;
-    };
-    let bin = driver_bin().clone();
-    let env_sock = sock.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(bin)
-            .arg("demo")
-            .env("CALICO_VPP_API_SOCKET", env_sock)
-            .env_remove("CALICO_VPP_LOG_LEVEL")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let _one = serialise();
+    let vpp = VppInstance::start();
+    let out = Command::new(driver_bin())
+        .arg("demo")
+        .env("CALICO_VPP_API_SOCKET", vpp.socket())
+        .env_remove("CALICO_VPP_LOG_LEVEL")
+        .output()
+        .unwrap();
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(t.contains("VPP npol") && t.contains("our npol"), "{t}");
@@ -132,23 +95,18 @@ async fn demo_on_a_real_vpp_asks_vpp_for_verdicts_and_leaves_nothing_behind() {
     assert!(t.contains("13/13 verdicts agree"), "{t}");
     assert!(t.contains("Cleaned up"), "{t}");
 
-    let client = Client::connect(
-        std::path::Path::new(&sock),
-        ClientConfig {
-            name: "cli-commands-demo-check".into(),
-            ..ClientConfig::default()
-        },
-    )
-    .await
-    .unwrap();
-    let left: Vec<String> = client
-        .dump(&SwInterfaceDump::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|d| d.tag)
-        .filter(|tag| tag.starts_with("calidemo"))
-        .collect();
-    let _ = client.close().await;
+    let left: Vec<String> = block_on(async {
+        let client = vpp.client().await.unwrap();
+        let tags = client
+            .dump(&SwInterfaceDump::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.tag)
+            .filter(|tag| tag.starts_with("calidemo"))
+            .collect();
+        let _ = client.close().await;
+        tags
+    });
     assert!(left.is_empty(), "demo interfaces left in VPP: {left:?}");
 }

@@ -4,16 +4,17 @@
 //! `host-rv2-host`). A TCP connection the policy allows succeeds, one it denies fails, and
 //! IP set deltas, policy changes and a driver restart keep it so.
 //!
-//! Needs `CALICO_VPP_TEST_VPP_SOCKET` (VPP's API socket) and the namespaces `rv1` (10.10.1.2)
-//! and `rv2` (10.10.2.2) routed through VPP; skips, saying why, otherwise. It leaves VPP as it
-//! found it: everything the driver created is removed through Felix, then the interfaces'
-//! npol configuration, cnat feature and ACLs are reset directly.
+//! Each test starts a VPP of its own from `CALICO_VPP_TEST_VPP_PREFIX` with the namespaces
+//! `rv1` (10.10.1.2) and `rv2` (10.10.2.2) attached (see `common::realvpp`); the tests are
+//! `#[ignore]`d without it, and fail, saying why, when run with `--ignored` and no VPP. The
+//! first test still checks that removing everything through Felix leaves VPP forwarding
+//! plainly again.
 //!
 //! A second test builds its own rig (namespaces `p2ps`/`p2pc`, a TUN pod attached to VPP as a
 //! point-to-point interface) and checks that the very first flow to a pod without a static
 //! neighbour meets its policy. Another sends UDP from `rv1` with forged sources (raw socket)
-//! to show Felix's anti-spoofing and `allow_spoofed_source_prefixes` on real packets. All
-//! tests hold one lock: they share the VPP.
+//! to show Felix's anti-spoofing and `allow_spoofed_source_prefixes` on real packets. The
+//! tests run one at a time (`common::realvpp::serialise`).
 
 mod common;
 
@@ -28,9 +29,9 @@ use calico_vpp_driver::felix::proto;
 use calico_vpp_driver::felix::proto::to_dataplane::Payload;
 use calico_vpp_driver::felix::script::{self, envelope};
 use common::driver::{wait_until, Driver};
+use common::realvpp::{serialise, Pod, VppInstance};
 use common::rig::ids_of;
 
-const ENV: &str = "CALICO_VPP_TEST_VPP_SOCKET";
 const CONVERGE: Duration = Duration::from_secs(20);
 const ALLOWED_PORT: u16 = 18080;
 const DENIED_PORT: u16 = 19090;
@@ -38,42 +39,32 @@ const SERVER: &str = "10.10.2.2";
 const CLIENT: &str = "10.10.1.2";
 const PYTHON: &str = "/usr/bin/python3";
 
-/// Serialises the tests that program the one real VPP.
-static REAL_VPP: Mutex<()> = Mutex::new(());
-
-fn real_vpp_lock() -> MutexGuard<'static, ()> {
-    REAL_VPP.lock().unwrap_or_else(|p| p.into_inner())
+/// A VPP of the test's own with pods `rv1` (10.10.1.2) and `rv2` (10.10.2.2) attached, held
+/// while no other real-VPP test of this binary runs. Pods go before VPP.
+struct RealVpp {
+    _pods: [Pod; 2],
+    vpp: VppInstance,
+    _one: MutexGuard<'static, ()>,
 }
 
-/// The real VPP's socket and the lock that keeps the tests off each other, or `None` after
-/// saying why `test` is skipped.
-fn real_vpp_or_skip(test: &str) -> Option<(PathBuf, MutexGuard<'static, ()>)> {
-    match real_vpp() {
-        Ok(sock) => Some((sock, real_vpp_lock())),
-        Err(why) => {
-            eprintln!("SKIPPED: {test}: {why}");
-            None
-        }
+impl RealVpp {
+    fn socket(&self) -> PathBuf {
+        self.vpp.socket()
     }
 }
 
-/// The real VPP's socket, or why the test cannot run.
-fn real_vpp() -> Result<PathBuf, String> {
-    let sock = std::env::var_os(ENV).ok_or(format!("{ENV} is not set"))?;
-    let sock = PathBuf::from(sock);
-    if !sock.exists() {
-        return Err(format!("{ENV}={} does not exist", sock.display()));
+fn real_vpp() -> RealVpp {
+    let one = serialise();
+    let vpp = VppInstance::start();
+    let pods = [
+        Pod::attach_as(&vpp, "rv1", [10, 10, 1], "fd10:1"),
+        Pod::attach_as(&vpp, "rv2", [10, 10, 2], "fd10:2"),
+    ];
+    RealVpp {
+        _pods: pods,
+        vpp,
+        _one: one,
     }
-    for ns in ["rv1", "rv2"] {
-        let ok = Command::new("ip")
-            .args(["netns", "exec", ns, "true"])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            return Err(format!("network namespace {ns} is not usable"));
-        }
-    }
-    Ok(sock)
 }
 
 fn mac_of(ns: &str, dev: &str) -> String {
@@ -357,16 +348,16 @@ fn clean_up(mut d: Driver, sock: &std::path::Path, state: &std::path::Path, inte
 }
 
 #[test]
+#[ignore = "needs a real VPP: set CALICO_VPP_TEST_VPP_PREFIX (see README)"]
 fn real_vpp_allows_what_policy_allows_and_denies_the_rest() {
-    let Some((sock, _vpp)) = real_vpp_or_skip("real VPP test") else {
-        return;
-    };
+    let rv = real_vpp();
+    let sock = rv.socket();
     let _server = Server::start();
     // Before the driver: VPP forwards everything (the rig works).
-    if !eventually_connects(ALLOWED_PORT, true) || !connects(DENIED_PORT) {
-        eprintln!("SKIPPED: real VPP test: rv1 cannot reach {SERVER} through VPP without policy");
-        return;
-    }
+    assert!(
+        eventually_connects(ALLOWED_PORT, true) && connects(DENIED_PORT),
+        "rv1 cannot reach {SERVER} through VPP without policy"
+    );
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let mut d = driver(&sock, &state);
@@ -858,19 +849,11 @@ fn p2p_connects(port: u16) -> bool {
 }
 
 #[test]
+#[ignore = "needs a real VPP: set CALICO_VPP_TEST_VPP_PREFIX (see README)"]
 fn real_vpp_polices_the_first_flow_to_a_tun_pod_without_a_neighbour() {
-    let Some(sock) = std::env::var_os(ENV).map(PathBuf::from) else {
-        eprintln!("SKIPPED: real VPP TUN pod test: {ENV} is not set");
-        return;
-    };
-    let _vpp = real_vpp_lock();
-    let rig = match P2pRig::up(&sock) {
-        Ok(r) => r,
-        Err(why) => {
-            eprintln!("SKIPPED: real VPP TUN pod test: cannot build the rig: {why}");
-            return;
-        }
-    };
+    let rv = real_vpp();
+    let sock = rv.socket();
+    let rig = P2pRig::up(&sock).unwrap_or_else(|why| panic!("cannot build the TUN rig: {why}"));
     let _server = Server::start_in(P2P_SERVER_NS, P2P_SERVER);
     let rig_works =
         wait_until(CONVERGE, || p2p_connects(ALLOWED_PORT)) && p2p_connects(DENIED_PORT);
@@ -994,18 +977,15 @@ fn quote_then_connect(sport: u16, dport: u16) -> Option<bool> {
 /// real flow finds it established and skips the policy. So a quote of a denied flow, followed
 /// by that very flow, must still be denied.
 #[test]
+#[ignore = "needs a real VPP: set CALICO_VPP_TEST_VPP_PREFIX (see README)"]
 fn real_vpp_a_dropped_icmp_quote_of_a_denied_flow_does_not_open_it() {
-    let Some((sock, _vpp)) = real_vpp_or_skip("real VPP ICMP quote test") else {
-        return;
-    };
+    let rv = real_vpp();
+    let sock = rv.socket();
     let _server = Server::start();
-    if !eventually_connects(ALLOWED_PORT, true) || !connects(DENIED_PORT) {
-        eprintln!(
-            "SKIPPED: real VPP ICMP quote test: rv1 cannot reach {SERVER} through VPP without \
-             policy"
-        );
-        return;
-    }
+    assert!(
+        eventually_connects(ALLOWED_PORT, true) && connects(DENIED_PORT),
+        "rv1 cannot reach {SERVER} through VPP without policy"
+    );
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let mut d = driver(&sock, &state);
@@ -1230,28 +1210,21 @@ fn spoof_snapshot() -> Vec<proto::ToDataplane> {
 /// even though the destination's policy would admit them; allowing a prefix lets exactly that
 /// prefix through.
 #[test]
+#[ignore = "needs a real VPP: set CALICO_VPP_TEST_VPP_PREFIX (see README)"]
 fn real_vpp_drops_spoofed_sources_from_a_pod_and_honours_allowed_prefixes() {
-    let Some((sock, _vpp)) = real_vpp_or_skip("real VPP anti-spoofing test") else {
-        return;
-    };
-    let mut probe = match SpoofProbe::start() {
-        Ok(p) => p,
-        Err(why) => {
-            eprintln!("SKIPPED: real VPP anti-spoofing test: {why}");
-            return;
-        }
-    };
+    let rv = real_vpp();
+    let sock = rv.socket();
+    let mut probe =
+        SpoofProbe::start().unwrap_or_else(|why| panic!("cannot start the UDP probe: {why}"));
     // Before the driver VPP forwards every source (no uRPF), so a drop later is the policy's.
     let plain = [CLIENT, SPOOF_INSIDE, SPOOF_OUTSIDE]
         .iter()
         .all(|src| probe.eventually(src, true));
-    if !plain {
-        eprintln!(
-            "SKIPPED: real VPP anti-spoofing test: UDP from rv1 (own or spoofed source) does \
-             not reach {SERVER}:{SPOOF_PORT} through VPP without policy"
-        );
-        return;
-    }
+    assert!(
+        plain,
+        "UDP from rv1 (own or spoofed source) does not reach {SERVER}:{SPOOF_PORT} through VPP \
+         without policy"
+    );
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let mut d = driver(&sock, &state);

@@ -1,0 +1,539 @@
+//! Real VPP instances for the real-VPP tests: each test starts its own VPP from the install
+//! prefix named by `CALICO_VPP_TEST_VPP_PREFIX` (an unpacked upstream VPP: `bin/vpp`,
+//! `bin/vppctl`, `lib/x86_64-linux-gnu/vpp_plugins`), with its own runtime directory, API
+//! socket and api-segment prefix, and can stop and restart it. Pods are network namespaces
+//! joined to VPP by a veth pair whose host end VPP attaches with af_packet.
+//!
+//! The tests that use this are `#[ignore = "needs a real VPP ..."]`: a plain `cargo test`
+//! lists them as ignored, and `.ci/run` runs them with `--ignored` after unpacking VPP. Run
+//! that way without the variable, they fail with the reason; they never pass by skipping.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use vpp_bindings::client::{Client, ClientConfig};
+
+/// The variable that names the VPP install prefix.
+pub const PREFIX_ENV: &str = "CALICO_VPP_TEST_VPP_PREFIX";
+
+pub const PYTHON: &str = "python3";
+
+/// The plugins the tests need (everything else stays off, as in `shared/vpp`'s example).
+const PLUGINS: &[&str] = &[
+    "acl_plugin.so",
+    "af_packet_plugin.so",
+    "cnat_plugin.so",
+    "ipip_plugin.so",
+    "npol_plugin.so",
+    "ping_plugin.so",
+    "vxlan_plugin.so",
+];
+
+/// One real-VPP test at a time in a test binary: they measure packets and timing on a
+/// 2-core machine, and several VPPs at once would make that flaky.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+pub fn serialise() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The VPP install prefix, or a panic that says how to provide one.
+pub fn vpp_prefix() -> PathBuf {
+    let Some(prefix) = std::env::var_os(PREFIX_ENV) else {
+        panic!(
+            "this test needs a real VPP: set {PREFIX_ENV} to an unpacked VPP install \
+             (e.g. `tar xJf ../shared/vpp/vpp-*.tar.xz -C /opt` and {PREFIX_ENV}=/opt/vpp)"
+        );
+    };
+    let prefix = PathBuf::from(prefix);
+    assert!(
+        prefix.join("bin/vpp").is_file(),
+        "{PREFIX_ENV}={} has no bin/vpp",
+        prefix.display()
+    );
+    prefix
+}
+
+/// A short name unique on this host for this process (interface names have 15 bytes).
+pub fn unique(tag: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{tag}{:x}{n:x}", std::process::id() & 0xfff)
+}
+
+pub fn run(cmd: &str, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .map_err(|e| format!("{cmd} {args:?}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{cmd} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+fn must(cmd: &str, args: &[&str]) -> String {
+    run(cmd, args).unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// A VPP process of the test's own.
+pub struct VppInstance {
+    prefix: PathBuf,
+    dir: tempfile::TempDir,
+    name: String,
+    child: Option<Child>,
+}
+
+impl VppInstance {
+    /// Starts a VPP and waits until its API socket answers.
+    pub fn start() -> VppInstance {
+        let prefix = vpp_prefix();
+        let dir = tempfile::Builder::new()
+            .prefix("realvpp")
+            .tempdir()
+            .unwrap();
+        let name = unique("vpp");
+        let mut vpp = VppInstance {
+            prefix,
+            dir,
+            name,
+            child: None,
+        };
+        std::fs::write(vpp.dir.path().join("startup.conf"), vpp.startup_conf()).unwrap();
+        vpp.spawn();
+        vpp
+    }
+
+    fn startup_conf(&self) -> String {
+        let run = self.dir.path().display();
+        let plugins = self.prefix.join("lib/x86_64-linux-gnu/vpp_plugins");
+        let mut enabled = String::new();
+        for p in PLUGINS {
+            enabled.push_str(&format!("  plugin {p} {{ enable }}\n"));
+        }
+        format!(
+            "unix {{ nodaemon runtime-dir {run} log {run}/vpp.log cli-listen {run}/cli.sock pidfile {run}/vpp.pid }}\n\
+             api-segment {{ prefix {name} }}\n\
+             socksvr {{ socket-name {run}/api.sock }}\n\
+             memory {{ main-heap-size 1G main-heap-page-size 4k }}\n\
+             cpu {{ main-core 0 }}\n\
+             buffers {{ buffers-per-numa 16384 default data-size 2048 page-size 4k }}\n\
+             statseg {{ socket-name {run}/stats.sock size 32m page-size 4k }}\n\
+             plugins {{\n  path {plugins}\n  plugin default {{ disable }}\n{enabled}}}\n",
+            name = self.name,
+            plugins = plugins.display(),
+        )
+    }
+
+    fn spawn(&mut self) {
+        let _ = std::fs::remove_file(self.socket());
+        let log = std::fs::File::create(self.dir.path().join("stdout.log")).unwrap();
+        let child = Command::new(self.prefix.join("bin/vpp"))
+            .arg("-c")
+            .arg(self.dir.path().join("startup.conf"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start VPP from {}: {e}", self.prefix.display()));
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if self.socket().exists() && block_on(self.client()).is_ok() {
+                return;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("VPP exited at start ({status}):\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "VPP's API socket did not answer within 30 s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// What VPP printed, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default()
+    }
+
+    /// VPP's binary API socket.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("api.sock")
+    }
+
+    /// A directory that lives as long as this VPP (for the driver's state file).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A new API client of this VPP.
+    pub async fn client(&self) -> Result<Client, String> {
+        let config = ClientConfig {
+            name: "realvpp-test".into(),
+            ..Default::default()
+        };
+        Client::connect(&self.socket(), config)
+            .await
+            .map_err(|e| format!("connect {}: {e}", self.socket().display()))
+    }
+
+    /// A VPP CLI command through the API (`cli_inband`); its output.
+    pub fn cli(&self, cmd: &str) -> String {
+        use vpp_bindings::gen::vlib::CliInband;
+        block_on(async {
+            let client = self.client().await?;
+            let r = client
+                .request(&CliInband { cmd: cmd.into() })
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(r.reply)
+        })
+        .unwrap_or_else(|e| panic!("VPP CLI {cmd:?}: {e}"))
+    }
+
+    /// Stops VPP (SIGTERM, then SIGKILL) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: kill(2) on a child process id this process spawned and has not reaped.
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if child.try_wait().ok().flatten().is_some() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops VPP and starts it again with the same configuration (empty, as after a crash).
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+}
+
+impl Drop for VppInstance {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A pod: a network namespace with `eth0`-like veth end inside, the other end attached to VPP
+/// as `host-<host_if>` with the pod's gateway addresses. Felix's endpoint name for it is
+/// `host_if` (the driver binds `host-<name>`).
+pub struct Pod {
+    pub ns: String,
+    pub host_if: String,
+    pub pod_if: String,
+    pub v4: Ipv4Addr,
+    pub v6: Ipv6Addr,
+    pub mac: String,
+    /// VPP's addresses on the pod's link.
+    pub gw4: Ipv4Addr,
+    pub gw6: Ipv6Addr,
+}
+
+impl Pod {
+    /// Pod `n` (1..=250) with a name of its own: 10.80.n.2/24 and fd80:n::2/64, gateways .1
+    /// and ::1 on VPP.
+    pub fn attach(vpp: &VppInstance, n: u8) -> Pod {
+        Pod::attach_as(vpp, &unique("p"), [10, 80, n], &format!("fd80:{n:x}"))
+    }
+
+    /// A pod in namespace `ns` (replaced if it exists), veth `<ns>-host` (VPP's
+    /// `host-<ns>-host`) / `<ns>-ns`, with `<net>.2/24` and `<net6>::2/64`; VPP holds `.1`
+    /// and `::1`.
+    pub fn attach_as(vpp: &VppInstance, ns: &str, net: [u8; 3], net6: &str) -> Pod {
+        let host_if = format!("{ns}-host");
+        let pod_if = format!("{ns}-ns");
+        let _ = run("ip", &["netns", "del", ns]);
+        let _ = run("ip", &["link", "del", &host_if]);
+        let [a, b, c] = net;
+        let v4 = Ipv4Addr::new(a, b, c, 2);
+        let v6: Ipv6Addr = format!("{net6}::2").parse().unwrap();
+        must("ip", &["netns", "add", ns]);
+        must(
+            "ip",
+            &[
+                "link", "add", &host_if, "type", "veth", "peer", "name", &pod_if,
+            ],
+        );
+        must("ip", &["link", "set", &pod_if, "netns", ns]);
+        must("ip", &["link", "set", &host_if, "up"]);
+        // Keep the kernel from answering for the pod's addresses on the host end.
+        let _ = run(
+            "sysctl",
+            &["-qw", &format!("net.ipv6.conf.{host_if}.disable_ipv6=1")],
+        );
+        let steps: Vec<Vec<String>> = vec![
+            vec!["link".into(), "set".into(), "lo".into(), "up".into()],
+            vec!["link".into(), "set".into(), pod_if.clone(), "up".into()],
+            vec![
+                "addr".into(),
+                "add".into(),
+                format!("{v4}/24"),
+                "dev".into(),
+                pod_if.clone(),
+            ],
+            vec![
+                "-6".into(),
+                "addr".into(),
+                "add".into(),
+                format!("{v6}/64"),
+                "dev".into(),
+                pod_if.clone(),
+                "nodad".into(),
+            ],
+            vec![
+                "route".into(),
+                "add".into(),
+                "default".into(),
+                "via".into(),
+                format!("{a}.{b}.{c}.1"),
+            ],
+            vec![
+                "-6".into(),
+                "route".into(),
+                "add".into(),
+                "default".into(),
+                "via".into(),
+                format!("{net6}::1"),
+            ],
+        ];
+        for s in steps {
+            let mut args: Vec<&str> = vec!["-n", ns];
+            args.extend(s.iter().map(String::as_str));
+            must("ip", &args);
+        }
+        let mac = must(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                ns,
+                "cat",
+                &format!("/sys/class/net/{pod_if}/address"),
+            ],
+        )
+        .trim()
+        .to_string();
+        let pod = Pod {
+            ns: ns.to_string(),
+            host_if,
+            pod_if,
+            v4,
+            v6,
+            mac,
+            gw4: Ipv4Addr::new(a, b, c, 1),
+            gw6: format!("{net6}::1").parse().unwrap(),
+        };
+        pod.plug_into(vpp);
+        pod
+    }
+
+    /// Attaches the host end to `vpp` (again, after a VPP restart) with the gateway addresses.
+    pub fn plug_into(&self, vpp: &VppInstance) {
+        use vpp_bindings::gen::af_packet::{AfPacketCreateV3, AfPacketFlags, AfPacketMode};
+        use vpp_bindings::gen::interface::{
+            SwInterfaceAddDelAddress, SwInterfaceSetFlags, SwInterfaceSetRxMode,
+        };
+        use vpp_bindings::gen::interface_types::{IfStatusFlags, RxMode};
+        use vpp_bindings::gen::ip_types::Prefix;
+        let host_if = self.host_if.clone();
+        block_on(async {
+            let client = vpp.client().await?;
+            let r = client
+                .request(&AfPacketCreateV3 {
+                    mode: AfPacketMode::AfPacketApiModeEthernet,
+                    use_random_hw_addr: true,
+                    host_if_name: host_if.clone(),
+                    flags: AfPacketFlags::AF_PACKET_API_FLAG_QDISC_BYPASS
+                        | AfPacketFlags::AF_PACKET_API_FLAG_CKSUM_GSO,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            if r.retval != 0 {
+                return Err(format!("af_packet_create_v3 {host_if}: {}", r.retval));
+            }
+            let sw_if_index = r.sw_if_index;
+            for (address, len) in [(self.gw4.into(), 24), (self.gw6.into(), 64)] {
+                let rv = client
+                    .request(&SwInterfaceAddDelAddress {
+                        sw_if_index,
+                        is_add: true,
+                        del_all: false,
+                        prefix: Prefix { address, len },
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .retval;
+                if rv != 0 {
+                    return Err(format!("address on {host_if}: {rv}"));
+                }
+            }
+            let rv = client
+                .request(&SwInterfaceSetFlags {
+                    sw_if_index,
+                    flags: IfStatusFlags::IF_STATUS_API_FLAG_ADMIN_UP,
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .retval;
+            if rv != 0 {
+                return Err(format!("admin up {host_if}: {rv}"));
+            }
+            // Interrupt mode: VPP does not spin a core polling the socket.
+            client
+                .request(&SwInterfaceSetRxMode {
+                    sw_if_index,
+                    mode: RxMode::RxModeApiInterrupt,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        })
+        .unwrap_or_else(|e: String| panic!("{e}"));
+    }
+
+    /// Runs a Python program in the pod's namespace; its exit status and stdout.
+    pub fn python(&self, code: &str, args: &[&str]) -> (bool, String) {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns, PYTHON, "-c", code]);
+        cmd.args(args);
+        let out = cmd.stderr(Stdio::null()).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    /// Starts a Python program in the pod's namespace in the background.
+    pub fn spawn_python(&self, code: &str, args: &[&str]) -> Background {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns, PYTHON, "-c", code])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Background(child)
+    }
+
+    /// ICMP echo requests to `dst` (v4 or v6) with echo identifier `ident`, `count` of them
+    /// one after another (the same flow); how many were answered.
+    pub fn ping(&self, dst: &str, ident: u16, count: u32) -> u32 {
+        let (_, out) = self.python(PING, &[dst, &ident.to_string(), &count.to_string()]);
+        out.trim().parse().unwrap_or(0)
+    }
+
+    /// One TCP connection to `dst`:`port`: did the handshake complete?
+    pub fn connects(&self, dst: &str, port: u16) -> bool {
+        let code = format!(
+            "import socket\nsocket.create_connection(('{dst}',{port}),timeout=1.2).close()"
+        );
+        self.python(&code, &[]).0
+    }
+}
+
+impl Drop for Pod {
+    fn drop(&mut self) {
+        let _ = run("ip", &["netns", "del", &self.ns]);
+        let _ = run("ip", &["link", "del", &self.host_if]);
+    }
+}
+
+/// A background process, killed on drop.
+pub struct Background(Child);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A TCP server accepting (and closing) connections on the given ports (argv).
+pub const TCP_SERVER: &str = r#"
+import socket, select, sys
+ls = []
+for p in sys.argv[1:]:
+    for fam, addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        s = socket.socket(fam)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if fam == socket.AF_INET6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        s.bind((addr, int(p)))
+        s.listen(64)
+        ls.append(s)
+while True:
+    for s in select.select(ls, [], [])[0]:
+        c, _ = s.accept()
+        c.close()
+"#;
+
+/// Echo requests on a raw socket: argv dst, identifier, count. Prints how many echo replies
+/// with that identifier came back, each awaited up to 0.8 s. The kernel's own ping is not
+/// used: the identifier must be chosen (a new one is a new flow for VPP) and kept.
+const PING: &str = r#"
+import socket, struct, sys, time, select
+dst, ident, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+v6 = ":" in dst
+def csum(b):
+    if len(b) % 2: b += b"\0"
+    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while t >> 16: t = (t >> 16) + (t & 0xFFFF)
+    return ~t & 0xFFFF
+if v6:
+    s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+    req, rep = 128, 129
+else:
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    req, rep = 8, 0
+got = 0
+for seq in range(count):
+    body = struct.pack("!HH", ident, seq) + b"calico-vpp-icmp"
+    hdr = struct.pack("!BBH", req, 0, 0)
+    c = 0 if v6 else csum(hdr + body)
+    s.sendto(struct.pack("!BBH", req, 0, c) + body, (dst, 0))
+    end = time.time() + 0.8
+    while time.time() < end:
+        r, _, _ = select.select([s], [], [], max(0, end - time.time()))
+        if not r: break
+        data = s.recv(2048)
+        if not v6: data = data[(data[0] & 15) * 4:]
+        if len(data) >= 8 and data[0] == rep and struct.unpack("!HH", data[4:8]) == (ident, seq):
+            got += 1
+            break
+print(got)
+"#;
