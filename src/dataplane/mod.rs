@@ -231,6 +231,8 @@ pub struct InterfaceInfo {
 /// `sw_interface_event`, or a hint that the interface table should be dumped again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InterfaceEvent {
+    /// The interface's admin and link state now (read from VPP: `sw_interface_event`'s own
+    /// flags name events, not the state).
     Changed {
         sw_if_index: SwIfIndex,
         admin_up: bool,

@@ -558,6 +558,37 @@ fn collect(op: &'static str, p: Pending, replies: &BatchReplies) -> Result<OpRes
     })
 }
 
+impl VppDataplane {
+    /// The current admin and link state of one interface, as an event (deleted when VPP no
+    /// longer has it).
+    async fn interface_state(
+        &mut self,
+        sw_if_index: u32,
+    ) -> Result<InterfaceEvent, DataplaneError> {
+        let client = self.client()?.clone();
+        let dump = SwInterfaceDump {
+            sw_if_index,
+            ..SwInterfaceDump::default()
+        };
+        let details = match client.dump(&dump).await {
+            Ok(d) => d,
+            Err(e) => return Err(self.lost(e)),
+        };
+        Ok(
+            match details.into_iter().find(|d| d.sw_if_index == sw_if_index) {
+                Some(d) => InterfaceEvent::Changed {
+                    sw_if_index: SwIfIndex(sw_if_index),
+                    admin_up: d.flags.contains(IfStatusFlags::IF_STATUS_API_FLAG_ADMIN_UP),
+                    link_up: d.flags.contains(IfStatusFlags::IF_STATUS_API_FLAG_LINK_UP),
+                },
+                None => InterfaceEvent::Deleted {
+                    sw_if_index: SwIfIndex(sw_if_index),
+                },
+            },
+        )
+    }
+}
+
 impl Dataplane for VppDataplane {
     async fn connect(&mut self) -> Result<VppIdentity, DataplaneError> {
         self.conn = None;
@@ -652,13 +683,11 @@ impl Dataplane for VppDataplane {
             Some(Ok(ev)) if ev.deleted => Ok(InterfaceEvent::Deleted {
                 sw_if_index: SwIfIndex(ev.sw_if_index),
             }),
-            Some(Ok(ev)) => Ok(InterfaceEvent::Changed {
-                sw_if_index: SwIfIndex(ev.sw_if_index),
-                admin_up: ev
-                    .flags
-                    .contains(IfStatusFlags::IF_STATUS_API_FLAG_ADMIN_UP),
-                link_up: ev.flags.contains(IfStatusFlags::IF_STATUS_API_FLAG_LINK_UP),
-            }),
+            // The flags name the up-events VPP batched for the interface, not its state: an
+            // admin-up event carries no LINK_UP even when the link is up, and a link-up event
+            // no ADMIN_UP (vpe-link-state-process). Taking them for the state left endpoints
+            // reported down for good; ask VPP for the interface's state instead.
+            Some(Ok(ev)) => self.interface_state(ev.sw_if_index).await,
         }
     }
 }
@@ -695,6 +724,45 @@ mod tests {
     #[test]
     fn interface_with_a_mac_resolves_neighbours() {
         assert!(!is_point_to_point(&details(3, 3, [0x02, 0xfe, 0, 0, 0, 1])));
+    }
+
+    /// VPP's `sw_interface_event` names the events of a batch: the admin-up event of an
+    /// interface whose link came up earlier carries no LINK_UP flag (the simulator sends
+    /// what VPP sends). The event must still say the link is up.
+    #[tokio::test]
+    async fn interface_events_carry_the_state_not_the_event_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = vpp_sim::Simulator::start(dir.path().join("api.sock"))
+            .await
+            .unwrap();
+        let mut dp = VppDataplane::new(VppConfig {
+            socket: sim.socket_path().to_path_buf(),
+            request_timeout: std::time::Duration::from_secs(5),
+        });
+        dp.connect().await.unwrap();
+        let idx = sim.with_state_mut(|s| {
+            let idx = s.create_tap(u32::MAX, None, None, "pod").unwrap();
+            s.set_link(idx, true);
+            s.set_flags(idx, true);
+            idx
+        });
+        let mut last = None;
+        while let Ok(Ok(ev)) = tokio::time::timeout(
+            std::time::Duration::from_millis(300),
+            dp.next_interface_event(),
+        )
+        .await
+        {
+            last = Some(ev);
+        }
+        assert_eq!(
+            last,
+            Some(InterfaceEvent::Changed {
+                sw_if_index: SwIfIndex(idx),
+                admin_up: true,
+                link_up: true,
+            })
+        );
     }
 
     #[test]

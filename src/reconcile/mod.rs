@@ -36,7 +36,7 @@ use calico_compile::{
     AclKey, DesiredDiff, DesiredState, InterfaceKey, IpSetKey, PolicyKey, RuleKey,
 };
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::dataplane::{
     Dataplane, DataplaneError, InterfaceEvent, InterfaceInfo, SwIfIndex, VppIdentity,
@@ -326,6 +326,7 @@ impl<D: Dataplane> Reconciler<D> {
         }
         let r = self.dp.next_interface_event().await;
         let ev = self.note(r)?;
+        debug!(?ev, "VPP interface event");
         match ev {
             InterfaceEvent::Changed {
                 sw_if_index,

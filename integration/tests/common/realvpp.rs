@@ -362,6 +362,7 @@ impl Pod {
     /// Attaches the host end to `vpp` (again, after a VPP restart) with the gateway addresses.
     pub fn plug_into(&self, vpp: &VppInstance) {
         use vpp_bindings::gen::af_packet::{AfPacketCreateV3, AfPacketFlags, AfPacketMode};
+        use vpp_bindings::gen::ethernet_types::MacAddress;
         use vpp_bindings::gen::interface::{
             SwInterfaceAddDelAddress, SwInterfaceSetFlags, SwInterfaceSetRxMode,
         };
@@ -373,7 +374,10 @@ impl Pod {
             let r = client
                 .request(&AfPacketCreateV3 {
                     mode: AfPacketMode::AfPacketApiModeEthernet,
-                    use_random_hw_addr: true,
+                    // The same MAC every time: after a VPP restart the pod's ARP and ND
+                    // entries for its gateway stay right, as they do with a TUN pod.
+                    hw_addr: MacAddress(self.vpp_mac()),
+                    use_random_hw_addr: false,
                     host_if_name: host_if.clone(),
                     flags: AfPacketFlags::AF_PACKET_API_FLAG_QDISC_BYPASS
                         | AfPacketFlags::AF_PACKET_API_FLAG_CKSUM_GSO,
@@ -423,6 +427,15 @@ impl Pod {
             Ok(())
         })
         .unwrap_or_else(|e: String| panic!("{e}"));
+    }
+
+    /// VPP's MAC on the pod's link: locally administered, from the pod's name.
+    fn vpp_mac(&self) -> [u8; 6] {
+        let h = self.ns.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+        let b = h.to_be_bytes();
+        [0x02, 0xfe, b[0], b[1], b[2], b[3]]
     }
 
     /// Runs a Python program in the pod's namespace; its exit status and stdout.
