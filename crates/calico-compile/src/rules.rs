@@ -19,13 +19,17 @@ pub(crate) const ICMP4: u8 = 1;
 pub(crate) const ICMP6: u8 = 58;
 pub(crate) const PORT_PROTOCOLS: [u8; 3] = [6, 17, 132];
 
-/// What became of a rule with an ICMP type/code match, which npol cannot filter on
-/// (its ICMP filters compare the echo identifier): fail closed.
+/// What became of a rule with an ICMP type/code match (`icmp` or `not_icmp`), which npol
+/// cannot filter on (its ICMP filters compare the echo identifier): fail closed, in every
+/// IP family where the rule can match (its `protocol`, if set, is that family's ICMP and
+/// its `not_protocol` does not exclude it). A rule that can match in no family (a port
+/// match, a non-ICMP protocol, ...) matches nothing, exactly as Felix's: no fate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub enum IcmpFate {
     /// An allow rule needing an ICMP type/code: not emitted.
     Narrowed,
-    /// A deny or pass rule with one: denies all ICMP of its family (other conditions kept).
+    /// A deny or pass rule with one: denies all ICMP of each family it can match in (other
+    /// conditions kept).
     Widened,
 }
 
@@ -253,7 +257,28 @@ pub(crate) fn compile_rule(
         && not_src_named_port_ip_set_ids.is_empty()
         && not_dst_named_port_ip_set_ids.is_empty()
         && dst_ip_port_set_ids.is_empty());
+    // An ICMP type/code match (`icmp` or `not_icmp`) makes the rule match, in each family,
+    // only that family's ICMP (1 for IPv4, 58 for IPv6), as Felix renders it per family.
+    // The families where such a rule can match anything at all: the rule exists there, its
+    // `protocol` (if any) is that family's ICMP, its `not_protocol` does not exclude it,
+    // and it has no port match (ports need a port-carrying protocol).
+    let icmp_families: Vec<Family> = if wants_icmp && !has_ports {
+        families
+            .iter()
+            .copied()
+            .filter(|f| protocol.is_none_or(|p| p == f.icmp()))
+            .filter(|f| not_protocol.is_none_or(|p| p != f.icmp()))
+            .collect()
+    } else {
+        Vec::new()
+    };
     if wants_icmp {
+        if icmp_families.is_empty() {
+            // Matches no packet in any family: nothing to emit, and nothing approximated.
+            return Ok(out);
+        }
+        // npol cannot filter on the ICMP type or code (its ICMP filters compare the echo
+        // identifier): fail closed in every family the rule can match in.
         if npol_action == RuleAction::Allow {
             out.icmp = Some(IcmpFate::Narrowed);
             return Ok(out);
@@ -262,10 +287,6 @@ pub(crate) fn compile_rule(
         // A widened pass would let ICMP it never matched skip the rest of the tier: deny is
         // the only fail-closed choice.
         npol_action = RuleAction::Deny;
-    }
-    // A port match needs a port-carrying protocol; an ICMP match needs ICMP: both never hold.
-    if wants_icmp && has_ports {
-        return Ok(out);
     }
     if has_ports && protocol.is_some_and(|p| !PORT_PROTOCOLS.contains(&p)) {
         return Ok(out);
@@ -366,10 +387,14 @@ pub(crate) fn compile_rule(
         });
     }
 
-    // The families need separate npol rules only when a family-specific protocol filter is
-    // needed (a widened ICMP rule without a protocol) or when only one family has the rule.
-    let per_family_icmp = wants_icmp && protocol.is_none();
-    let groups: Vec<Vec<Family>> = if families.len() == 2 && !per_family_icmp {
+    // The families share one npol rule unless a family-specific protocol filter is needed
+    // (a widened ICMP rule without a protocol: each family denies its own ICMP) or only one
+    // family has the rule. A widened rule with a protocol keeps one rule for the families
+    // the rule exists in: its protocol filter is one family's ICMP, which npol only ever
+    // sees in that family (the other family's entries are inert).
+    let groups: Vec<Vec<Family>> = if wants_icmp && protocol.is_none() {
+        icmp_families.iter().map(|f| vec![*f]).collect()
+    } else if families.len() == 2 {
         vec![families.clone()]
     } else {
         families.iter().map(|f| vec![*f]).collect()
@@ -377,20 +402,13 @@ pub(crate) fn compile_rule(
 
     for fams in groups {
         let mut filters = base_filters.clone();
-        if wants_icmp {
-            match protocol {
-                // Only this family's ICMP can match the rule.
-                Some(p) if *p != fams[0].icmp() => continue,
-                Some(_) => {}
-                None => filters.push(Filter {
-                    kind: FilterType::L4Proto,
-                    value: u32::from(fams[0].icmp()),
-                    should_match: true,
-                }),
-            }
-            if not_protocol.is_some_and(|p| p == fams[0].icmp()) {
-                continue;
-            }
+        if wants_icmp && protocol.is_none() {
+            // Only this family's ICMP can match the rule.
+            filters.push(Filter {
+                kind: FilterType::L4Proto,
+                value: u32::from(fams[0].icmp()),
+                should_match: true,
+            });
         }
         if has_ports && protocol.is_none() {
             // npol sees TCP, UDP, SCTP and ICMP echo (whose identifier it puts in the
@@ -532,6 +550,157 @@ mod tests {
             .filters
             .iter()
             .all(|f| f.kind != FilterType::IcmpType && f.kind != FilterType::IcmpCode));
+    }
+
+    fn icmp_rule(
+        action: Action,
+        protocol: Option<u8>,
+        not_protocol: Option<u8>,
+        negated: bool,
+        src_net: &[&str],
+    ) -> Rule {
+        let mut r = Rule::match_all(action);
+        r.protocol = protocol;
+        r.not_protocol = not_protocol;
+        let m = calico_model::IcmpMatch {
+            icmp_type: 8,
+            code: Some(0),
+        };
+        if negated {
+            r.not_icmp = Some(m);
+        } else {
+            r.icmp = Some(m);
+        }
+        r.src_net = src_net.iter().map(|s| s.parse().unwrap()).collect();
+        r
+    }
+
+    fn keys(r: &Rule) -> Vec<String> {
+        let out = compile_rule(r, &sets()).unwrap();
+        out.rules.iter().map(|r| rule_key(r).0).collect()
+    }
+
+    #[test]
+    fn widened_icmp_rule_keys_are_pinned() {
+        // ICMP rules the compiler already got right before issue 11 keep their keys (values
+        // computed with that compiler).
+        assert_eq!(
+            keys(&icmp_rule(Action::Deny, Some(1), None, false, &[])),
+            ["r:6f87555eeb728548616b1715"]
+        );
+        assert_eq!(
+            keys(&icmp_rule(
+                Action::Pass,
+                Some(1),
+                None,
+                true,
+                &["10.0.0.0/8", "fd00::/64"]
+            )),
+            ["r:3798ea537b923995144cea73"]
+        );
+        assert_eq!(
+            keys(&icmp_rule(Action::Deny, None, None, false, &[])),
+            ["r:6f87555eeb728548616b1715", "r:b390f18c077ab7bd2d8f2907"]
+        );
+        assert_eq!(
+            keys(&icmp_rule(
+                Action::Deny,
+                None,
+                Some(6),
+                true,
+                &["10.0.0.0/8", "fd00::/64"]
+            )),
+            ["r:40184b6ea62f29fc34a654a9", "r:68f2af6a029a090d91049330"]
+        );
+    }
+
+    fn l4(value: u8, should_match: bool) -> Filter {
+        Filter {
+            kind: FilterType::L4Proto,
+            value: u32::from(value),
+            should_match,
+        }
+    }
+
+    /// Issue 11: a deny (or pass) rule with `protocol: 58` and an ICMP type match used to
+    /// vanish (only the IPv4 family's ICMP was checked); it must deny all ICMPv6.
+    #[test]
+    fn icmpv6_rule_with_protocol_58_is_widened_not_dropped() {
+        for action in [Action::Deny, Action::Pass] {
+            for negated in [false, true] {
+                let out = compile_rule(&icmp_rule(action, Some(58), None, negated, &[]), &sets())
+                    .unwrap();
+                assert_eq!(out.icmp, Some(IcmpFate::Widened));
+                assert_eq!(out.rules.len(), 1, "{out:?}");
+                assert_eq!(out.rules[0].action, RuleAction::Deny);
+                assert_eq!(
+                    out.rules[0].filters,
+                    [l4(58, true), Filter::NONE, Filter::NONE]
+                );
+                assert!(out.rules[0].entries.is_empty());
+            }
+        }
+        let out = compile_rule(
+            &icmp_rule(Action::Allow, Some(58), None, true, &[]),
+            &sets(),
+        )
+        .unwrap();
+        assert_eq!(out.icmp, Some(IcmpFate::Narrowed));
+        assert!(out.rules.is_empty());
+    }
+
+    #[test]
+    fn not_protocol_removes_a_widened_icmp_rule_per_family() {
+        // Without a protocol, each family denies its own ICMP unless `not_protocol` excludes it.
+        for (not_protocol, families) in [
+            (Some(58), vec![1]),
+            (Some(1), vec![58]),
+            (None, vec![1, 58]),
+        ] {
+            let out = compile_rule(
+                &icmp_rule(Action::Deny, None, not_protocol, false, &[]),
+                &sets(),
+            )
+            .unwrap();
+            assert_eq!(out.icmp, Some(IcmpFate::Widened));
+            let protos: Vec<u8> = out
+                .rules
+                .iter()
+                .map(|r| {
+                    let p = r
+                        .filters
+                        .iter()
+                        .find(|f| f.kind == FilterType::L4Proto && f.should_match)
+                        .expect("an ICMP protocol filter");
+                    p.value as u8
+                })
+                .collect();
+            assert_eq!(protos, families);
+        }
+    }
+
+    #[test]
+    fn icmp_rules_that_match_nothing_emit_nothing_and_are_not_reported() {
+        let mut with_ports = icmp_rule(Action::Deny, None, None, false, &[]);
+        with_ports.dst_ports = vec![PortRange {
+            first: 80,
+            last: 80,
+        }];
+        let mut v4_only_icmpv6 = icmp_rule(Action::Deny, Some(58), None, false, &[]);
+        v4_only_icmpv6.ip_version = Some(IpVersion::V4);
+        for r in [
+            icmp_rule(Action::Deny, Some(6), None, false, &[]),
+            icmp_rule(Action::Pass, Some(58), Some(58), true, &[]),
+            icmp_rule(Action::Allow, Some(1), Some(1), false, &[]),
+            // The rule exists only in IPv6 (its CIDRs), where protocol 1 is not ICMP.
+            icmp_rule(Action::Deny, Some(1), None, false, &["fd00::/64"]),
+            v4_only_icmpv6,
+            with_ports,
+        ] {
+            let out = compile_rule(&r, &sets()).unwrap();
+            assert!(out.rules.is_empty(), "{r:?} -> {out:?}");
+            assert_eq!(out.icmp, None, "{r:?}");
+        }
     }
 
     #[test]

@@ -3,7 +3,9 @@
 
 mod common;
 
-use calico_compile::{compile, reference, reference::Decision, CalicoDirection::*, IcmpFate};
+use calico_compile::{
+    compile, reference, reference::Decision, CalicoDirection::*, IcmpFate, Note, Subject,
+};
 use calico_model::*;
 use common::*;
 use npol::{Packet, Verdict::*};
@@ -424,6 +426,239 @@ fn icmp_type_rules_fail_closed_and_are_reported() {
     assert_eq!(got.verdict, Deny);
     assert_eq!(c.report.icmp_count(IcmpFate::Narrowed), 1);
     assert_eq!(c.report.icmp_count(IcmpFate::Widened), 1);
+}
+
+/// Issue 11 (found by the property test; its seed is in equivalence.proptest-regressions):
+/// an egress deny rule `protocol: 58, not_icmp: {type: 0}` followed by an allow. Felix denies
+/// an ICMPv6 echo request (rule 0 matches); the compiler dropped every `protocol: 58` rule
+/// with an ICMP match (it checked only the IPv4 family's ICMP), so the allow let it through.
+#[test]
+fn deny_with_negated_icmpv6_match_still_denies_echo() {
+    let mut t0 = tier("t0", &[], &[pid("p3")]);
+    t0.default_action = TierDefaultAction::Pass;
+    let mut m = Model::default();
+    let ep = wid("0");
+    m.workload_endpoints.insert(
+        ep.clone(),
+        workload("0", &["10.0.0.1", "fd00::1"], vec![t0], &["pr1"]),
+    );
+    m.profiles.insert(
+        ProfileId("pr1".into()),
+        Profile {
+            inbound_rules: vec![],
+            outbound_rules: vec![],
+            invalid: None,
+        },
+    );
+    let mut deny = rule(Action::Deny);
+    deny.protocol = Some(58);
+    deny.not_icmp = Some(IcmpMatch {
+        icmp_type: 0,
+        code: None,
+    });
+    m.policies
+        .insert(pid("p3"), policy(vec![], vec![deny, rule(Action::Allow)]));
+
+    let echo6 = Packet::icmp(ip("fd00::1"), ip("fd00:1::3"), 128, 0, 8080);
+    let want = reference::evaluate(&m, &ep, Egress, &echo6);
+    assert_eq!(
+        want.decided_by,
+        Decision::Rule {
+            tier: "t0".into(),
+            policy: pid("p3"),
+            index: 0,
+            action: Action::Deny,
+        }
+    );
+    // The compiled verdict equals the reference's (a widened deny denies all ICMPv6).
+    assert_eq!(verdict(&m, &ep, Egress, &echo6), Deny);
+    assert_eq!(
+        verdict(
+            &m,
+            &ep,
+            Egress,
+            &Packet::icmp(ip("fd00::1"), ip("fd00:1::3"), 129, 0, 7)
+        ),
+        Deny
+    );
+    // The rule does not exist for IPv4 (protocol 58 is not its ICMP) nor for TCP: the
+    // allow after it decides, exactly as in Felix.
+    let echo4 = Packet::icmp(ip("10.0.0.1"), ip("10.0.1.3"), 8, 0, 8080);
+    assert_eq!(verdict(&m, &ep, Egress, &echo4), Allow);
+    assert_eq!(
+        verdict(&m, &ep, Egress, &tcp("fd00::1", "fd00:1::3", 80)),
+        Allow
+    );
+    let c = compile(&m);
+    assert!(c
+        .report
+        .of(&Subject::Policy(pid("p3")))
+        .contains(&Note::Icmp {
+            direction: Egress,
+            index: 0,
+            rule_id: String::new(),
+            fate: IcmpFate::Widened,
+        }));
+    assert_eq!(c.report.icmp_count(IcmpFate::Widened), 1);
+    assert_eq!(c.report.icmp_count(IcmpFate::Narrowed), 0);
+}
+
+/// Where an ICMP-type rule sits in the table test below.
+#[derive(Debug, Clone, Copy)]
+enum IcmpRuleHome {
+    TierPolicy,
+    Profile,
+}
+
+/// Every action × inexpressible ICMP field × protocol shape, in a policy and in a profile,
+/// both directions: on ICMP echo of a family the rule can match in, the compiled verdict is
+/// deny (an allow is narrowed away, a deny or pass widened to deny all ICMP of that family);
+/// on everything else (TCP, ICMP of the other family) it is exactly the reference's. The
+/// rule is followed by the opposite verdict, so a lost or over-wide rule shows.
+#[test]
+fn icmp_type_rules_fail_closed_per_family_for_every_action() {
+    type Field = (&'static str, fn(&mut Rule, u8));
+    let fields: [Field; 3] = [
+        ("icmp type", |r, t| {
+            r.icmp = Some(IcmpMatch {
+                icmp_type: t,
+                code: None,
+            })
+        }),
+        ("icmp type+code", |r, t| {
+            r.icmp = Some(IcmpMatch {
+                icmp_type: t,
+                code: Some(0),
+            })
+        }),
+        ("not_icmp", |r, t| {
+            r.not_icmp = Some(IcmpMatch {
+                icmp_type: t,
+                code: None,
+            })
+        }),
+    ];
+    // (protocol, not_protocol, the ICMP protocols of the families the rule can match in).
+    let shapes: [(Option<u8>, Option<u8>, &[u8]); 6] = [
+        (Some(1), None, &[1]),
+        (Some(58), None, &[58]),
+        (None, None, &[1, 58]),
+        (None, Some(58), &[1]),
+        (None, Some(1), &[58]),
+        (None, Some(6), &[1, 58]),
+    ];
+    const POD6: &str = "fd00::1";
+    const PEER6: &str = "fd00::2";
+    let mut cases = 0;
+    for action in [Action::Allow, Action::Deny, Action::Pass] {
+        for (field, set_field) in fields {
+            for (protocol, not_protocol, live) in shapes {
+                for home in [IcmpRuleHome::TierPolicy, IcmpRuleHome::Profile] {
+                    // The type the rule names: the echo request of its family (type 8
+                    // for a rule of both families, so the IPv6 side never matches it).
+                    let t = if live == [58] { 128 } else { 8 };
+                    let mut r = rule(action);
+                    r.protocol = protocol;
+                    r.not_protocol = not_protocol;
+                    set_field(&mut r, t);
+                    // After the rule: the opposite verdict (a pass leaves the tier or
+                    // profile; nothing after it allows, so it denies).
+                    let after = rule(if action == Action::Allow {
+                        Action::Deny
+                    } else {
+                        Action::Allow
+                    });
+                    let rules = vec![r.clone(), after];
+                    let (mut m, ep) = match home {
+                        IcmpRuleHome::TierPolicy => {
+                            one_pod(vec![tier("t1", &[pid("p")], &[pid("p")])], &[])
+                        }
+                        IcmpRuleHome::Profile => one_pod(vec![], &["pr"]),
+                    };
+                    let subject = match home {
+                        IcmpRuleHome::TierPolicy => {
+                            m.policies.insert(pid("p"), policy(rules.clone(), rules));
+                            Subject::Policy(pid("p"))
+                        }
+                        IcmpRuleHome::Profile => {
+                            m.profiles.insert(
+                                ProfileId("pr".into()),
+                                Profile {
+                                    inbound_rules: rules.clone(),
+                                    outbound_rules: rules,
+                                    invalid: None,
+                                },
+                            );
+                            Subject::Profile(ProfileId("pr".into()))
+                        }
+                    };
+                    let c = compile(&m);
+                    let fate = if action == Action::Allow {
+                        IcmpFate::Narrowed
+                    } else {
+                        IcmpFate::Widened
+                    };
+                    let ctx = format!("{action:?} {field} protocol {protocol:?} not_protocol {not_protocol:?} in {home:?}");
+                    let notes = c.report.of(&subject);
+                    for dir in [Ingress, Egress] {
+                        assert!(
+                            notes.contains(&Note::Icmp {
+                                direction: dir,
+                                index: 0,
+                                rule_id: String::new(),
+                                fate,
+                            }),
+                            "{ctx}: {dir:?} rule 0 not reported {fate:?}: {notes:?}"
+                        );
+                    }
+                    assert_eq!(c.report.icmp_count(fate), 2, "{ctx}: {notes:?}");
+                    let iface = calico_compile::InterfaceKey("calia".into());
+                    let mut rule_decided_in_scope = false;
+                    for dir in [Ingress, Egress] {
+                        let (src4, dst4, src6, dst6) = match dir {
+                            Ingress => (PEER, POD, PEER6, POD6),
+                            Egress => (POD, PEER, POD6, PEER6),
+                        };
+                        let mut packets =
+                            vec![(tcp(src4, dst4, 80), None), (tcp(src6, dst6, 80), None)];
+                        for ty in [8, 0] {
+                            packets.push((Packet::icmp(ip(src4), ip(dst4), ty, 0, 7), Some(1)));
+                        }
+                        for ty in [128, 129] {
+                            packets.push((Packet::icmp(ip(src6), ip(dst6), ty, 0, 7), Some(58)));
+                        }
+                        for (pkt, icmp_proto) in packets {
+                            let want = reference::evaluate(&m, &ep, dir, &pkt);
+                            let got =
+                                calico_compile::evaluate_compiled(&c.desired, &iface, dir, &pkt)
+                                    .unwrap();
+                            let ctx = format!(
+                                "{ctx}, {dir:?} {pkt:?}: reference {:?}, npol {:?}",
+                                want.decided_by, got.trace
+                            );
+                            assert!(
+                                !(got.verdict == Allow && want.verdict == Deny),
+                                "{ctx}: compiled allows more"
+                            );
+                            if icmp_proto.is_some_and(|p| live.contains(&p)) {
+                                assert_eq!(got.verdict, Deny, "{ctx}: not failed closed");
+                                // The rule after rule 0 gives the opposite verdict.
+                                let by_rule_0 = if action == Action::Allow { Allow } else { Deny };
+                                rule_decided_in_scope |= want.verdict == by_rule_0;
+                            } else {
+                                assert_eq!(got.verdict, want.verdict, "{ctx}: not exact");
+                            }
+                        }
+                    }
+                    // The table is meaningful: the reference's rule 0 itself decided some
+                    // echo packet of a family it can match in.
+                    assert!(rule_decided_in_scope, "{ctx}: rule 0 never matched");
+                    cases += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(cases, 3 * 3 * 6 * 2);
 }
 
 /// Regression (found by the property test): a log rule naming an unknown IP set must break

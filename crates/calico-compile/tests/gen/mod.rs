@@ -216,8 +216,94 @@ pub fn rule(with_icmp: bool) -> impl Strategy<Value = Rule> {
         )
 }
 
-fn rules(with_icmp: bool) -> impl Strategy<Value = Vec<Rule>> {
-    vec(rule(with_icmp), 0..4)
+/// Which rules a model gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mix {
+    /// No ICMP type/code matches: everything compiles exactly.
+    NoIcmp,
+    /// ICMP type/code matches now and then (`rule(true)`).
+    Icmp,
+    /// Half the rules are ICMP-shaped ([`icmp_rule`]): `icmp` and `not_icmp`, protocol 1, 58
+    /// or none, `not_protocol` of either family's ICMP, pass and deny rules often. The rare
+    /// shapes the fail-closed compile must get right per IP family (issue 11).
+    IcmpHeavy,
+}
+
+/// ICMP type/code matches for [`icmp_rule`]: echo types of both families, an error type no
+/// generated packet carries (so `not_icmp` matches every echo), codes that match and do not.
+fn icmp_match_wide() -> impl Strategy<Value = IcmpMatch> {
+    (
+        select(&[0u8, 8, 128, 129, 3][..]),
+        prop_oneof![3 => Just(None), 2 => Just(Some(0u8)), 1 => Just(Some(1u8))],
+    )
+        .prop_map(|(t, c)| IcmpMatch {
+            icmp_type: t,
+            code: c,
+        })
+}
+
+/// A rule built around an ICMP type/code match: the rest of a [`rule`] (nets, sets, IP
+/// version) with the protocol fields, the ICMP fields and the action drawn for ICMP, and
+/// usually no port match (a port match makes an ICMP rule match nothing).
+pub fn icmp_rule() -> impl Strategy<Value = Rule> {
+    (
+        rule(false),
+        prop_oneof![
+            2 => Just(Some(Action::Allow)),
+            3 => Just(Some(Action::Deny)),
+            3 => Just(Some(Action::Pass)),
+            1 => Just(Some(Action::Log)),
+            1 => Just(None),
+        ],
+        prop_oneof![
+            3 => Just(None),
+            3 => Just(Some(1u8)),
+            3 => Just(Some(58u8)),
+            1 => Just(Some(6u8)),
+        ],
+        prop_oneof![
+            6 => Just(None),
+            1 => Just(Some(1u8)),
+            1 => Just(Some(58u8)),
+            1 => Just(Some(6u8)),
+        ],
+        // 0: `icmp` only, 1: `not_icmp` only, 2: both.
+        0u8..3,
+        icmp_match_wide(),
+        icmp_match_wide(),
+        prop::bool::weighted(0.85),
+    )
+        .prop_map(
+            |(mut r, action, protocol, not_protocol, which, m, n, no_ports)| {
+                r.action = action;
+                r.protocol = protocol;
+                r.not_protocol = not_protocol;
+                r.icmp = (which != 1).then_some(m);
+                r.not_icmp = (which != 0).then_some(n);
+                if no_ports {
+                    r.src_ports.clear();
+                    r.dst_ports.clear();
+                    r.not_src_ports.clear();
+                    r.not_dst_ports.clear();
+                    r.src_named_port_ip_set_ids.clear();
+                    r.dst_named_port_ip_set_ids.clear();
+                    r.not_src_named_port_ip_set_ids.clear();
+                    r.not_dst_named_port_ip_set_ids.clear();
+                    r.dst_ip_port_set_ids.clear();
+                }
+                r
+            },
+        )
+}
+
+// `NoIcmp` and `Icmp` draw exactly what they always drew, so the seeds persisted in
+// `equivalence.proptest-regressions` keep reproducing their models.
+fn rules(mix: Mix) -> BoxedStrategy<Vec<Rule>> {
+    match mix {
+        Mix::NoIcmp => vec(rule(false), 0..4).boxed(),
+        Mix::Icmp => vec(rule(true), 0..4).boxed(),
+        Mix::IcmpHeavy => vec(prop_oneof![1 => rule(true), 1 => icmp_rule()], 0..4).boxed(),
+    }
 }
 
 pub fn policy_id(i: usize) -> PolicyId {
@@ -233,25 +319,20 @@ pub fn policy_id(i: usize) -> PolicyId {
     }
 }
 
-fn policy(with_icmp: bool) -> impl Strategy<Value = Policy> {
-    (
-        rules(with_icmp),
-        rules(with_icmp),
-        prop::bool::weighted(0.05),
-    )
-        .prop_map(|(i, o, invalid)| Policy {
-            tier: String::new(),
-            inbound_rules: i,
-            outbound_rules: o,
-            invalid: invalid.then(|| Invalid {
-                reason: "test".into(),
-            }),
-            ..Policy::default()
-        })
+fn policy(mix: Mix) -> impl Strategy<Value = Policy> {
+    (rules(mix), rules(mix), prop::bool::weighted(0.05)).prop_map(|(i, o, invalid)| Policy {
+        tier: String::new(),
+        inbound_rules: i,
+        outbound_rules: o,
+        invalid: invalid.then(|| Invalid {
+            reason: "test".into(),
+        }),
+        ..Policy::default()
+    })
 }
 
-fn profile(with_icmp: bool) -> impl Strategy<Value = Profile> {
-    (rules(with_icmp), rules(with_icmp)).prop_map(|(i, o)| Profile {
+fn profile(mix: Mix) -> impl Strategy<Value = Profile> {
+    (rules(mix), rules(mix)).prop_map(|(i, o)| Profile {
         inbound_rules: i,
         outbound_rules: o,
         invalid: None,
@@ -386,18 +467,21 @@ fn local_host_route() -> Route {
     }
 }
 
+/// `with_icmp`: whether ICMP type/code matches may appear ([`Mix::Icmp`]) or not
+/// ([`Mix::NoIcmp`]).
 pub fn model(with_icmp: bool) -> impl Strategy<Value = Model> {
+    model_of(if with_icmp { Mix::Icmp } else { Mix::NoIcmp })
+}
+
+pub fn model_of(mix: Mix) -> impl Strategy<Value = Model> {
     (
         vec(proptest::option::weighted(0.98, net_set()), NET_SETS.len()),
         vec(
             proptest::option::weighted(0.98, port_set()),
             PORT_SETS.len(),
         ),
-        vec(
-            proptest::option::weighted(0.95, policy(with_icmp)),
-            POLICIES,
-        ),
-        vec(profile(with_icmp), 2),
+        vec(proptest::option::weighted(0.95, policy(mix)), POLICIES),
+        vec(profile(mix), 2),
         vec(workload(0).boxed(), 1).prop_flat_map(|_| (workload(0), workload(1))),
         (
             select(&["DROP", "ACCEPT", "RETURN"][..]),
@@ -510,6 +594,38 @@ pub fn any_packet() -> impl Strategy<Value = Packet> {
                 p
             }),
     ]
+}
+
+/// ICMP echo request or reply of either family, from the address pools.
+pub fn echo_packet() -> impl Strategy<Value = Packet> {
+    (
+        any::<bool>(),
+        0usize..6,
+        0usize..6,
+        any::<bool>(),
+        select(&PORTS[..]),
+    )
+        .prop_map(|(v6, s, d, request, ident)| {
+            let (src, dst, t): (IpAddr, IpAddr, u8) = if v6 {
+                (
+                    V6[s % V6.len()].parse().unwrap(),
+                    V6[d % V6.len()].parse().unwrap(),
+                    if request { 128 } else { 129 },
+                )
+            } else {
+                (
+                    V4[s].parse().unwrap(),
+                    V4[d].parse().unwrap(),
+                    if request { 8 } else { 0 },
+                )
+            };
+            Packet::icmp(src, dst, t, 0, ident)
+        })
+}
+
+/// [`any_packet`] with ICMP echo of both families much more often (for [`Mix::IcmpHeavy`]).
+pub fn icmp_heavy_packet() -> impl Strategy<Value = Packet> {
+    prop_oneof![3 => any_packet(), 2 => echo_packet()]
 }
 
 /// The packet a workload sends, for the law on egress: mostly from its own address of the
