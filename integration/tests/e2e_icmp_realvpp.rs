@@ -13,6 +13,10 @@
 //!   (type 128), allows TCP 80, denies TCP 443.
 //! - `d`: `Allow icmp{type 8}`, `Allow icmpv6{type 128, code 0}`: Felix allows echo of both
 //!   families and denies TCP.
+//!
+//! And one case where this dataplane is stricter than Felix by design: an echo request with
+//! a code other than 0 is dropped by the protocol guard (npol sees no ICMP code; see
+//! `calico_compile::guard`).
 
 mod common;
 
@@ -171,22 +175,44 @@ fn snapshot(pods: &[(&str, &Pod)]) -> Vec<proto::ToDataplane> {
     out
 }
 
-/// One expectation: from `a` to `to`, what Felix's Linux dataplane does.
+/// One expectation: from `a` to `to`, what Felix's Linux dataplane does (or, where this
+/// dataplane is stricter by design, what it does: `stricter`).
 struct Case {
     to: &'static str,
     what: &'static str,
     v6: bool,
     /// `Some(port)` for TCP, `None` for ICMP echo.
     tcp: Option<u16>,
+    /// The echo requests' ICMP code.
+    code: u8,
     allowed: bool,
 }
 
 const CASES: &[Case] = &[
+    // Stricter than Felix by design: the guard passes echo requests of code 0 only (npol
+    // cannot see the code); no real client sends another.
+    Case {
+        to: "a2",
+        what: "echo request with code 3: dropped by the guard",
+        v6: false,
+        tcp: None,
+        code: 3,
+        allowed: false,
+    },
+    Case {
+        to: "a2",
+        what: "echo request with code 3: dropped by the guard",
+        v6: true,
+        tcp: None,
+        code: 3,
+        allowed: false,
+    },
     Case {
         to: "a2",
         what: "control: no policy",
         v6: false,
         tcp: None,
+        code: 0,
         allowed: true,
     },
     Case {
@@ -194,6 +220,7 @@ const CASES: &[Case] = &[
         what: "control: no policy",
         v6: true,
         tcp: None,
+        code: 0,
         allowed: true,
     },
     Case {
@@ -201,6 +228,7 @@ const CASES: &[Case] = &[
         what: "deny icmp notICMP{type 0}",
         v6: false,
         tcp: None,
+        code: 0,
         allowed: false,
     },
     Case {
@@ -208,6 +236,7 @@ const CASES: &[Case] = &[
         what: "deny icmpv6 notICMP{type 0}",
         v6: true,
         tcp: None,
+        code: 0,
         allowed: false,
     },
     Case {
@@ -215,6 +244,7 @@ const CASES: &[Case] = &[
         what: "then allow",
         v6: false,
         tcp: Some(80),
+        code: 0,
         allowed: true,
     },
     Case {
@@ -222,6 +252,7 @@ const CASES: &[Case] = &[
         what: "allow icmp{type 0} only: echo request is type 8",
         v6: false,
         tcp: None,
+        code: 0,
         allowed: false,
     },
     Case {
@@ -229,6 +260,7 @@ const CASES: &[Case] = &[
         what: "allow icmpv6{type 128}",
         v6: true,
         tcp: None,
+        code: 0,
         allowed: true,
     },
     Case {
@@ -236,6 +268,7 @@ const CASES: &[Case] = &[
         what: "allow tcp dst 80",
         v6: false,
         tcp: Some(80),
+        code: 0,
         allowed: true,
     },
     Case {
@@ -243,6 +276,7 @@ const CASES: &[Case] = &[
         what: "end of tier",
         v6: false,
         tcp: Some(443),
+        code: 0,
         allowed: false,
     },
     Case {
@@ -250,6 +284,7 @@ const CASES: &[Case] = &[
         what: "allow icmp{type 8}",
         v6: false,
         tcp: None,
+        code: 0,
         allowed: true,
     },
     Case {
@@ -257,6 +292,7 @@ const CASES: &[Case] = &[
         what: "allow icmpv6{type 128, code 0}",
         v6: true,
         tcp: None,
+        code: 0,
         allowed: true,
     },
     Case {
@@ -264,6 +300,7 @@ const CASES: &[Case] = &[
         what: "end of tier",
         v6: false,
         tcp: Some(80),
+        code: 0,
         allowed: false,
     },
 ];
@@ -337,7 +374,7 @@ fn real_vpp_icmp_echo_meets_calico_policy_as_felix_does() {
                 for _ in 0..3 {
                     ident += 1;
                     // Three echoes of one flow: all answered or none.
-                    let replies = a.ping(&dst, ident, 3);
+                    let replies = a.ping_code(&dst, ident, 3, case.code);
                     if replies != 0 && replies != 3 {
                         failures.push(format!(
                             "{} {dst}: {replies}/3 echoes of one flow answered",

@@ -22,7 +22,7 @@ use crate::desired::{
 use crate::hash::StableHasher;
 use crate::ipsets::{self, base_key, DerivedDef};
 use crate::report::{CalicoDirection, CompileReport, Note, Subject};
-use crate::rules::{compile_rule, match_all, rule_key, IcmpFate, RuleError};
+use crate::rules::{compile_rule, match_all, rule_key, RuleError};
 
 /// The npol ipset holding this node's own addresses (routes of type `LOCAL_HOST`), used to
 /// enforce `DefaultEndpointToHostAction = DROP`.
@@ -229,14 +229,6 @@ fn compile_rules(
         for (index, rule) in list.iter().enumerate() {
             match compile_rule(rule, &model.ipsets) {
                 Ok(ro) => {
-                    if let Some(fate) = ro.icmp {
-                        c.notes.push(Note::Icmp {
-                            direction: dir,
-                            index,
-                            rule_id: rule.rule_id.clone(),
-                            fate,
-                        });
-                    }
                     // No action is Calico's allow.
                     if matches!(rule.action, None | Some(Action::Allow))
                         && crate::guard::rule_may_match_guarded(rule, dir, guard)
@@ -1174,18 +1166,6 @@ fn derived_refs_of(r: &npol::Rule<IpSetKey>) -> Vec<IpSetKey> {
 fn log_notes(owner: &str, notes: &[Note]) {
     for n in notes {
         match n {
-            Note::Icmp {
-                direction,
-                index,
-                rule_id,
-                fate,
-            } => {
-                let what = match fate {
-                    IcmpFate::Narrowed => "allow rule needing an ICMP type/code not emitted",
-                    IcmpFate::Widened => "rule with an ICMP type/code widened to deny all ICMP",
-                };
-                tracing::warn!(owner, ?direction, index, rule_id = %rule_id, "{what} (npol cannot filter on ICMP type/code)");
-            }
             Note::Invalid { reason } | Note::BadIpSetReference { reason } => {
                 tracing::warn!(owner, reason = %reason, "compiled to deny-all");
             }

@@ -10,13 +10,24 @@
 //! packets pass whatever the policy. Felix's Linux dataplane polices them like any other.
 //!
 //! What each direction permits (first match; VPP's ACL denies when nothing matches):
-//! - both: TCP, UDP, SCTP (any ports; npol polices them), ICMP echo request/reply (v4 8/0,
-//!   v6 128/129; npol polices them), and ICMP errors (v4 3, 4, 5, 11, 12; v6 1, 2, 3, 4):
-//!   Linux passes those only as conntrack RELATED. cnat looks an error up by the packet it
-//!   quotes: one that quotes a live session passes (as RELATED does); one that quotes no
-//!   session is evaluated by npol as a new flow of the quoted protocol — where Felix would
-//!   drop it as INVALID. That residual is the price of keeping path-MTU discovery and
-//!   unreachables working, and is stated in [`Note::GuardIcmpErrors`](crate::Note).
+//! - both: TCP, UDP, SCTP (any ports; npol polices them); ICMP echo requests with code 0
+//!   (v4 8, v6 128) and echo replies (v4 0, v6 129), which npol polices; and ICMP errors
+//!   (v4 3, 4, 5, 6, 11, 12; v6 1, 2, 3, 4): Linux passes those only as conntrack RELATED.
+//!   cnat looks an error up by the packet it quotes: one that quotes a live session passes
+//!   (as RELATED does); one that quotes no session is evaluated by npol as a new flow of the
+//!   quoted protocol — where Felix would drop it as INVALID. That residual is the price of
+//!   keeping path-MTU discovery and unreachables working, and is stated in
+//!   [`Note::GuardIcmpErrors`](crate::Note).
+//! - Why echo requests only with code 0: npol's flow tuple carries the echo identifier, not
+//!   the ICMP type or code, so npol cannot tell an echo request from a reply, nor one code
+//!   from another. A reply that answers a request rides the request's cnat session and never
+//!   meets npol; so every ICMP flow npol judges is an echo request — with code 0, which the
+//!   guard ensures — and the compiler resolves each Calico ICMP type/code match against
+//!   exactly that packet (`rules.rs`). Echo requests with another code (no real client sends
+//!   one) are dropped: stricter than Felix, reported as `GuardStricter` on rules that could
+//!   allow them. An echo reply that answers no request (conntrack INVALID: Felix drops it
+//!   before policy) is judged by npol as if it were a request: the one residual, stated in
+//!   the README.
 //! - RX (pod egress) also: ICMPv6 130, 131, 132, 133, 135, 136 (MLD, router and neighbour
 //!   solicitation, neighbour advertisement) — Felix accepts these from workloads before any
 //!   policy (`ICMPv6Filter`).
@@ -40,10 +51,16 @@ pub const GUARD_RX: &str = "g:guard-rx";
 /// The guard applied on VPP TX of a workload interface (the pod's ingress).
 pub const GUARD_TX: &str = "g:guard-tx";
 
-/// IPv4 ICMP types npol polices (echo reply, echo request).
-pub const ICMP4_ECHO: [u8; 2] = [0, 8];
-/// IPv6 ICMP types npol polices (echo request, echo reply).
-pub const ICMP6_ECHO: [u8; 2] = [128, 129];
+/// ICMPv4 echo request: npol polices it; the guard passes it with code 0 only.
+pub const ICMP4_ECHO_REQUEST: u8 = 8;
+/// ICMPv4 echo reply: npol polices it (when it answers no request); any code passes.
+pub const ICMP4_ECHO_REPLY: u8 = 0;
+/// ICMPv6 echo request: npol polices it; the guard passes it with code 0 only.
+pub const ICMP6_ECHO_REQUEST: u8 = 128;
+/// ICMPv6 echo reply: npol polices it (when it answers no request); any code passes.
+pub const ICMP6_ECHO_REPLY: u8 = 129;
+/// The only echo-request code the guard passes, so the only one npol ever judges.
+pub const ECHO_REQUEST_CODE: u8 = 0;
 /// IPv4 ICMP errors Linux conntrack can mark RELATED (unreachable, source quench,
 /// redirect, time exceeded, parameter problem), and type 6 (alternate host address), which
 /// cnat also takes for an error and keys by the packet it quotes. Every type cnat keys that
@@ -128,6 +145,10 @@ fn any_ports(action: AclAction, family: AclFamily, proto: u8) -> AclRule {
 }
 
 fn icmp_type(family: AclFamily, t: u8) -> AclRule {
+    icmp_type_codes(family, t, (0, u8::MAX))
+}
+
+fn icmp_type_codes(family: AclFamily, t: u8, (lo, hi): (u8, u8)) -> AclRule {
     AclRule {
         action: AclAction::Permit,
         family,
@@ -136,7 +157,15 @@ fn icmp_type(family: AclFamily, t: u8) -> AclRule {
             AclFamily::V6 => 58,
         },
         sport_or_icmp_type: (t.into(), t.into()),
-        dport_or_icmp_code: (0, u8::MAX.into()),
+        dport_or_icmp_code: (lo.into(), hi.into()),
+    }
+}
+
+/// The echo request of `family` npol judges: its type and the one code the guard passes.
+pub fn echo_request(family: AclFamily) -> (u8, u8) {
+    match family {
+        AclFamily::V4 => (ICMP4_ECHO_REQUEST, ECHO_REQUEST_CODE),
+        AclFamily::V6 => (ICMP6_ECHO_REQUEST, ECHO_REQUEST_CODE),
     }
 }
 
@@ -195,10 +224,13 @@ pub fn guard_acl_with(dir: CalicoDirection, opts: GuardOptions) -> Acl {
             rules.push(any_ports(AclAction::Permit, family, proto));
         }
     }
-    for t in ICMP4_ECHO.iter().chain(opts.icmp4_errors()) {
+    let code = (ECHO_REQUEST_CODE, ECHO_REQUEST_CODE);
+    rules.push(icmp_type_codes(AclFamily::V4, ICMP4_ECHO_REQUEST, code));
+    for t in [ICMP4_ECHO_REPLY].iter().chain(opts.icmp4_errors()) {
         rules.push(icmp_type(AclFamily::V4, *t));
     }
-    for t in ICMP6_ECHO
+    rules.push(icmp_type_codes(AclFamily::V6, ICMP6_ECHO_REQUEST, code));
+    for t in [ICMP6_ECHO_REPLY]
         .iter()
         .chain(opts.icmp6_errors())
         .chain(icmp6_extra(dir))
@@ -295,10 +327,13 @@ pub fn guard_permits_with(dir: CalicoDirection, opts: GuardOptions, pkt: &Packet
     match (pkt.proto, v6) {
         (6 | 17 | 132, _) => true,
         (1, false) => {
-            ICMP4_ECHO.contains(&pkt.icmp_type) || opts.icmp4_errors().contains(&pkt.icmp_type)
+            (pkt.icmp_type == ICMP4_ECHO_REQUEST && pkt.icmp_code == ECHO_REQUEST_CODE)
+                || pkt.icmp_type == ICMP4_ECHO_REPLY
+                || opts.icmp4_errors().contains(&pkt.icmp_type)
         }
         (58, true) => {
-            ICMP6_ECHO.contains(&pkt.icmp_type)
+            (pkt.icmp_type == ICMP6_ECHO_REQUEST && pkt.icmp_code == ECHO_REQUEST_CODE)
+                || pkt.icmp_type == ICMP6_ECHO_REPLY
                 || opts.icmp6_errors().contains(&pkt.icmp_type)
                 || icmp6_extra(dir).contains(&pkt.icmp_type)
         }
@@ -328,24 +363,23 @@ pub(crate) fn rule_may_match_guarded(
         // Port matches only ever match TCP, UDP or SCTP, all of which the guard permits.
         return false;
     }
+    let v4 = IpAddr::from([0u8, 0, 0, 0]);
+    let v6 = IpAddr::from([0u16; 8]);
+    // Is some packet of the family's ICMP that `m` matches dropped by the guard? A match
+    // without a code matches every code, and the guard passes echo requests of one code only.
+    let guarded = |addr: IpAddr, m: &calico_model::IcmpMatch| match m.code {
+        Some(c) => !guard_permits(dir, &Packet::icmp(addr, addr, m.icmp_type, c, 0)),
+        None => {
+            (0..=u8::MAX).any(|c| !guard_permits(dir, &Packet::icmp(addr, addr, m.icmp_type, c, 0)))
+        }
+    };
     match (rule.protocol, &rule.icmp) {
         (Some(6 | 17 | 132), _) => false,
-        (Some(p @ (1 | 58)), Some(m)) => {
-            let probe = |src: IpAddr, dst: IpAddr| Packet::icmp(src, dst, m.icmp_type, 0, 0);
-            let v4 = IpAddr::from([0u8, 0, 0, 0]);
-            let v6 = IpAddr::from([0u16; 8]);
-            let pkt = if p == 1 { probe(v4, v4) } else { probe(v6, v6) };
-            !guard_permits(dir, &pkt)
-        }
+        (Some(p @ (1 | 58)), Some(m)) => guarded(if p == 1 { v4 } else { v6 }, m),
         // An ICMP match on any other protocol never matches; without a protocol it only
         // matches the family's ICMP of that type — still possibly a guarded one.
         (Some(_), Some(_)) => false,
-        (None, Some(m)) => {
-            let v4 = IpAddr::from([0u8, 0, 0, 0]);
-            let v6 = IpAddr::from([0u16; 8]);
-            !guard_permits(dir, &Packet::icmp(v4, v4, m.icmp_type, 0, 0))
-                || !guard_permits(dir, &Packet::icmp(v6, v6, m.icmp_type, 0, 0))
-        }
+        (None, Some(m)) => guarded(v4, m) || guarded(v6, m),
         _ => true,
     }
 }
@@ -411,13 +445,29 @@ mod tests {
     }
 
     #[test]
-    fn guard_permits_everything_npol_polices() {
+    fn guard_permits_everything_npol_polices_but_odd_echo_request_codes() {
         for dir in [CalicoDirection::Ingress, CalicoDirection::Egress] {
             for p in packets() {
+                let odd_request = matches!((p.proto, p.icmp_type), (1, 8) | (58, 128))
+                    && p.icmp_code != ECHO_REQUEST_CODE;
                 if p.npol_tuple().is_some() {
-                    assert!(guard_permits(dir, &p), "{dir:?} {p:?}");
+                    assert_eq!(guard_permits(dir, &p), !odd_request, "{dir:?} {p:?}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn echo_requests_pass_with_code_0_only_and_replies_with_any_code() {
+        let (a, b) = (v4("10.0.0.1"), v4("10.0.0.2"));
+        let (a6, b6) = (v4("fd00::1"), v4("fd00::2"));
+        for dir in [CalicoDirection::Ingress, CalicoDirection::Egress] {
+            assert!(guard_permits(dir, &Packet::icmp(a, b, 8, 0, 1)));
+            assert!(!guard_permits(dir, &Packet::icmp(a, b, 8, 1, 1)));
+            assert!(guard_permits(dir, &Packet::icmp(a, b, 0, 7, 1)));
+            assert!(guard_permits(dir, &Packet::icmp(a6, b6, 128, 0, 1)));
+            assert!(!guard_permits(dir, &Packet::icmp(a6, b6, 128, 255, 1)));
+            assert!(guard_permits(dir, &Packet::icmp(a6, b6, 129, 3, 1)));
         }
     }
 

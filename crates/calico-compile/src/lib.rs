@@ -49,4 +49,3 @@ pub use desired::{
 pub use guard::{Acl, AclAction, AclFamily, AclRule, GuardOptions, InterfaceGuard};
 pub use lookup::{evaluate_compiled, explain_compiled, npol_direction, ExplainedStep};
 pub use report::{CalicoDirection, CompileReport, Note, Subject};
-pub use rules::IcmpFate;

@@ -25,6 +25,10 @@ pub enum Decision {
     /// Egress from a source that is neither one of the workload's addresses nor in its
     /// `allow_spoofed_source_prefixes` (Felix's RPF check, before any policy).
     SpoofedSource,
+    /// An ICMP echo reply (v4 type 0, v6 type 129) that answers no request: conntrack finds
+    /// no connection for it and marks it INVALID, and Felix drops INVALID packets before any
+    /// policy. (A reply to a request rides the request's connection and is never judged.)
+    UnsolicitedEchoReply,
     /// VXLAN or IPIP from a workload.
     EncapDrop,
     Rule {
@@ -84,6 +88,9 @@ pub fn evaluate(
     if dir == CalicoDirection::Egress && !source_permitted(ep, pkt) {
         return outcome(Verdict::Deny, Decision::SpoofedSource);
     }
+    if is_echo_reply(pkt) {
+        return outcome(Verdict::Deny, Decision::UnsolicitedEchoReply);
+    }
     let cfg = PolicyConfig::from_felix(&model.felix_config);
     if dir == CalicoDirection::Egress {
         let vxlan = pkt.proto == 17 && pkt.dport == cfg.vxlan_port;
@@ -105,6 +112,14 @@ pub fn evaluate(
         );
     }
     by_policy
+}
+
+/// An ICMP echo reply of the packet's own family.
+pub fn is_echo_reply(pkt: &Packet) -> bool {
+    matches!(
+        (pkt.src.is_ipv4(), pkt.proto, pkt.icmp_type),
+        (true, 1, 0) | (false, 58, 129)
+    )
 }
 
 /// Felix's anti-spoofing (strict RPF): a workload may send from its own nets and its

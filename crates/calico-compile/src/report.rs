@@ -8,7 +8,6 @@ use calico_model::{HostEndpointId, IpSetId, PolicyId, ProfileId, WorkloadEndpoin
 use serde::Serialize;
 
 use crate::config::EndpointToHostAction;
-use crate::rules::IcmpFate;
 
 /// Calico's two directions (ingress is VPP TX on a pod's interface, egress VPP RX).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -31,14 +30,6 @@ pub enum Subject {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum Note {
-    /// A rule needing an ICMP type/code (npol cannot filter on them). `index` is the rule's
-    /// position in the policy's (or profile's) rule list for `direction`.
-    Icmp {
-        direction: CalicoDirection,
-        index: usize,
-        rule_id: String,
-        fate: IcmpFate,
-    },
     /// An HTTP match was ignored (as DESIGN section 3 says; Felix's dataplane ignores it too).
     HttpMatchIgnored {
         direction: CalicoDirection,
@@ -95,12 +86,6 @@ pub struct CompileReport {
 }
 
 impl CompileReport {
-    pub fn icmp_count(&self, fate: IcmpFate) -> usize {
-        self.all()
-            .filter(|n| matches!(n, Note::Icmp { fate: f, .. } if *f == fate))
-            .count()
-    }
-
     pub fn all(&self) -> impl Iterator<Item = &Note> {
         self.notes.values().flatten()
     }

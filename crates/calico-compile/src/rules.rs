@@ -3,11 +3,11 @@
 //!
 //! Every match field of `calico_model::Rule` is handled here or explicitly rejected; the
 //! exhaustive destructuring makes a new field a compile error. Never emits a rule that
-//! matches more than Calico's rule would, except fail-closed widenings of deny rules.
+//! matches more or less than Calico's rule would on the packets npol judges.
 
 use std::collections::BTreeMap;
 
-use calico_model::{Action, IpSet, IpSetId, IpSetKind, IpVersion, PortRange, Rule};
+use calico_model::{Action, IcmpMatch, IpSet, IpSetId, IpSetKind, IpVersion, PortRange, Rule};
 use ipnet::IpNet;
 use npol::{Entry, EntryData, Filter, FilterType, RuleAction};
 
@@ -18,20 +18,6 @@ use crate::ipsets::{base_key, DerivedDef};
 pub(crate) const ICMP4: u8 = 1;
 pub(crate) const ICMP6: u8 = 58;
 pub(crate) const PORT_PROTOCOLS: [u8; 3] = [6, 17, 132];
-
-/// What became of a rule with an ICMP type/code match (`icmp` or `not_icmp`), which npol
-/// cannot filter on (its ICMP filters compare the echo identifier): fail closed, in every
-/// IP family where the rule can match (its `protocol`, if set, is that family's ICMP and
-/// its `not_protocol` does not exclude it). A rule that can match in no family (a port
-/// match, a non-ICMP protocol, ...) matches nothing, exactly as Felix's: no fate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-pub enum IcmpFate {
-    /// An allow rule needing an ICMP type/code: not emitted.
-    Narrowed,
-    /// A deny or pass rule with one: denies all ICMP of each family it can match in (other
-    /// conditions kept).
-    Widened,
-}
 
 /// A rule refers to an IP set that the model does not have, or that has the wrong kind for
 /// the field. The owning policy or profile fails closed as a whole.
@@ -51,7 +37,6 @@ pub enum RuleError {
 pub(crate) struct RuleOut {
     pub rules: Vec<npol::Rule<IpSetKey>>,
     pub derived: Vec<(IpSetKey, DerivedDef)>,
-    pub icmp: Option<IcmpFate>,
     /// The rule carried an HTTP match, which this dataplane ignores (as Felix's does).
     pub http_ignored: bool,
 }
@@ -114,6 +99,15 @@ impl Family {
             Family::V4 => ICMP4,
             Family::V6 => ICMP6,
         }
+    }
+    /// Does Calico ICMP match `m` hold for the one ICMP packet of this family npol judges,
+    /// the echo request with the code the guard passes?
+    fn echo_request_matches(self, m: &IcmpMatch) -> bool {
+        let (t, c) = crate::guard::echo_request(match self {
+            Family::V4 => crate::guard::AclFamily::V4,
+            Family::V6 => crate::guard::AclFamily::V6,
+        });
+        m.icmp_type == t && m.code.is_none_or(|code| code == c)
     }
     fn any(self) -> IpNet {
         match self {
@@ -230,7 +224,7 @@ pub(crate) fn compile_rule(
     check_sets(not_dst_named_port_ip_set_ids, sets, true)?;
     check_sets(dst_ip_port_set_ids, sets, true)?;
 
-    let mut npol_action = match action.unwrap_or(Action::Allow) {
+    let npol_action = match action.unwrap_or(Action::Allow) {
         Action::Allow => RuleAction::Allow,
         Action::Deny => RuleAction::Deny,
         // npol's LOG ends the current npol policy, i.e. leaves the tier (or the profile).
@@ -259,34 +253,30 @@ pub(crate) fn compile_rule(
         && dst_ip_port_set_ids.is_empty());
     // An ICMP type/code match (`icmp` or `not_icmp`) makes the rule match, in each family,
     // only that family's ICMP (1 for IPv4, 58 for IPv6), as Felix renders it per family.
-    // The families where such a rule can match anything at all: the rule exists there, its
-    // `protocol` (if any) is that family's ICMP, its `not_protocol` does not exclude it,
-    // and it has no port match (ports need a port-carrying protocol).
+    // npol's flow tuple has no ICMP type or code (its ICMP filters compare the echo
+    // identifier), but every ICMP flow npol judges is an echo request with code 0: replies
+    // ride their request's session, and the guard passes no other query type and no other
+    // code (see `guard.rs`). So the match is decided here, per family, against that packet.
+    // The families where the rule can match: it exists there, its `protocol` (if any) is
+    // that family's ICMP, its `not_protocol` does not exclude it, it has no port match
+    // (ports need a port-carrying protocol), and its ICMP match holds for the echo request.
     let icmp_families: Vec<Family> = if wants_icmp && !has_ports {
         families
             .iter()
             .copied()
             .filter(|f| protocol.is_none_or(|p| p == f.icmp()))
             .filter(|f| not_protocol.is_none_or(|p| p != f.icmp()))
+            .filter(|f| {
+                icmp.as_ref().is_none_or(|m| f.echo_request_matches(m))
+                    && not_icmp.as_ref().is_none_or(|m| !f.echo_request_matches(m))
+            })
             .collect()
     } else {
         Vec::new()
     };
-    if wants_icmp {
-        if icmp_families.is_empty() {
-            // Matches no packet in any family: nothing to emit, and nothing approximated.
-            return Ok(out);
-        }
-        // npol cannot filter on the ICMP type or code (its ICMP filters compare the echo
-        // identifier): fail closed in every family the rule can match in.
-        if npol_action == RuleAction::Allow {
-            out.icmp = Some(IcmpFate::Narrowed);
-            return Ok(out);
-        }
-        out.icmp = Some(IcmpFate::Widened);
-        // A widened pass would let ICMP it never matched skip the rest of the tier: deny is
-        // the only fail-closed choice.
-        npol_action = RuleAction::Deny;
+    if wants_icmp && icmp_families.is_empty() {
+        // Matches no packet npol judges in any family: nothing to emit.
+        return Ok(out);
     }
     if has_ports && protocol.is_some_and(|p| !PORT_PROTOCOLS.contains(&p)) {
         return Ok(out);
@@ -388,10 +378,10 @@ pub(crate) fn compile_rule(
     }
 
     // The families share one npol rule unless a family-specific protocol filter is needed
-    // (a widened ICMP rule without a protocol: each family denies its own ICMP) or only one
-    // family has the rule. A widened rule with a protocol keeps one rule for the families
-    // the rule exists in: its protocol filter is one family's ICMP, which npol only ever
-    // sees in that family (the other family's entries are inert).
+    // (an ICMP rule without a protocol: each family matches its own ICMP, where its ICMP
+    // match holds) or only one family has the rule. An ICMP rule with a protocol keeps one
+    // rule for the families the rule exists in: its protocol filter is one family's ICMP,
+    // which npol only ever sees in that family (the other family's entries are inert).
     let groups: Vec<Vec<Family>> = if wants_icmp && protocol.is_none() {
         icmp_families.iter().map(|f| vec![*f]).collect()
     } else if families.len() == 2 {
@@ -530,88 +520,25 @@ mod tests {
         );
     }
 
-    #[test]
-    fn icmp_type_allow_is_narrowed_and_deny_widened() {
-        let mut r = Rule::match_all(Action::Allow);
-        r.protocol = Some(1);
-        r.icmp = Some(calico_model::IcmpMatch {
-            icmp_type: 8,
-            code: None,
-        });
-        let out = compile_rule(&r, &sets()).unwrap();
-        assert!(out.rules.is_empty());
-        assert_eq!(out.icmp, Some(IcmpFate::Narrowed));
-        r.action = Some(Action::Pass);
-        let out = compile_rule(&r, &sets()).unwrap();
-        assert_eq!(out.icmp, Some(IcmpFate::Widened));
-        assert_eq!(out.rules.len(), 1);
-        assert_eq!(out.rules[0].action, RuleAction::Deny);
-        assert!(out.rules[0]
-            .filters
-            .iter()
-            .all(|f| f.kind != FilterType::IcmpType && f.kind != FilterType::IcmpCode));
-    }
-
     fn icmp_rule(
         action: Action,
         protocol: Option<u8>,
         not_protocol: Option<u8>,
-        negated: bool,
-        src_net: &[&str],
+        icmp: Option<(u8, Option<u8>)>,
+        not_icmp: Option<(u8, Option<u8>)>,
     ) -> Rule {
+        let m = |(icmp_type, code)| calico_model::IcmpMatch { icmp_type, code };
         let mut r = Rule::match_all(action);
         r.protocol = protocol;
         r.not_protocol = not_protocol;
-        let m = calico_model::IcmpMatch {
-            icmp_type: 8,
-            code: Some(0),
-        };
-        if negated {
-            r.not_icmp = Some(m);
-        } else {
-            r.icmp = Some(m);
-        }
-        r.src_net = src_net.iter().map(|s| s.parse().unwrap()).collect();
+        r.icmp = icmp.map(m);
+        r.not_icmp = not_icmp.map(m);
         r
     }
 
     fn keys(r: &Rule) -> Vec<String> {
         let out = compile_rule(r, &sets()).unwrap();
         out.rules.iter().map(|r| rule_key(r).0).collect()
-    }
-
-    #[test]
-    fn widened_icmp_rule_keys_are_pinned() {
-        // ICMP rules the compiler already got right before issue 11 keep their keys (values
-        // computed with that compiler).
-        assert_eq!(
-            keys(&icmp_rule(Action::Deny, Some(1), None, false, &[])),
-            ["r:6f87555eeb728548616b1715"]
-        );
-        assert_eq!(
-            keys(&icmp_rule(
-                Action::Pass,
-                Some(1),
-                None,
-                true,
-                &["10.0.0.0/8", "fd00::/64"]
-            )),
-            ["r:3798ea537b923995144cea73"]
-        );
-        assert_eq!(
-            keys(&icmp_rule(Action::Deny, None, None, false, &[])),
-            ["r:6f87555eeb728548616b1715", "r:b390f18c077ab7bd2d8f2907"]
-        );
-        assert_eq!(
-            keys(&icmp_rule(
-                Action::Deny,
-                None,
-                Some(6),
-                true,
-                &["10.0.0.0/8", "fd00::/64"]
-            )),
-            ["r:40184b6ea62f29fc34a654a9", "r:68f2af6a029a090d91049330"]
-        );
     }
 
     fn l4(value: u8, should_match: bool) -> Filter {
@@ -622,17 +549,111 @@ mod tests {
         }
     }
 
-    /// Issue 11: a deny (or pass) rule with `protocol: 58` and an ICMP type match used to
-    /// vanish (only the IPv4 family's ICMP was checked); it must deny all ICMPv6.
+    /// The ICMP protocols the compiled rules of `r` match (each rule's positive L4 filter).
+    fn icmp_protocols(r: &Rule) -> Vec<u8> {
+        let out = compile_rule(r, &sets()).unwrap();
+        out.rules
+            .iter()
+            .map(|n| {
+                assert!(n
+                    .filters
+                    .iter()
+                    .all(|f| f.kind != FilterType::IcmpType && f.kind != FilterType::IcmpCode));
+                let p = n
+                    .filters
+                    .iter()
+                    .find(|f| f.kind == FilterType::L4Proto && f.should_match)
+                    .expect("an ICMP protocol filter");
+                p.value as u8
+            })
+            .collect()
+    }
+
     #[test]
-    fn icmpv6_rule_with_protocol_58_is_widened_not_dropped() {
-        for action in [Action::Deny, Action::Pass] {
-            for negated in [false, true] {
-                let out = compile_rule(&icmp_rule(action, Some(58), None, negated, &[]), &sets())
+    fn icmp_rule_keys_are_pinned() {
+        // ICMP rules that compiled to these npol rules before keep their keys (values
+        // computed with the compiler of the previous release).
+        assert_eq!(
+            keys(&icmp_rule(
+                Action::Deny,
+                Some(1),
+                None,
+                Some((8, Some(0))),
+                None
+            )),
+            ["r:6f87555eeb728548616b1715"]
+        );
+        assert_eq!(
+            keys(&icmp_rule(
+                Action::Deny,
+                None,
+                None,
+                Some((8, Some(0))),
+                None
+            )),
+            ["r:6f87555eeb728548616b1715"]
+        );
+        assert_eq!(
+            keys(&icmp_rule(Action::Deny, None, None, None, Some((3, None)))),
+            ["r:6f87555eeb728548616b1715", "r:b390f18c077ab7bd2d8f2907"]
+        );
+    }
+
+    /// Every ICMP flow npol judges is an echo request of code 0: a match is decided
+    /// against that packet, per family, and the rule keeps its action.
+    #[test]
+    fn icmp_matches_are_decided_against_the_echo_request_per_family() {
+        type M = Option<(u8, Option<u8>)>;
+        let cases: &[(Option<u8>, M, M, &[u8])] = &[
+            // (protocol, icmp, not_icmp) -> the ICMP protocols matched
+            (None, Some((8, None)), None, &[1]),
+            (None, Some((8, Some(0))), None, &[1]),
+            (None, Some((8, Some(3))), None, &[]),
+            (None, Some((128, None)), None, &[58]),
+            (None, Some((0, None)), None, &[]),
+            (None, Some((129, None)), None, &[]),
+            (None, None, Some((0, None)), &[1, 58]),
+            (None, None, Some((8, None)), &[58]),
+            (None, None, Some((8, Some(1))), &[1, 58]),
+            (None, None, Some((128, Some(0))), &[1]),
+            (None, Some((8, None)), Some((8, Some(0))), &[]),
+            (None, Some((8, None)), Some((8, Some(5))), &[1]),
+            (Some(1), Some((8, None)), None, &[1]),
+            (Some(1), Some((128, None)), None, &[]),
+            (Some(58), Some((128, None)), None, &[58]),
+            (Some(58), None, Some((0, None)), &[58]),
+            (Some(58), Some((8, None)), None, &[]),
+        ];
+        for (protocol, icmp, not_icmp, want) in cases {
+            for action in [Action::Allow, Action::Deny, Action::Pass] {
+                let r = icmp_rule(action, *protocol, None, *icmp, *not_icmp);
+                let got = icmp_protocols(&r);
+                assert_eq!(&got, want, "{r:?}");
+                let out = compile_rule(&r, &sets()).unwrap();
+                let npol_action = match action {
+                    Action::Allow => RuleAction::Allow,
+                    Action::Deny => RuleAction::Deny,
+                    _ => RuleAction::Log,
+                };
+                assert!(out.rules.iter().all(|n| n.action == npol_action), "{out:?}");
+            }
+        }
+    }
+
+    /// Issue 11: a rule with `protocol: 58` and an ICMP match used to vanish (only the IPv4
+    /// family's ICMP was checked), whatever its action.
+    #[test]
+    fn icmpv6_rule_with_protocol_58_is_compiled_not_dropped() {
+        for (action, npol_action) in [
+            (Action::Deny, RuleAction::Deny),
+            (Action::Pass, RuleAction::Log),
+            (Action::Allow, RuleAction::Allow),
+        ] {
+            for (icmp, not_icmp) in [(Some((128, None)), None), (None, Some((0, None)))] {
+                let out = compile_rule(&icmp_rule(action, Some(58), None, icmp, not_icmp), &sets())
                     .unwrap();
-                assert_eq!(out.icmp, Some(IcmpFate::Widened));
                 assert_eq!(out.rules.len(), 1, "{out:?}");
-                assert_eq!(out.rules[0].action, RuleAction::Deny);
+                assert_eq!(out.rules[0].action, npol_action);
                 assert_eq!(
                     out.rules[0].filters,
                     [l4(58, true), Filter::NONE, Filter::NONE]
@@ -640,66 +661,46 @@ mod tests {
                 assert!(out.rules[0].entries.is_empty());
             }
         }
-        let out = compile_rule(
-            &icmp_rule(Action::Allow, Some(58), None, true, &[]),
-            &sets(),
-        )
-        .unwrap();
-        assert_eq!(out.icmp, Some(IcmpFate::Narrowed));
-        assert!(out.rules.is_empty());
     }
 
     #[test]
-    fn not_protocol_removes_a_widened_icmp_rule_per_family() {
-        // Without a protocol, each family denies its own ICMP unless `not_protocol` excludes it.
+    fn not_protocol_removes_an_icmp_rule_per_family() {
+        // Without a protocol, each family matches its own ICMP unless `not_protocol`
+        // excludes it.
         for (not_protocol, families) in [
             (Some(58), vec![1]),
             (Some(1), vec![58]),
             (None, vec![1, 58]),
+            (Some(6), vec![1, 58]),
         ] {
-            let out = compile_rule(
-                &icmp_rule(Action::Deny, None, not_protocol, false, &[]),
-                &sets(),
-            )
-            .unwrap();
-            assert_eq!(out.icmp, Some(IcmpFate::Widened));
-            let protos: Vec<u8> = out
-                .rules
-                .iter()
-                .map(|r| {
-                    let p = r
-                        .filters
-                        .iter()
-                        .find(|f| f.kind == FilterType::L4Proto && f.should_match)
-                        .expect("an ICMP protocol filter");
-                    p.value as u8
-                })
-                .collect();
-            assert_eq!(protos, families);
+            let r = icmp_rule(Action::Deny, None, not_protocol, None, Some((0, None)));
+            assert_eq!(icmp_protocols(&r), families, "{r:?}");
         }
     }
 
     #[test]
-    fn icmp_rules_that_match_nothing_emit_nothing_and_are_not_reported() {
-        let mut with_ports = icmp_rule(Action::Deny, None, None, false, &[]);
+    fn icmp_rules_that_match_nothing_emit_nothing() {
+        let echo = Some((8, None));
+        let mut with_ports = icmp_rule(Action::Deny, None, None, echo, None);
         with_ports.dst_ports = vec![PortRange {
             first: 80,
             last: 80,
         }];
-        let mut v4_only_icmpv6 = icmp_rule(Action::Deny, Some(58), None, false, &[]);
+        let mut v4_only_icmpv6 = icmp_rule(Action::Deny, Some(58), None, Some((128, None)), None);
         v4_only_icmpv6.ip_version = Some(IpVersion::V4);
+        let mut v6_only_proto_1 = icmp_rule(Action::Deny, Some(1), None, echo, None);
+        // The rule exists only in IPv6 (its CIDRs), where protocol 1 is not ICMP.
+        v6_only_proto_1.src_net = vec!["fd00::/64".parse().unwrap()];
         for r in [
-            icmp_rule(Action::Deny, Some(6), None, false, &[]),
-            icmp_rule(Action::Pass, Some(58), Some(58), true, &[]),
-            icmp_rule(Action::Allow, Some(1), Some(1), false, &[]),
-            // The rule exists only in IPv6 (its CIDRs), where protocol 1 is not ICMP.
-            icmp_rule(Action::Deny, Some(1), None, false, &["fd00::/64"]),
+            icmp_rule(Action::Deny, Some(6), None, echo, None),
+            icmp_rule(Action::Pass, Some(58), Some(58), None, Some((0, None))),
+            icmp_rule(Action::Allow, Some(1), Some(1), echo, None),
+            v6_only_proto_1,
             v4_only_icmpv6,
             with_ports,
         ] {
             let out = compile_rule(&r, &sets()).unwrap();
             assert!(out.rules.is_empty(), "{r:?} -> {out:?}");
-            assert_eq!(out.icmp, None, "{r:?}");
         }
     }
 

@@ -466,7 +466,20 @@ impl Pod {
     /// ICMP echo requests to `dst` (v4 or v6) with echo identifier `ident`, `count` of them
     /// one after another (the same flow); how many were answered.
     pub fn ping(&self, dst: &str, ident: u16, count: u32) -> u32 {
-        let (_, out) = self.python(PING, &[dst, &ident.to_string(), &count.to_string()]);
+        self.ping_code(dst, ident, count, 0)
+    }
+
+    /// [`ping`](Self::ping) with ICMP code `code` in the requests.
+    pub fn ping_code(&self, dst: &str, ident: u16, count: u32, code: u8) -> u32 {
+        let (_, out) = self.python(
+            PING,
+            &[
+                dst,
+                &ident.to_string(),
+                &count.to_string(),
+                &code.to_string(),
+            ],
+        );
         out.trim().parse().unwrap_or(0)
     }
 
@@ -515,12 +528,12 @@ while True:
         c.close()
 "#;
 
-/// Echo requests on a raw socket: argv dst, identifier, count. Prints how many echo replies
+/// Echo requests on a raw socket: argv dst, identifier, count, code. Prints how many echo replies
 /// with that identifier came back, each awaited up to 0.8 s. The kernel's own ping is not
 /// used: the identifier must be chosen (a new one is a new flow for VPP) and kept.
 const PING: &str = r#"
 import socket, struct, sys, time, select
-dst, ident, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+dst, ident, count, code = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 v6 = ":" in dst
 def csum(b):
     if len(b) % 2: b += b"\0"
@@ -536,9 +549,9 @@ else:
 got = 0
 for seq in range(count):
     body = struct.pack("!HH", ident, seq) + b"calico-vpp-icmp"
-    hdr = struct.pack("!BBH", req, 0, 0)
+    hdr = struct.pack("!BBH", req, code, 0)
     c = 0 if v6 else csum(hdr + body)
-    s.sendto(struct.pack("!BBH", req, 0, c) + body, (dst, 0))
+    s.sendto(struct.pack("!BBH", req, code, c) + body, (dst, 0))
     end = time.time() + 0.8
     while time.time() < end:
         r, _, _ = select.select([s], [], [], max(0, end - time.time()))

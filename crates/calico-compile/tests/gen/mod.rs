@@ -596,7 +596,8 @@ pub fn any_packet() -> impl Strategy<Value = Packet> {
     ]
 }
 
-/// ICMP echo request or reply of either family, from the address pools.
+/// ICMP echo request or reply of either family, from the address pools; mostly code 0,
+/// sometimes another (the guard passes echo requests of code 0 only).
 pub fn echo_packet() -> impl Strategy<Value = Packet> {
     (
         any::<bool>(),
@@ -604,8 +605,9 @@ pub fn echo_packet() -> impl Strategy<Value = Packet> {
         0usize..6,
         any::<bool>(),
         select(&PORTS[..]),
+        select(&[0u8, 0, 0, 0, 1, 9][..]),
     )
-        .prop_map(|(v6, s, d, request, ident)| {
+        .prop_map(|(v6, s, d, request, ident, code)| {
             let (src, dst, t): (IpAddr, IpAddr, u8) = if v6 {
                 (
                     V6[s % V6.len()].parse().unwrap(),
@@ -619,7 +621,7 @@ pub fn echo_packet() -> impl Strategy<Value = Packet> {
                     if request { 8 } else { 0 },
                 )
             };
-            Packet::icmp(src, dst, t, 0, ident)
+            Packet::icmp(src, dst, t, code, ident)
         })
 }
 
