@@ -31,6 +31,8 @@ struct Fault {
     /// Failures still to inject; `usize::MAX` for "always".
     remaining: usize,
     retval: i32,
+    /// Fail as an operation that cannot be encoded (permanent), not as a VPP refusal.
+    permanent: bool,
 }
 
 /// One recorded operation.
@@ -218,6 +220,18 @@ impl FakeHandle {
             skip,
             remaining: times,
             retval,
+            permanent: false,
+        });
+    }
+
+    /// Every matching operation fails as one that cannot be encoded (never sent to VPP).
+    pub fn fail_unencodable(&self, matches: impl Fn(&Op) -> bool + Send + 'static) {
+        self.lock().faults.push(Fault {
+            matches: Box::new(matches),
+            skip: 0,
+            remaining: usize::MAX,
+            retval: crate::dataplane::vpp::RETVAL_ENCODE,
+            permanent: true,
         });
     }
 
@@ -339,7 +353,7 @@ impl FakeVpp {
         }
     }
 
-    fn injected_fault(&mut self, op: &Op) -> Option<i32> {
+    fn injected_fault(&mut self, op: &Op) -> Option<(i32, bool)> {
         for f in &mut self.faults {
             if f.remaining == 0 || !(f.matches)(op) {
                 continue;
@@ -351,7 +365,7 @@ impl FakeVpp {
             if f.remaining != usize::MAX {
                 f.remaining -= 1;
             }
-            return Some(f.retval);
+            return Some((f.retval, f.permanent));
         }
         None
     }
@@ -363,10 +377,14 @@ impl FakeVpp {
                 op: name,
                 retval,
                 name: vpp_bindings::errno::error_name(retval),
+                permanent: false,
             })
         };
-        if let Some(retval) = self.injected_fault(op) {
-            return err(retval);
+        if let Some((retval, permanent)) = self.injected_fault(op) {
+            return Err(OpError {
+                permanent,
+                ..OpError::new(name, retval)
+            });
         }
         let o = &mut self.objects;
         match op {

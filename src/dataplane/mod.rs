@@ -163,22 +163,38 @@ pub enum OpReply {
     Created(u32),
 }
 
-/// VPP refused one operation (non-zero `retval`); the others in the batch are unaffected.
+/// One operation failed; the others in the batch are unaffected. Either VPP refused it
+/// (non-zero `retval`: retried with backoff, since VPP's codes do not tell a missing
+/// dependency from bad content — npol answers 1 for an unknown policy, -7 for both), or it
+/// could not even be encoded (`permanent`: no retry can change that; it waits until the
+/// desired object changes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
-#[error("{op}: VPP error {retval} ({})", name.unwrap_or("unknown error"))]
+#[error("{op}: {} {retval} ({})", if *permanent { "cannot be encoded, error" } else { "VPP error" }, name.unwrap_or("unknown error"))]
 pub struct OpError {
     pub op: &'static str,
     pub retval: i32,
     /// VPP's name for `retval`, when the implementation knows it.
     pub name: Option<&'static str>,
+    /// Retrying cannot help (the operation was never sent).
+    pub permanent: bool,
 }
 
 impl OpError {
+    /// VPP refused `op` with `retval`: retryable.
     pub fn new(op: &'static str, retval: i32) -> Self {
         OpError {
             op,
             retval,
             name: None,
+            permanent: false,
+        }
+    }
+
+    /// `op` cannot be encoded from its input (never sent): permanent.
+    pub fn unencodable(op: &'static str, retval: i32) -> Self {
+        OpError {
+            permanent: true,
+            ..OpError::new(op, retval)
         }
     }
 }

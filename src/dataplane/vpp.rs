@@ -347,7 +347,7 @@ fn acl_list(ids: &[AclIndex]) -> Vec<u32> {
 fn push_op(b: &mut Batch<'_>, op: &Op) -> Result<Pending, ClientError> {
     let encode_failed = |why: String| {
         warn!(op = op.name(), error = %why, "cannot encode; not sent");
-        Pending::Failed(OpError::new(op.name(), RETVAL_ENCODE))
+        Pending::Failed(OpError::unencodable(op.name(), RETVAL_ENCODE))
     };
     Ok(match op {
         Op::IpSetCreate { kind } => {
@@ -480,17 +480,20 @@ fn reply<M: Message>(
             op,
             retval: retval(&m),
             name: error_name(retval(&m)),
+            permanent: false,
         })),
         Ok(m) => Ok(Ok(m)),
         Err(ClientError::Vpp { code, name, .. }) => Ok(Err(OpError {
             op,
             retval: code,
             name,
+            permanent: false,
         })),
         Err(ClientError::NoReply { .. }) => Ok(Err(OpError {
             op,
             retval: RETVAL_NO_REPLY,
             name: Some("no reply"),
+            permanent: false,
         })),
         Err(ClientError::Decode { msg, source }) => {
             warn!(op, error = %source, "undecodable reply");
@@ -498,6 +501,7 @@ fn reply<M: Message>(
                 op: msg,
                 retval: RETVAL_NO_REPLY,
                 name: Some("undecodable reply"),
+                permanent: false,
             }))
         }
         Err(e) => Err(e),

@@ -53,7 +53,9 @@ mod tests;
 
 pub use realized::{PersistedState, Realized, StateError, StateStore};
 pub use run::{apply_diff, spawn, start_vpp, Input, ReconcilerHandle};
-pub use status::{Backoff, EndpointOperStatus, EndpointStatusEvent, Failure, ObjectRef};
+pub use status::{
+    Backoff, EndpointOperStatus, EndpointStatusEvent, Failure, ObjectError, ObjectRef,
+};
 
 /// Environment variable naming the directory of the state file.
 pub const STATE_DIR_ENV: &str = "CALICO_VPP_STATE_DIR";
@@ -387,6 +389,7 @@ impl<D: Dataplane> Reconciler<D> {
         let retry = self
             .failures
             .values()
+            .filter(|f| !f.permanent)
             .map(|f| f.retry_at)
             .filter(|t| *t > now)
             .min();
@@ -496,7 +499,9 @@ impl<D: Dataplane> Reconciler<D> {
     /// order, then deletes in reverse, each stage one pipelined batch. Objects whose retry is
     /// not yet due are left alone. Returns an error only when the connection broke (reconnect,
     /// then call again).
+    /// A whole new desired state: objects that failed permanently are tried once more.
     pub async fn apply(&mut self, desired: &DesiredState) -> Result<PassReport, DataplaneError> {
+        self.failures.retain(|_, f| !f.permanent);
         self.run_pass(desired, None).await
     }
 
@@ -509,6 +514,9 @@ impl<D: Dataplane> Reconciler<D> {
         desired: &DesiredState,
         changed: &Changed,
     ) -> Result<PassReport, DataplaneError> {
+        // A changed object is worth another try, even after a permanent failure.
+        self.failures
+            .retain(|obj, f| !f.permanent || !changed.names(obj));
         let full_due = self
             .last_full_pass
             .is_none_or(|t| t.elapsed() >= self.config.full_pass_interval);
@@ -627,6 +635,21 @@ pub struct Changed {
 }
 
 impl Changed {
+    /// Does this change name `obj`? (Orphans are never named.)
+    pub fn names(&self, obj: &ObjectRef) -> bool {
+        match obj {
+            ObjectRef::IpSet(k) => self.ipsets.contains(k),
+            ObjectRef::Rule(k) => self.rules.contains(k),
+            ObjectRef::Policy(k) => self.policies.contains(k),
+            ObjectRef::Interface(k) => self.interfaces.contains(k),
+            ObjectRef::Acl(k) => self.acls.contains(k),
+            ObjectRef::OrphanIpSet(_)
+            | ObjectRef::OrphanRule(_)
+            | ObjectRef::OrphanPolicy(_)
+            | ObjectRef::OrphanInterface(_) => false,
+        }
+    }
+
     /// Everything `diff` touches, removals included.
     pub fn from_diff(diff: &DesiredDiff) -> Self {
         let mut c = Changed::default();

@@ -12,13 +12,13 @@ use calico_compile::{
     AclKey, DesiredInterface, DesiredState, InterfaceKey, IpSetKey, PolicyKey, RuleKey,
 };
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::realized::{RealAcl, RealGuard, RealInterface, RealIpSet, RealPolicy, RealRule, Table};
-use super::status::{EndpointOperStatus, Failure, ObjectRef};
+use super::status::{EndpointOperStatus, Failure, ObjectError, ObjectRef};
 use super::{Changed, InterfaceOutcome, PassReport, Reconciler};
 use crate::dataplane::{
-    AclIndex, Dataplane, DataplaneError, IpSetId, Op, OpReply, OpResult, PolicyId, RuleId,
+    AclIndex, Dataplane, DataplaneError, IpSetId, Op, OpError, OpReply, OpResult, PolicyId, RuleId,
     SwIfIndex, RETVAL_NO_SUCH_ENTRY,
 };
 
@@ -61,7 +61,7 @@ fn ids_of<K: Ord + Clone, V, I>(
 #[derive(Default)]
 pub(super) struct StageLog {
     ok: BTreeSet<ObjectRef>,
-    err: BTreeMap<ObjectRef, String>,
+    err: BTreeMap<ObjectRef, ObjectError>,
 }
 
 impl StageLog {
@@ -69,8 +69,25 @@ impl StageLog {
         self.ok.insert(obj);
     }
 
+    /// A failure a retry may cure (VPP answered oddly).
     pub(super) fn err(&mut self, obj: ObjectRef, error: String) {
-        self.err.insert(obj, error);
+        self.err.insert(obj, ObjectError::Retryable(error));
+    }
+
+    /// An operation of `obj` failed: permanent when it could not be encoded.
+    pub(super) fn op_err(&mut self, obj: ObjectRef, e: &OpError) {
+        let error = if e.permanent {
+            ObjectError::Permanent(e.to_string())
+        } else {
+            ObjectError::Retryable(e.to_string())
+        };
+        // A permanent failure of one operation makes the object's failure permanent.
+        match self.err.get(&obj) {
+            Some(ObjectError::Permanent(_)) => {}
+            _ => {
+                self.err.insert(obj, error);
+            }
+        }
     }
 }
 
@@ -142,7 +159,9 @@ impl<D: Dataplane> Reconciler<D> {
     }
 
     pub(super) fn due(&self, obj: &ObjectRef, now: Instant) -> bool {
-        self.failures.get(obj).is_none_or(|f| f.retry_at <= now)
+        self.failures
+            .get(obj)
+            .is_none_or(|f| !f.permanent && f.retry_at <= now)
     }
 
     /// Like `blocked`, building the reference only when something is failed or waiting at
@@ -167,14 +186,21 @@ impl<D: Dataplane> Reconciler<D> {
         for (obj, error) in log.err {
             let attempts = self.failures.get(&obj).map_or(0, |f| f.attempts) + 1;
             let delay = self.config.backoff.delay(attempts);
-            warn!(object = %obj, %error, attempts, retry_in_ms = delay.as_millis() as u64,
-                "VPP refused an operation; will retry");
+            let permanent = error.is_permanent();
+            if permanent {
+                error!(object = %obj, %error,
+                    "cannot be programmed from this input; not retried until it changes");
+            } else {
+                warn!(object = %obj, %error, attempts, retry_in_ms = delay.as_millis() as u64,
+                    "VPP refused an operation; will retry");
+            }
             self.failures.insert(
                 obj,
                 Failure {
                     attempts,
                     retry_at: now + delay,
-                    error,
+                    error: error.to_string(),
+                    permanent,
                 },
             );
         }
@@ -355,7 +381,7 @@ impl<D: Dataplane> Reconciler<D> {
                     continue;
                 }
                 Err(e) => {
-                    log.err(obj, e.to_string());
+                    log.op_err(obj, &e);
                     continue;
                 }
             };
@@ -387,7 +413,7 @@ impl<D: Dataplane> Reconciler<D> {
             let obj = ObjectRef::IpSet(key.clone());
             if let Err(e) = res {
                 // A rebuilt set that failed stays an orphan and is deleted later.
-                log.err(obj, e.to_string());
+                log.op_err(obj, &e);
                 continue;
             }
             log.ok(obj);
@@ -683,7 +709,7 @@ impl<D: Dataplane> Reconciler<D> {
                         // Replaced an ACL someone deleted: create it afresh next time.
                         self.realized.acls.remove(key);
                     }
-                    log.err(obj, e.to_string());
+                    log.op_err(obj, &e);
                 }
             }
         }
@@ -824,7 +850,7 @@ impl<D: Dataplane> Reconciler<D> {
             let obj = ObjectRef::Interface(plan.key.clone());
             if let Err(e) = res {
                 plan_failed[p] = true;
-                log.err(obj, e.to_string());
+                log.op_err(obj, &e);
                 continue;
             }
             let rec = self.binding(plan);
@@ -878,7 +904,7 @@ impl<D: Dataplane> Reconciler<D> {
                 }
                 Err(e) => {
                     plan_failed[p] = true;
-                    log.err(obj, e.to_string());
+                    log.op_err(obj, &e);
                 }
             }
         }
@@ -1046,7 +1072,7 @@ fn record_upserts<K: Ord + Clone, R: Upserted>(
                 }
             },
             Err(e) => {
-                log.err(obj, e.to_string());
+                log.op_err(obj, &e);
                 continue;
             }
         }

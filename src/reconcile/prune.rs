@@ -180,7 +180,7 @@ impl<D: Dataplane> Reconciler<D> {
         for (((b, obj), op), res) in owners.into_iter().zip(ops).zip(results) {
             if !gone(&op, &res) {
                 if let Err(e) = res {
-                    log.err(obj.clone(), e.to_string());
+                    log.op_err(obj.clone(), &e);
                 }
                 failed.insert(obj);
                 continue;
@@ -239,7 +239,7 @@ impl<D: Dataplane> Reconciler<D> {
             let obj = ObjectRef::Acl(key.clone());
             if !gone(&Op::AclDelete { index: id }, &res) {
                 if let Err(e) = res {
-                    log.err(obj, e.to_string());
+                    log.op_err(obj, &e);
                 }
                 continue;
             }
@@ -272,7 +272,7 @@ impl<D: Dataplane> Reconciler<D> {
             let obj = K::object(key.as_ref(), id);
             if !gone(&K::delete(id), &res) {
                 if let Err(e) = res {
-                    log.err(obj, e.to_string());
+                    log.op_err(obj, &e);
                 }
                 continue;
             }

@@ -424,6 +424,14 @@ pub enum StateError {
         #[source]
         source: serde_json::Error,
     },
+    /// Serialising or writing the state failed (the file on disk is untouched: snapshots
+    /// are written to a temporary file and renamed).
+    #[error("state file {path}: writing failed: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("state file {path}: version {found}, expected {STATE_VERSION}")]
     Version { path: PathBuf, found: u32 },
     #[error("state journal {path}: line {line} is damaged: {source}")]
@@ -593,7 +601,7 @@ impl StateStore {
             realized,
             generation,
         };
-        serde_json::to_writer(&mut w, &state).map_err(|source| StateError::Parse {
+        serde_json::to_writer(&mut w, &state).map_err(|source| StateError::Write {
             path: tmp.clone(),
             source,
         })?;
@@ -606,7 +614,7 @@ impl StateStore {
         self.snapshot_bytes = snapshot_bytes;
         // From here the old journal no longer matches: start this generation's.
         let mut header = serde_json::to_vec(&JournalHeader { generation }).map_err(|source| {
-            StateError::Parse {
+            StateError::Write {
                 path: self.journal.clone(),
                 source,
             }
@@ -623,7 +631,7 @@ impl StateStore {
     /// Appends `record` to the journal; `Ok(false)` when the journal has grown enough that a
     /// new snapshot should be written instead (nothing is written then).
     pub fn append(&mut self, record: &JournalRecord) -> Result<bool, StateError> {
-        let mut line = serde_json::to_vec(record).map_err(|source| StateError::Parse {
+        let mut line = serde_json::to_vec(record).map_err(|source| StateError::Write {
             path: self.journal.clone(),
             source,
         })?;

@@ -41,12 +41,32 @@ impl fmt::Display for ObjectRef {
     }
 }
 
-/// An object whose last operation failed; retried at `retry_at`.
+/// An object whose last operation failed; retried at `retry_at`, unless `permanent`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
     pub attempts: u32,
     pub retry_at: Instant,
     pub error: String,
+    /// No retry can help (the object cannot be built from its input); it is tried again
+    /// only when its desired value changes or a whole new desired state arrives.
+    pub permanent: bool,
+}
+
+/// Why an object could not be programmed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ObjectError {
+    /// The object can never be built from this input (it cannot even be encoded).
+    #[error("{0}")]
+    Permanent(String),
+    /// VPP refused it for now, or answered oddly: retried with backoff.
+    #[error("{0}")]
+    Retryable(String),
+}
+
+impl ObjectError {
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, ObjectError::Permanent(_))
+    }
 }
 
 /// Exponential backoff: `base`, `2 * base`, ... capped at `max`.

@@ -272,6 +272,49 @@ async fn failed_rule_is_retried_with_backoff_while_the_rest_converges() {
     ));
 }
 
+/// An object that cannot even be encoded fails permanently: logged, its endpoint in error,
+/// never retried by later passes however long one waits — until the desired object
+/// changes (or a whole new desired state arrives).
+#[tokio::test(start_paused = true)]
+async fn an_unencodable_object_is_not_retried_until_it_changes() {
+    let (mut r, h, sw) = setup();
+    h.fail_unencodable(|op| matches!(op, Op::RuleCreate { rule } if rule.entries[0].is_src));
+    r.connect().await.unwrap();
+    let report = r.apply(&base()).await.unwrap();
+    assert_eq!(report.failed_ops, 1);
+    let key = ObjectRef::Rule(RuleKey("r-ip".into()));
+    assert!(r.failures()[&key].permanent, "{:?}", r.failures());
+    assert!(r
+        .waiting()
+        .contains_key(&ObjectRef::Policy(PolicyKey("p1".into()))));
+    assert!(h.objects().configs[&sw].tx_policies.is_empty());
+    assert!(r.next_wakeup().is_none(), "nothing to retry on a timer");
+    let sent = |h: &FakeHandle| {
+        h.log()
+            .into_iter()
+            .filter(|rec| rec.op.name() == "npol_rule_create")
+            .count()
+    };
+    let before = sent(&h);
+    // Passes over what changed (nothing) and periodic full passes leave it alone.
+    for _ in 0..5 {
+        tokio::time::advance(Duration::from_secs(120)).await;
+        r.apply_changes(&base(), &Changed::default()).await.unwrap();
+    }
+    assert_eq!(sent(&h), before, "a permanent failure was retried");
+    assert!(r.failures()[&key].permanent);
+
+    // The rule changes (here: VPP can encode it now, and Felix's update names it): tried
+    // again, and everything converges.
+    h.clear_faults();
+    let mut changed = Changed::default();
+    changed.rules.insert(RuleKey("r-ip".into()));
+    r.apply_changes(&base(), &changed).await.unwrap();
+    assert!(r.failures().is_empty(), "{:?}", r.failures());
+    assert_eq!(h.objects().policies.len(), 1);
+    assert_eq!(h.objects().configs[&sw].tx_policies.len(), 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn retry_delays_grow_exponentially_in_the_running_task() {
     let (r, h, _) = setup();
