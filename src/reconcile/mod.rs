@@ -632,6 +632,13 @@ pub struct Changed {
     pub policies: BTreeSet<PolicyKey>,
     pub interfaces: BTreeSet<InterfaceKey>,
     pub acls: BTreeSet<AclKey>,
+    /// The net member changes of ipsets that changed only by member deltas since the last
+    /// pass (added, removed): a pass applies them as they are, without comparing the whole
+    /// set, when the set is in VPP as it was desired before. Sets replaced or removed in
+    /// the meantime are in `ipsets` only.
+    pub members: BTreeMap<IpSetKey, (BTreeSet<npol::IpSetMember>, BTreeSet<npol::IpSetMember>)>,
+    /// Ipsets replaced or removed since the last pass: their member deltas are void.
+    replaced: BTreeSet<IpSetKey>,
 }
 
 impl Changed {
@@ -674,6 +681,28 @@ impl Changed {
         self.ipsets.extend(ipsets_upserted.keys().cloned());
         self.ipsets.extend(ipset_members.keys().cloned());
         self.ipsets.extend(ipsets_removed.iter().cloned());
+        for k in ipsets_upserted.keys().chain(ipsets_removed) {
+            self.members.remove(k);
+            self.replaced.insert(k.clone());
+        }
+        for (k, delta) in ipset_members {
+            if self.replaced.contains(k) {
+                continue;
+            }
+            // Compose with what came before: deltas are exact, so a member added then
+            // removed (or the reverse) cancels out.
+            let (added, removed) = self.members.entry(k.clone()).or_default();
+            for m in &delta.removed {
+                if !added.remove(m) {
+                    removed.insert(*m);
+                }
+            }
+            for m in &delta.added {
+                if !removed.remove(m) {
+                    added.insert(*m);
+                }
+            }
+        }
         self.rules.extend(rules_upserted.keys().cloned());
         self.rules.extend(rules_removed.iter().cloned());
         self.policies.extend(policies_upserted.keys().cloned());

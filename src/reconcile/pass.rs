@@ -222,7 +222,7 @@ impl<D: Dataplane> Reconciler<D> {
         let before = work
             .as_ref()
             .map(|w| ids_of(&self.realized.ipsets, &w.ipsets, |r| r.id));
-        self.sync_ipsets(desired, work.as_ref().map(|w| &w.ipsets), now, report)
+        self.sync_ipsets(desired, work.as_ref(), now, report)
             .await?;
         if let (Some(w), Some(before)) = (work.as_mut(), before) {
             let hit = self.affected(before, &self.realized.ipsets, |r| r.id, ObjectRef::IpSet);
@@ -309,10 +309,11 @@ impl<D: Dataplane> Reconciler<D> {
     async fn sync_ipsets(
         &mut self,
         desired: &DesiredState,
-        keys: Option<&BTreeSet<IpSetKey>>,
+        work: Option<&Changed>,
         now: Instant,
         report: &mut PassReport,
     ) -> Result<(), DataplaneError> {
+        let keys = work.map(|w| &w.ipsets);
         let mut log = StageLog::default();
         // (key, rebuild): a rebuild replaces the set under a new id (npol's IP_AND_PORT
         // member delete is broken, DESIGN section 3).
@@ -329,6 +330,35 @@ impl<D: Dataplane> Reconciler<D> {
                 create_ops.push(Op::IpSetCreate { kind: want.kind });
                 continue;
             };
+            // Changed only by member deltas since the last pass, and in VPP as desired then
+            // (not failed): the net delta is what VPP needs, no whole-set comparison.
+            let delta = work
+                .and_then(|w| w.members.get(key))
+                .filter(|(_, removed)| {
+                    have.set.kind == want.kind
+                        && !(want.kind == npol::IpSetType::IpAndPort && !removed.is_empty())
+                        && !self.failures.contains_key(&ObjectRef::IpSet(key.clone()))
+                });
+            if let Some((added, removed)) = delta {
+                if added.is_empty() && removed.is_empty() {
+                    log.ok(ObjectRef::IpSet(key.clone()));
+                }
+                if !added.is_empty() {
+                    fills.push((key, None, true));
+                    fill_ops.push(Op::IpSetAddMembers {
+                        set: have.id,
+                        members: added.iter().copied().collect(),
+                    });
+                }
+                if !removed.is_empty() {
+                    fills.push((key, None, false));
+                    fill_ops.push(Op::IpSetDelMembers {
+                        set: have.id,
+                        members: removed.iter().copied().collect(),
+                    });
+                }
+                continue;
+            }
             if have.set == *want {
                 log.ok(ObjectRef::IpSet(key.clone()));
                 continue;

@@ -272,6 +272,36 @@ async fn failed_rule_is_retried_with_backoff_while_the_rest_converges() {
     ));
 }
 
+/// Member deltas that arrive between two passes compose into one net change per set; a
+/// set replaced in the meantime loses its delta (the pass compares it whole).
+#[test]
+fn member_deltas_compose_between_passes() {
+    use calico_compile::{DesiredDiff, MemberDelta};
+    let m = |i: u8| npol::IpSetMember::Ip(IpAddr::from([10, 0, 0, i]));
+    let delta = |key: &str, added: Vec<npol::IpSetMember>, removed: Vec<npol::IpSetMember>| {
+        let mut d = DesiredDiff::default();
+        d.ipset_members
+            .insert(IpSetKey(key.into()), MemberDelta { added, removed });
+        d
+    };
+    let mut c = Changed::default();
+    c.add_diff(&delta("a", vec![m(1), m(2)], vec![m(9)]));
+    c.add_diff(&delta("a", vec![m(9)], vec![m(1), m(3)]));
+    let (added, removed) = &c.members[&IpSetKey("a".into())];
+    assert_eq!(added.iter().copied().collect::<Vec<_>>(), vec![m(2)]);
+    assert_eq!(removed.iter().copied().collect::<Vec<_>>(), vec![m(3)]);
+
+    c.add_diff(&delta("b", vec![m(1)], vec![]));
+    let mut replace = DesiredDiff::default();
+    replace
+        .ipsets_upserted
+        .insert(IpSetKey("b".into()), npol::IpSet::new(npol::IpSetType::Net));
+    c.add_diff(&replace);
+    c.add_diff(&delta("b", vec![m(4)], vec![]));
+    assert!(!c.members.contains_key(&IpSetKey("b".into())));
+    assert!(c.ipsets.contains(&IpSetKey("b".into())));
+}
+
 /// An object that cannot even be encoded fails permanently: logged, its endpoint in error,
 /// never retried by later passes however long one waits — until the desired object
 /// changes (or a whole new desired state arrives).

@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{EndpointToHostAction, PolicyConfig};
 use crate::desired::{
-    DesiredDiff, DesiredInterface, DesiredState, InterfaceKey, IpSetKey, PolicyKey, RuleKey,
+    DesiredDiff, DesiredInterface, DesiredState, InterfaceKey, IpSetKey, MemberDelta, PolicyKey,
+    RuleKey,
 };
 use crate::hash::StableHasher;
 use crate::ipsets::{self, base_key, DerivedDef};
@@ -271,6 +272,10 @@ fn compile_rules(
 #[derive(Debug, Default)]
 struct Tracker {
     ipsets: BTreeMap<IpSetKey, Option<npol::IpSet>>,
+    /// Member changes applied in place to sets not in `ipsets` (their old value is not
+    /// kept: a Felix member delta passes through without copying or re-diffing the set).
+    /// Net changes: a member added then removed within one update is in neither list.
+    members: BTreeMap<IpSetKey, (BTreeSet<npol::IpSetMember>, BTreeSet<npol::IpSetMember>)>,
     rules: BTreeMap<RuleKey, Option<npol::Rule<IpSetKey>>>,
     policies: BTreeMap<PolicyKey, Option<npol::Policy<RuleKey>>>,
     interfaces: BTreeMap<InterfaceKey, Option<DesiredInterface>>,
@@ -454,6 +459,17 @@ impl Compiler {
         for (k, old) in &track.ipsets {
             diff.note_ipset(k, old.as_ref(), self.out.ipsets.get(k));
         }
+        for (k, (added, removed)) in track.members {
+            if !added.is_empty() || !removed.is_empty() {
+                diff.ipset_members.insert(
+                    k,
+                    MemberDelta {
+                        added: added.into_iter().collect(),
+                        removed: removed.into_iter().collect(),
+                    },
+                );
+            }
+        }
         for (k, old) in &track.rules {
             diff.note_rule(k, old.as_ref(), self.out.rules.get(k));
         }
@@ -474,12 +490,27 @@ impl Compiler {
     // ---- object store with change tracking ---------------------------------------------
 
     fn set_ipset(&mut self, k: &IpSetKey, v: Option<npol::IpSet>) {
-        let old = match &v {
-            Some(v) => self.out.ipsets.insert(k.clone(), v.clone()),
+        let old = match v {
+            Some(v) => self.out.ipsets.insert(k.clone(), v),
             None => self.out.ipsets.remove(k),
         };
         if let Some(t) = &mut self.track {
-            t.ipsets.entry(k.clone()).or_insert(old);
+            if t.ipsets.contains_key(k) {
+                return;
+            }
+            // Members changed in place earlier in this update: the value before the update
+            // is the current one with those changes undone.
+            let old = match (old, t.members.remove(k)) {
+                (Some(mut set), Some((added, removed))) => {
+                    for m in &added {
+                        set.members.remove(m);
+                    }
+                    set.members.extend(removed);
+                    Some(set)
+                }
+                (old, _) => old,
+            };
+            t.ipsets.insert(k.clone(), old);
         }
     }
 
@@ -549,10 +580,10 @@ impl Compiler {
         removed: &BTreeSet<IpSetMember>,
     ) {
         let key = base_key(id);
-        let Some(mut set) = self.out.ipsets.get(&key).cloned() else {
+        let Some(kind) = self.out.ipsets.get(&key).map(|s| s.kind) else {
             return;
         };
-        let conv = |m: &IpSetMember| match (set.kind, m) {
+        let conv = |m: &IpSetMember| match (kind, m) {
             (npol::IpSetType::Net, IpSetMember::Net(n)) => Some(npol::IpSetMember::Net(*n)),
             (npol::IpSetType::IpAndPort, IpSetMember::IpPort { addr, proto, port }) => {
                 Some(npol::IpSetMember::IpAndPort {
@@ -569,11 +600,42 @@ impl Compiler {
             // Members of the wrong kind: take the slow path, which counts and reports them.
             return self.refresh_base_set(model, id);
         }
+        self.change_members(&key, rm, add);
+    }
+
+    /// Removes `rm` from and adds `add` to set `k` in place, recording the net change.
+    fn change_members(
+        &mut self,
+        k: &IpSetKey,
+        rm: Vec<npol::IpSetMember>,
+        add: Vec<npol::IpSetMember>,
+    ) {
+        let Some(set) = self.out.ipsets.get_mut(k) else {
+            return;
+        };
+        // A set whose old value is kept is diffed whole at the end; only record otherwise.
+        let mut net = match &mut self.track {
+            Some(t) if !t.ipsets.contains_key(k) => Some(t.members.entry(k.clone()).or_default()),
+            _ => None,
+        };
         for m in rm {
-            set.members.remove(&m);
+            if set.members.remove(&m) {
+                if let Some((added, removed)) = net.as_mut() {
+                    if !added.remove(&m) {
+                        removed.insert(m);
+                    }
+                }
+            }
         }
-        set.members.extend(add);
-        self.set_ipset(&key, Some(set));
+        for m in add {
+            if set.members.insert(m) {
+                if let Some((added, removed)) = net.as_mut() {
+                    if !removed.remove(&m) {
+                        added.insert(m);
+                    }
+                }
+            }
+        }
     }
 
     fn refresh_host_set(&mut self, model: &Model) {
