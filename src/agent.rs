@@ -10,9 +10,10 @@ use calico_model::{Changes, FelixConfig, Model, Update};
 use prost::Message;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::UnixListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
 
+use crate::admin::{AdminQuery, AdminReply, AdminRequest};
 use crate::config::{DataplaneKind, DriverConfig};
 use crate::dataplane::vpp::{VppConfig, VppDataplane};
 use crate::felix::codec::{FrameError, FrameReader};
@@ -23,6 +24,7 @@ use crate::hook::{HookMonitor, VppHook};
 use crate::logging::LogControl;
 use crate::reconcile::{self, Reconciler, ReconcilerConfig};
 use crate::status::{self, StatusHub, StatusReceiver, StatusSender};
+use calico_compile::explain::explain_flow;
 use vpp_sim::Simulator;
 
 /// One batch handed to the dataplane side: the model after the batch and what changed.
@@ -46,6 +48,12 @@ pub trait DataplaneHook: Send {
     /// The Felix session ended (EOF, error, or replaced by a new connection). The next
     /// session rebuilds the model from a fresh snapshot and starts with a `resync` batch.
     fn felix_disconnected(&mut self) {}
+
+    /// The compiled desired state, for an operator's `explain` (`None` before the first
+    /// batch, or for a hook that compiles nothing).
+    fn desired(&self) -> Option<&calico_compile::DesiredState> {
+        None
+    }
 }
 
 /// Keeps the model only; for `CALICO_VPP_DATAPLANE=none`.
@@ -184,6 +192,8 @@ pub struct Agent {
     status: StatusHub,
     log: LogControl,
     max_frame_bytes: usize,
+    /// Operators' questions from the admin socket, answered between Felix's batches.
+    admin: Option<mpsc::Receiver<AdminQuery>>,
     /// The model of the current (or last) session.
     pub model: Model,
     pub stats: IngestStats,
@@ -201,9 +211,16 @@ impl Agent {
             status: StatusHub::new(status_rx),
             log,
             max_frame_bytes,
+            admin: None,
             model: Model::default(),
             stats: IngestStats::default(),
         }
+    }
+
+    /// Answers the admin socket's queries (see [`crate::admin::serve`]).
+    pub fn with_admin(mut self, queries: mpsc::Receiver<AdminQuery>) -> Self {
+        self.admin = Some(queries);
+        self
     }
 
     /// Serves one Felix stream until it ends: reads and applies frames, writes status.
@@ -224,11 +241,20 @@ impl Agent {
             status,
             log,
             max_frame_bytes,
+            admin,
             model,
             stats,
         } = self;
         let mut frames = FrameReader::new(reader, *max_frame_bytes);
-        let ingest = ingest(&mut frames, model, stats, hook.as_mut(), log, &interval_tx);
+        let ingest = ingest(
+            &mut frames,
+            model,
+            stats,
+            hook.as_mut(),
+            log,
+            &interval_tx,
+            admin,
+        );
         let result = tokio::select! {
             r = ingest => r,
             w = status::run_writer(writer, status, interval_rx) => Err(AgentError::Write(
@@ -285,12 +311,21 @@ async fn ingest<R: AsyncRead + Unpin>(
     hook: &mut dyn DataplaneHook,
     log: &LogControl,
     interval_tx: &watch::Sender<Option<std::time::Duration>>,
+    admin: &mut Option<mpsc::Receiver<AdminQuery>>,
 ) -> Result<SessionEnd, AgentError> {
     let mut pending = Changes::default();
     let mut resync = true;
     let mut applied_config = FelixConfig::default();
     loop {
-        let Some(frame) = frames.next_frame().await? else {
+        // Reading a frame is cancel safe: a question answered in between loses nothing.
+        let frame = tokio::select! {
+            frame = frames.next_frame() => frame?,
+            query = next_admin_query(admin) => {
+                answer_admin(query, model, &*hook);
+                continue;
+            }
+        };
+        let Some(frame) = frame else {
             return Ok(SessionEnd::FelixClosed);
         };
         ingest_frame(&frame, model, stats, &mut pending);
@@ -312,6 +347,30 @@ async fn ingest<R: AsyncRead + Unpin>(
             pending = Changes::default();
         }
     }
+}
+
+/// The next admin query; never returns once the admin socket is gone (or was never there).
+async fn next_admin_query(admin: &mut Option<mpsc::Receiver<AdminQuery>>) -> AdminQuery {
+    if let Some(rx) = admin {
+        if let Some(q) = rx.recv().await {
+            return q;
+        }
+        *admin = None;
+    }
+    std::future::pending().await
+}
+
+/// Answers one operator question from the model (and the hook's compiled state).
+fn answer_admin(query: AdminQuery, model: &Model, hook: &dyn DataplaneHook) {
+    let AdminQuery { request, reply } = query;
+    let answer = match request {
+        AdminRequest::Explain(q) => match explain_flow(model, hook.desired(), &q) {
+            Ok(e) => AdminReply::Explained(e),
+            Err(e) => AdminReply::Error(e.to_string()),
+        },
+    };
+    // The asker may have given up; nothing to do then.
+    let _ = reply.send(answer);
 }
 
 fn apply_felix_config(

@@ -67,11 +67,40 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         socket: PathBuf,
     },
+    /// Ask the running driver (over its admin socket) which tier, policy and rule decide a
+    /// new flow, in each direction this node polices, and whether the compiled objects (as
+    /// VPP evaluates them) agree.
+    Explain {
+        /// Source: an IP address, or a workload endpoint (`namespace/pod` or its interface).
+        #[arg(long, value_name = "IP|ENDPOINT")]
+        from: String,
+        /// Destination: an IP address or a workload endpoint.
+        #[arg(long, value_name = "IP|ENDPOINT")]
+        to: String,
+        /// `tcp`, `udp`, `sctp`, `icmp` (echo request) or a protocol number.
+        #[arg(long, default_value = "tcp")]
+        proto: String,
+        /// Destination port.
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Print the driver's JSON answer instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Settings shared by every mode; each flag also reads a `CALICO_VPP_*` variable.
 #[derive(Debug, Args)]
 pub struct Settings {
+    /// The driver's admin socket (root only, mode 0600): where `explain` asks the running
+    /// driver. Empty: no admin socket.
+    #[arg(
+        long,
+        global = true,
+        env = "CALICO_VPP_ADMIN_SOCKET",
+        default_value = crate::admin::DEFAULT_ADMIN_SOCKET
+    )]
+    pub admin_socket: PathBuf,
     /// VPP binary API socket.
     #[arg(
         long,

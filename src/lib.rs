@@ -4,6 +4,7 @@
 //! → `reconcile` → `dataplane` (trait) → `vpp_bindings`; status flows back from realized
 //! state and VPP events through `status` to Felix. `agent` owns the model and ties it together.
 
+pub mod admin;
 pub mod agent;
 pub mod cli;
 pub mod commands;

@@ -7,13 +7,13 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use tokio::signal::unix::{signal, SignalKind};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use calico_vpp_driver::agent::{self, Agent, SessionEnd};
 use calico_vpp_driver::cli::{Cli, Command};
 use calico_vpp_driver::config::DriverConfig;
 use calico_vpp_driver::felix::transport::{self, ProxyEnd};
-use calico_vpp_driver::{commands, demo, logging, status};
+use calico_vpp_driver::{admin, commands, demo, logging, status};
 
 /// Installed under this name (a symlink or copy), the binary is the Felix-side relay: Felix
 /// starts its driver without arguments, so the name has to select the mode.
@@ -65,6 +65,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let admin_socket = cli.settings.admin_socket.clone();
     let code = runtime.block_on(async move {
         let (mut term, mut int) = match (
             signal(SignalKind::terminate()),
@@ -77,7 +78,7 @@ fn main() -> ExitCode {
             }
         };
         tokio::select! {
-            r = run(cli.command, fds, config, log) => match r {
+            r = run(cli.command, fds, config, log, admin_socket) => match r {
                 Ok(code) => code,
                 Err(e) => {
                     error!("fatal: {e:#}");
@@ -104,11 +105,25 @@ async fn run(
     fds: Option<(OwnedFd, OwnedFd)>,
     config: DriverConfig,
     log: logging::LogControl,
+    admin_socket: std::path::PathBuf,
 ) -> anyhow::Result<ExitCode> {
     let new_agent = |log| -> anyhow::Result<Agent> {
         let (status_tx, status_rx) = status::channel();
         let hook = agent::dataplane_hook(&config, status_tx)?;
         Ok(Agent::new(hook, status_rx, log, config.max_frame_bytes))
+    };
+    // Operators' questions; the driver runs without them when the socket cannot be had.
+    let with_admin = |agent: Agent| async {
+        if admin_socket.as_os_str().is_empty() {
+            return agent;
+        }
+        match admin::serve(&admin_socket).await {
+            Ok(queries) => agent.with_admin(queries),
+            Err(e) => {
+                warn!(error = %e, "no admin socket (explain will not reach this driver)");
+                agent
+            }
+        }
     };
     match command {
         None => {
@@ -118,7 +133,7 @@ async fn run(
                 max_frame_bytes = config.max_frame_bytes,
                 "starting as Felix's dataplane driver (fds 3/4)"
             );
-            let mut agent = new_agent(log)?;
+            let mut agent = with_admin(new_agent(log)?).await;
             let (r, w) = felix_streams(fds)?;
             match agent.run_session(r, w).await {
                 Ok(SessionEnd::FelixClosed) => {
@@ -135,7 +150,7 @@ async fn run(
                 socket = %felix_socket.display(),
                 "starting in socket mode"
             );
-            let mut agent = new_agent(log)?;
+            let mut agent = with_admin(new_agent(log)?).await;
             let listener = transport::listen(&felix_socket)?;
             agent.serve(listener, &felix_socket).await?;
             Ok(ExitCode::SUCCESS)
@@ -179,6 +194,42 @@ async fn run(
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Some(Command::Explain {
+            from,
+            to,
+            proto,
+            port,
+            json,
+        }) => {
+            let request = admin::AdminRequest::Explain(calico_compile::explain::FlowQuery {
+                from,
+                to,
+                proto,
+                port,
+            });
+            let reply = admin::ask(&admin_socket, &request)
+                .await
+                .context("asking the driver")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&reply)?);
+            }
+            match reply {
+                admin::AdminReply::Explained(e) => {
+                    if !json {
+                        print!("{}", admin::render(&e));
+                    }
+                    Ok(if e.directions.iter().all(|d| d.agree) {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(3)
+                    })
+                }
+                admin::AdminReply::Error(why) => {
+                    eprintln!("calico-vpp-driver explain: {why}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
         }
         Some(Command::Sim { socket }) => {
             info!(socket = %socket.display(), "serving the VPP simulator (not a VPP) until SIGTERM");

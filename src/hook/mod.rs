@@ -243,6 +243,10 @@ impl DataplaneHook for VppHook {
         // What VPP holds stays until the next session's snapshot says otherwise.
         info!("Felix disconnected; VPP keeps its configuration until the next snapshot");
     }
+
+    fn desired(&self) -> Option<&calico_compile::DesiredState> {
+        self.compiler.as_ref().map(|c| c.desired())
+    }
 }
 
 /// Turns the reconciler's endpoint events into Felix status until the reconciler stops.

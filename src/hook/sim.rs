@@ -114,4 +114,8 @@ impl DataplaneHook for SimHook {
     fn felix_disconnected(&mut self) {
         self.inner.felix_disconnected();
     }
+
+    fn desired(&self) -> Option<&calico_compile::DesiredState> {
+        self.inner.desired()
+    }
 }

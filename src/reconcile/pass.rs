@@ -336,7 +336,7 @@ impl<D: Dataplane> Reconciler<D> {
                 .and_then(|w| w.members.get(key))
                 .filter(|(_, removed)| {
                     have.set.kind == want.kind
-                        && !(want.kind == npol::IpSetType::IpAndPort && !removed.is_empty())
+                        && (want.kind != npol::IpSetType::IpAndPort || removed.is_empty())
                         && !self.failures.contains_key(&ObjectRef::IpSet(key.clone()))
                 });
             if let Some((added, removed)) = delta {

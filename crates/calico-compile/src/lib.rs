@@ -32,6 +32,7 @@
 pub mod compiler;
 pub mod config;
 pub mod desired;
+pub mod explain;
 pub mod guard;
 mod hash;
 pub mod ipsets;
