@@ -22,6 +22,7 @@ use crate::felix::proto;
 use crate::hook::sim::SimHook;
 use crate::hook::{HookMonitor, VppHook};
 use crate::logging::LogControl;
+use crate::metrics;
 use crate::reconcile::{self, Reconciler, ReconcilerConfig};
 use crate::status::{self, StatusHub, StatusReceiver, StatusSender};
 use calico_compile::explain::explain_flow;
@@ -338,11 +339,15 @@ async fn ingest<R: AsyncRead + Unpin>(
         }
         if model.in_sync && !pending.is_empty() {
             stats.batches += 1;
+            let started = std::time::Instant::now();
             hook.apply(Batch {
                 model,
                 changes: &pending,
                 resync,
             });
+            metrics::global()
+                .batch_apply_seconds
+                .observe(started.elapsed().as_secs_f64());
             resync = false;
             pending = Changes::default();
         }
@@ -400,6 +405,7 @@ pub fn ingest_frame(
         Ok(m) => m,
         Err(e) => {
             stats.undecodable += 1;
+            metrics::global().felix_skipped.inc();
             warn!(len = frame.len(), error = %e, total = stats.undecodable,
                 "Felix frame does not decode as ToDataplane; skipped");
             return;
@@ -417,6 +423,10 @@ pub fn ingest_frame(
     match convert(msg) {
         Ok(update) => {
             stats.updates += 1;
+            metrics::global()
+                .felix_messages
+                .get_or_create(&metrics::kind(update.kind()))
+                .inc();
             if matches!(update, Update::InSync) && !model.in_sync {
                 info!(
                     seq,
@@ -433,6 +443,7 @@ pub fn ingest_frame(
         }
         Err(Skip::NoPayload) => {
             stats.unknown_payload += 1;
+            metrics::global().felix_skipped.inc();
             if stats.unknown_payload == 1 {
                 warn!(seq, "Felix message with a payload this driver does not know; skipped (counted from now on)");
             } else {
@@ -443,7 +454,10 @@ pub fn ingest_frame(
                 );
             }
         }
-        Err(Skip::Invalid { .. }) => stats.unconvertible += 1,
+        Err(Skip::Invalid { .. }) => {
+            stats.unconvertible += 1;
+            metrics::global().felix_skipped.inc();
+        }
     }
 }
 

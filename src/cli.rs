@@ -93,7 +93,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct Settings {
     /// The driver's admin socket (root only, mode 0600): where `explain` asks the running
-    /// driver. Empty: no admin socket.
+    /// driver. `off`: no admin socket.
     #[arg(
         long,
         global = true,
@@ -101,6 +101,23 @@ pub struct Settings {
         default_value = crate::admin::DEFAULT_ADMIN_SOCKET
     )]
     pub admin_socket: PathBuf,
+    /// Port of the Prometheus metrics and health endpoint (`/metrics`, `/liveness`,
+    /// `/readiness`); 0: off.
+    #[arg(
+        long,
+        global = true,
+        env = "CALICO_VPP_PROMETHEUS_PORT",
+        default_value_t = 0
+    )]
+    pub prometheus_port: u16,
+    /// Address the metrics endpoint binds to (localhost unless set).
+    #[arg(
+        long,
+        global = true,
+        env = "CALICO_VPP_PROMETHEUS_HOST",
+        default_value = "127.0.0.1"
+    )]
+    pub prometheus_host: std::net::IpAddr,
     /// VPP binary API socket.
     #[arg(
         long,

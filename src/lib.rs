@@ -14,5 +14,6 @@ pub mod demo;
 pub mod felix;
 pub mod hook;
 pub mod logging;
+pub mod metrics;
 pub mod reconcile;
 pub mod status;

@@ -66,6 +66,9 @@ fn main() -> ExitCode {
         }
     };
     let admin_socket = cli.settings.admin_socket.clone();
+    let metrics_addr = (cli.settings.prometheus_port != 0).then(|| {
+        std::net::SocketAddr::new(cli.settings.prometheus_host, cli.settings.prometheus_port)
+    });
     let code = runtime.block_on(async move {
         let (mut term, mut int) = match (
             signal(SignalKind::terminate()),
@@ -78,7 +81,7 @@ fn main() -> ExitCode {
             }
         };
         tokio::select! {
-            r = run(cli.command, fds, config, log, admin_socket) => match r {
+            r = run(cli.command, fds, config, log, admin_socket, metrics_addr) => match r {
                 Ok(code) => code,
                 Err(e) => {
                     error!("fatal: {e:#}");
@@ -106,7 +109,13 @@ async fn run(
     config: DriverConfig,
     log: logging::LogControl,
     admin_socket: std::path::PathBuf,
+    metrics_addr: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<ExitCode> {
+    if let (Some(addr), None | Some(Command::Run { .. })) = (metrics_addr, &command) {
+        calico_vpp_driver::metrics::serve(addr)
+            .await
+            .context("starting the metrics endpoint")?;
+    }
     let new_agent = |log| -> anyhow::Result<Agent> {
         let (status_tx, status_rx) = status::channel();
         let hook = agent::dataplane_hook(&config, status_tx)?;
@@ -114,7 +123,7 @@ async fn run(
     };
     // Operators' questions; the driver runs without them when the socket cannot be had.
     let with_admin = |agent: Agent| async {
-        if admin_socket.as_os_str().is_empty() {
+        if admin_socket.as_os_str().is_empty() || admin_socket.as_os_str() == "off" {
             return agent;
         }
         match admin::serve(&admin_socket).await {

@@ -182,6 +182,8 @@ pub struct Reconciler<D> {
     last_full_pass: Option<Instant>,
     /// Interfaces whose link state changed since the last pass (their endpoints' status).
     link_changed: BTreeSet<SwIfIndex>,
+    /// Successful connections to VPP so far (for the reconnect counter).
+    connections: u64,
     /// When the interface table was last dumped: the next rescan for pending endpoints is
     /// due a `rescan_interval` after it, however often other wake-ups come.
     last_refresh: Option<Instant>,
@@ -236,6 +238,7 @@ impl<D: Dataplane> Reconciler<D> {
             in_step: false,
             last_full_pass: None,
             link_changed: BTreeSet::new(),
+            connections: 0,
             last_refresh: None,
             events: Vec::new(),
             passes: 0,
@@ -289,6 +292,10 @@ impl<D: Dataplane> Reconciler<D> {
         }
         self.realized_for = Some(identity);
         self.connected = true;
+        if self.connections > 0 {
+            crate::metrics::global().vpp_reconnects.inc();
+        }
+        self.connections += 1;
         self.refresh_interfaces().await
     }
 
@@ -458,6 +465,63 @@ impl<D: Dataplane> Reconciler<D> {
         }
     }
 
+    /// Object, failure and endpoint counts after a pass, for the metrics endpoint.
+    fn publish_metrics(&self, desired: &DesiredState, full: bool) {
+        use crate::metrics::{global, kind, ErrorLabel, PassLabel, StatusLabel};
+        let m = global();
+        m.passes
+            .get_or_create(&PassLabel {
+                full: full.to_string(),
+            })
+            .inc();
+        let r = &self.realized;
+        for (k, want, have) in [
+            ("ipset", desired.ipsets.len(), r.ipsets.len()),
+            ("rule", desired.rules.len(), r.rules.len()),
+            ("policy", desired.policies.len(), r.policies.len()),
+            ("acl", desired.acls.len(), r.acls.len()),
+            ("interface", desired.interfaces.len(), r.interfaces.len()),
+        ] {
+            m.objects_desired.get_or_create(&kind(k)).set(want as i64);
+            m.objects_realized.get_or_create(&kind(k)).set(have as i64);
+        }
+        let permanent = self.failures.values().filter(|f| f.permanent).count();
+        for (error, n) in [
+            ("permanent", permanent),
+            ("retryable", self.failures.len() - permanent),
+        ] {
+            m.objects_failed
+                .get_or_create(&ErrorLabel {
+                    error: error.into(),
+                })
+                .set(n as i64);
+        }
+        m.objects_waiting.set(self.waiting.len() as i64);
+        m.endpoints_pending.set(self.pending.len() as i64);
+        let mut by_status = [0i64; 3];
+        for o in self.outcomes.values() {
+            by_status[match o.status {
+                EndpointOperStatus::Up => 0,
+                EndpointOperStatus::Down => 1,
+                EndpointOperStatus::Error => 2,
+            }] += 1;
+        }
+        for (status, n) in ["up", "down", "error"].into_iter().zip(by_status) {
+            m.endpoints
+                .get_or_create(&StatusLabel {
+                    status: status.into(),
+                })
+                .set(n);
+        }
+        m.ipset_members.set(
+            desired
+                .ipsets
+                .values()
+                .map(|s| s.members.len() as i64)
+                .sum(),
+        );
+    }
+
     /// Status events for the endpoints whose outcome changed: among `keys`, or all.
     fn emit_status_changes(&mut self, keys: Option<&BTreeSet<InterfaceKey>>) {
         let keys: Vec<InterfaceKey> = match keys {
@@ -602,6 +666,7 @@ impl<D: Dataplane> Reconciler<D> {
         self.link_changed.clear();
         self.retain_relevant_failures(desired);
         self.emit_status_changes(work.as_ref().map(|w| &w.interfaces));
+        self.publish_metrics(desired, full);
         report.failed_objects = self.failures.len();
         report.waiting_objects = self.waiting.len();
         report.pending_interfaces = self.pending.len();

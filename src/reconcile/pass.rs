@@ -56,6 +56,25 @@ fn ids_of<K: Ord + Clone, V, I>(
         .collect()
 }
 
+/// Counts a batch's calls and refusals by message (one counter update per message kind,
+/// not per call: batches hold thousands).
+fn count_calls(names: &[&'static str], results: &[OpResult]) {
+    let mut calls: BTreeMap<&'static str, (u64, u64)> = BTreeMap::new();
+    for (name, res) in names.iter().zip(results) {
+        let c = calls.entry(name).or_default();
+        c.0 += 1;
+        c.1 += u64::from(res.is_err());
+    }
+    let m = crate::metrics::global();
+    for (name, (n, errors)) in calls {
+        let label = crate::metrics::message(name);
+        m.vpp_calls.get_or_create(&label).inc_by(n);
+        if errors > 0 {
+            m.vpp_errors.get_or_create(&label).inc_by(errors);
+        }
+    }
+}
+
 /// Successes and failures of one stage, applied to the failure table at its end, so that an
 /// object with several operations counts as failed if any of them failed.
 #[derive(Default)]
@@ -136,6 +155,7 @@ impl<D: Dataplane> Reconciler<D> {
                 )
             })
             .count();
+        let names: Vec<&'static str> = ops.iter().map(Op::name).collect();
         let r = self.dp.execute(ops).await;
         if r.is_err() && creates > 0 {
             // npol has no dump: an object VPP created but whose reply was lost is unknown to
@@ -155,6 +175,7 @@ impl<D: Dataplane> Reconciler<D> {
             )));
         }
         report.failed_ops += results.iter().filter(|r| r.is_err()).count();
+        count_calls(&names, &results);
         Ok(results)
     }
 

@@ -162,6 +162,9 @@ async fn run<D: Dataplane>(
                 warn!(error = %e, "dumping VPP interfaces failed; reconnecting");
             }
         }
+        if !r.is_connected() {
+            crate::metrics::global().set_ready(false);
+        }
         if !r.is_connected() && Instant::now() >= next_connect {
             match r.connect().await {
                 Ok(()) => connect_failures = 0,
@@ -198,9 +201,14 @@ async fn run<D: Dataplane>(
                     Ok(report) => {
                         debug!(?report, "reconcile pass done");
                         taken = received;
+                        // Ready once a whole desired state reached VPP.
+                        crate::metrics::global().set_ready(true);
                     }
                     // Not in step any more: the pass after reconnecting compares everything.
-                    Err(e) => warn!(error = %e, "reconcile pass interrupted; reconnecting"),
+                    Err(e) => {
+                        crate::metrics::global().set_ready(false);
+                        warn!(error = %e, "reconcile pass interrupted; reconnecting");
+                    }
                 }
             }
             last_pass = Some(Instant::now());

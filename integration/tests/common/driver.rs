@@ -132,7 +132,7 @@ impl Driver {
     pub fn spawn(env: &[(&str, &str)]) -> Driver {
         let mut cmd = Command::new(driver_bin());
         // No admin socket unless a test asks for one (drivers run side by side).
-        cmd.env("CALICO_VPP_ADMIN_SOCKET", "")
+        cmd.env("CALICO_VPP_ADMIN_SOCKET", "off")
             .env_remove("CALICO_VPP_LOG_LEVEL")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
