@@ -68,10 +68,12 @@ fn felix_configuration_selects_the_external_driver() {
         fc["spec"]["useInternalDataplaneDriver"].as_bool(),
         Some(false)
     );
-    assert_eq!(
-        fc["spec"]["dataplaneDriver"].as_str(),
-        Some("calico-vpp-driver")
-    );
+    assert!(fc["spec"]["dataplaneDriver"]
+        .as_str()
+        .unwrap()
+        .ends_with("/calico-vpp-driver"));
+    // Routes to other nodes' blocks for every kind of pool (DESIGN section 9).
+    assert_eq!(fc["spec"]["programClusterRoutes"].as_str(), Some("Enabled"));
     let action = fc["spec"]["defaultEndpointToHostAction"].as_str().unwrap();
     assert!(["Drop", "Accept", "Return"].contains(&action));
     for list in ["failsafeInboundHostPorts", "failsafeOutboundHostPorts"] {
@@ -94,19 +96,25 @@ fn calico_node_environment_runs_the_driver_on_fds() {
 #[test]
 fn socket_mode_pairs_the_proxy_with_the_driver_container() {
     let docs = load("calico-vpp-driver-socket.yaml");
-    assert_eq!(docs.len(), 2);
+    assert_eq!(docs.len(), 1);
     let node = container_env(&docs[0], "calico-node");
     assert_eq!(node["FELIX_USEINTERNALDATAPLANEDRIVER"], "false");
     assert!(node["FELIX_DATAPLANEDRIVER"].ends_with("/calico-vpp-felix-proxy"));
     check_driver_env(&node);
-    let driver = container_env(&docs[1], "calico-vpp-driver");
+    let vpp_node = load("calico-vpp-node.yaml");
+    assert_eq!(vpp_node.len(), 1);
+    let driver = container_env(&vpp_node[0], "calico-vpp-driver");
     check_driver_env(&driver);
     assert_eq!(
         node["CALICO_VPP_FELIX_SOCKET"], driver["CALICO_VPP_FELIX_SOCKET"],
         "proxy and driver must meet on the same socket"
     );
-    let args = docs[1]["spec"]["template"]["spec"]["containers"][0]["args"]
+    let container = vpp_node[0]["spec"]["template"]["spec"]["containers"]
         .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"].as_str() == Some("calico-vpp-driver"))
         .unwrap();
+    let args = container["args"].as_sequence().unwrap();
     assert_eq!(args[0].as_str(), Some("run"));
 }
