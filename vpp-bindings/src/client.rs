@@ -30,6 +30,7 @@ use crate::message::{
     MessageInfo, MessageTable, Request, Subscribe, SOCKCLNT_CREATE_MSG_ID,
     SOCKCLNT_CREATE_REPLY_MSG_ID,
 };
+use crate::transport::shm::{ShmConfig, ShmError, ShmTransport};
 use crate::transport::socket::SocketTransport;
 use crate::transport::{FrameReader, FrameWriter, Transport, TransportError};
 
@@ -38,6 +39,10 @@ use crate::transport::{FrameReader, FrameWriter, Transport, TransportError};
 pub enum ClientError {
     #[error("transport: {0}")]
     Transport(#[from] TransportError),
+    /// The shared-memory transport could not connect (library or API segment missing, the
+    /// process already connected, ...).
+    #[error("shared-memory API: {0}")]
+    Shm(#[from] ShmError),
     #[error("encoding {msg}: {source}")]
     Encode {
         msg: &'static str,
@@ -105,6 +110,15 @@ impl Default for ClientConfig {
     }
 }
 
+/// How the client is registered with VPP, which decides how [`Client::close`] unregisters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Registration {
+    /// `sockclnt_create`; undone with `sockclnt_delete`.
+    Socket,
+    /// `vac_connect`; undone by the transport (`vac_disconnect`) when its threads stop.
+    Shm,
+}
+
 /// Context used by the handshake, before the client is registered.
 const HANDSHAKE_CONTEXT: u32 = 0x5eed;
 
@@ -140,13 +154,15 @@ struct Inner {
     /// Header layout of every message id we have bindings for.
     kinds: HashMap<u16, HeaderKind>,
     client_index: u32,
+    registration: Registration,
     ping_reply_id: u16,
     keepalive_id: Option<u16>,
     next_context: AtomicU32,
     to_writer: mpsc::Sender<Vec<u8>>,
     shared: Mutex<Shared>,
     config: ClientConfig,
-    _shutdown: watch::Sender<()>,
+    /// Stops the reader task when sent to or dropped.
+    shutdown: watch::Sender<()>,
 }
 
 /// A connection to VPP's binary API. Cheap to clone; all clones share the connection.
@@ -444,6 +460,105 @@ impl Client {
         let table = MessageTable::from_entries(
             created.message_table.into_iter().map(|e| (e.index, e.name)),
         );
+        Self::start(
+            reader,
+            writer,
+            table,
+            created.index,
+            Registration::Socket,
+            config,
+        )
+    }
+
+    /// Connects over VPP's shared-memory API (`api-segment { prefix .. }`; `None` for VPP's
+    /// default segment) through `libvppapiclient.so` (see [`ShmConfig::library`]). One such
+    /// connection per process: a second is [`ShmError::AlreadyConnected`].
+    pub async fn connect_shm(
+        prefix: Option<&str>,
+        config: ClientConfig,
+    ) -> Result<Self, ClientError> {
+        let shm = ShmConfig {
+            prefix: prefix.map(str::to_owned),
+            name: config.name.clone(),
+            ..ShmConfig::default()
+        };
+        Self::connect_shm_with(shm, config).await
+    }
+
+    /// [`Client::connect_shm`] with every transport setting.
+    pub async fn connect_shm_with(
+        shm: ShmConfig,
+        config: ClientConfig,
+    ) -> Result<Self, ClientError> {
+        let transport = ShmTransport::connect(shm).await?;
+        // There is no sockclnt_create on shared memory: the table is what vac_get_msg_index
+        // resolved for our messages, and VPP tells the client index in a control_ping_reply.
+        let table = transport.message_table().clone();
+        let (mut reader, mut writer) = transport.split();
+        let ping_id = table
+            .id_of::<ControlPing>()
+            .ok_or(ClientError::NotSupported {
+                msg: ControlPing::NAME,
+                name_crc: ControlPing::NAME_CRC,
+            })?;
+        let reply_id = table
+            .id_of::<ControlPingReply>()
+            .ok_or(ClientError::NotSupported {
+                msg: ControlPing::NAME,
+                name_crc: ControlPingReply::NAME_CRC,
+            })?;
+        let ping = encode_message(&ControlPing {}, ping_id, 0, HANDSHAKE_CONTEXT).map_err(|e| {
+            ClientError::Encode {
+                msg: ControlPing::NAME,
+                source: e,
+            }
+        })?;
+        writer.write_frame(&ping).await?;
+        writer.flush().await?;
+        let wait = async {
+            loop {
+                let Some(f) = reader.read_frame().await? else {
+                    return Err(ClientError::Handshake("VPP closed the connection".into()));
+                };
+                if peek_msg_id(&f).ok() != Some(reply_id) {
+                    continue;
+                }
+                let (_, r) =
+                    decode_message::<ControlPingReply>(&f).map_err(|e| ClientError::Decode {
+                        msg: ControlPing::NAME,
+                        source: e,
+                    })?;
+                if f.len() >= 6 && u32::from_be_bytes([f[2], f[3], f[4], f[5]]) == HANDSHAKE_CONTEXT
+                {
+                    return Ok(r);
+                }
+            }
+        };
+        let pong = tokio::time::timeout(config.request_timeout, wait)
+            .await
+            .map_err(|_| ClientError::Timeout {
+                msg: ControlPing::NAME,
+                timeout: config.request_timeout,
+            })??;
+        Self::start(
+            reader,
+            writer,
+            table,
+            pong.client_index,
+            Registration::Shm,
+            config,
+        )
+    }
+
+    /// Checks compatibility and starts the connection's reader and writer tasks.
+    fn start<R: FrameReader, W: FrameWriter>(
+        reader: R,
+        writer: W,
+        table: MessageTable,
+        client_index: u32,
+        registration: Registration,
+        config: ClientConfig,
+    ) -> Result<Self, ClientError> {
         let report = compat::check_table(&table, &config.required, None);
         if !report.is_compatible() {
             return Err(ClientError::Incompatible(Box::new(report)));
@@ -463,7 +578,8 @@ impl Client {
             .filter_map(|(id, nc)| by_name_crc.get(nc).map(|m| (id, m.header)))
             .collect();
         debug!(
-            client_index = created.index,
+            client_index,
+            ?registration,
             messages = table.len(),
             "connected to VPP API"
         );
@@ -473,7 +589,8 @@ impl Client {
         let inner = Arc::new(Inner {
             table,
             kinds,
-            client_index: created.index,
+            client_index,
+            registration,
             ping_reply_id,
             keepalive_id,
             next_context: AtomicU32::new(1),
@@ -484,7 +601,7 @@ impl Client {
                 broken: None,
             }),
             config,
-            _shutdown: shutdown_tx,
+            shutdown: shutdown_tx,
         });
         tokio::spawn(reader_task(reader, Arc::downgrade(&inner), shutdown_rx));
         tokio::spawn(writer_task(writer, writer_rx, Arc::downgrade(&inner)));
@@ -613,8 +730,22 @@ impl Client {
         })
     }
 
-    /// Unregisters from VPP (`sockclnt_delete`) and stops the connection's tasks.
+    /// Unregisters from VPP and stops the connection's tasks (for every clone): with
+    /// `sockclnt_delete` on the socket; on shared memory by stopping the reader, whose
+    /// transport then runs `vac_disconnect`, waited for (up to 5 s) so that a new
+    /// `connect_shm` can follow at once.
     pub async fn close(self) -> Result<(), ClientError> {
+        if self.inner.registration == Registration::Shm {
+            self.inner.fail_all("closed".to_owned());
+            let _ = self.inner.shutdown.send(());
+            drop(self);
+            if !crate::transport::shm::wait_released(Duration::from_secs(5)).await {
+                return Err(ClientError::Broken(
+                    "shared-memory connection still shutting down after 5 s".to_owned(),
+                ));
+            }
+            return Ok(());
+        }
         let req = SockclntDelete {
             index: self.inner.client_index,
         };

@@ -39,9 +39,16 @@
 //!
 //! # Client
 //!
-//! [`client::Client`] over any [`transport::Transport`] (AF_UNIX socket, in-memory pair):
+//! [`client::Client`] over any [`transport::Transport`] (AF_UNIX socket, shared memory,
+//! in-memory pair):
 //! - `Client::connect(path, ClientConfig { required, .. })` runs `sockclnt_create` and refuses
 //!   a VPP whose table lacks any `required` message with our CRC (`ClientError::Incompatible`).
+//! - `Client::connect_shm(prefix, config)` reaches VPP over shared memory through
+//!   `libvppapiclient.so`, loaded at run time (no build or run dependency on VPP otherwise):
+//!   ids come from `vac_get_msg_index`, then the same check. One such connection per process
+//!   ([`transport::shm::ShmError::AlreadyConnected`]); a missing library or API segment is a
+//!   typed error. VPP polls shared memory from its main loop and sleeps up to 10 ms when
+//!   idle, so single requests are much slower than on the socket; pipelined batches are not.
 //! - `request(&req) -> R::Reply`, `dump(&req) -> Vec<D::Details>`,
 //!   `request_batch(&[req]) -> Vec<Result<Reply>>` and `batch()` (mixed kinds) pipeline many
 //!   requests behind one `control_ping`; `subscribe(&want_..)` gives an event stream.

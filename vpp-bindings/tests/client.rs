@@ -446,3 +446,28 @@ async fn compat_check_reports_vpp_version_and_each_message() {
     assert!(text.contains(NpolIpsetCreate::NAME_CRC), "{text}");
     assert!(text.ends_with("=> compatible"), "{text}");
 }
+
+/// Without libvppapiclient (every machine without VPP), asking for shared memory is a typed,
+/// printable error; nothing panics and a later attempt gets the same answer.
+#[tokio::test]
+async fn connect_shm_without_the_library_is_a_clear_error() {
+    use vpp_bindings::transport::shm::{ShmConfig, ShmError};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("somevpp-vpe-api"), b"").unwrap();
+    let shm = ShmConfig {
+        library: Some(dir.path().join("libvppapiclient.so")),
+        prefix: Some("somevpp".into()),
+        shm_dir: dir.path().to_owned(),
+        ..ShmConfig::default()
+    };
+    for _ in 0..2 {
+        let err = Client::connect_shm_with(shm.clone(), ClientConfig::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ClientError::Shm(ShmError::LibraryMissing { .. })),
+            "{err}"
+        );
+        assert!(err.to_string().contains("libvppapiclient"), "{err}");
+    }
+}

@@ -1,10 +1,11 @@
 //! Transports carry whole API messages (frames) to and from VPP. The client sees only these
-//! traits, so the AF_UNIX socket ([`socket`]), the in-memory pair for tests ([`memory`]) and a
-//! later shared-memory transport (behind a cargo feature) are interchangeable.
-//! A transport never interprets message contents. A shared-memory transport belongs in
-//! `transport/shm.rs` behind a cargo feature, implementing the same three traits.
+//! traits, so the AF_UNIX socket ([`socket`]), the in-memory pair for tests ([`memory`]) and
+//! VPP's shared-memory API through libvppapiclient loaded at run time ([`shm`]) are
+//! interchangeable. A transport never interprets message contents (shm's liveness probe
+//! excepted, which it filters out before the client sees it).
 
 pub mod memory;
+pub mod shm;
 pub mod socket;
 
 use std::future::Future;
@@ -28,6 +29,12 @@ pub enum TransportError {
     /// The other side of an in-memory transport is gone.
     #[error("peer closed")]
     Closed,
+    /// VPP went away (shared memory has no EOF: found by a read error or an unanswered probe).
+    #[error("VPP disconnected: {0}")]
+    Disconnected(String),
+    /// A frame the transport cannot carry.
+    #[error("invalid frame: {0}")]
+    InvalidFrame(String),
 }
 
 /// A connection that can be split into independent read and write halves, so the client can
