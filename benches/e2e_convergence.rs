@@ -165,6 +165,7 @@ fn main() {
             VppDataplane::new(VppConfig {
                 socket: sim.socket_path().to_path_buf(),
                 request_timeout: Duration::from_secs(60),
+                ..VppConfig::default()
             })
         };
         let state_dir = dir.path().join("state");

@@ -476,6 +476,7 @@ fn real_vpp(
         let mut dp = VppDataplane::new(VppConfig {
             socket: sock.to_path_buf(),
             request_timeout: Duration::from_secs(60),
+            ..VppConfig::default()
         });
         dp.connect().await.expect("connect");
         let ops =

@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use calico_compile::explain::{FlowExplanation, FlowQuery};
+use npol::Verdict;
+
+use crate::dataplane::npol_match::{vpp_verdicts, MatchDirection};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
@@ -66,8 +69,13 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> AdminError + '_ {
 }
 
 /// Binds the admin socket (mode 0600; a stale socket file is replaced, a live one is not)
-/// and serves it on a task of its own. Queries arrive on the returned channel.
-pub async fn serve(path: &Path) -> Result<mpsc::Receiver<AdminQuery>, AdminError> {
+/// and serves it on a task of its own. Queries arrive on the returned channel. With
+/// `vpp_socket`, each explanation also carries VPP's own verdicts (`npol match`), asked over
+/// a connection of the admin task's own.
+pub async fn serve(
+    path: &Path,
+    vpp_socket: Option<PathBuf>,
+) -> Result<mpsc::Receiver<AdminQuery>, AdminError> {
     if path.exists() {
         if UnixStream::connect(path).await.is_ok() {
             return Err(AdminError::InUse(path.to_path_buf()));
@@ -91,8 +99,9 @@ pub async fn serve(path: &Path) -> Result<mpsc::Receiver<AdminQuery>, AdminError
                 }
             };
             let tx = tx.clone();
+            let vpp = vpp_socket.clone();
             tokio::spawn(async move {
-                if let Err(e) = answer(stream, tx).await {
+                if let Err(e) = answer(stream, tx, vpp).await {
                     debug!(error = %e, "admin connection ended with an error");
                 }
             });
@@ -101,7 +110,11 @@ pub async fn serve(path: &Path) -> Result<mpsc::Receiver<AdminQuery>, AdminError
     Ok(rx)
 }
 
-async fn answer(stream: UnixStream, tx: mpsc::Sender<AdminQuery>) -> std::io::Result<()> {
+async fn answer(
+    stream: UnixStream,
+    tx: mpsc::Sender<AdminQuery>,
+    vpp: Option<PathBuf>,
+) -> std::io::Result<()> {
     let (r, mut w) = stream.into_split();
     let mut line = String::new();
     BufReader::new(r.take(MAX_REQUEST))
@@ -128,10 +141,58 @@ async fn answer(stream: UnixStream, tx: mpsc::Sender<AdminQuery>) -> std::io::Re
             }
         }
     };
+    let reply = match (reply, vpp) {
+        (AdminReply::Explained(mut e), Some(socket)) => {
+            add_vpp_verdicts(&socket, &mut e).await;
+            AdminReply::Explained(e)
+        }
+        (reply, _) => reply,
+    };
     let mut out = serde_json::to_vec(&reply).map_err(std::io::Error::other)?;
     out.push(b'\n');
     w.write_all(&out).await?;
     w.shutdown().await
+}
+
+/// Fills in VPP's own verdict for each direction: `npol match` inbound on the source's
+/// interface (its egress), outbound on the destination's (its ingress).
+async fn add_vpp_verdicts(socket: &Path, e: &mut FlowExplanation) {
+    let asks: Vec<_> = e
+        .directions
+        .iter()
+        .map(|d| {
+            let dir = if d.direction == "egress" {
+                MatchDirection::Inbound
+            } else {
+                MatchDirection::Outbound
+            };
+            (d.interface.clone(), dir, e.flow)
+        })
+        .collect();
+    if asks.is_empty() {
+        return;
+    }
+    let answers = tokio::time::timeout(ANSWER_TIMEOUT, vpp_verdicts(socket, &asks)).await;
+    let answers = match answers {
+        Ok(Ok(a)) => a,
+        Ok(Err(err)) => {
+            e.notes.push(format!("VPP's own verdict unknown: {err}"));
+            return;
+        }
+        Err(_) => {
+            e.notes
+                .push("VPP's own verdict unknown: VPP did not answer in time".into());
+            return;
+        }
+    };
+    for (d, a) in e.directions.iter_mut().zip(answers) {
+        d.vpp = Some(match a {
+            Ok(Verdict::Allow) => "allow".into(),
+            Ok(Verdict::Deny) => "deny".into(),
+            Err(err) => format!("unknown ({err})"),
+        });
+        d.reconcile_agreement();
+    }
 }
 
 /// The client side: sends `request` to the driver at `path` and returns its reply.
@@ -174,6 +235,16 @@ pub fn render(e: &FlowExplanation) -> String {
                 }
             }
             None => out.push_str("    compiled: not programmed\n"),
+        }
+        if let Some(v) = &d.vpp {
+            out.push_str(&format!(
+                "    VPP's own npol match: {v}{}\n",
+                if v == &d.calico {
+                    ""
+                } else {
+                    "  ✘ DISAGREES"
+                }
+            ));
         }
     }
     for n in &e.notes {

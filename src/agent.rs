@@ -114,7 +114,11 @@ pub fn start_dataplane(
                 min_apply_interval: config.min_apply_interval,
                 ..ReconcilerConfig::default()
             };
-            let (handle, events, task) = reconcile::start_vpp(rc, vpp_config(&config.api_socket));
+            let vpp = VppConfig {
+                transport: config.api_transport.clone(),
+                ..vpp_config(&config.api_socket)
+            };
+            let (handle, events, task) = reconcile::start_vpp(rc, vpp);
             let (hook, monitor) = VppHook::with_reconciler(handle, events, task, status);
             Ok((Box::new(hook), Some(monitor)))
         }

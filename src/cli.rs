@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{DataplaneKind, LogFormat};
+use crate::config::{DataplaneKind, LogFormat, TransportKind};
 use crate::felix::codec::DEFAULT_MAX_FRAME_BYTES;
 
 /// Where the driver listens for Felix in socket mode (the Calico/VPP agent's path).
@@ -101,6 +101,19 @@ pub struct Settings {
         default_value = crate::admin::DEFAULT_ADMIN_SOCKET
     )]
     pub admin_socket: PathBuf,
+    /// How to reach VPP's binary API: `socket` (`CALICO_VPP_API_SOCKET`) or `shm` (VPP's
+    /// shared-memory segment through libvppapiclient.so, loaded at run time).
+    #[arg(
+        long,
+        global = true,
+        env = "CALICO_VPP_API_TRANSPORT",
+        value_enum,
+        default_value = "socket"
+    )]
+    pub api_transport: TransportKind,
+    /// The shared-memory segment's prefix (VPP's `api-segment { prefix }`), for `shm`.
+    #[arg(long, global = true, env = "CALICO_VPP_API_PREFIX")]
+    pub api_prefix: Option<String>,
     /// Port of the Prometheus metrics and health endpoint (`/metrics`, `/liveness`,
     /// `/readiness`); 0: off.
     #[arg(

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use vpp_bindings::client::{Client, ClientConfig, ClientError};
+use vpp_bindings::client::{ClientConfig, ClientError};
 use vpp_bindings::compat::{self, CompatReport, CLIENT_MESSAGES};
 
 use crate::dataplane::vpp::required_messages;
@@ -39,13 +39,17 @@ pub fn driver_messages() -> Vec<vpp_bindings::message::MessageInfo> {
 
 /// Connects without the connect-time check (so that an incompatible VPP still yields a
 /// report), asks for the version and checks every message the driver uses.
-pub async fn check_vpp(socket: &Path, timeout: Duration) -> Result<CompatReport, CommandError> {
+pub async fn check_vpp(
+    socket: &Path,
+    transport: &crate::dataplane::vpp::ApiTransport,
+    timeout: Duration,
+) -> Result<CompatReport, CommandError> {
     let config = ClientConfig {
         name: "calico-vpp-driver-check".into(),
         request_timeout: timeout,
         ..ClientConfig::default()
     };
-    let client = Client::connect(socket, config)
+    let client = crate::dataplane::vpp::connect_client(socket, transport, config)
         .await
         .map_err(|source| CommandError::Connect {
             path: socket.display().to_string(),
@@ -92,9 +96,13 @@ mod tests {
         let sim = vpp_sim::Simulator::start(dir.path().join("api.sock"))
             .await
             .unwrap();
-        let report = check_vpp(sim.socket_path(), Duration::from_secs(5))
-            .await
-            .unwrap();
+        let report = check_vpp(
+            sim.socket_path(),
+            &Default::default(),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
         assert!(report.is_compatible(), "{report}");
         assert_eq!(report.entries.len(), driver_messages().len());
         assert!(report
@@ -121,7 +129,12 @@ mod tests {
     #[tokio::test]
     async fn check_of_an_absent_socket_is_a_connect_error() {
         let dir = tempfile::tempdir().unwrap();
-        let r = check_vpp(&dir.path().join("none.sock"), Duration::from_secs(1)).await;
+        let r = check_vpp(
+            &dir.path().join("none.sock"),
+            &Default::default(),
+            Duration::from_secs(1),
+        )
+        .await;
         assert!(matches!(r, Err(CommandError::Connect { .. })));
     }
 }

@@ -20,6 +20,15 @@ pub enum DataplaneKind {
     Sim,
 }
 
+/// `CALICO_VPP_API_TRANSPORT`: how to reach VPP's API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TransportKind {
+    /// The API socket (`CALICO_VPP_API_SOCKET`).
+    Socket,
+    /// The shared-memory API segment (`CALICO_VPP_API_PREFIX`), through libvppapiclient.
+    Shm,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Human,
@@ -62,6 +71,8 @@ pub struct DriverConfig {
     pub proxy_connect_timeout: Duration,
     /// Least time between two reconcile passes (a lone change after idle is not delayed).
     pub min_apply_interval: Duration,
+    /// How to reach VPP's API.
+    pub api_transport: crate::dataplane::vpp::ApiTransport,
 }
 
 impl DriverConfig {
@@ -107,6 +118,12 @@ impl DriverConfig {
             sim_socket: s.sim_socket.clone(),
             proxy_connect_timeout: s.proxy_connect_timeout.into(),
             min_apply_interval: Duration::from_millis(s.min_apply_interval_ms),
+            api_transport: match s.api_transport {
+                TransportKind::Socket => crate::dataplane::vpp::ApiTransport::Socket,
+                TransportKind::Shm => crate::dataplane::vpp::ApiTransport::Shm {
+                    prefix: s.api_prefix.clone().filter(|p| !p.is_empty()),
+                },
+            },
         })
     }
 }

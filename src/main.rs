@@ -126,7 +126,10 @@ async fn run(
         if admin_socket.as_os_str().is_empty() || admin_socket.as_os_str() == "off" {
             return agent;
         }
-        match admin::serve(&admin_socket).await {
+        // VPP's own verdicts come from a real VPP only (the simulator has no npol CLI).
+        let vpp = (config.dataplane == calico_vpp_driver::config::DataplaneKind::Vpp)
+            .then(|| config.api_socket.clone());
+        match admin::serve(&admin_socket, vpp).await {
             Ok(queries) => agent.with_admin(queries),
             Err(e) => {
                 warn!(error = %e, "no admin socket (explain will not reach this driver)");
@@ -195,8 +198,21 @@ async fn run(
             verbose,
         }) => {
             let socket = vpp_socket.unwrap_or_else(|| config.api_socket.clone());
-            let report = commands::check_vpp(&socket, std::time::Duration::from_secs(5)).await?;
-            println!("VPP API socket: {}", socket.display());
+            let report = commands::check_vpp(
+                &socket,
+                &config.api_transport,
+                std::time::Duration::from_secs(5),
+            )
+            .await?;
+            match &config.api_transport {
+                calico_vpp_driver::dataplane::vpp::ApiTransport::Socket => {
+                    println!("VPP API socket: {}", socket.display())
+                }
+                calico_vpp_driver::dataplane::vpp::ApiTransport::Shm { prefix } => println!(
+                    "VPP API shared memory, segment prefix: {}",
+                    prefix.as_deref().unwrap_or("(none)")
+                ),
+            }
             println!("{}", commands::render_report(&report, verbose));
             Ok(if report.is_compatible() {
                 ExitCode::SUCCESS

@@ -110,3 +110,45 @@ fn demo_on_a_real_vpp_asks_vpp_for_verdicts_and_leaves_nothing_behind() {
     });
     assert!(left.is_empty(), "demo interfaces left in VPP: {left:?}");
 }
+
+/// `CALICO_VPP_API_TRANSPORT=shm` without a VPP segment (or without the library): a clear
+/// error, exit 1, nothing hangs.
+#[test]
+fn check_vpp_over_shared_memory_without_a_vpp_fails_clearly() {
+    let started = std::time::Instant::now();
+    let out = Command::new(driver_bin())
+        .arg("check-vpp")
+        .env("CALICO_VPP_API_TRANSPORT", "shm")
+        .env("CALICO_VPP_API_PREFIX", "calico-vpp-no-such-segment")
+        .env_remove("CALICO_VPP_LOG_LEVEL")
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("cannot connect to VPP"), "{t}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{t}"
+    );
+}
+
+/// `check-vpp` over VPP's shared-memory API (libvppapiclient, loaded at run time) against a
+/// real VPP: compatible, exit 0.
+#[test]
+#[ignore = "needs a real VPP: set CALICO_VPP_TEST_VPP_PREFIX (see README)"]
+fn check_vpp_over_shared_memory_on_a_real_vpp_reports_compatible() {
+    use common::realvpp::{serialise, VppInstance};
+    let _one = serialise();
+    let vpp = VppInstance::start();
+    let out = Command::new(driver_bin())
+        .arg("check-vpp")
+        .env("CALICO_VPP_API_TRANSPORT", "shm")
+        .env("CALICO_VPP_API_PREFIX", vpp.api_prefix())
+        .env("VPP_API_CLIENT_LIB", vpp.client_library())
+        .env_remove("CALICO_VPP_LOG_LEVEL")
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("shared memory"), "{t}");
+}

@@ -330,6 +330,7 @@ fn clean_up(mut d: Driver, sock: &std::path::Path, state: &std::path::Path, inte
         let mut dp = VppDataplane::new(VppConfig {
             socket: sock.to_path_buf(),
             request_timeout: Duration::from_secs(5),
+            ..VppConfig::default()
         });
         dp.connect().await.unwrap();
         let ifs = dp.interfaces().await.unwrap();
@@ -555,6 +556,7 @@ async fn vpp_interfaces(
     let mut dp = VppDataplane::new(VppConfig {
         socket: sock.to_path_buf(),
         request_timeout: Duration::from_secs(5),
+        ..VppConfig::default()
     });
     dp.connect().await.map_err(|e| e.to_string())?;
     dp.interfaces().await.map_err(|e| e.to_string())

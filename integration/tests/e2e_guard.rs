@@ -133,6 +133,7 @@ async fn programmed() -> Setup {
     let dp = VppDataplane::new(VppConfig {
         socket: sim.socket_path().to_path_buf(),
         request_timeout: Duration::from_secs(5),
+        ..VppConfig::default()
     });
     let mut r = Reconciler::new(
         dp,

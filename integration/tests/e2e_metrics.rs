@@ -1,6 +1,6 @@
 //! The metrics and health endpoint of the real driver (as Felix starts it, programming the
-//! simulator): readiness flips only once Felix's snapshot reached VPP, and the counters move
-//! as Felix's messages and the VPP writes do.
+//! simulator) through the demo scenario: readiness flips only once Felix's snapshot reached
+//! VPP, and the counters move as Felix's messages and the VPP writes do.
 
 mod common;
 
@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use calico_vpp_driver::felix::script::{self, ClusterShape};
+use calico_vpp_driver::demo::scenario;
 use common::driver::{wait_until, Driver};
 use common::rig::Rig;
 
@@ -46,14 +46,14 @@ fn free_port() -> u16 {
 #[test]
 fn readiness_follows_the_first_sync_and_counters_move() {
     let rig = Rig::new();
-    let shape = ClusterShape {
-        namespaces: 2,
-        pods: 4,
-        policies: 4,
-        tiers: 2,
-        ..ClusterShape::default()
-    };
-    rig.add_pod_taps(shape.pods);
+    for pod in scenario::PODS {
+        let tag = pod.iface();
+        rig.sim.with_state_mut(|s| {
+            let idx = s.create_tap(u32::MAX, None, None, &tag).unwrap();
+            s.set_flags(idx, true);
+            s.set_link(idx, true);
+        });
+    }
     let port = free_port();
     let sock = rig.socket().to_str().unwrap().to_string();
     let state = rig.state_dir().to_str().unwrap().to_string();
@@ -70,29 +70,39 @@ fn readiness_follows_the_first_sync_and_counters_move() {
         d.log()
     );
     // The snapshot without InSync: nothing is programmed, not ready.
-    d.send(&script::snapshot(&shape));
+    let mut snapshot = scenario::snapshot();
+    // The snapshot's pods (frontend-2 comes with the deltas).
+    let first = scenario::PODS.len() - 1;
+    let in_sync = snapshot.pop().unwrap();
+    d.send(&snapshot);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(get(port, "/readiness").map(|(c, _)| c), Some(503));
     let (_, m) = get(port, "/metrics").unwrap();
-    assert!(
+    // Every message of the snapshot so far, counted by kind.
+    let counted = |kind: &str| {
         sample(
             &m,
-            "calico_vpp_felix_messages_total{kind=\"policy_update\"}"
+            &format!("calico_vpp_felix_messages_total{{kind=\"{kind}\"}}"),
         )
         .unwrap_or(0.0)
-            > 0.0
-            || m.contains("calico_vpp_felix_messages_total"),
-        "{m}"
-    );
+    };
+    let policies = snapshot
+        .iter()
+        .filter(|m| {
+            matches!(
+                m.payload,
+                Some(calico_vpp_driver::felix::proto::to_dataplane::Payload::ActivePolicyUpdate(_))
+            )
+        })
+        .count();
+    assert!(policies > 0);
+    assert_eq!(counted("policy_update"), policies as f64, "{m}");
+    assert_eq!(counted("workload_endpoint_update"), first as f64, "{m}");
     assert_eq!(sample(&m, "calico_vpp_ready "), Some(0.0), "{m}");
 
-    d.send(&[script::in_sync()]);
-    for i in 0..shape.pods {
-        d.wait_status(
-            &script::workload_id(i, shape.namespaces).workload_id,
-            Some("up"),
-            CONVERGE,
-        );
+    d.send(&[in_sync]);
+    for pod in &scenario::PODS[..first] {
+        d.wait_status(&pod.label(), Some("up"), CONVERGE);
     }
     assert!(
         wait_until(CONVERGE, || get(port, "/readiness")
@@ -108,7 +118,7 @@ fn readiness_follows_the_first_sync_and_counters_move() {
     assert!(calls.is_some_and(|n| n > 0.0), "{m}");
     assert_eq!(
         sample(&m, "calico_vpp_endpoints{status=\"up\"}"),
-        Some(shape.pods as f64),
+        Some(first as f64),
         "{m}"
     );
     assert!(sample(&m, "calico_vpp_objects_desired{kind=\"rule\"}").is_some_and(|n| n > 0.0));
@@ -118,8 +128,10 @@ fn readiness_follows_the_first_sync_and_counters_move() {
         + sample(&m, "calico_vpp_reconcile_passes_total{full=\"true\"}").unwrap_or(0.0);
     let batches_before = sample(&m, "calico_vpp_batch_apply_seconds_count").unwrap();
 
-    // A delta: one more batch, one more pass, the member add counted.
-    d.send(&script::deltas(&shape, 2));
+    // The demo's deltas (a new pod and the IP set members that admit it): more batches, more
+    // passes, and the new pod up.
+    d.send(&scenario::deltas());
+    d.wait_status(&scenario::FRONTEND2.label(), Some("up"), CONVERGE);
     assert!(
         wait_until(CONVERGE, || {
             let (_, m) = get(port, "/metrics").unwrap();

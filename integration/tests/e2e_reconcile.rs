@@ -47,6 +47,7 @@ fn reconciler(sim: &Simulator, state_dir: &Path) -> Reconciler<VppDataplane> {
     let dp = VppDataplane::new(VppConfig {
         socket: sim.socket_path().to_path_buf(),
         request_timeout: Duration::from_secs(5),
+        ..VppConfig::default()
     });
     Reconciler::new(dp, config(state_dir))
 }
@@ -238,6 +239,7 @@ async fn endpoint_waits_for_its_interface_and_follows_its_link_state() {
     let dp = VppDataplane::new(VppConfig {
         socket: sim.socket_path().to_path_buf(),
         request_timeout: Duration::from_secs(5),
+        ..VppConfig::default()
     });
     let (handle, mut status, _task) = reconcile::spawn(Reconciler::new(dp, cfg));
     handle.apply(Arc::new(synthetic::synthetic(1, 2, 20)));

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub mod fake;
+pub mod npol_match;
 pub mod vpp;
 
 macro_rules! vpp_id {

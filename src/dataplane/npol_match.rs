@@ -1,6 +1,7 @@
-//! VPP's own verdict for a demo flow: the `npol match` CLI command (run through the
-//! `cli_inband` API message) and the parsing of what it prints. It never guesses: an output
-//! it cannot read is an error, shown as "?" and counted as a disagreement.
+//! VPP's own verdict for a packet on an interface: the `npol match` CLI command (run through
+//! the `cli_inband` API message) and the parsing of what it prints, for the demo and for
+//! `explain`. It only reads VPP's state. It never guesses: an output it cannot read is an
+//! error, shown as "?" and counted as a disagreement.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -48,10 +49,100 @@ pub enum NpolMatchError {
     UnsupportedProtocol(u8),
     #[error("interface {0} has no npol configuration in VPP; not asking (VPP's npol match reads past its table for unconfigured interfaces)")]
     NotConfigured(String),
-    #[error("no VPP interface is tagged {0}")]
+    #[error("no VPP interface is tagged or named {0}")]
     NoInterface(String),
     #[error("cli_inband {command:?}: {reason}")]
     Cli { command: String, reason: String },
+}
+
+/// VPP's own verdicts for `asks` — (the endpoint's interface name, direction, packet) —
+/// over a connection of its own to the VPP at `socket`. An interface is found as the driver
+/// binds it: by tag, then name, then af_packet's `host-<name>`.
+pub async fn vpp_verdicts(
+    socket: &std::path::Path,
+    asks: &[(String, MatchDirection, Packet)],
+) -> Result<Vec<Result<Verdict, NpolMatchError>>, NpolMatchError> {
+    use vpp_bindings::client::{Client, ClientConfig};
+    use vpp_bindings::gen::interface::SwInterfaceDump;
+    use vpp_bindings::gen::vlib::CliInband;
+    use vpp_bindings::message::Message;
+    let fail = |command: &str, e: &dyn std::fmt::Display| NpolMatchError::Cli {
+        command: command.to_string(),
+        reason: e.to_string(),
+    };
+    let client = Client::connect(
+        socket,
+        ClientConfig {
+            name: "calico-vpp-driver-explain".into(),
+            request_timeout: std::time::Duration::from_secs(3),
+            ..ClientConfig::default()
+        },
+    )
+    .await
+    .map_err(|e| fail("connect", &e))?;
+    // A VPP (or simulator) without the CLI message would leave every request to time out.
+    let has_cli = vpp_bindings::compat::check_table(
+        client.message_table(),
+        &[
+            CliInband::INFO,
+            vpp_bindings::gen::vlib::CliInbandReply::INFO,
+        ],
+        None,
+    )
+    .is_compatible();
+    // The built-in simulator lists every message but has no CLI: do not wait on it.
+    let simulated = client
+        .request(&vpp_bindings::gen::vpe::ShowVersion {})
+        .await
+        .map(|v| v.version.starts_with("simulator"))
+        .map_err(|e| fail("show_version", &e))?;
+    if !has_cli || simulated {
+        let _ = client.close().await;
+        return Err(fail(
+            "cli_inband",
+            &"this VPP has no CLI (the built-in simulator?): its npol cannot be asked",
+        ));
+    }
+    let interfaces = client
+        .dump(&SwInterfaceDump::default())
+        .await
+        .map_err(|e| fail("sw_interface_dump", &e))?;
+    let cli = |command: String| {
+        let client = &client;
+        async move {
+            client
+                .request(&CliInband {
+                    cmd: command.clone(),
+                })
+                .await
+                .map(|r| r.reply)
+                .map_err(|e| fail(&command, &e))
+        }
+    };
+    let configured = configured_interfaces(&cli("show npol interfaces".into()).await?);
+    let mut out = Vec::with_capacity(asks.len());
+    for (name, dir, pkt) in asks {
+        let host = format!("host-{name}");
+        let found = interfaces
+            .iter()
+            .find(|d| d.tag == *name)
+            .or_else(|| interfaces.iter().find(|d| d.interface_name == *name))
+            .or_else(|| interfaces.iter().find(|d| d.interface_name == host))
+            .map(|d| d.sw_if_index);
+        let verdict = match found {
+            None => Err(NpolMatchError::NoInterface(name.clone())),
+            Some(idx) if !configured.contains(&idx) => {
+                Err(NpolMatchError::NotConfigured(name.clone()))
+            }
+            Some(idx) => match command(idx, *dir, pkt) {
+                Ok(c) => cli(c).await.and_then(|o| parse(&o).map(|m| m.verdict)),
+                Err(e) => Err(e),
+            },
+        };
+        out.push(verdict);
+    }
+    let _ = client.close().await;
+    Ok(out)
 }
 
 /// The CLI name of an IP protocol (VPP's `unformat_ip_protocol` takes names, not numbers).

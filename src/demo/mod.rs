@@ -6,7 +6,6 @@
 //! our npol model's. It creates only interfaces tagged as its own and removes everything it
 //! made (unless `--keep`).
 
-pub mod npol_match;
 mod render;
 pub mod scenario;
 mod vpp;
@@ -30,6 +29,7 @@ use vpp_sim::Simulator;
 
 use crate::agent::{ingest_frame, vpp_config, Agent, IngestStats};
 use crate::config::DriverConfig;
+use crate::dataplane::npol_match::NpolMatchError;
 use crate::dataplane::vpp::VppDataplane;
 use crate::felix::codec::{encode_to_dataplane, FrameDecoder, DEFAULT_MAX_FRAME_BYTES};
 use crate::felix::proto;
@@ -39,7 +39,6 @@ use crate::hook::{ConvergeError, HookMonitor, VppHook};
 use crate::logging::LogControl;
 use crate::reconcile::{ReconcileSummary, Reconciler, ReconcilerConfig, StateStore};
 use crate::status;
-use npol_match::NpolMatchError;
 use scenario::{Flow, Pod, PODS};
 
 /// Where the demo programs.

@@ -2,6 +2,7 @@
 //! verdict of the simulator agrees with Calico's reference semantics.
 
 use super::*;
+use crate::dataplane::npol_match;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_on_the_simulator_reports_every_pod_up_and_all_verdicts_agree() {

@@ -21,8 +21,8 @@ use vpp_bindings::gen::interface_types::IfStatusFlags;
 use vpp_bindings::gen::vlib::{CliInband, CliInbandReply};
 use vpp_bindings::message::Message;
 
-use super::npol_match::{self, MatchDirection, NpolMatchError};
 use super::scenario::{Flow, Pod, IFACE_PREFIX};
+use crate::dataplane::npol_match::{self, MatchDirection, NpolMatchError};
 
 /// A connection for the demo's own interface management (the driver has its own).
 pub struct DemoVpp {

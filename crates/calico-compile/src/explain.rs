@@ -34,6 +34,8 @@ pub struct FlowQuery {
 pub struct DirectionExplanation {
     /// The workload endpoint (`orchestrator/workload/endpoint`).
     pub endpoint: String,
+    /// Its interface name (as Felix names it; the driver binds the VPP interface so tagged).
+    pub interface: String,
     /// `ingress` or `egress`, as Calico names it.
     pub direction: String,
     /// `allow` or `deny`, by Calico's semantics.
@@ -44,8 +46,20 @@ pub struct DirectionExplanation {
     pub compiled: Option<String>,
     /// The compiled evaluation's steps (guard, npol policies and rules by key).
     pub compiled_steps: Vec<String>,
-    /// `compiled` equals `calico` (or nothing was compiled).
+    /// VPP's own verdict (`npol match`), when the driver could ask a VPP: `allow`, `deny`,
+    /// or why it is unknown.
+    #[serde(default)]
+    pub vpp: Option<String>,
+    /// `compiled` and `vpp` (those known) equal `calico`.
     pub agree: bool,
+}
+
+impl DirectionExplanation {
+    /// Recomputes `agree` from the verdicts present.
+    pub fn reconcile_agreement(&mut self) {
+        self.agree = self.compiled.as_ref().is_none_or(|c| *c == self.calico)
+            && self.vpp.as_ref().is_none_or(|v| *v == self.calico);
+    }
 }
 
 /// The answer to a [`FlowQuery`].
@@ -53,6 +67,8 @@ pub struct DirectionExplanation {
 pub struct FlowExplanation {
     /// The packet evaluated.
     pub packet: String,
+    /// The same, as the evaluators take it.
+    pub flow: Packet,
     pub directions: Vec<DirectionExplanation>,
     /// `allow` when every direction allows.
     pub verdict: String,
@@ -222,6 +238,7 @@ pub fn explain_flow(
         let agree = compiled.as_ref().is_none_or(|(v, _)| *v == want.verdict);
         directions.push(DirectionExplanation {
             endpoint: endpoint_name(id),
+            interface: ep.name.clone(),
             direction: match dir {
                 CalicoDirection::Ingress => "ingress".into(),
                 CalicoDirection::Egress => "egress".into(),
@@ -233,6 +250,7 @@ pub fn explain_flow(
                 .as_ref()
                 .map(|(_, steps)| steps.iter().map(step_text).collect())
                 .unwrap_or_default(),
+            vpp: None,
             agree,
         });
     }
@@ -252,6 +270,7 @@ pub fn explain_flow(
         "deny"
     };
     Ok(FlowExplanation {
+        flow: pkt,
         packet: format!(
             "{src} -> {dst} proto {proto}{}",
             if proto == 1 || proto == 58 {

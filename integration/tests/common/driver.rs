@@ -140,6 +140,25 @@ impl Driver {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        // `CALICO_VPP_TEST_TRANSPORT=shm`: a driver of a real VPP started by the test
+        // harness (`realvpp`) talks to it over shared memory instead of the socket: the
+        // segment prefix is the name of the socket's directory, the library the install's.
+        if std::env::var("CALICO_VPP_TEST_TRANSPORT").as_deref() == Ok("shm") {
+            let socket = env.iter().find(|(k, _)| *k == "CALICO_VPP_API_SOCKET");
+            let dir = socket.and_then(|(_, s)| Path::new(s).parent());
+            let prefix = dir.and_then(|d| d.file_name()).and_then(|n| n.to_str());
+            if let (Some(prefix), true) = (prefix, prefix.is_some_and(|p| p.starts_with("realvpp")))
+            {
+                cmd.env("CALICO_VPP_API_TRANSPORT", "shm")
+                    .env("CALICO_VPP_API_PREFIX", prefix);
+                if let Some(vpp) = std::env::var_os("CALICO_VPP_TEST_VPP_PREFIX") {
+                    cmd.env(
+                        "VPP_API_CLIENT_LIB",
+                        Path::new(&vpp).join("lib/x86_64-linux-gnu/libvppapiclient.so"),
+                    );
+                }
+            }
+        }
         let (mut child, felix_w, mut from_driver) = spawn_with_felix_fds(cmd);
 
         let status = Arc::new(Mutex::new(StatusBook::new()));

@@ -108,7 +108,14 @@ impl VppInstance {
             .prefix("realvpp")
             .tempdir()
             .unwrap();
-        let name = unique("vpp");
+        // The api-segment prefix is the runtime directory's name, so that a driver given
+        // only the API socket's path can find the segment too (see `driver::Driver::spawn`).
+        let name = dir
+            .path()
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("realvpp")
+            .to_string();
         let mut vpp = VppInstance {
             prefix,
             dir,
@@ -177,6 +184,16 @@ impl VppInstance {
     /// What VPP printed, for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default()
+    }
+
+    /// VPP's shared-memory API segment prefix.
+    pub fn api_prefix(&self) -> &str {
+        &self.name
+    }
+
+    /// The shared-memory client library of this VPP install.
+    pub fn client_library(&self) -> PathBuf {
+        self.prefix.join("lib/x86_64-linux-gnu/libvppapiclient.so")
     }
 
     /// VPP's binary API socket.
