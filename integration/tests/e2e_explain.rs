@@ -14,7 +14,7 @@ use calico_compile::{reference, CalicoDirection};
 use calico_model::WorkloadEndpointId;
 use calico_vpp_driver::admin::AdminReply;
 use calico_vpp_driver::felix::script::{self, ClusterShape};
-use common::driver::{driver_bin, Driver};
+use common::driver::driver_bin;
 use common::rig::Rig;
 use npol::{Packet, Verdict};
 
@@ -61,14 +61,7 @@ fn explain_answers_as_calico_decides_and_the_compiled_objects_agree() {
     let shape = shape();
     rig.add_pod_taps(shape.pods);
     let admin = rig.dir.path().join("admin.sock");
-    let sock = rig.socket().to_str().unwrap().to_string();
-    let state = rig.state_dir().to_str().unwrap().to_string();
-    let mut d = Driver::spawn(&[
-        ("CALICO_VPP_DATAPLANE", "vpp"),
-        ("CALICO_VPP_API_SOCKET", &sock),
-        ("CALICO_VPP_STATE_DIR", &state),
-        ("CALICO_VPP_ADMIN_SOCKET", admin.to_str().unwrap()),
-    ]);
+    let mut d = rig.driver_with(&[("CALICO_VPP_ADMIN_SOCKET", admin.to_str().unwrap())]);
     let mut stream = script::snapshot(&shape);
     stream.push(script::in_sync());
     d.send(&stream);
@@ -177,23 +170,10 @@ fn explain_without_a_driver_fails_clearly() {
 fn explain_agrees_on_every_demo_flow() {
     use calico_vpp_driver::demo::scenario;
     let rig = Rig::new();
-    for pod in scenario::PODS {
-        let tag = pod.iface();
-        rig.sim.with_state_mut(|s| {
-            let idx = s.create_tap(u32::MAX, None, None, &tag).unwrap();
-            s.set_flags(idx, true);
-            s.set_link(idx, true);
-        });
-    }
+    let tags: Vec<String> = scenario::PODS.iter().map(|p| p.iface()).collect();
+    rig.add_tagged_taps(tags.iter().map(String::as_str));
     let admin = rig.dir.path().join("admin.sock");
-    let sock = rig.socket().to_str().unwrap().to_string();
-    let state = rig.state_dir().to_str().unwrap().to_string();
-    let mut d = Driver::spawn(&[
-        ("CALICO_VPP_DATAPLANE", "vpp"),
-        ("CALICO_VPP_API_SOCKET", &sock),
-        ("CALICO_VPP_STATE_DIR", &state),
-        ("CALICO_VPP_ADMIN_SOCKET", admin.to_str().unwrap()),
-    ]);
+    let mut d = rig.driver_with(&[("CALICO_VPP_ADMIN_SOCKET", admin.to_str().unwrap())]);
     d.send(&scenario::snapshot());
     d.send(&scenario::deltas());
     for pod in scenario::PODS {

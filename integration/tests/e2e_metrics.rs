@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use calico_vpp_driver::demo::scenario;
-use common::driver::{wait_until, Driver};
+use common::driver::wait_until;
 use common::rig::Rig;
 
 const CONVERGE: Duration = Duration::from_secs(30);
@@ -46,23 +46,10 @@ fn free_port() -> u16 {
 #[test]
 fn readiness_follows_the_first_sync_and_counters_move() {
     let rig = Rig::new();
-    for pod in scenario::PODS {
-        let tag = pod.iface();
-        rig.sim.with_state_mut(|s| {
-            let idx = s.create_tap(u32::MAX, None, None, &tag).unwrap();
-            s.set_flags(idx, true);
-            s.set_link(idx, true);
-        });
-    }
+    let tags: Vec<String> = scenario::PODS.iter().map(|p| p.iface()).collect();
+    rig.add_tagged_taps(tags.iter().map(String::as_str));
     let port = free_port();
-    let sock = rig.socket().to_str().unwrap().to_string();
-    let state = rig.state_dir().to_str().unwrap().to_string();
-    let mut d = Driver::spawn(&[
-        ("CALICO_VPP_DATAPLANE", "vpp"),
-        ("CALICO_VPP_API_SOCKET", &sock),
-        ("CALICO_VPP_STATE_DIR", &state),
-        ("CALICO_VPP_PROMETHEUS_PORT", &port.to_string()),
-    ]);
+    let mut d = rig.driver_with(&[("CALICO_VPP_PROMETHEUS_PORT", &port.to_string())]);
     assert!(
         wait_until(CONVERGE, || get(port, "/liveness")
             .is_some_and(|(c, _)| c == 200)),

@@ -50,13 +50,31 @@ impl Rig {
 
     /// The driver as Felix starts it, programming this simulator.
     pub fn driver(&self) -> Driver {
+        self.driver_with(&[])
+    }
+
+    /// [`Rig::driver`] with more settings (admin socket, metrics port, ...).
+    pub fn driver_with(&self, extra: &[(&str, &str)]) -> Driver {
         let sock = self.socket().to_str().unwrap().to_string();
         let state = self.state_dir().to_str().unwrap().to_string();
-        Driver::spawn(&[
+        let mut env = vec![
             ("CALICO_VPP_DATAPLANE", "vpp"),
-            ("CALICO_VPP_API_SOCKET", &sock),
-            ("CALICO_VPP_STATE_DIR", &state),
-        ])
+            ("CALICO_VPP_API_SOCKET", sock.as_str()),
+            ("CALICO_VPP_STATE_DIR", state.as_str()),
+        ];
+        env.extend_from_slice(extra);
+        Driver::spawn(&env)
+    }
+
+    /// An up Ethernet tap tagged `tag` for each of `tags` (what a CNI plugin would make).
+    pub fn add_tagged_taps<'a>(&self, tags: impl IntoIterator<Item = &'a str>) {
+        for tag in tags {
+            self.sim.with_state_mut(|s| {
+                let idx = s.create_tap(u32::MAX, None, None, tag).unwrap();
+                s.set_flags(idx, true);
+                s.set_link(idx, true);
+            });
+        }
     }
 
     /// Creates an up Ethernet tap tagged with pod `i`'s interface name (what the CNI side
