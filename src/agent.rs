@@ -3,30 +3,21 @@
 //! back through a writer task per connection. It never programs anything itself and never
 //! calls the hook before `InSync`.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
+use calico_compile::explain::explain_flow;
 use calico_model::{Changes, FelixConfig, Model, Update};
-use prost::Message;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
 
 use crate::admin::{AdminQuery, AdminReply, AdminRequest};
-use crate::config::{DataplaneKind, DriverConfig};
-use crate::dataplane::vpp::{VppConfig, VppDataplane};
-use crate::felix::codec::{FrameError, FrameReader};
+use crate::felix::codec::{decode_to_dataplane, FrameError, FrameReader};
 use crate::felix::convert::{convert, Skip};
-use crate::felix::proto;
-use crate::hook::sim::SimHook;
-use crate::hook::{HookMonitor, VppHook};
 use crate::logging::LogControl;
 use crate::metrics;
-use crate::reconcile::{self, Reconciler, ReconcilerConfig};
-use crate::status::{self, StatusHub, StatusReceiver, StatusSender};
-use calico_compile::explain::explain_flow;
-use vpp_sim::Simulator;
+use crate::status::{self, StatusHub, StatusReceiver};
 
 /// One batch handed to the dataplane side: the model after the batch and what changed.
 #[derive(Debug, Clone, Copy)]
@@ -84,87 +75,6 @@ pub enum AgentError {
     Write(std::io::Error),
     #[error("Felix socket: {0}")]
     Listen(std::io::Error),
-    #[error("starting the VPP simulator: {0}")]
-    Simulator(String),
-}
-
-/// Builds the hook for the configured dataplane. `status` is how it reports endpoint status.
-/// Needs a tokio runtime (the reconciler and, for `sim`, the simulator run as tasks); it
-/// connects nothing itself: the reconciler connects (with backoff) on its own task.
-pub fn dataplane_hook(
-    config: &DriverConfig,
-    status: StatusSender,
-) -> Result<Box<dyn DataplaneHook>, AgentError> {
-    start_dataplane(config, status).map(|(hook, _)| hook)
-}
-
-/// [`dataplane_hook`], plus a monitor of the reconciler (none for `CALICO_VPP_DATAPLANE=none`)
-/// for callers that wait for convergence.
-pub fn start_dataplane(
-    config: &DriverConfig,
-    status: StatusSender,
-) -> Result<(Box<dyn DataplaneHook>, Option<HookMonitor>), AgentError> {
-    match config.dataplane {
-        DataplaneKind::None => Ok((Box::<ModelOnly>::default(), None)),
-        DataplaneKind::Vpp => {
-            info!(socket = %config.api_socket.display(), state_dir = %config.state_dir.display(),
-                "programming VPP");
-            let rc = ReconcilerConfig {
-                state_dir: Some(config.state_dir.clone()),
-                min_apply_interval: config.min_apply_interval,
-                ..ReconcilerConfig::default()
-            };
-            let vpp = VppConfig {
-                transport: config.api_transport.clone(),
-                ..vpp_config(&config.api_socket)
-            };
-            let (handle, events, task) = reconcile::start_vpp(rc, vpp);
-            let (hook, monitor) = VppHook::with_reconciler(handle, events, task, status);
-            Ok((Box::new(hook), Some(monitor)))
-        }
-        DataplaneKind::Sim => {
-            let path = config.sim_socket.clone().unwrap_or_else(default_sim_socket);
-            let sim = start_simulator(&path)?;
-            info!(socket = %path.display(), "programming the built-in VPP simulator (not a VPP)");
-            // The simulator starts empty with every run: there is nothing to adopt.
-            let reconciler = Reconciler::new(
-                VppDataplane::new(vpp_config(&path)),
-                ReconcilerConfig {
-                    min_apply_interval: config.min_apply_interval,
-                    ..ReconcilerConfig::default()
-                },
-            );
-            let (hook, monitor) = VppHook::start(reconciler, status);
-            Ok((Box::new(SimHook::new(hook, Arc::new(sim))), Some(monitor)))
-        }
-    }
-}
-
-/// The VPP API client settings for `socket`.
-pub fn vpp_config(socket: &Path) -> VppConfig {
-    VppConfig {
-        socket: socket.to_path_buf(),
-        ..VppConfig::default()
-    }
-}
-
-/// A per-process socket path under the temporary directory, so that a simulator never
-/// replaces a real VPP's socket.
-pub fn default_sim_socket() -> PathBuf {
-    std::env::temp_dir().join(format!("calico-vpp-sim-{}.sock", std::process::id()))
-}
-
-/// Starts the simulator from synchronous code inside a runtime. Its start binds and spawns
-/// without waiting on anything, so one poll completes it.
-pub fn start_simulator(path: &Path) -> Result<Simulator, AgentError> {
-    use futures::FutureExt;
-    match Simulator::start(path).now_or_never() {
-        Some(Ok(sim)) => Ok(sim),
-        Some(Err(e)) => Err(AgentError::Simulator(e.to_string())),
-        None => Err(AgentError::Simulator(
-            "the simulator did not start without waiting".into(),
-        )),
-    }
 }
 
 /// Counters of what Felix sent, for logs.
@@ -405,7 +315,7 @@ pub fn ingest_frame(
     pending: &mut Changes,
 ) {
     stats.frames += 1;
-    let msg = match proto::ToDataplane::decode(frame) {
+    let (msg, unknown_fields) = match decode_to_dataplane(frame) {
         Ok(m) => m,
         Err(e) => {
             stats.undecodable += 1;
@@ -416,9 +326,7 @@ pub fn ingest_frame(
         }
     };
     let seq = msg.sequence_number;
-    // prost skips fields it does not know; a re-encoding shorter than the frame is the sign
-    // (not proof: an empty map value that Go writes out also re-encodes shorter).
-    if msg.encoded_len() < frame.len() {
+    if unknown_fields {
         stats.unknown_fields += 1;
         if stats.unknown_fields == 1 {
             info!(seq, "Felix message with bytes this build does not decode (unknown fields are ignored; counted from now on)");

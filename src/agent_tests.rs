@@ -8,10 +8,12 @@ use tokio::io::{AsyncWriteExt, DuplexStream};
 
 use super::*;
 use crate::felix::codec::{encode_to_dataplane, FrameDecoder};
+use crate::felix::proto;
 use crate::felix::proto::from_dataplane::Payload as Out;
 use crate::felix::proto::to_dataplane::Payload;
 use crate::felix::script::{self, ClusterShape};
 use crate::status::EndpointStatus;
+use crate::status::StatusSender;
 
 /// Records every batch the agent hands over: (resync, changes).
 #[derive(Clone, Default)]

@@ -9,11 +9,11 @@ use clap::Parser;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info, warn};
 
-use calico_vpp_driver::agent::{self, Agent, SessionEnd};
+use calico_vpp_driver::agent::{Agent, SessionEnd};
 use calico_vpp_driver::cli::{Cli, Command};
 use calico_vpp_driver::config::DriverConfig;
 use calico_vpp_driver::felix::transport::{self, ProxyEnd};
-use calico_vpp_driver::{admin, commands, demo, logging, status};
+use calico_vpp_driver::{admin, commands, demo, hook, logging, status};
 
 /// Installed under this name (a symlink or copy), the binary is the Felix-side relay: Felix
 /// starts its driver without arguments, so the name has to select the mode.
@@ -118,7 +118,7 @@ async fn run(
     }
     let new_agent = |log| -> anyhow::Result<Agent> {
         let (status_tx, status_rx) = status::channel();
-        let hook = agent::dataplane_hook(&config, status_tx)?;
+        let hook = hook::dataplane_hook(&config, status_tx)?;
         Ok(Agent::new(hook, status_rx, log, config.max_frame_bytes))
     };
     // Operators' questions; the driver runs without them when the socket cannot be had.

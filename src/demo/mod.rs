@@ -27,7 +27,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::watch;
 use vpp_sim::Simulator;
 
-use crate::agent::{ingest_frame, vpp_config, Agent, IngestStats};
+use crate::agent::{ingest_frame, Agent, IngestStats};
 use crate::config::DriverConfig;
 use crate::dataplane::npol_match::NpolMatchError;
 use crate::dataplane::vpp::VppDataplane;
@@ -35,6 +35,7 @@ use crate::felix::codec::{encode_to_dataplane, FrameDecoder, DEFAULT_MAX_FRAME_B
 use crate::felix::proto;
 use crate::felix::proto::from_dataplane::Payload as Out;
 use crate::hook::sim::SimHook;
+use crate::hook::vpp_config;
 use crate::hook::{ConvergeError, HookMonitor, VppHook};
 use crate::logging::LogControl;
 use crate::reconcile::{ReconcileSummary, Reconciler, ReconcilerConfig, StateStore};

@@ -153,6 +153,15 @@ pub fn encode_frame(msg: &proto::FromDataplane) -> Bytes {
     out.freeze()
 }
 
+/// Decodes one frame's `ToDataplane`, and says whether it carried bytes this build does not
+/// decode: prost skips unknown fields, and a re-encoding shorter than the frame is the sign
+/// (not proof: an empty map value that Go writes out also re-encodes shorter).
+pub fn decode_to_dataplane(frame: &[u8]) -> Result<(proto::ToDataplane, bool), prost::DecodeError> {
+    let msg = proto::ToDataplane::decode(frame)?;
+    let unknown_fields = msg.encoded_len() < frame.len();
+    Ok((msg, unknown_fields))
+}
+
 /// Encodes one `ToDataplane` as a frame (the scripted Felix and tests use this).
 pub fn encode_to_dataplane(msg: &proto::ToDataplane) -> Bytes {
     let len = msg.encoded_len();

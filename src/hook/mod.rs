@@ -6,6 +6,7 @@
 
 pub mod endpoints;
 pub mod sim;
+mod start;
 #[cfg(test)]
 mod tests;
 
@@ -26,6 +27,9 @@ use crate::reconcile::{
 };
 use crate::status::StatusSender;
 use endpoints::EndpointDirectory;
+pub use start::{
+    dataplane_hook, default_sim_socket, start_dataplane, start_simulator, vpp_config, StartError,
+};
 
 /// Compiles batches and feeds the reconciler (see the module docs).
 pub struct VppHook {

@@ -445,7 +445,7 @@ async fn sim_dataplane_makes_pod_interfaces_and_reports_every_endpoint_up() {
     .unwrap();
     let config = crate::config::DriverConfig::from_settings(&cli.settings).unwrap();
     let (status_tx, status_rx) = status::channel();
-    let hook = crate::agent::dataplane_hook(&config, status_tx).unwrap();
+    let hook = crate::hook::dataplane_hook(&config, status_tx).unwrap();
     let (felix_in, driver_in) = tokio::io::duplex(1 << 20);
     let (driver_out, felix_out) = tokio::io::duplex(1 << 20);
     let mut agent = Agent::new(hook, status_rx, LogControl::detached(), 1 << 20);
