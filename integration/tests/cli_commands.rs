@@ -115,8 +115,10 @@ fn demo_on_a_real_vpp_asks_vpp_for_verdicts_and_leaves_nothing_behind() {
 /// error, exit 1, nothing hangs.
 #[test]
 fn check_vpp_over_shared_memory_without_a_vpp_fails_clearly() {
+    // Built (on first use) before the clock starts.
+    let bin = driver_bin();
     let started = std::time::Instant::now();
-    let out = Command::new(driver_bin())
+    let out = Command::new(bin)
         .arg("check-vpp")
         .env("CALICO_VPP_API_TRANSPORT", "shm")
         .env("CALICO_VPP_API_PREFIX", "calico-vpp-no-such-segment")
