@@ -52,7 +52,13 @@ pub async fn check_vpp(
     let client = crate::dataplane::vpp::connect_client(socket, transport, config)
         .await
         .map_err(|source| CommandError::Connect {
-            path: socket.display().to_string(),
+            path: match transport {
+                crate::dataplane::vpp::ApiTransport::Socket => socket.display().to_string(),
+                crate::dataplane::vpp::ApiTransport::Shm { prefix } => format!(
+                    "its shared-memory API (segment prefix {})",
+                    prefix.as_deref().unwrap_or("none")
+                ),
+            },
             source,
         })?;
     let report = compat::check(&client, &driver_messages()).await;
