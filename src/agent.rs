@@ -15,9 +15,10 @@ use tracing::{debug, error, info, warn};
 use crate::admin::{AdminQuery, AdminReply, AdminRequest};
 use crate::felix::codec::{decode_to_dataplane, FrameError, FrameReader};
 use crate::felix::convert::{convert, Skip};
+use crate::felix::status_writer;
 use crate::logging::LogControl;
 use crate::metrics;
-use crate::status::{self, StatusHub, StatusReceiver};
+use crate::status::{StatusHub, StatusReceiver};
 
 /// One batch handed to the dataplane side: the model after the batch and what changed.
 #[derive(Debug, Clone, Copy)]
@@ -172,7 +173,7 @@ impl Agent {
         );
         let result = tokio::select! {
             r = ingest => r,
-            w = status::run_writer(writer, status, interval_rx) => Err(AgentError::Write(
+            w = status_writer::run_writer(writer, status, interval_rx) => Err(AgentError::Write(
                 w.err().unwrap_or_else(|| std::io::Error::other("status writer stopped")),
             )),
         };

@@ -72,7 +72,7 @@ type SessionTask = tokio::task::JoinHandle<(Result<SessionEnd, AgentError>, Agen
 fn start(hook: Recorder) -> (Harness, StatusSender, SessionTask) {
     let (felix_in, driver_in) = tokio::io::duplex(1 << 20);
     let (driver_out, felix_out) = tokio::io::duplex(1 << 20);
-    let (tx, rx) = status::channel();
+    let (tx, rx) = crate::status::channel();
     let mut agent = Agent::new(Box::new(hook), rx, LogControl::detached(), 1 << 20);
     let task = tokio::spawn(async move {
         let r = agent.run_session(driver_in, driver_out).await;

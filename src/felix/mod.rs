@@ -6,6 +6,7 @@ pub mod convert;
 pub mod outbound;
 pub mod proto;
 pub mod script;
+pub mod status_writer;
 pub mod transport;
 
 #[cfg(test)]
