@@ -578,7 +578,7 @@ async fn close_session(
 /// ACL indices the demo's reconciler recorded in its state file.
 fn our_acls(dir: &Path) -> Vec<u32> {
     match StateStore::in_dir(dir).load() {
-        Ok(Some(state)) => state.realized.acls.values().map(|a| a.id.0).collect(),
+        Ok(Some(state)) => state.realized.kinds.acls.values().map(|a| a.id.0).collect(),
         _ => Vec::new(),
     }
 }

@@ -32,9 +32,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use calico_compile::{
-    AclKey, DesiredDiff, DesiredState, InterfaceKey, IpSetKey, PolicyKey, RuleKey,
-};
+use calico_compile::{DesiredDiff, DesiredState, InterfaceKey, IpSetKey, PolicyKey, RuleKey};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -42,6 +40,7 @@ use crate::dataplane::{
     Dataplane, DataplaneError, InterfaceEvent, InterfaceInfo, SwIfIndex, VppIdentity,
 };
 
+pub mod kinds;
 mod pass;
 mod prune;
 pub mod realized;
@@ -171,6 +170,8 @@ pub struct Reconciler<D> {
     failures: BTreeMap<ObjectRef, Failure>,
     /// Objects held back by a dependency, with the reason; recomputed by every pass.
     waiting: BTreeMap<ObjectRef, String>,
+    /// Failures and waiting reasons of the generic kinds.
+    books: kinds::KindBooks,
     outcomes: BTreeMap<InterfaceKey, InterfaceOutcome>,
     /// The keys of `outcomes` whose interface is not in VPP (yet).
     pending: BTreeSet<InterfaceKey>,
@@ -208,7 +209,7 @@ impl<D: Dataplane> Reconciler<D> {
                         rules = state.realized.rules.len(),
                         policies = state.realized.policies.len(),
                         interfaces = state.realized.interfaces.len(),
-                        acls = state.realized.acls.len(),
+                        acls = state.realized.kinds.acls.len(),
                         "adopting state file"
                     );
                     realized = state.realized;
@@ -232,6 +233,7 @@ impl<D: Dataplane> Reconciler<D> {
             by_name: HashMap::new(),
             failures: BTreeMap::new(),
             waiting: BTreeMap::new(),
+            books: kinds::KindBooks::default(),
             outcomes: BTreeMap::new(),
             pending: BTreeSet::new(),
             reported: BTreeMap::new(),
@@ -254,14 +256,36 @@ impl<D: Dataplane> Reconciler<D> {
         &self.realized
     }
 
-    /// Objects whose last operation failed.
-    pub fn failures(&self) -> &BTreeMap<ObjectRef, Failure> {
-        &self.failures
+    /// Objects whose last operation failed, of every kind.
+    pub fn failures(&self) -> BTreeMap<ObjectRef, Failure> {
+        let mut all = self.failures.clone();
+        all.extend(
+            self.books
+                .failures()
+                .into_iter()
+                .map(|f| (ObjectRef::Other(f.object), f.failure)),
+        );
+        all
     }
 
-    /// Objects held back by a dependency, with the reason.
-    pub fn waiting(&self) -> &BTreeMap<ObjectRef, String> {
-        &self.waiting
+    /// Objects held back by a dependency, with the reason, of every kind.
+    pub fn waiting(&self) -> BTreeMap<ObjectRef, String> {
+        let mut all = self.waiting.clone();
+        all.extend(
+            self.books
+                .waiting()
+                .into_iter()
+                .map(|(o, w)| (ObjectRef::Other(o), w)),
+        );
+        all
+    }
+
+    /// Nothing failed and nothing waits, of any kind.
+    fn all_clear(&self) -> bool {
+        self.failures.is_empty()
+            && self.waiting.is_empty()
+            && self.books.failures().is_empty()
+            && self.books.waiting_len() == 0
     }
 
     pub fn dataplane(&self) -> &D {
@@ -283,6 +307,7 @@ impl<D: Dataplane> Reconciler<D> {
                     "VPP restarted: its objects are gone, reprogramming everything");
                 self.realized = Realized::default();
                 self.failures.clear();
+                self.books.clear_failures();
                 self.snapshot_needed = true;
             }
             None => info!(vpp = %identity, "connected to VPP"),
@@ -373,11 +398,11 @@ impl<D: Dataplane> Reconciler<D> {
             connected: self.connected,
             passes: self.passes,
             failed: self
-                .failures
+                .failures()
                 .iter()
                 .map(|(o, f)| (o.to_string(), f.error.clone(), f.attempts))
                 .collect(),
-            waiting: self.waiting.len(),
+            waiting: self.waiting.len() + self.books.waiting_len(),
             pending_interfaces: self.pending.len(),
             inputs: 0,
         }
@@ -393,9 +418,11 @@ impl<D: Dataplane> Reconciler<D> {
     /// waiting for a dependency, whose own retry wakes them.
     pub fn next_wakeup(&self) -> Option<Instant> {
         let now = Instant::now();
+        let kinds = self.books.failures();
         let retry = self
             .failures
             .values()
+            .chain(kinds.iter().map(|k| &k.failure))
             .filter(|f| !f.permanent)
             .map(|f| f.retry_at)
             .filter(|t| *t > now)
@@ -427,12 +454,13 @@ impl<D: Dataplane> Reconciler<D> {
             ObjectRef::Interface(k) => {
                 desired.interfaces.contains_key(k) || r.interfaces.contains_key(k)
             }
-            ObjectRef::Acl(k) => desired.acls.contains_key(k) || r.acls.contains_key(k),
+            ObjectRef::Other(_) => false,
             ObjectRef::OrphanIpSet(id) => r.orphans.ipsets.contains(id),
             ObjectRef::OrphanRule(id) => r.orphans.rules.contains(id),
             ObjectRef::OrphanPolicy(id) => r.orphans.policies.contains(id),
             ObjectRef::OrphanInterface(i) => r.orphans.interfaces.contains_key(i),
         });
+        self.books.retain_relevant(desired, &self.realized.kinds);
     }
 
     /// Brings the state file up to date with `realized`: what changed is appended to the
@@ -479,16 +507,19 @@ impl<D: Dataplane> Reconciler<D> {
             ("ipset", desired.ipsets.len(), r.ipsets.len()),
             ("rule", desired.rules.len(), r.rules.len()),
             ("policy", desired.policies.len(), r.policies.len()),
-            ("acl", desired.acls.len(), r.acls.len()),
             ("interface", desired.interfaces.len(), r.interfaces.len()),
-        ] {
+        ]
+        .into_iter()
+        .chain(r.kinds.counts(desired))
+        {
             m.objects_desired.get_or_create(&kind(k)).set(want as i64);
             m.objects_realized.get_or_create(&kind(k)).set(have as i64);
         }
-        let permanent = self.failures.values().filter(|f| f.permanent).count();
+        let failures = self.failures();
+        let permanent = failures.values().filter(|f| f.permanent).count();
         for (error, n) in [
             ("permanent", permanent),
-            ("retryable", self.failures.len() - permanent),
+            ("retryable", failures.len() - permanent),
         ] {
             m.objects_failed
                 .get_or_create(&ErrorLabel {
@@ -496,7 +527,8 @@ impl<D: Dataplane> Reconciler<D> {
                 })
                 .set(n as i64);
         }
-        m.objects_waiting.set(self.waiting.len() as i64);
+        m.objects_waiting
+            .set((self.waiting.len() + self.books.waiting_len()) as i64);
         m.endpoints_pending.set(self.pending.len() as i64);
         let mut by_status = [0i64; 3];
         for o in self.outcomes.values() {
@@ -566,6 +598,7 @@ impl<D: Dataplane> Reconciler<D> {
     /// A whole new desired state: objects that failed permanently are tried once more.
     pub async fn apply(&mut self, desired: &DesiredState) -> Result<PassReport, DataplaneError> {
         self.failures.retain(|_, f| !f.permanent);
+        self.books.forget_permanent(None);
         self.run_pass(desired, None).await
     }
 
@@ -581,11 +614,12 @@ impl<D: Dataplane> Reconciler<D> {
         // A changed object is worth another try, even after a permanent failure.
         self.failures
             .retain(|obj, f| !f.permanent || !changed.names(obj));
+        self.books.forget_permanent(Some(&changed.kinds));
         let full_due = self
             .last_full_pass
             .is_none_or(|t| t.elapsed() >= self.config.full_pass_interval);
         if !self.in_step || full_due {
-            let drift_check = self.in_step && self.failures.is_empty() && self.waiting.is_empty();
+            let drift_check = self.in_step && self.all_clear();
             let report = self.run_pass(desired, None).await?;
             if drift_check && report.writes > 0 {
                 warn!(
@@ -616,9 +650,7 @@ impl<D: Dataplane> Reconciler<D> {
                 ObjectRef::Interface(k) => {
                     w.interfaces.insert(k.clone());
                 }
-                ObjectRef::Acl(k) => {
-                    w.acls.insert(k.clone());
-                }
+                ObjectRef::Other(_) => {}
                 // Orphans are looked at by every pass's prune.
                 ObjectRef::OrphanIpSet(_)
                 | ObjectRef::OrphanRule(_)
@@ -626,6 +658,7 @@ impl<D: Dataplane> Reconciler<D> {
                 | ObjectRef::OrphanInterface(_) => {}
             }
         }
+        self.books.add_to(&mut w.kinds);
         w.interfaces.extend(self.pending.iter().cloned());
         if !self.link_changed.is_empty() {
             w.interfaces.extend(
@@ -651,6 +684,7 @@ impl<D: Dataplane> Reconciler<D> {
         let full = work.is_none();
         let mut report = PassReport::default();
         self.waiting.clear();
+        self.books.clear_waiting();
         let result = self.pass(desired, &mut work, &mut report).await;
         self.passes += 1;
         // Whatever VPP acknowledged before a break is recorded: keep the file in step.
@@ -667,8 +701,8 @@ impl<D: Dataplane> Reconciler<D> {
         self.retain_relevant_failures(desired);
         self.emit_status_changes(work.as_ref().map(|w| &w.interfaces));
         self.publish_metrics(desired, full);
-        report.failed_objects = self.failures.len();
-        report.waiting_objects = self.waiting.len();
+        report.failed_objects = self.failures.len() + self.books.failures().len();
+        report.waiting_objects = self.waiting.len() + self.books.waiting_len();
         report.pending_interfaces = self.pending.len();
         if report.writes == 0 && report.failed_objects == 0 {
             return Ok(report);
@@ -696,7 +730,8 @@ pub struct Changed {
     pub rules: BTreeSet<RuleKey>,
     pub policies: BTreeSet<PolicyKey>,
     pub interfaces: BTreeSet<InterfaceKey>,
-    pub acls: BTreeSet<AclKey>,
+    /// The keys of the generic kinds.
+    pub kinds: kinds::KindKeys,
     /// The net member changes of ipsets that changed only by member deltas since the last
     /// pass (added, removed): a pass applies them as they are, without comparing the whole
     /// set, when the set is in VPP as it was desired before. Sets replaced or removed in
@@ -714,8 +749,8 @@ impl Changed {
             ObjectRef::Rule(k) => self.rules.contains(k),
             ObjectRef::Policy(k) => self.policies.contains(k),
             ObjectRef::Interface(k) => self.interfaces.contains(k),
-            ObjectRef::Acl(k) => self.acls.contains(k),
-            ObjectRef::OrphanIpSet(_)
+            ObjectRef::Other(_)
+            | ObjectRef::OrphanIpSet(_)
             | ObjectRef::OrphanRule(_)
             | ObjectRef::OrphanPolicy(_)
             | ObjectRef::OrphanInterface(_) => false,
@@ -740,9 +775,9 @@ impl Changed {
             policies_removed,
             interfaces_upserted,
             interfaces_removed,
-            acls_upserted,
-            acls_removed,
+            acls: _,
         } = diff;
+        self.kinds.add_diff(diff);
         self.ipsets.extend(ipsets_upserted.keys().cloned());
         self.ipsets.extend(ipset_members.keys().cloned());
         self.ipsets.extend(ipsets_removed.iter().cloned());
@@ -774,7 +809,5 @@ impl Changed {
         self.policies.extend(policies_removed.iter().cloned());
         self.interfaces.extend(interfaces_upserted.keys().cloned());
         self.interfaces.extend(interfaces_removed.iter().cloned());
-        self.acls.extend(acls_upserted.keys().cloned());
-        self.acls.extend(acls_removed.iter().cloned());
     }
 }

@@ -8,24 +8,22 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use calico_compile::{
-    AclKey, DesiredInterface, DesiredState, InterfaceKey, IpSetKey, PolicyKey, RuleKey,
-};
+use calico_compile::{DesiredInterface, DesiredState, InterfaceKey, IpSetKey, PolicyKey, RuleKey};
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
-use super::realized::{RealAcl, RealGuard, RealInterface, RealIpSet, RealPolicy, RealRule, Table};
+use super::kinds::Stage;
+use super::realized::{RealGuard, RealInterface, RealIpSet, RealPolicy, RealRule, Table};
 use super::status::{EndpointOperStatus, Failure, ObjectError, ObjectRef};
 use super::{Changed, InterfaceOutcome, PassReport, Reconciler};
 use crate::dataplane::{
-    AclIndex, Dataplane, DataplaneError, IpSetId, Op, OpError, OpReply, OpResult, PolicyId, RuleId,
-    SwIfIndex, RETVAL_NO_SUCH_ENTRY,
+    Dataplane, DataplaneError, IpSetId, Op, OpError, OpReply, OpResult, PolicyId, RuleId, SwIfIndex,
 };
 
 pub(super) const NOT_FOUND: &str = "interface not found in VPP";
 
 /// All of `all`, or the entries of `keys` that `all` has.
-fn scoped<'a, K: Ord, V>(
+pub(super) fn scoped<'a, K: Ord, V>(
     all: &'a BTreeMap<K, V>,
     keys: Option<&'a BTreeSet<K>>,
 ) -> Box<dyn Iterator<Item = (&'a K, &'a V)> + 'a> {
@@ -278,35 +276,25 @@ impl<D: Dataplane> Reconciler<D> {
             .map(|w| ids_of(&self.realized.policies, &w.policies, |r| r.id));
         self.sync_policies(desired, work.as_ref().map(|w| &w.policies), now, report)
             .await?;
-        let policies_hit = match (work.as_ref(), before) {
-            (Some(_), Some(before)) => {
-                self.affected(before, &self.realized.policies, |r| r.id, ObjectRef::Policy)
-            }
-            _ => BTreeSet::new(),
-        };
-
-        let before = work
-            .as_ref()
-            .map(|w| ids_of(&self.realized.acls, &w.acls, |r| r.id));
-        self.sync_acls(desired, work.as_ref().map(|w| &w.acls), now, report)
-            .await?;
         if let (Some(w), Some(before)) = (work.as_mut(), before) {
-            let acls_hit = self.affected(before, &self.realized.acls, |r| r.id, ObjectRef::Acl);
-            if !policies_hit.is_empty() || !acls_hit.is_empty() {
+            let hit = self.affected(before, &self.realized.policies, |r| r.id, ObjectRef::Policy);
+            if !hit.is_empty() {
                 w.interfaces.extend(referring(&desired.interfaces, |i| {
                     let c = &i.config;
                     c.rx_policies
                         .iter()
                         .chain(&c.tx_policies)
                         .chain(&c.profiles)
-                        .any(|k| policies_hit.contains(k))
-                        || acls_hit.contains(&i.guard.input)
-                        || acls_hit.contains(&i.guard.output)
+                        .any(|k| hit.contains(k))
                 }));
             }
         }
 
+        self.sync_kinds(Stage::BeforeInterfaces, desired, work, now, report)
+            .await?;
         self.sync_interfaces(desired, work.as_ref().map(|w| &w.interfaces), now, report)
+            .await?;
+        self.sync_kinds(Stage::AfterInterfaces, desired, work, now, report)
             .await?;
         self.prune(desired, now, report).await
     }
@@ -710,68 +698,11 @@ impl<D: Dataplane> Reconciler<D> {
             .copied()
     }
 
-    /// Creates missing ACLs and replaces changed ones in place (their ids, and so every
-    /// interface's list, stay the same).
-    async fn sync_acls(
-        &mut self,
-        desired: &DesiredState,
-        scope: Option<&BTreeSet<AclKey>>,
-        now: Instant,
-        report: &mut PassReport,
-    ) -> Result<(), DataplaneError> {
-        let mut log = StageLog::default();
-        let mut keys = Vec::new();
-        let mut ops = Vec::new();
-        for (key, want) in scoped(&desired.acls, scope) {
-            let obj = ObjectRef::Acl(key.clone());
-            let have = self.realized.acls.get(key);
-            if have.is_some_and(|h| h.acl == *want) {
-                log.ok(obj);
-                continue;
-            }
-            if !self.due(&obj, now) {
-                continue;
-            }
-            keys.push(key);
-            ops.push(Op::AclAddReplace {
-                index: have.map(|h| h.id),
-                acl: want.clone(),
-            });
-        }
-        let results = self.exec(ops, report).await?;
-        for (key, res) in keys.into_iter().zip(results) {
-            let obj = ObjectRef::Acl(key.clone());
-            match res {
-                Ok(OpReply::Created(id)) => {
-                    self.realized.acls.insert(
-                        key.clone(),
-                        RealAcl {
-                            id: AclIndex(id),
-                            acl: desired.acls[key].clone(),
-                        },
-                    );
-                    log.ok(obj);
-                }
-                Ok(OpReply::Done) => {
-                    log.err(obj, "acl_add_replace: reply carried no ACL index".into());
-                }
-                Err(e) => {
-                    if e.retval == RETVAL_NO_SUCH_ENTRY {
-                        // Replaced an ACL someone deleted: create it afresh next time.
-                        self.realized.acls.remove(key);
-                    }
-                    log.op_err(obj, &e);
-                }
-            }
-        }
-        self.finish_stage(log, now);
-        Ok(())
-    }
-
     /// The ACL ids of an interface's guard, when both ACLs are in VPP.
     fn resolve_guard(&self, g: &calico_compile::InterfaceGuard) -> Result<RealGuard, String> {
         let id = |k: &calico_compile::AclKey| {
             self.realized
+                .kinds
                 .acls
                 .get(k)
                 .map(|a| a.id)

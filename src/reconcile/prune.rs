@@ -11,6 +11,7 @@ use calico_compile::{DesiredState, IpSetKey, PolicyKey, RuleKey};
 use tokio::time::Instant;
 use tracing::info;
 
+use super::kinds::Stage;
 use super::pass::{deny_all, StageLog};
 use super::realized::{RealInterface, Realized};
 use super::status::ObjectRef;
@@ -47,8 +48,11 @@ impl<D: Dataplane> Reconciler<D> {
         now: Instant,
         report: &mut PassReport,
     ) -> Result<(), DataplaneError> {
+        self.prune_kinds(Stage::AfterInterfaces, desired, now, report)
+            .await?;
         self.unbind_interfaces(desired, now, report).await?;
-        self.delete_acls(desired, now, report).await?;
+        self.prune_kinds(Stage::BeforeInterfaces, desired, now, report)
+            .await?;
         self.delete_stale::<Policies>(desired, now, report).await?;
         self.delete_stale::<Rules>(desired, now, report).await?;
         self.delete_stale::<IpSets>(desired, now, report).await
@@ -111,6 +115,7 @@ impl<D: Dataplane> Reconciler<D> {
         // that they can be deleted.
         let kept_acls: BTreeSet<AclIndex> = self
             .realized
+            .kinds
             .acls
             .iter()
             .filter(|(k, _)| desired.acls.contains_key(*k))
@@ -202,49 +207,6 @@ impl<D: Dataplane> Reconciler<D> {
                 self.drop_binding(&b);
                 log.ok(obj);
             }
-        }
-        self.finish_stage(log, now);
-        Ok(())
-    }
-
-    /// ACLs no longer desired that no interface we know carries. (The ACL plugin refuses to
-    /// delete an ACL in use; such a refusal is retried with backoff like any other.)
-    async fn delete_acls(
-        &mut self,
-        desired: &DesiredState,
-        now: Instant,
-        report: &mut PassReport,
-    ) -> Result<(), DataplaneError> {
-        let mut cands: Vec<(calico_compile::AclKey, AclIndex)> = self
-            .realized
-            .acls
-            .iter()
-            .filter(|(k, _)| {
-                !desired.acls.contains_key(*k) && self.due(&ObjectRef::Acl((*k).clone()), now)
-            })
-            .map(|(k, a)| (k.clone(), a.id))
-            .collect();
-        if cands.is_empty() {
-            return Ok(());
-        }
-        let used = self.realized.referenced_acls();
-        cands.retain(|(_, id)| !used.contains(id));
-        let ops = cands
-            .iter()
-            .map(|(_, id)| Op::AclDelete { index: *id })
-            .collect();
-        let results = self.exec(ops, report).await?;
-        let mut log = StageLog::default();
-        for ((key, id), res) in cands.into_iter().zip(results) {
-            let obj = ObjectRef::Acl(key.clone());
-            if !gone(&Op::AclDelete { index: id }, &res) {
-                if let Err(e) = res {
-                    log.op_err(obj, &e);
-                }
-                continue;
-            }
-            self.realized.acls.remove(&key);
-            log.ok(obj);
         }
         self.finish_stage(log, now);
         Ok(())

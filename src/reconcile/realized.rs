@@ -8,7 +8,9 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use calico_compile::{AclKey, InterfaceKey, IpSetKey, PolicyKey, RuleKey};
+use calico_compile::{InterfaceKey, IpSetKey, PolicyKey, RuleKey};
+
+use super::kinds::{KindRecords, KindTables};
 use calico_model::MacAddr;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -32,12 +34,6 @@ pub struct RealRule {
 pub struct RealPolicy {
     pub id: PolicyId,
     pub policy: npol::Policy<RuleId>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RealAcl {
-    pub id: AclIndex,
-    pub acl: calico_compile::Acl,
 }
 
 /// The guard ACLs VPP accepted on an interface (`acl_interface_set_acl_list`).
@@ -133,7 +129,7 @@ impl<K: Ord + Clone, V> Table<K, V> {
     }
 
     /// The changed keys with their current entries (`None`: removed), forgetting them.
-    fn take_changed(&mut self) -> Vec<(K, Option<V>)>
+    pub(super) fn take_changed(&mut self) -> Vec<(K, Option<V>)>
     where
         V: Clone,
     {
@@ -146,7 +142,7 @@ impl<K: Ord + Clone, V> Table<K, V> {
             .collect()
     }
 
-    fn apply_changed(&mut self, changes: Vec<(K, Option<V>)>) {
+    pub(super) fn apply_changed(&mut self, changes: Vec<(K, Option<V>)>) {
         for (k, v) in changes {
             match v {
                 Some(v) => self.map.insert(k, v),
@@ -251,8 +247,9 @@ pub struct Realized {
     pub policies: Table<PolicyKey, RealPolicy>,
     pub interfaces: Table<InterfaceKey, RealInterface>,
     pub orphans: Orphans,
-    #[serde(default)]
-    pub acls: Table<AclKey, RealAcl>,
+    /// The generic kinds, each under its own field name.
+    #[serde(flatten)]
+    pub kinds: KindTables,
 }
 
 /// What changed in a [`Realized`] since the previous record: one line of the journal.
@@ -270,8 +267,8 @@ pub struct JournalRecord {
     pub policies: Vec<(PolicyKey, Option<RealPolicy>)>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interfaces: Vec<(InterfaceKey, Option<RealInterface>)>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub acls: Vec<(AclKey, Option<RealAcl>)>,
+    #[serde(flatten)]
+    pub kinds: KindRecords,
     /// The whole orphan record, when it changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub orphans: Option<Orphans>,
@@ -284,7 +281,7 @@ impl JournalRecord {
             && self.rules.is_empty()
             && self.policies.is_empty()
             && self.interfaces.is_empty()
-            && self.acls.is_empty()
+            && self.kinds.is_empty()
             && self.orphans.is_none()
     }
 }
@@ -313,7 +310,7 @@ impl Realized {
             rules: self.rules.take_changed(),
             policies: self.policies.take_changed(),
             interfaces: self.interfaces.take_changed(),
-            acls: self.acls.take_changed(),
+            kinds: self.kinds.take_changes(),
             orphans,
         }
     }
@@ -326,7 +323,7 @@ impl Realized {
             rules,
             policies,
             interfaces,
-            acls,
+            kinds,
             orphans,
         } = rec;
         self.ipsets.table.apply_changed(ipsets);
@@ -341,7 +338,7 @@ impl Realized {
         self.rules.apply_changed(rules);
         self.policies.apply_changed(policies);
         self.interfaces.apply_changed(interfaces);
-        self.acls.apply_changed(acls);
+        self.kinds.replay(kinds);
         if let Some(o) = orphans {
             self.orphans = o;
         }

@@ -254,7 +254,8 @@ async fn run<D: Dataplane>(
 }
 
 /// Applies `diff` (computed from a state equal to `state`) to `state`.
-pub fn apply_diff(state: &mut DesiredState, diff: DesiredDiff) {
+pub fn apply_diff(state: &mut DesiredState, mut diff: DesiredDiff) {
+    super::kinds::apply_diffs(state, &mut diff);
     let DesiredDiff {
         ipsets_upserted,
         ipset_members,
@@ -265,8 +266,7 @@ pub fn apply_diff(state: &mut DesiredState, diff: DesiredDiff) {
         policies_removed,
         interfaces_upserted,
         interfaces_removed,
-        acls_upserted,
-        acls_removed,
+        acls: _,
     } = diff;
     for k in ipsets_removed {
         state.ipsets.remove(&k);
@@ -297,8 +297,4 @@ pub fn apply_diff(state: &mut DesiredState, diff: DesiredDiff) {
         state.interfaces.remove(&k);
     }
     state.interfaces.extend(interfaces_upserted);
-    for k in acls_removed {
-        state.acls.remove(&k);
-    }
-    state.acls.extend(acls_upserted);
 }

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use calico_compile::{AclKey, InterfaceKey, IpSetKey, PolicyKey, RuleKey};
+use calico_compile::{InterfaceKey, IpSetKey, PolicyKey, RuleKey};
 use tokio::time::Instant;
 
 use crate::dataplane::{IpSetId, PolicyId, RuleId, SwIfIndex};
@@ -17,7 +17,8 @@ pub enum ObjectRef {
     Rule(RuleKey),
     Policy(PolicyKey),
     Interface(InterfaceKey),
-    Acl(AclKey),
+    /// An object of a generic kind, by its kind's name and key.
+    Other(String),
     /// Objects we own that no key names any more (see `Orphans`).
     OrphanIpSet(IpSetId),
     OrphanRule(RuleId),
@@ -32,7 +33,7 @@ impl fmt::Display for ObjectRef {
             ObjectRef::Rule(k) => write!(f, "rule {k}"),
             ObjectRef::Policy(k) => write!(f, "policy {k}"),
             ObjectRef::Interface(k) => write!(f, "interface {k}"),
-            ObjectRef::Acl(k) => write!(f, "acl {k}"),
+            ObjectRef::Other(o) => f.write_str(o),
             ObjectRef::OrphanIpSet(id) => write!(f, "old ipset id {id}"),
             ObjectRef::OrphanRule(id) => write!(f, "old rule id {id}"),
             ObjectRef::OrphanPolicy(id) => write!(f, "old policy id {id}"),
@@ -66,6 +67,15 @@ pub enum ObjectError {
 impl ObjectError {
     pub fn is_permanent(&self) -> bool {
         matches!(self, ObjectError::Permanent(_))
+    }
+
+    /// An operation failed: permanent when it could not even be encoded.
+    pub fn from_op(e: &crate::dataplane::OpError) -> Self {
+        if e.permanent {
+            ObjectError::Permanent(e.to_string())
+        } else {
+            ObjectError::Retryable(e.to_string())
+        }
     }
 }
 

@@ -95,8 +95,66 @@ pub struct DesiredDiff {
     pub policies_removed: Vec<PolicyKey>,
     pub interfaces_upserted: BTreeMap<InterfaceKey, DesiredInterface>,
     pub interfaces_removed: Vec<InterfaceKey>,
-    pub acls_upserted: BTreeMap<AclKey, Acl>,
-    pub acls_removed: Vec<AclKey>,
+    /// Generic kinds: one [`KindDiff`] each, named as in [`DesiredState`].
+    pub acls: KindDiff<AclKey, Acl>,
+}
+
+/// What changed in one kind's table of desired objects: the new values of the keys that
+/// were added or changed, and the keys removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KindDiff<K: Ord, V> {
+    pub upserted: BTreeMap<K, V>,
+    pub removed: Vec<K>,
+}
+
+impl<K: Ord, V> Default for KindDiff<K, V> {
+    fn default() -> Self {
+        KindDiff {
+            upserted: BTreeMap::new(),
+            removed: Vec::new(),
+        }
+    }
+}
+
+impl<K: Ord + Clone, V: PartialEq + Clone> KindDiff<K, V> {
+    pub fn is_empty(&self) -> bool {
+        self.upserted.is_empty() && self.removed.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.upserted.len() + self.removed.len()
+    }
+
+    /// Records the change of `key` from `old` to `new`.
+    pub fn note(&mut self, key: &K, old: Option<&V>, new: Option<&V>) {
+        match (old, new) {
+            (Some(_), None) => self.removed.push(key.clone()),
+            (o, Some(n)) if o != Some(n) => {
+                self.upserted.insert(key.clone(), n.clone());
+            }
+            _ => {}
+        }
+    }
+
+    /// Records every difference from `old` to `new`.
+    pub fn note_all(&mut self, old: &BTreeMap<K, V>, new: &BTreeMap<K, V>) {
+        for k in union(old.keys(), new.keys()) {
+            self.note(k, old.get(k), new.get(k));
+        }
+    }
+
+    /// Every key the change names, removals included.
+    pub fn keys(&self) -> impl Iterator<Item = &K> {
+        self.upserted.keys().chain(&self.removed)
+    }
+
+    /// Applies the change to `table` (which must equal the table it was computed from).
+    pub fn apply_to(self, table: &mut BTreeMap<K, V>) {
+        for k in self.removed {
+            table.remove(&k);
+        }
+        table.extend(self.upserted);
+    }
 }
 
 impl DesiredDiff {
@@ -110,8 +168,7 @@ impl DesiredDiff {
             && self.policies_removed.is_empty()
             && self.interfaces_upserted.is_empty()
             && self.interfaces_removed.is_empty()
-            && self.acls_upserted.is_empty()
-            && self.acls_removed.is_empty()
+            && self.acls.is_empty()
     }
 
     /// Number of object-level changes (each member delta counts once per member).
@@ -129,8 +186,7 @@ impl DesiredDiff {
             + self.policies_removed.len()
             + self.interfaces_upserted.len()
             + self.interfaces_removed.len()
-            + self.acls_upserted.len()
-            + self.acls_removed.len()
+            + self.acls.len()
     }
 
     /// Records the change of one ipset from `old` to `new`.
@@ -222,18 +278,6 @@ impl DesiredDiff {
     }
 }
 
-impl DesiredDiff {
-    pub fn note_acl(&mut self, key: &AclKey, old: Option<&Acl>, new: Option<&Acl>) {
-        Self::note(
-            &mut self.acls_upserted,
-            &mut self.acls_removed,
-            key,
-            old,
-            new,
-        );
-    }
-}
-
 impl DesiredState {
     /// Everything that differs from `self` to `new` (a full comparison).
     pub fn diff(&self, new: &DesiredState) -> DesiredDiff {
@@ -250,9 +294,7 @@ impl DesiredState {
         for k in union(self.interfaces.keys(), new.interfaces.keys()) {
             d.note_interface(k, self.interfaces.get(k), new.interfaces.get(k));
         }
-        for k in union(self.acls.keys(), new.acls.keys()) {
-            d.note_acl(k, self.acls.get(k), new.acls.get(k));
-        }
+        d.acls.note_all(&self.acls, &new.acls);
         d
     }
 }

@@ -455,7 +455,7 @@ pub fn ids_of(p: &PersistedState) -> BTreeSet<String> {
             .iter()
             .map(|(k, v)| format!("policy {k}={}", v.id)),
     );
-    out.extend(r.acls.iter().map(|(k, v)| format!("acl {k}={}", v.id)));
+    out.extend(r.kinds.acls.iter().map(|(k, v)| format!("acl {k}={}", v.id)));
     out.extend(
         r.interfaces
             .iter()
@@ -521,7 +521,7 @@ pub fn release_ops(
                 .chain(orphans.ipsets.iter().copied())
                 .map(|set| Op::IpSetDelete { set }),
         );
-        ops.extend(r.acls.values().map(|v| Op::AclDelete { index: v.id }));
+        ops.extend(r.kinds.acls.values().map(|v| Op::AclDelete { index: v.id }));
     }
     ops
 }

@@ -1,0 +1,521 @@
+//! Generic object kinds: the reconciler's tables, diff, journal, retries and prune written
+//! once, for every kind of VPP object registered in [`kinds!`](crate::reconcile::kinds).
+//!
+//! A kind ([`Kind`]) says what its key, desired value and realized record are, which write
+//! brings VPP from what it holds to what is desired, what VPP holds after that write, how
+//! to delete it, and whether something realized still uses it. Everything else is here:
+//! - desired objects come from `DesiredState.<field>`, changes from `DesiredDiff.<field>`
+//!   (a [`KindDiff`]); a changed pass looks only at the keys a diff named, those failed or
+//!   waiting, and the dependants a kind names when its objects change;
+//! - the realized record is a journaled [`Table`] in the state file (flattened, so a kind
+//!   keeps its own field name there);
+//! - failures (with backoff, retryable or permanent) and waiting reasons are kept per key;
+//! - deletes run after every create and update, in reverse stage order, and only for
+//!   objects in the realized record, which holds only what this driver made.
+//!
+//! A new kind is its own module here (the [`Kind`] impl), one line in the registry below,
+//! its field in `DesiredState`/`DesiredDiff`, and its VPP calls in `dataplane/`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use calico_compile::{DesiredDiff, DesiredState};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+use tracing::{error, info, warn};
+
+use super::pass::scoped;
+use super::realized::{Realized, Table};
+use super::status::{Failure, ObjectError};
+use super::{PassReport, Reconciler};
+use crate::dataplane::{
+    Dataplane, DataplaneError, InterfaceInfo, Op, OpError, OpReply, SwIfIndex, RETVAL_NO_SUCH_ENTRY,
+};
+
+pub mod acl;
+
+/// Where in a pass a kind's creates and updates run (its deletes run in the reverse
+/// order, after every create and update).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// After npol policies, before interfaces are configured (what interfaces refer to).
+    BeforeInterfaces,
+    /// After interfaces (what lives on or points at interfaces: routes, neighbours).
+    AfterInterfaces,
+}
+
+/// What a kind's `plan` may look at: what the driver made so far in this pass and VPP's
+/// interface table.
+pub struct Ctx<'a> {
+    pub desired: &'a DesiredState,
+    pub realized: &'a Realized,
+    pub interfaces: &'a BTreeMap<SwIfIndex, InterfaceInfo>,
+}
+
+/// One kind of VPP object the driver owns.
+pub trait Kind: Sized + Send + Sync + 'static {
+    /// Its name in logs, metrics and object references.
+    const NAME: &'static str;
+    const STAGE: Stage;
+    type Key: Ord + Clone + fmt::Debug + fmt::Display + Serialize + DeserializeOwned + Send + Sync;
+    type Want: PartialEq + Clone + fmt::Debug + Send + Sync;
+    /// What VPP holds because the driver put it there: whatever identifies it in VPP (an
+    /// index, a handle) and what it was given. Only ever what VPP acknowledged.
+    type Real: PartialEq + Eq + Clone + fmt::Debug + Serialize + DeserializeOwned + Send + Sync;
+
+    /// The write that brings VPP from `have` to `want`: `Ok(None)` when VPP holds it
+    /// already, `Err(reason)` while something it needs is not in VPP (it waits, and its
+    /// dependants with it).
+    fn plan(
+        ctx: &Ctx<'_>,
+        want: &Self::Want,
+        have: Option<&Self::Real>,
+    ) -> Result<Option<Op>, String>;
+
+    /// What VPP holds after `op`, planned from `want` and `have`, succeeded with `reply`.
+    /// `Err` when the reply cannot be used (retried).
+    fn applied(
+        want: &Self::Want,
+        have: Option<&Self::Real>,
+        op: Op,
+        reply: OpReply,
+    ) -> Result<Self::Real, String>;
+
+    /// A refused write that means VPP no longer holds the object (someone deleted it): the
+    /// record is dropped, so the next try creates it afresh.
+    fn lost(_error: &OpError) -> bool {
+        false
+    }
+
+    /// The write that deletes a realized object.
+    fn delete(real: &Self::Real) -> Op;
+
+    /// Drops from `stale` what something realized still uses (deleted once it does not).
+    /// Called only when there is something to delete.
+    fn retain_unused(_realized: &Realized, _stale: &mut Vec<(Self::Key, Self::Real)>) {}
+
+    /// Objects of other kinds to look at again in a changed pass because these keys'
+    /// realized records changed or they are now held back.
+    fn dependants(_desired: &DesiredState, _hit: &BTreeSet<Self::Key>, _work: &mut super::Changed) {
+    }
+}
+
+/// Failures and waiting reasons of one kind, per key.
+pub struct Book<K: Kind> {
+    pub failures: BTreeMap<K::Key, Failure>,
+    pub waiting: BTreeMap<K::Key, String>,
+}
+
+impl<K: Kind> Default for Book<K> {
+    fn default() -> Self {
+        Book {
+            failures: BTreeMap::new(),
+            waiting: BTreeMap::new(),
+        }
+    }
+}
+
+impl<K: Kind> fmt::Debug for Book<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Book")
+            .field("failures", &self.failures)
+            .field("waiting", &self.waiting)
+            .finish()
+    }
+}
+
+impl<K: Kind> Book<K> {
+    fn due(&self, key: &K::Key, now: Instant) -> bool {
+        self.failures
+            .get(key)
+            .is_none_or(|f| !f.permanent && f.retry_at <= now)
+    }
+
+    fn blocked(&self, key: &K::Key) -> bool {
+        self.failures.contains_key(key) || self.waiting.contains_key(key)
+    }
+
+    /// Applies one stage's outcome: successes clear failures, failures back off.
+    fn finish(
+        &mut self,
+        ok: Vec<K::Key>,
+        err: BTreeMap<K::Key, ObjectError>,
+        backoff: &super::Backoff,
+        now: Instant,
+    ) {
+        for key in ok {
+            if !err.contains_key(&key) && self.failures.remove(&key).is_some() {
+                info!(kind = K::NAME, key = %key, "recovered after failures");
+            }
+        }
+        for (key, e) in err {
+            let attempts = self.failures.get(&key).map_or(0, |f| f.attempts) + 1;
+            let delay = backoff.delay(attempts);
+            let permanent = e.is_permanent();
+            if permanent {
+                error!(kind = K::NAME, key = %key, error = %e,
+                    "cannot be programmed from this input; not retried until it changes");
+            } else {
+                warn!(kind = K::NAME, key = %key, error = %e, attempts,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "VPP refused an operation; will retry");
+            }
+            self.failures.insert(
+                key,
+                Failure {
+                    attempts,
+                    retry_at: now + delay,
+                    error: e.to_string(),
+                    permanent,
+                },
+            );
+        }
+    }
+}
+
+/// Where a registered kind's tables live (implemented by [`kinds!`]).
+pub trait Registered: Kind {
+    fn desired(d: &DesiredState) -> &BTreeMap<Self::Key, Self::Want>;
+    fn table(t: &KindTables) -> &Table<Self::Key, Self::Real>;
+    fn table_mut(t: &mut KindTables) -> &mut Table<Self::Key, Self::Real>;
+    fn keys(k: &KindKeys) -> &BTreeSet<Self::Key>;
+    fn keys_mut(k: &mut KindKeys) -> &mut BTreeSet<Self::Key>;
+    fn book(b: &KindBooks) -> &Book<Self>;
+    fn book_mut(b: &mut KindBooks) -> &mut Book<Self>;
+}
+
+/// A failure as summaries and logs show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KindFailure {
+    pub object: String,
+    pub failure: Failure,
+}
+
+/// The registry: one line per kind, `field: Type`, in stage order within each [`Stage`]
+/// (an object's dependencies come before it). `field` names the kind's table in
+/// `DesiredState`, `DesiredDiff`, the state file and `Changed`.
+macro_rules! kinds {
+    ($($field:ident: $kind:ty),* $(,)?) => {
+        /// The realized records of the generic kinds (flattened into [`Realized`]).
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct KindTables {
+            $( #[serde(default)] pub $field: Table<<$kind as Kind>::Key, <$kind as Kind>::Real>, )*
+        }
+
+        /// What changed in [`KindTables`] since the last record (flattened into the journal).
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+        #[allow(clippy::type_complexity)]
+        pub struct KindRecords {
+            $(
+                #[serde(default, skip_serializing_if = "Vec::is_empty")]
+                pub $field: Vec<(<$kind as Kind>::Key, Option<<$kind as Kind>::Real>)>,
+            )*
+        }
+
+        /// The keys of the generic kinds a changed pass looks at.
+        #[derive(Debug, Clone, Default, PartialEq, Eq)]
+        pub struct KindKeys {
+            $( pub $field: BTreeSet<<$kind as Kind>::Key>, )*
+        }
+
+        /// Failures and waiting reasons of the generic kinds.
+        #[derive(Debug, Default)]
+        pub struct KindBooks {
+            $( pub $field: Book<$kind>, )*
+        }
+
+        $(
+            impl Registered for $kind {
+                fn desired(d: &DesiredState) -> &BTreeMap<Self::Key, Self::Want> {
+                    &d.$field
+                }
+                fn table(t: &KindTables) -> &Table<Self::Key, Self::Real> {
+                    &t.$field
+                }
+                fn table_mut(t: &mut KindTables) -> &mut Table<Self::Key, Self::Real> {
+                    &mut t.$field
+                }
+                fn keys(k: &KindKeys) -> &BTreeSet<Self::Key> {
+                    &k.$field
+                }
+                fn keys_mut(k: &mut KindKeys) -> &mut BTreeSet<Self::Key> {
+                    &mut k.$field
+                }
+                fn book(b: &KindBooks) -> &Book<Self> {
+                    &b.$field
+                }
+                fn book_mut(b: &mut KindBooks) -> &mut Book<Self> {
+                    &mut b.$field
+                }
+            }
+        )*
+
+        impl KindTables {
+            pub(super) fn take_changes(&mut self) -> KindRecords {
+                KindRecords { $( $field: self.$field.take_changed(), )* }
+            }
+
+            pub(super) fn replay(&mut self, rec: KindRecords) {
+                $( self.$field.apply_changed(rec.$field); )*
+            }
+
+            /// (kind, desired, realized) per kind.
+            pub fn counts(&self, desired: &DesiredState) -> Vec<(&'static str, usize, usize)> {
+                vec![ $( (<$kind as Kind>::NAME, desired.$field.len(), self.$field.len()), )* ]
+            }
+        }
+
+        impl KindRecords {
+            pub fn is_empty(&self) -> bool {
+                true $( && self.$field.is_empty() )*
+            }
+        }
+
+        impl KindKeys {
+            pub fn add_diff(&mut self, diff: &DesiredDiff) {
+                $( self.$field.extend(diff.$field.keys().cloned()); )*
+            }
+        }
+
+        impl KindBooks {
+            /// Every failure, by object name.
+            pub fn failures(&self) -> Vec<KindFailure> {
+                let mut out = Vec::new();
+                $(
+                    out.extend(self.$field.failures.iter().map(|(k, f)| KindFailure {
+                        object: format!("{} {k}", <$kind as Kind>::NAME),
+                        failure: f.clone(),
+                    }));
+                )*
+                out
+            }
+
+            pub fn waiting_len(&self) -> usize {
+                0 $( + self.$field.waiting.len() )*
+            }
+
+            pub fn waiting(&self) -> Vec<(String, String)> {
+                let mut out = Vec::new();
+                $(
+                    out.extend(self.$field.waiting.iter().map(|(k, w)| {
+                        (format!("{} {k}", <$kind as Kind>::NAME), w.clone())
+                    }));
+                )*
+                out
+            }
+
+            pub fn clear_failures(&mut self) {
+                $( self.$field.failures.clear(); )*
+            }
+
+            pub fn clear_waiting(&mut self) {
+                $( self.$field.waiting.clear(); )*
+            }
+
+            /// Forgets permanent failures (of the keys in `only`, or all): worth another try.
+            pub fn forget_permanent(&mut self, only: Option<&KindKeys>) {
+                $(
+                    self.$field.failures.retain(|k, f| {
+                        !f.permanent || only.is_some_and(|o| !o.$field.contains(k))
+                    });
+                )*
+            }
+
+            /// Forgets failures of objects neither desired nor realized any more.
+            pub fn retain_relevant(&mut self, desired: &DesiredState, realized: &KindTables) {
+                $(
+                    self.$field.failures.retain(|k, _| {
+                        desired.$field.contains_key(k) || realized.$field.contains_key(k)
+                    });
+                )*
+            }
+
+            /// Adds what is failed or waiting to a changed pass's work.
+            pub fn add_to(&self, work: &mut KindKeys) {
+                $(
+                    work.$field.extend(self.$field.failures.keys().cloned());
+                    work.$field.extend(self.$field.waiting.keys().cloned());
+                )*
+            }
+        }
+
+        impl<D: Dataplane> Reconciler<D> {
+            /// Creates and updates of every kind of `stage`, in registry order.
+            pub(super) async fn sync_kinds(
+                &mut self,
+                stage: Stage,
+                desired: &DesiredState,
+                work: &mut Option<super::Changed>,
+                now: Instant,
+                report: &mut PassReport,
+            ) -> Result<(), DataplaneError> {
+                $(
+                    if <$kind as Kind>::STAGE == stage {
+                        self.sync_kind::<$kind>(desired, work, now, report).await?;
+                    }
+                )*
+                Ok(())
+            }
+
+            /// Deletes of every kind of `stage`, in reverse registry order.
+            pub(super) async fn prune_kinds(
+                &mut self,
+                stage: Stage,
+                desired: &DesiredState,
+                now: Instant,
+                report: &mut PassReport,
+            ) -> Result<(), DataplaneError> {
+                let n = [$( stringify!($field) ),*].len();
+                for i in (0..n).rev() {
+                    let mut j = 0;
+                    $(
+                        if j == i && <$kind as Kind>::STAGE == stage {
+                            self.prune_kind::<$kind>(desired, now, report).await?;
+                        }
+                        j += 1;
+                    )*
+                    let _ = j;
+                }
+                Ok(())
+            }
+        }
+
+        /// Applies the generic kinds' parts of `diff` to `state`, leaving them empty.
+        pub fn apply_diffs(state: &mut DesiredState, diff: &mut DesiredDiff) {
+            $( std::mem::take(&mut diff.$field).apply_to(&mut state.$field); )*
+        }
+    };
+}
+
+kinds! {
+    acls: acl::Acls,
+}
+
+impl<D: Dataplane> Reconciler<D> {
+    fn kind_ctx<'a>(&'a self, desired: &'a DesiredState) -> Ctx<'a> {
+        Ctx {
+            desired,
+            realized: &self.realized,
+            interfaces: &self.interfaces,
+        }
+    }
+
+    /// One kind's creates and updates, in one pipelined batch. With `work`, only the keys
+    /// it names; the dependants of those whose record changed or which are now held back
+    /// join the work.
+    async fn sync_kind<K: Registered>(
+        &mut self,
+        desired: &DesiredState,
+        work: &mut Option<super::Changed>,
+        now: Instant,
+        report: &mut PassReport,
+    ) -> Result<(), DataplaneError> {
+        let scope = work.as_ref().map(|w| K::keys(&w.kinds));
+        let before: Option<BTreeMap<K::Key, Option<K::Real>>> = scope.map(|keys| {
+            let table = K::table(&self.realized.kinds);
+            keys.iter()
+                .map(|k| (k.clone(), table.get(k).cloned()))
+                .collect()
+        });
+        let mut ok = Vec::new();
+        let mut sent = Vec::new();
+        let mut ops = Vec::new();
+        let mut waiting = Vec::new();
+        {
+            let ctx = self.kind_ctx(desired);
+            let table = K::table(&self.realized.kinds);
+            let book = K::book(&self.books);
+            for (key, want) in scoped(K::desired(desired), scope) {
+                match K::plan(&ctx, want, table.get(key)) {
+                    Err(reason) => waiting.push((key.clone(), reason)),
+                    Ok(None) => ok.push(key.clone()),
+                    Ok(Some(op)) => {
+                        if book.due(key, now) {
+                            sent.push(key.clone());
+                            ops.push(op);
+                        }
+                    }
+                }
+            }
+        }
+        K::book_mut(&mut self.books).waiting.extend(waiting);
+        let results = self.exec(ops.clone(), report).await?;
+        let mut err = BTreeMap::new();
+        for ((key, op), res) in sent.into_iter().zip(ops).zip(results) {
+            let table = K::table_mut(&mut self.realized.kinds);
+            let want = &K::desired(desired)[&key];
+            match res {
+                Ok(reply) => match K::applied(want, table.get(&key), op, reply) {
+                    Ok(real) => {
+                        table.insert(key.clone(), real);
+                        ok.push(key);
+                    }
+                    Err(e) => {
+                        err.insert(key, ObjectError::Retryable(e));
+                    }
+                },
+                Err(e) => {
+                    if K::lost(&e) {
+                        table.remove(&key);
+                    }
+                    err.insert(key, ObjectError::from_op(&e));
+                }
+            }
+        }
+        let backoff = self.config.backoff;
+        K::book_mut(&mut self.books).finish(ok, err, &backoff, now);
+        if let (Some(w), Some(before)) = (work.as_mut(), before) {
+            let table = K::table(&self.realized.kinds);
+            let book = K::book(&self.books);
+            let hit: BTreeSet<K::Key> = before
+                .into_iter()
+                .filter(|(k, was)| table.get(k) != was.as_ref() || book.blocked(k))
+                .map(|(k, _)| k)
+                .collect();
+            if !hit.is_empty() {
+                K::dependants(desired, &hit, w);
+            }
+        }
+        Ok(())
+    }
+
+    /// One kind's deletes: realized objects no longer desired that nothing realized uses.
+    async fn prune_kind<K: Registered>(
+        &mut self,
+        desired: &DesiredState,
+        now: Instant,
+        report: &mut PassReport,
+    ) -> Result<(), DataplaneError> {
+        let want = K::desired(desired);
+        let book = K::book(&self.books);
+        let mut stale: Vec<(K::Key, K::Real)> = K::table(&self.realized.kinds)
+            .iter()
+            .filter(|(k, _)| !want.contains_key(*k) && book.due(k, now))
+            .map(|(k, r)| (k.clone(), r.clone()))
+            .collect();
+        if stale.is_empty() {
+            return Ok(());
+        }
+        K::retain_unused(&self.realized, &mut stale);
+        let ops: Vec<Op> = stale.iter().map(|(_, r)| K::delete(r)).collect();
+        let results = self.exec(ops, report).await?;
+        let mut ok = Vec::new();
+        let mut err = BTreeMap::new();
+        for ((key, _), res) in stale.into_iter().zip(results) {
+            match res {
+                Err(e) if e.retval != RETVAL_NO_SUCH_ENTRY => {
+                    err.insert(key, ObjectError::from_op(&e));
+                }
+                // Deleted, or already gone: the goal either way.
+                _ => {
+                    K::table_mut(&mut self.realized.kinds).remove(&key);
+                    ok.push(key);
+                }
+            }
+        }
+        let backoff = self.config.backoff;
+        K::book_mut(&mut self.books).finish(ok, err, &backoff, now);
+        Ok(())
+    }
+}
