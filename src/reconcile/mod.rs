@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use calico_compile::{DesiredDiff, DesiredState, InterfaceKey, IpSetKey, PolicyKey, RuleKey};
+use calico_compile::{DesiredDiff, DesiredState, InterfaceKey, IpSetKey};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -206,8 +206,8 @@ impl<D: Dataplane> Reconciler<D> {
                         path = %store.path().display(),
                         vpp = %state.vpp,
                         ipsets = state.realized.ipsets.len(),
-                        rules = state.realized.rules.len(),
-                        policies = state.realized.policies.len(),
+                        rules = state.realized.kinds.rules.len(),
+                        policies = state.realized.kinds.policies.len(),
                         interfaces = state.realized.interfaces.len(),
                         acls = state.realized.kinds.acls.len(),
                         "adopting state file"
@@ -449,15 +449,11 @@ impl<D: Dataplane> Reconciler<D> {
         let r = &self.realized;
         self.failures.retain(|obj, _| match obj {
             ObjectRef::IpSet(k) => desired.ipsets.contains_key(k) || r.ipsets.contains_key(k),
-            ObjectRef::Rule(k) => desired.rules.contains_key(k) || r.rules.contains_key(k),
-            ObjectRef::Policy(k) => desired.policies.contains_key(k) || r.policies.contains_key(k),
             ObjectRef::Interface(k) => {
                 desired.interfaces.contains_key(k) || r.interfaces.contains_key(k)
             }
             ObjectRef::Other(_) => false,
             ObjectRef::OrphanIpSet(id) => r.orphans.ipsets.contains(id),
-            ObjectRef::OrphanRule(id) => r.orphans.rules.contains(id),
-            ObjectRef::OrphanPolicy(id) => r.orphans.policies.contains(id),
             ObjectRef::OrphanInterface(i) => r.orphans.interfaces.contains_key(i),
         });
         self.books.retain_relevant(desired, &self.realized.kinds);
@@ -505,8 +501,6 @@ impl<D: Dataplane> Reconciler<D> {
         let r = &self.realized;
         for (k, want, have) in [
             ("ipset", desired.ipsets.len(), r.ipsets.len()),
-            ("rule", desired.rules.len(), r.rules.len()),
-            ("policy", desired.policies.len(), r.policies.len()),
             ("interface", desired.interfaces.len(), r.interfaces.len()),
         ]
         .into_iter()
@@ -641,21 +635,12 @@ impl<D: Dataplane> Reconciler<D> {
                 ObjectRef::IpSet(k) => {
                     w.ipsets.insert(k.clone());
                 }
-                ObjectRef::Rule(k) => {
-                    w.rules.insert(k.clone());
-                }
-                ObjectRef::Policy(k) => {
-                    w.policies.insert(k.clone());
-                }
                 ObjectRef::Interface(k) => {
                     w.interfaces.insert(k.clone());
                 }
                 ObjectRef::Other(_) => {}
                 // Orphans are looked at by every pass's prune.
-                ObjectRef::OrphanIpSet(_)
-                | ObjectRef::OrphanRule(_)
-                | ObjectRef::OrphanPolicy(_)
-                | ObjectRef::OrphanInterface(_) => {}
+                ObjectRef::OrphanIpSet(_) | ObjectRef::OrphanInterface(_) => {}
             }
         }
         self.books.add_to(&mut w.kinds);
@@ -727,8 +712,6 @@ impl<D: Dataplane> Reconciler<D> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Changed {
     pub ipsets: BTreeSet<IpSetKey>,
-    pub rules: BTreeSet<RuleKey>,
-    pub policies: BTreeSet<PolicyKey>,
     pub interfaces: BTreeSet<InterfaceKey>,
     /// The keys of the generic kinds.
     pub kinds: kinds::KindKeys,
@@ -746,14 +729,10 @@ impl Changed {
     pub fn names(&self, obj: &ObjectRef) -> bool {
         match obj {
             ObjectRef::IpSet(k) => self.ipsets.contains(k),
-            ObjectRef::Rule(k) => self.rules.contains(k),
-            ObjectRef::Policy(k) => self.policies.contains(k),
             ObjectRef::Interface(k) => self.interfaces.contains(k),
-            ObjectRef::Other(_)
-            | ObjectRef::OrphanIpSet(_)
-            | ObjectRef::OrphanRule(_)
-            | ObjectRef::OrphanPolicy(_)
-            | ObjectRef::OrphanInterface(_) => false,
+            ObjectRef::Other(_) | ObjectRef::OrphanIpSet(_) | ObjectRef::OrphanInterface(_) => {
+                false
+            }
         }
     }
 
@@ -769,12 +748,10 @@ impl Changed {
             ipsets_upserted,
             ipset_members,
             ipsets_removed,
-            rules_upserted,
-            rules_removed,
-            policies_upserted,
-            policies_removed,
             interfaces_upserted,
             interfaces_removed,
+            rules: _,
+            policies: _,
             acls: _,
         } = diff;
         self.kinds.add_diff(diff);
@@ -803,10 +780,6 @@ impl Changed {
                 }
             }
         }
-        self.rules.extend(rules_upserted.keys().cloned());
-        self.rules.extend(rules_removed.iter().cloned());
-        self.policies.extend(policies_upserted.keys().cloned());
-        self.policies.extend(policies_removed.iter().cloned());
         self.interfaces.extend(interfaces_upserted.keys().cloned());
         self.interfaces.extend(interfaces_removed.iter().cloned());
     }

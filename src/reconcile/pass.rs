@@ -8,16 +8,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use calico_compile::{DesiredInterface, DesiredState, InterfaceKey, IpSetKey, PolicyKey, RuleKey};
+use calico_compile::{DesiredInterface, DesiredState, InterfaceKey, IpSetKey};
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
+use super::kinds::npol_objects::Policies;
 use super::kinds::Stage;
-use super::realized::{RealGuard, RealInterface, RealIpSet, RealPolicy, RealRule, Table};
+use super::realized::{RealGuard, RealInterface, RealIpSet};
 use super::status::{EndpointOperStatus, Failure, ObjectError, ObjectRef};
 use super::{Changed, InterfaceOutcome, PassReport, Reconciler};
 use crate::dataplane::{
-    Dataplane, DataplaneError, IpSetId, Op, OpError, OpReply, OpResult, PolicyId, RuleId, SwIfIndex,
+    Dataplane, DataplaneError, IpSetId, Op, OpError, OpReply, OpResult, PolicyId, SwIfIndex,
 };
 
 pub(super) const NOT_FOUND: &str = "interface not found in VPP";
@@ -183,15 +184,6 @@ impl<D: Dataplane> Reconciler<D> {
             .is_none_or(|f| !f.permanent && f.retry_at <= now)
     }
 
-    /// Like `blocked`, building the reference only when something is failed or waiting at
-    /// all (the common case at scale is neither, and references own their keys).
-    fn blocked_lazy(&self, obj: impl FnOnce() -> ObjectRef) -> bool {
-        if self.failures.is_empty() && self.waiting.is_empty() {
-            return false;
-        }
-        self.blocked(&obj())
-    }
-
     fn blocked(&self, obj: &ObjectRef) -> bool {
         self.failures.contains_key(obj) || self.waiting.contains_key(obj)
     }
@@ -246,46 +238,13 @@ impl<D: Dataplane> Reconciler<D> {
         if let (Some(w), Some(before)) = (work.as_mut(), before) {
             let hit = self.affected(before, &self.realized.ipsets, |r| r.id, ObjectRef::IpSet);
             if !hit.is_empty() {
-                w.rules.extend(referring(&desired.rules, |r| {
+                w.kinds.rules.extend(referring(&desired.rules, |r| {
                     r.entries.iter().any(|e| match &e.data {
                         npol::EntryData::IpSet(k) | npol::EntryData::PortIpSet(k) => {
                             hit.contains(k)
                         }
                         _ => false,
                     })
-                }));
-            }
-        }
-
-        let before = work
-            .as_ref()
-            .map(|w| ids_of(&self.realized.rules, &w.rules, |r| r.id));
-        self.sync_rules(desired, work.as_ref().map(|w| &w.rules), now, report)
-            .await?;
-        if let (Some(w), Some(before)) = (work.as_mut(), before) {
-            let hit = self.affected(before, &self.realized.rules, |r| r.id, ObjectRef::Rule);
-            if !hit.is_empty() {
-                w.policies.extend(referring(&desired.policies, |p| {
-                    p.inbound.iter().chain(&p.outbound).any(|k| hit.contains(k))
-                }));
-            }
-        }
-
-        let before = work
-            .as_ref()
-            .map(|w| ids_of(&self.realized.policies, &w.policies, |r| r.id));
-        self.sync_policies(desired, work.as_ref().map(|w| &w.policies), now, report)
-            .await?;
-        if let (Some(w), Some(before)) = (work.as_mut(), before) {
-            let hit = self.affected(before, &self.realized.policies, |r| r.id, ObjectRef::Policy);
-            if !hit.is_empty() {
-                w.interfaces.extend(referring(&desired.interfaces, |i| {
-                    let c = &i.config;
-                    c.rx_policies
-                        .iter()
-                        .chain(&c.tx_policies)
-                        .chain(&c.profiles)
-                        .any(|k| hit.contains(k))
                 }));
             }
         }
@@ -487,199 +446,21 @@ impl<D: Dataplane> Reconciler<D> {
         }
     }
 
-    fn resolve_rule(
-        &self,
-        desired: &DesiredState,
-        want: &npol::Rule<IpSetKey>,
-    ) -> Result<npol::Rule<IpSetId>, String> {
-        let mut entries = Vec::with_capacity(want.entries.len());
-        for e in &want.entries {
-            let data = match &e.data {
-                npol::EntryData::Cidr(c) => npol::EntryData::Cidr(*c),
-                npol::EntryData::PortRange { start, end } => npol::EntryData::PortRange {
-                    start: *start,
-                    end: *end,
-                },
-                npol::EntryData::IpSet(k) => npol::EntryData::IpSet(self.ipset_id(desired, k)?),
-                npol::EntryData::PortIpSet(k) => {
-                    npol::EntryData::PortIpSet(self.ipset_id(desired, k)?)
-                }
-            };
-            entries.push(npol::Entry {
-                is_src: e.is_src,
-                is_not: e.is_not,
-                data,
-            });
-        }
-        Ok(npol::Rule {
-            action: want.action,
-            filters: want.filters,
-            entries,
-        })
-    }
-
-    fn ipset_id(&self, desired: &DesiredState, key: &IpSetKey) -> Result<IpSetId, String> {
-        if !desired.ipsets.contains_key(key) {
-            return Err(format!("ipset {key} is not in the desired state"));
-        }
-        if self.blocked_lazy(|| ObjectRef::IpSet(key.clone())) {
-            return Err(format!("waiting for ipset {key}"));
-        }
-        self.realized
-            .ipsets
-            .get(key)
-            .map(|r| r.id)
-            .ok_or_else(|| format!("waiting for ipset {key}"))
-    }
-
-    async fn sync_rules(
-        &mut self,
-        desired: &DesiredState,
-        scope: Option<&BTreeSet<RuleKey>>,
-        now: Instant,
-        report: &mut PassReport,
-    ) -> Result<(), DataplaneError> {
-        let mut log = StageLog::default();
-        let mut keys: Vec<(&RuleKey, npol::Rule<IpSetId>)> = Vec::new();
-        let mut ops = Vec::new();
-        for (key, want) in scoped(&desired.rules, scope) {
-            let obj = ObjectRef::Rule(key.clone());
-            let rule = match self.resolve_rule(desired, want) {
-                Ok(r) => r,
-                Err(reason) => {
-                    self.waiting.insert(obj, reason);
-                    continue;
-                }
-            };
-            if !self.due(&obj, now) {
-                continue;
-            }
-            match self.realized.rules.get(key) {
-                None => ops.push(Op::RuleCreate { rule: rule.clone() }),
-                Some(have) if have.rule != rule => ops.push(Op::RuleUpdate {
-                    id: have.id,
-                    rule: rule.clone(),
-                }),
-                Some(_) => {
-                    log.ok(obj);
-                    continue;
-                }
-            }
-            keys.push((key, rule));
-        }
-        let results = self.exec(ops, report).await?;
-        record_upserts(
-            &mut self.realized.rules,
-            keys,
-            results,
-            |k| ObjectRef::Rule(k.clone()),
-            &mut log,
-        );
-        self.finish_stage(log, now);
-        Ok(())
-    }
-
-    fn rule_ids(&self, desired: &DesiredState, keys: &[RuleKey]) -> Result<Vec<RuleId>, String> {
-        keys.iter()
-            .map(|k| {
-                if !desired.rules.contains_key(k) {
-                    return Err(format!("rule {k} is not in the desired state"));
-                }
-                if self.blocked_lazy(|| ObjectRef::Rule(k.clone())) {
-                    return Err(format!("waiting for rule {k}"));
-                }
-                self.realized
-                    .rules
-                    .get(k)
-                    .map(|r| r.id)
-                    .ok_or_else(|| format!("waiting for rule {k}"))
-            })
-            .collect()
-    }
-
-    async fn sync_policies(
-        &mut self,
-        desired: &DesiredState,
-        scope: Option<&BTreeSet<PolicyKey>>,
-        now: Instant,
-        report: &mut PassReport,
-    ) -> Result<(), DataplaneError> {
-        let mut log = StageLog::default();
-        let mut keys: Vec<(&PolicyKey, npol::Policy<RuleId>)> = Vec::new();
-        let mut ops = Vec::new();
-        for (key, want) in scoped(&desired.policies, scope) {
-            let obj = ObjectRef::Policy(key.clone());
-            let resolved = self
-                .rule_ids(desired, &want.inbound)
-                .and_then(|i| Ok((i, self.rule_ids(desired, &want.outbound)?)));
-            let policy = match resolved {
-                Ok((inbound, outbound)) => npol::Policy { inbound, outbound },
-                Err(reason) => {
-                    self.waiting.insert(obj, reason);
-                    continue;
-                }
-            };
-            if !self.due(&obj, now) {
-                continue;
-            }
-            match self.realized.policies.get(key) {
-                None => ops.push(Op::PolicyCreate {
-                    policy: policy.clone(),
-                }),
-                Some(have) if have.policy != policy => ops.push(Op::PolicyUpdate {
-                    id: have.id,
-                    policy: policy.clone(),
-                }),
-                Some(_) => {
-                    log.ok(obj);
-                    continue;
-                }
-            }
-            keys.push((key, policy));
-        }
-        let results = self.exec(ops, report).await?;
-        record_upserts(
-            &mut self.realized.policies,
-            keys,
-            results,
-            |k| ObjectRef::Policy(k.clone()),
-            &mut log,
-        );
-        self.finish_stage(log, now);
-        Ok(())
-    }
-
-    fn policy_ids(
-        &self,
-        desired: &DesiredState,
-        keys: &[PolicyKey],
-    ) -> Result<Vec<PolicyId>, String> {
-        keys.iter()
-            .map(|k| {
-                if !desired.policies.contains_key(k) {
-                    return Err(format!("policy {k} is not in the desired state"));
-                }
-                if self.blocked_lazy(|| ObjectRef::Policy(k.clone())) {
-                    return Err(format!("waiting for policy {k}"));
-                }
-                self.realized
-                    .policies
-                    .get(k)
-                    .map(|r| r.id)
-                    .ok_or_else(|| format!("waiting for policy {k}"))
-            })
-            .collect()
-    }
-
     fn resolve_config(
         &self,
         desired: &DesiredState,
         want: &npol::InterfaceConfig<calico_compile::PolicyKey>,
     ) -> Result<npol::InterfaceConfig<PolicyId>, String> {
+        let ctx = self.kind_ctx(desired);
+        let ids = |keys: &[calico_compile::PolicyKey]| -> Result<Vec<PolicyId>, String> {
+            keys.iter()
+                .map(|k| ctx.dependency::<Policies>(k).map(|p| p.id))
+                .collect()
+        };
         Ok(npol::InterfaceConfig {
-            rx_policies: self.policy_ids(desired, &want.rx_policies)?,
-            tx_policies: self.policy_ids(desired, &want.tx_policies)?,
-            profiles: self.policy_ids(desired, &want.profiles)?,
+            rx_policies: ids(&want.rx_policies)?,
+            tx_policies: ids(&want.tx_policies)?,
+            profiles: ids(&want.profiles)?,
             invert_rx_tx: want.invert_rx_tx,
             policy_default_rx: want.policy_default_rx,
             policy_default_tx: want.policy_default_tx,
@@ -991,73 +772,5 @@ impl<D: Dataplane> Reconciler<D> {
     fn clear_outcomes(&mut self) {
         self.outcomes.clear();
         self.pending.clear();
-    }
-}
-
-/// A realized npol object that is created with an id and updated in place.
-trait Upserted {
-    type Content;
-    const KIND: &'static str;
-    fn created(id: u32, content: Self::Content) -> Self;
-    fn set(&mut self, content: Self::Content);
-}
-
-impl Upserted for RealRule {
-    type Content = npol::Rule<IpSetId>;
-    const KIND: &'static str = "npol_rule_create";
-    fn created(id: u32, rule: Self::Content) -> Self {
-        RealRule {
-            id: RuleId(id),
-            rule,
-        }
-    }
-    fn set(&mut self, rule: Self::Content) {
-        self.rule = rule;
-    }
-}
-
-impl Upserted for RealPolicy {
-    type Content = npol::Policy<RuleId>;
-    const KIND: &'static str = "npol_policy_create";
-    fn created(id: u32, policy: Self::Content) -> Self {
-        RealPolicy {
-            id: PolicyId(id),
-            policy,
-        }
-    }
-    fn set(&mut self, policy: Self::Content) {
-        self.policy = policy;
-    }
-}
-
-/// Records the replies of a create/update batch in `table`.
-/// npol never reports an unknown id on update (it creates a new object and does not say its
-/// id), so a refusal leaves our record as it is.
-fn record_upserts<K: Ord + Clone, R: Upserted>(
-    table: &mut Table<K, R>,
-    sent: Vec<(&K, R::Content)>,
-    results: Vec<OpResult>,
-    object: impl Fn(&K) -> ObjectRef,
-    log: &mut StageLog,
-) {
-    for ((key, content), res) in sent.into_iter().zip(results) {
-        let obj = object(key);
-        match res {
-            Ok(OpReply::Created(id)) => {
-                table.insert(key.clone(), R::created(id, content));
-            }
-            Ok(OpReply::Done) => match table.get_mut(key) {
-                Some(have) => have.set(content),
-                None => {
-                    log.err(obj, format!("{}: reply carried no id", R::KIND));
-                    continue;
-                }
-            },
-            Err(e) => {
-                log.op_err(obj, &e);
-                continue;
-            }
-        }
-        log.ok(obj);
     }
 }

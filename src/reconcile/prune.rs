@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use calico_compile::{DesiredState, IpSetKey, PolicyKey, RuleKey};
+use calico_compile::{DesiredState, IpSetKey};
 use tokio::time::Instant;
 use tracing::info;
 
@@ -17,7 +17,7 @@ use super::realized::{RealInterface, Realized};
 use super::status::ObjectRef;
 use super::{PassReport, Reconciler};
 use crate::dataplane::{
-    AclIndex, Dataplane, DataplaneError, IpSetId, Op, OpResult, PolicyId, RuleId, SwIfIndex,
+    AclIndex, Dataplane, DataplaneError, IpSetId, Op, OpResult, SwIfIndex,
     RETVAL_INVALID_SW_IF_INDEX, RETVAL_NO_SUCH_ENTRY,
 };
 
@@ -53,8 +53,6 @@ impl<D: Dataplane> Reconciler<D> {
         self.unbind_interfaces(desired, now, report).await?;
         self.prune_kinds(Stage::BeforeInterfaces, desired, now, report)
             .await?;
-        self.delete_stale::<Policies>(desired, now, report).await?;
-        self.delete_stale::<Rules>(desired, now, report).await?;
         self.delete_stale::<IpSets>(desired, now, report).await
     }
 
@@ -301,26 +299,6 @@ macro_rules! npol_kind {
     };
 }
 
-npol_kind!(
-    Policies,
-    PolicyKey,
-    PolicyId,
-    policies,
-    referenced_policies,
-    Policy,
-    OrphanPolicy,
-    |id| Op::PolicyDelete { id }
-);
-npol_kind!(
-    Rules,
-    RuleKey,
-    RuleId,
-    rules,
-    referenced_rules,
-    Rule,
-    OrphanRule,
-    |id| Op::RuleDelete { id }
-);
 npol_kind!(
     IpSets,
     IpSetKey,

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use calico_compile::{InterfaceKey, IpSetKey, PolicyKey, RuleKey};
+use calico_compile::{InterfaceKey, IpSetKey};
 
 use super::kinds::{KindRecords, KindTables};
 use calico_model::MacAddr;
@@ -22,18 +22,6 @@ use crate::dataplane::{AclIndex, IpSetId, PolicyId, RuleId, SwIfIndex, VppIdenti
 pub struct RealIpSet {
     pub id: IpSetId,
     pub set: npol::IpSet,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RealRule {
-    pub id: RuleId,
-    pub rule: npol::Rule<IpSetId>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RealPolicy {
-    pub id: PolicyId,
-    pub policy: npol::Policy<RuleId>,
 }
 
 /// The guard ACLs VPP accepted on an interface (`acl_interface_set_acl_list`).
@@ -62,8 +50,6 @@ pub struct RealInterface {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Orphans {
     pub ipsets: BTreeSet<IpSetId>,
-    pub rules: BTreeSet<RuleId>,
-    pub policies: BTreeSet<PolicyId>,
     /// Bindings to interfaces an endpoint no longer uses (its tag moved elsewhere).
     pub interfaces: BTreeMap<SwIfIndex, RealInterface>,
 }
@@ -243,8 +229,6 @@ impl IpSetTable {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Realized {
     pub ipsets: IpSetTable,
-    pub rules: Table<RuleKey, RealRule>,
-    pub policies: Table<PolicyKey, RealPolicy>,
     pub interfaces: Table<InterfaceKey, RealInterface>,
     pub orphans: Orphans,
     /// The generic kinds, each under its own field name.
@@ -262,10 +246,6 @@ pub struct JournalRecord {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<(IpSetKey, MemberChange)>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub rules: Vec<(RuleKey, Option<RealRule>)>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub policies: Vec<(PolicyKey, Option<RealPolicy>)>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interfaces: Vec<(InterfaceKey, Option<RealInterface>)>,
     #[serde(flatten)]
     pub kinds: KindRecords,
@@ -278,8 +258,6 @@ impl JournalRecord {
     pub fn is_empty(&self) -> bool {
         self.ipsets.is_empty()
             && self.members.is_empty()
-            && self.rules.is_empty()
-            && self.policies.is_empty()
             && self.interfaces.is_empty()
             && self.kinds.is_empty()
             && self.orphans.is_none()
@@ -307,8 +285,6 @@ impl Realized {
         JournalRecord {
             ipsets,
             members,
-            rules: self.rules.take_changed(),
-            policies: self.policies.take_changed(),
             interfaces: self.interfaces.take_changed(),
             kinds: self.kinds.take_changes(),
             orphans,
@@ -320,8 +296,6 @@ impl Realized {
         let JournalRecord {
             ipsets,
             members,
-            rules,
-            policies,
             interfaces,
             kinds,
             orphans,
@@ -335,8 +309,6 @@ impl Realized {
                 }
             }
         }
-        self.rules.apply_changed(rules);
-        self.policies.apply_changed(policies);
         self.interfaces.apply_changed(interfaces);
         self.kinds.replay(kinds);
         if let Some(o) = orphans {
@@ -347,7 +319,7 @@ impl Realized {
     /// Ipsets some realized rule refers to.
     pub fn referenced_ipsets(&self) -> BTreeSet<IpSetId> {
         let mut out = BTreeSet::new();
-        for r in self.rules.values() {
+        for r in self.kinds.rules.values() {
             for e in &r.rule.entries {
                 if let npol::EntryData::IpSet(s) | npol::EntryData::PortIpSet(s) = &e.data {
                     out.insert(*s);
@@ -359,7 +331,8 @@ impl Realized {
 
     /// Rules some realized policy refers to.
     pub fn referenced_rules(&self) -> BTreeSet<RuleId> {
-        self.policies
+        self.kinds
+            .policies
             .values()
             .flat_map(|p| p.policy.inbound.iter().chain(&p.policy.outbound))
             .copied()
@@ -660,6 +633,8 @@ impl StateStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reconcile::kinds::npol_objects::RealRule;
+    use calico_compile::RuleKey;
     use proptest::prelude::*;
 
     fn member(i: u8) -> npol::IpSetMember {
@@ -725,12 +700,12 @@ mod tests {
         assert_eq!(rec.members.len(), 1);
         assert!(store.append(&rec).unwrap());
 
-        r.rules.insert(RuleKey("r".into()), rule(7));
+        r.kinds.rules.insert(RuleKey("r".into()), rule(7));
         r.orphans.ipsets.insert(IpSetId(9));
         save(&mut store, &mut r, &mut written);
         assert_eq!(store.load().unwrap().unwrap().realized, r);
 
-        r.rules.remove(&RuleKey("r".into()));
+        r.kinds.rules.remove(&RuleKey("r".into()));
         r.orphans.ipsets.clear();
         save(&mut store, &mut r, &mut written);
         let loaded = store.load().unwrap().unwrap();
@@ -760,7 +735,7 @@ mod tests {
         let mut r = Realized::default();
         let mut written = Orphans::default();
         store.save(&vpp(), &r).unwrap();
-        r.rules.insert(RuleKey("r".into()), rule(1));
+        r.kinds.rules.insert(RuleKey("r".into()), rule(1));
         save(&mut store, &mut r, &mut written);
         let journal = dir.path().join(StateStore::JOURNAL_NAME);
         let good = std::fs::read(&journal).unwrap();
@@ -787,17 +762,17 @@ mod tests {
         let mut r = Realized::default();
         let mut written = Orphans::default();
         store.save(&vpp(), &r).unwrap();
-        r.rules.insert(RuleKey("r".into()), rule(1));
+        r.kinds.rules.insert(RuleKey("r".into()), rule(1));
         save(&mut store, &mut r, &mut written);
         let journal = dir.path().join(StateStore::JOURNAL_NAME);
         let old_journal = std::fs::read(&journal).unwrap();
         // A new snapshot without the rule, then a crash before its journal replaced the old.
-        r.rules.remove(&RuleKey("r".into()));
+        r.kinds.rules.remove(&RuleKey("r".into()));
         let _ = r.take_changes(&mut written);
         store.save(&vpp(), &r).unwrap();
         std::fs::write(&journal, &old_journal).unwrap();
         let loaded = store.load().unwrap().unwrap();
-        assert!(loaded.realized.rules.is_empty());
+        assert!(loaded.realized.kinds.rules.is_empty());
         assert_eq!(loaded.generation, 2);
     }
 
@@ -810,7 +785,9 @@ mod tests {
         store.save(&vpp(), &r).unwrap();
         let mut snapshots = 0;
         for i in 0..30_000u32 {
-            r.rules.insert(RuleKey(format!("r{}", i % 50)), rule(i));
+            r.kinds
+                .rules
+                .insert(RuleKey(format!("r{}", i % 50)), rule(i));
             let rec = r.take_changes(&mut written);
             if !store.append(&rec).unwrap() {
                 store.save(&vpp(), &r).unwrap();
@@ -888,13 +865,13 @@ mod tests {
                         r.ipsets.remove(&key(&k.to_string()));
                     }
                     Change::Rule(k, id) => {
-                        r.rules.insert(RuleKey(k.to_string()), rule(id));
+                        r.kinds.rules.insert(RuleKey(k.to_string()), rule(id));
                     }
                     Change::DropRule(k) => {
-                        r.rules.remove(&RuleKey(k.to_string()));
+                        r.kinds.rules.remove(&RuleKey(k.to_string()));
                     }
                     Change::Orphan(id) => {
-                        r.orphans.rules.insert(RuleId(id));
+                        r.orphans.ipsets.insert(IpSetId(id));
                     }
                     Change::ClearOrphans => r.orphans = Orphans::default(),
                     Change::Save => save(&mut store, &mut r, &mut written),
@@ -910,7 +887,7 @@ mod tests {
             let mut again = StateStore::in_dir(dir.path());
             let mut loaded = again.open().unwrap().unwrap().realized;
             let mut w2 = loaded.orphans.clone();
-            loaded.rules.insert(RuleKey("late".into()), rule(1));
+            loaded.kinds.rules.insert(RuleKey("late".into()), rule(1));
             save(&mut again, &mut loaded, &mut w2);
             prop_assert_eq!(again.load().unwrap().unwrap().realized, loaded);
         }

@@ -260,12 +260,10 @@ pub fn apply_diff(state: &mut DesiredState, mut diff: DesiredDiff) {
         ipsets_upserted,
         ipset_members,
         ipsets_removed,
-        rules_upserted,
-        rules_removed,
-        policies_upserted,
-        policies_removed,
         interfaces_upserted,
         interfaces_removed,
+        rules: _,
+        policies: _,
         acls: _,
     } = diff;
     for k in ipsets_removed {
@@ -285,14 +283,6 @@ pub fn apply_diff(state: &mut DesiredState, mut diff: DesiredDiff) {
             None => error!(ipset = %k, "member change for an ipset the desired state lacks"),
         }
     }
-    for k in rules_removed {
-        state.rules.remove(&k);
-    }
-    state.rules.extend(rules_upserted);
-    for k in policies_removed {
-        state.policies.remove(&k);
-    }
-    state.policies.extend(policies_upserted);
     for k in interfaces_removed {
         state.interfaces.remove(&k);
     }

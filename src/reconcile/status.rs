@@ -5,24 +5,20 @@
 use std::fmt;
 use std::time::Duration;
 
-use calico_compile::{InterfaceKey, IpSetKey, PolicyKey, RuleKey};
+use calico_compile::{InterfaceKey, IpSetKey};
 use tokio::time::Instant;
 
-use crate::dataplane::{IpSetId, PolicyId, RuleId, SwIfIndex};
+use crate::dataplane::{IpSetId, SwIfIndex};
 
 /// One object the reconciler manages, for status, logs and retries.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ObjectRef {
     IpSet(IpSetKey),
-    Rule(RuleKey),
-    Policy(PolicyKey),
     Interface(InterfaceKey),
     /// An object of a generic kind, by its kind's name and key.
     Other(String),
     /// Objects we own that no key names any more (see `Orphans`).
     OrphanIpSet(IpSetId),
-    OrphanRule(RuleId),
-    OrphanPolicy(PolicyId),
     OrphanInterface(SwIfIndex),
 }
 
@@ -30,13 +26,9 @@ impl fmt::Display for ObjectRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ObjectRef::IpSet(k) => write!(f, "ipset {k}"),
-            ObjectRef::Rule(k) => write!(f, "rule {k}"),
-            ObjectRef::Policy(k) => write!(f, "policy {k}"),
             ObjectRef::Interface(k) => write!(f, "interface {k}"),
             ObjectRef::Other(o) => f.write_str(o),
             ObjectRef::OrphanIpSet(id) => write!(f, "old ipset id {id}"),
-            ObjectRef::OrphanRule(id) => write!(f, "old rule id {id}"),
-            ObjectRef::OrphanPolicy(id) => write!(f, "old policy id {id}"),
             ObjectRef::OrphanInterface(i) => write!(f, "old binding of sw_if_index {i}"),
         }
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use calico_compile::{DesiredInterface, DesiredState, InterfaceKey, IpSetKey, PolicyKey, RuleKey};
 use calico_model::MacAddr;
 
+use super::kinds::npol_objects::{Policies, Rules};
 use super::*;
 use crate::dataplane::fake::{self, FakeDataplane, FakeHandle};
 use crate::dataplane::{Op, SwIfIndex};
@@ -230,7 +231,7 @@ async fn failed_rule_is_retried_with_backoff_while_the_rest_converges() {
     assert_eq!(report.failed_ops, 1);
     assert!(r
         .failures()
-        .contains_key(&ObjectRef::Rule(RuleKey("r-ip".into()))));
+        .contains_key(&kinds::object::<Rules>(&RuleKey("r-ip".into()))));
     // The other rule and both sets are there; the policy waits for the failed rule.
     let o = h.objects();
     assert_eq!(o.rules.len(), 1);
@@ -238,7 +239,7 @@ async fn failed_rule_is_retried_with_backoff_while_the_rest_converges() {
     assert!(o.policies.is_empty());
     assert!(r
         .waiting()
-        .contains_key(&ObjectRef::Policy(PolicyKey("p1".into()))));
+        .contains_key(&kinds::object::<Policies>(&PolicyKey("p1".into()))));
     // Fail closed: the endpoint gets a deny configuration, not none.
     assert_eq!(o.configs[&sw].policy_default_tx, npol::PolicyDefault::Deny);
     assert!(o.configs[&sw].tx_policies.is_empty());
@@ -312,11 +313,11 @@ async fn an_unencodable_object_is_not_retried_until_it_changes() {
     r.connect().await.unwrap();
     let report = r.apply(&base()).await.unwrap();
     assert_eq!(report.failed_ops, 1);
-    let key = ObjectRef::Rule(RuleKey("r-ip".into()));
+    let key = kinds::object::<Rules>(&RuleKey("r-ip".into()));
     assert!(r.failures()[&key].permanent, "{:?}", r.failures());
     assert!(r
         .waiting()
-        .contains_key(&ObjectRef::Policy(PolicyKey("p1".into()))));
+        .contains_key(&kinds::object::<Policies>(&PolicyKey("p1".into()))));
     assert!(h.objects().configs[&sw].tx_policies.is_empty());
     assert!(r.next_wakeup().is_none(), "nothing to retry on a timer");
     let sent = |h: &FakeHandle| {
@@ -338,7 +339,7 @@ async fn an_unencodable_object_is_not_retried_until_it_changes() {
     // again, and everything converges.
     h.clear_faults();
     let mut changed = Changed::default();
-    changed.rules.insert(RuleKey("r-ip".into()));
+    changed.kinds.rules.insert(RuleKey("r-ip".into()));
     r.apply_changes(&base(), &changed).await.unwrap();
     assert!(r.failures().is_empty(), "{:?}", r.failures());
     assert_eq!(h.objects().policies.len(), 1);
@@ -398,10 +399,10 @@ async fn dependants_of_a_failed_ipset_wait_and_others_proceed() {
     );
     assert!(r
         .waiting()
-        .contains_key(&ObjectRef::Rule(RuleKey("r-ip".into()))));
+        .contains_key(&kinds::object::<Rules>(&RuleKey("r-ip".into()))));
     assert!(r
         .waiting()
-        .contains_key(&ObjectRef::Policy(PolicyKey("p1".into()))));
+        .contains_key(&kinds::object::<Policies>(&PolicyKey("p1".into()))));
     assert_eq!(h.objects().ipsets.len(), 1);
 }
 
@@ -525,7 +526,7 @@ async fn changed_rule_and_policy_are_updated_in_place() {
     h.clear_log();
     r.apply(&d).await.unwrap();
     assert_eq!(names(&h), vec!["npol_rule_update", "npol_policy_update"]);
-    let rid = r.realized().rules[&RuleKey("r-ip".into())].id;
+    let rid = r.realized().kinds.rules[&RuleKey("r-ip".into())].id;
     assert_eq!(h.objects().rules[&rid].action, npol::RuleAction::Deny);
 }
 
@@ -1027,7 +1028,7 @@ mod converge {
             assert_eq!(&o.ipsets[&real.ipsets[k].id], want, "ipset {k}");
         }
         for (k, want) in &d.rules {
-            let got = &o.rules[&real.rules[k].id];
+            let got = &o.rules[&real.kinds.rules[k].id];
             assert_eq!(got.action, want.action, "rule {k}");
             assert_eq!(got.entries.len(), want.entries.len());
             for (g, w) in got.entries.iter().zip(&want.entries) {
@@ -1041,8 +1042,12 @@ mod converge {
             }
         }
         for (k, want) in &d.policies {
-            let got = &o.policies[&real.policies[k].id];
-            let ids: Vec<_> = want.inbound.iter().map(|r| real.rules[r].id).collect();
+            let got = &o.policies[&real.kinds.policies[k].id];
+            let ids: Vec<_> = want
+                .inbound
+                .iter()
+                .map(|r| real.kinds.rules[r].id)
+                .collect();
             assert_eq!(got.inbound, ids, "policy {k}");
         }
         for (k, want) in &d.interfaces {
@@ -1052,7 +1057,7 @@ mod converge {
                 .config
                 .tx_policies
                 .iter()
-                .map(|p| real.policies[p].id)
+                .map(|p| real.kinds.policies[p].id)
                 .collect();
             assert_eq!(got.tx_policies, ids, "interface {k}");
             assert_eq!(got.policy_default_tx, want.config.policy_default_tx);
@@ -1333,7 +1338,7 @@ mod hinted {
             .insert(IpSetKey("s-port".into()), port_set(&[("10.0.0.1", 80)]));
         let c = changed(&old, &new);
         assert_eq!(c.ipsets.len(), 1);
-        assert!(c.rules.is_empty());
+        assert!(c.kinds.rules.is_empty());
         h.clear_log();
         r.apply_changes(&new, &c).await.unwrap();
         let n = names(&h);
@@ -1341,7 +1346,7 @@ mod hinted {
         assert!(n.contains(&"npol_rule_update"), "{n:?}");
         assert!(n.contains(&"npol_ipset_delete"), "{n:?}");
         let id = r.realized().ipsets[&IpSetKey("s-port".into())].id;
-        let rule = &h.objects().rules[&r.realized().rules[&RuleKey("r-port".into())].id];
+        let rule = &h.objects().rules[&r.realized().kinds.rules[&RuleKey("r-port".into())].id];
         assert_eq!(rule.entries[0].data, npol::EntryData::PortIpSet(id));
         assert_eq!(
             r.apply(&new).await.unwrap().writes,
@@ -1394,19 +1399,19 @@ mod hinted {
         assert_eq!(r.failures().len(), 1);
         assert!(r
             .waiting()
-            .contains_key(&ObjectRef::Rule(RuleKey("r-new".into()))));
+            .contains_key(&kinds::object::<Rules>(&RuleKey("r-new".into()))));
         assert!(r
             .waiting()
-            .contains_key(&ObjectRef::Policy(PolicyKey("p1".into()))));
+            .contains_key(&kinds::object::<Policies>(&PolicyKey("p1".into()))));
         // Nothing else changed; the retry comes from the failure, not from the hint.
         tokio::time::pause();
         tokio::time::advance(Duration::from_secs(60)).await;
         r.apply_changes(&new, &Changed::default()).await.unwrap();
         assert!(r.failures().is_empty() && r.waiting().is_empty());
-        let p = &h.objects().policies[&r.realized().policies[&PolicyKey("p1".into())].id];
+        let p = &h.objects().policies[&r.realized().kinds.policies[&PolicyKey("p1".into())].id];
         assert_eq!(
             p.inbound[0],
-            r.realized().rules[&RuleKey("r-new".into())].id
+            r.realized().kinds.rules[&RuleKey("r-new".into())].id
         );
         assert_eq!(r.apply(&new).await.unwrap().writes, 0);
     }

@@ -471,10 +471,11 @@ impl Compiler {
             }
         }
         for (k, old) in &track.rules {
-            diff.note_rule(k, old.as_ref(), self.out.rules.get(k));
+            diff.rules.note(k, old.as_ref(), self.out.rules.get(k));
         }
         for (k, old) in &track.policies {
-            diff.note_policy(k, old.as_ref(), self.out.policies.get(k));
+            diff.policies
+                .note(k, old.as_ref(), self.out.policies.get(k));
         }
         for (k, old) in &track.interfaces {
             diff.note_interface(k, old.as_ref(), self.out.interfaces.get(k));

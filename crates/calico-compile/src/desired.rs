@@ -89,13 +89,11 @@ pub struct DesiredDiff {
     pub ipsets_upserted: BTreeMap<IpSetKey, npol::IpSet>,
     pub ipset_members: BTreeMap<IpSetKey, MemberDelta>,
     pub ipsets_removed: Vec<IpSetKey>,
-    pub rules_upserted: BTreeMap<RuleKey, npol::Rule<IpSetKey>>,
-    pub rules_removed: Vec<RuleKey>,
-    pub policies_upserted: BTreeMap<PolicyKey, npol::Policy<RuleKey>>,
-    pub policies_removed: Vec<PolicyKey>,
     pub interfaces_upserted: BTreeMap<InterfaceKey, DesiredInterface>,
     pub interfaces_removed: Vec<InterfaceKey>,
     /// Generic kinds: one [`KindDiff`] each, named as in [`DesiredState`].
+    pub rules: KindDiff<RuleKey, npol::Rule<IpSetKey>>,
+    pub policies: KindDiff<PolicyKey, npol::Policy<RuleKey>>,
     pub acls: KindDiff<AclKey, Acl>,
 }
 
@@ -162,10 +160,8 @@ impl DesiredDiff {
         self.ipsets_upserted.is_empty()
             && self.ipset_members.is_empty()
             && self.ipsets_removed.is_empty()
-            && self.rules_upserted.is_empty()
-            && self.rules_removed.is_empty()
-            && self.policies_upserted.is_empty()
-            && self.policies_removed.is_empty()
+            && self.rules.is_empty()
+            && self.policies.is_empty()
             && self.interfaces_upserted.is_empty()
             && self.interfaces_removed.is_empty()
             && self.acls.is_empty()
@@ -180,10 +176,8 @@ impl DesiredDiff {
                 .map(|d| d.added.len() + d.removed.len())
                 .sum::<usize>()
             + self.ipsets_removed.len()
-            + self.rules_upserted.len()
-            + self.rules_removed.len()
-            + self.policies_upserted.len()
-            + self.policies_removed.len()
+            + self.rules.len()
+            + self.policies.len()
             + self.interfaces_upserted.len()
             + self.interfaces_removed.len()
             + self.acls.len()
@@ -232,36 +226,6 @@ impl DesiredDiff {
         }
     }
 
-    pub fn note_rule(
-        &mut self,
-        key: &RuleKey,
-        old: Option<&npol::Rule<IpSetKey>>,
-        new: Option<&npol::Rule<IpSetKey>>,
-    ) {
-        Self::note(
-            &mut self.rules_upserted,
-            &mut self.rules_removed,
-            key,
-            old,
-            new,
-        );
-    }
-
-    pub fn note_policy(
-        &mut self,
-        key: &PolicyKey,
-        old: Option<&npol::Policy<RuleKey>>,
-        new: Option<&npol::Policy<RuleKey>>,
-    ) {
-        Self::note(
-            &mut self.policies_upserted,
-            &mut self.policies_removed,
-            key,
-            old,
-            new,
-        );
-    }
-
     pub fn note_interface(
         &mut self,
         key: &InterfaceKey,
@@ -285,12 +249,8 @@ impl DesiredState {
         for k in union(self.ipsets.keys(), new.ipsets.keys()) {
             d.note_ipset(k, self.ipsets.get(k), new.ipsets.get(k));
         }
-        for k in union(self.rules.keys(), new.rules.keys()) {
-            d.note_rule(k, self.rules.get(k), new.rules.get(k));
-        }
-        for k in union(self.policies.keys(), new.policies.keys()) {
-            d.note_policy(k, self.policies.get(k), new.policies.get(k));
-        }
+        d.rules.note_all(&self.rules, &new.rules);
+        d.policies.note_all(&self.policies, &new.policies);
         for k in union(self.interfaces.keys(), new.interfaces.keys()) {
             d.note_interface(k, self.interfaces.get(k), new.interfaces.get(k));
         }

@@ -90,14 +90,15 @@ fn adding_a_policy_to_a_tier_changes_only_that_tiers_objects() {
     // The default tier's npol policy is replaced (its policy list is its key); the
     // security tier's, the profile's and every ipset are untouched.
     assert!(diff.ipsets_upserted.is_empty() && diff.ipset_members.is_empty());
-    assert_eq!(diff.rules_upserted.len(), 1, "only the new deny rule");
-    assert!(diff.rules_removed.is_empty());
-    assert_eq!(diff.policies_upserted.len(), 1);
-    assert_eq!(diff.policies_removed.len(), 1);
+    assert_eq!(diff.rules.upserted.len(), 1, "only the new deny rule");
+    assert!(diff.rules.removed.is_empty());
+    assert_eq!(diff.policies.upserted.len(), 1);
+    assert_eq!(diff.policies.removed.len(), 1);
     let touched: Vec<&str> = diff
-        .policies_upserted
+        .policies
+        .upserted
         .keys()
-        .chain(&diff.policies_removed)
+        .chain(&diff.policies.removed)
         .map(|k| k.0.as_str())
         .collect();
     assert!(
@@ -128,12 +129,13 @@ fn a_new_pod_in_an_existing_namespace_adds_only_its_interface_and_anti_spoofing(
     // Its interface, and its anti-spoofing policy (its addresses are its own) and rule.
     assert_eq!(diff.len(), 3, "{diff:?}");
     assert_eq!(diff.interfaces_upserted.len(), 1);
-    assert_eq!(diff.policies_upserted.len(), 1);
+    assert_eq!(diff.policies.upserted.len(), 1);
     assert!(diff
-        .policies_upserted
+        .policies
+        .upserted
         .keys()
         .all(|k| k.0.starts_with(ANTI_SPOOF_PREFIX)));
-    assert_eq!(diff.rules_upserted.len(), 1);
+    assert_eq!(diff.rules.upserted.len(), 1);
     assert_eq!(c.desired(), &compile(&after).desired);
 }
 
@@ -182,15 +184,16 @@ fn new_allowed_spoofed_prefix_replaces_only_that_pods_anti_spoofing_policy() {
     let diff = c.update(&after, &endpoint_changed(wid("a")));
     let full = compile(&after);
     assert_eq!(c.desired(), &full.desired);
-    assert_eq!(diff.policies_upserted.len(), 1, "{diff:?}");
-    assert_eq!(diff.policies_removed.len(), 1, "{diff:?}");
-    assert!(old_keys.contains(&diff.policies_removed[0]));
-    assert_eq!(diff.rules_upserted.len(), 1);
-    assert_eq!(diff.rules_removed.len(), 1);
+    assert_eq!(diff.policies.upserted.len(), 1, "{diff:?}");
+    assert_eq!(diff.policies.removed.len(), 1, "{diff:?}");
+    assert!(old_keys.contains(&diff.policies.removed[0]));
+    assert_eq!(diff.rules.upserted.len(), 1);
+    assert_eq!(diff.rules.removed.len(), 1);
     assert_eq!(diff.interfaces_upserted.len(), 1);
     let a = &full.desired.interfaces[&calico_compile::InterfaceKey("calia".into())];
     assert!(diff
-        .policies_upserted
+        .policies
+        .upserted
         .contains_key(&a.config.rx_policies[0]));
 }
 
@@ -204,8 +207,8 @@ fn changed_pod_address_recompiles_its_anti_spoofing_policy() {
     ep.ipv6_nets = vec!["fd00::9/128".parse().unwrap()];
     let diff = c.update(&after, &endpoint_changed(wid("b")));
     assert_eq!(c.desired(), &compile(&after).desired);
-    assert_eq!(diff.policies_upserted.len(), 1);
-    assert_eq!(diff.policies_removed.len(), 1);
+    assert_eq!(diff.policies.upserted.len(), 1);
+    assert_eq!(diff.policies.removed.len(), 1);
 }
 
 #[test]
@@ -224,7 +227,7 @@ fn pods_with_the_same_sources_share_anti_spoofing_until_the_last_goes() {
     let diff = c.update(&after, &endpoint_changed(wid("a")));
     assert_eq!(c.desired(), &compile(&after).desired);
     assert!(
-        diff.policies_removed.is_empty(),
+        diff.policies.removed.is_empty(),
         "still used by b: {diff:?}"
     );
     assert_eq!(diff.interfaces_removed.len(), 1);
@@ -233,6 +236,6 @@ fn pods_with_the_same_sources_share_anti_spoofing_until_the_last_goes() {
     gone.workload_endpoints.remove(&wid("b"));
     let diff = c.update(&gone, &endpoint_changed(wid("b")));
     assert_eq!(c.desired(), &compile(&gone).desired);
-    assert!(diff.policies_removed.contains(&shared), "{diff:?}");
+    assert!(diff.policies.removed.contains(&shared), "{diff:?}");
     assert!(anti_spoof_keys(c.desired()).is_empty());
 }

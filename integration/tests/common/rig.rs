@@ -449,13 +449,24 @@ pub fn ids_of(p: &PersistedState) -> BTreeSet<String> {
     let r = &p.realized;
     let mut out = BTreeSet::new();
     out.extend(r.ipsets.iter().map(|(k, v)| format!("ipset {k}={}", v.id)));
-    out.extend(r.rules.iter().map(|(k, v)| format!("rule {k}={}", v.id)));
     out.extend(
-        r.policies
+        r.kinds
+            .rules
+            .iter()
+            .map(|(k, v)| format!("rule {k}={}", v.id)),
+    );
+    out.extend(
+        r.kinds
+            .policies
             .iter()
             .map(|(k, v)| format!("policy {k}={}", v.id)),
     );
-    out.extend(r.kinds.acls.iter().map(|(k, v)| format!("acl {k}={}", v.id)));
+    out.extend(
+        r.kinds
+            .acls
+            .iter()
+            .map(|(k, v)| format!("acl {k}={}", v.id)),
+    );
     out.extend(
         r.interfaces
             .iter()
@@ -501,19 +512,12 @@ pub fn release_ops(
         let r = &p.realized;
         let orphans = &r.orphans;
         ops.extend(
-            r.policies
+            r.kinds
+                .policies
                 .values()
-                .map(|v| v.id)
-                .chain(orphans.policies.iter().copied())
-                .map(|id| Op::PolicyDelete { id }),
+                .map(|v| Op::PolicyDelete { id: v.id }),
         );
-        ops.extend(
-            r.rules
-                .values()
-                .map(|v| v.id)
-                .chain(orphans.rules.iter().copied())
-                .map(|id| Op::RuleDelete { id }),
-        );
+        ops.extend(r.kinds.rules.values().map(|v| Op::RuleDelete { id: v.id }));
         ops.extend(
             r.ipsets
                 .values()
