@@ -52,6 +52,8 @@ pub struct FakeObjects {
     pub configs: BTreeMap<SwIfIndex, npol::InterfaceConfig<PolicyId>>,
     pub cnat: BTreeSet<SwIfIndex>,
     pub neighbours: BTreeMap<(SwIfIndex, IpAddr), MacAddr>,
+    /// Routes in the default table: destination → next hop.
+    pub routes: BTreeMap<ipnet::IpNet, IpAddr>,
     pub acls: BTreeMap<AclIndex, calico_compile::Acl>,
     /// Input and output ACL lists per interface.
     pub acl_lists: BTreeMap<SwIfIndex, (Vec<AclIndex>, Vec<AclIndex>)>,
@@ -553,6 +555,17 @@ impl FakeVpp {
                         .insert(*sw_if_index, (input.clone(), output.clone()));
                 }
                 Ok(OpReply::Done)
+            }
+            Op::Route { dst, via, is_add } => {
+                if *is_add {
+                    o.routes.insert(*dst, *via);
+                    Ok(OpReply::Done)
+                } else {
+                    match o.routes.remove(dst) {
+                        Some(_) => Ok(OpReply::Done),
+                        None => err(RETVAL_NO_SUCH_ENTRY),
+                    }
+                }
             }
             Op::Neighbour {
                 sw_if_index,

@@ -124,6 +124,13 @@ pub enum Op {
         input: Vec<AclIndex>,
         output: Vec<AclIndex>,
     },
+    /// `ip_route_add_del` in the default table: `dst` via `via` (resolved by VPP's FIB). An
+    /// add replaces the route's paths.
+    Route {
+        dst: ipnet::IpNet,
+        via: IpAddr,
+        is_add: bool,
+    },
     /// A static neighbour (ARP/ND) entry.
     Neighbour {
         sw_if_index: SwIfIndex,
@@ -149,6 +156,7 @@ impl Op {
             Op::ConfigurePolicies { .. } => "npol_configure_policies",
             Op::CnatFeature { .. } => "feature_cnat_enable_disable",
             Op::Neighbour { .. } => "ip_neighbor_add_del",
+            Op::Route { .. } => "ip_route_add_del",
             Op::AclAddReplace { .. } => "acl_add_replace",
             Op::AclDelete { .. } => "acl_del",
             Op::AclInterfaceSet { .. } => "acl_interface_set_acl_list",

@@ -27,6 +27,7 @@ use vpp_bindings::gen::ip_neighbor::{
 };
 use vpp_bindings::gen::ip_types::{Address, IpProto, Prefix};
 use vpp_bindings::gen::npol as n;
+use vpp_bindings::gen::{fib_types, ip};
 use vpp_bindings::{Message, MessageInfo};
 
 use super::{
@@ -74,6 +75,8 @@ pub fn required_messages() -> Vec<MessageInfo> {
         c::FeatureCnatEnableDisableReply::INFO,
         ipn::IpNeighborAddDel::INFO,
         ipn::IpNeighborAddDelReply::INFO,
+        ip::IpRouteAddDel::INFO,
+        ip::IpRouteAddDelReply::INFO,
         i::SwInterfaceDump::INFO,
         i::SwInterfaceDetails::INFO,
         i::SwInterfaceTagAddDel::INFO,
@@ -336,6 +339,7 @@ enum DoneHandle {
     Configure(ReplyHandle<n::NpolConfigurePoliciesReply>),
     Cnat(ReplyHandle<FeatureCnatEnableDisableReply>),
     Neighbour(ReplyHandle<IpNeighborAddDelReply>),
+    Route(ReplyHandle<ip::IpRouteAddDelReply>),
     AclDel(ReplyHandle<acl_api::AclDelReply>),
     AclSet(ReplyHandle<acl_api::AclInterfaceSetAclListReply>),
 }
@@ -490,6 +494,34 @@ fn push_op(b: &mut Batch<'_>, op: &Op) -> Result<Pending, ClientError> {
                 ip_address: address(*ip),
             },
         })?)]),
+        Op::Route { dst, via, is_add } => {
+            Pending::Done(vec![DoneHandle::Route(b.push(&ip::IpRouteAddDel {
+                is_add: *is_add,
+                is_multipath: false,
+                route: ip::IpRoute {
+                    table_id: 0,
+                    prefix: (*dst).into(),
+                    paths: vec![fib_types::FibPath {
+                        sw_if_index: u32::MAX,
+                        weight: 1,
+                        proto: match via {
+                            std::net::IpAddr::V4(_) => {
+                                fib_types::FibPathNhProto::FibApiPathNhProtoIp4
+                            }
+                            std::net::IpAddr::V6(_) => {
+                                fib_types::FibPathNhProto::FibApiPathNhProtoIp6
+                            }
+                        },
+                        nh: fib_types::FibPathNh {
+                            address: address(*via).un,
+                            ..Default::default()
+                        },
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                },
+            })?)])
+        }
     })
 }
 
@@ -573,6 +605,7 @@ fn collect(op: &'static str, p: Pending, replies: &BatchReplies) -> Result<OpRes
                     DoneHandle::Configure(h) => reply(op, replies.get(&h), |m| m.retval)?.map(drop),
                     DoneHandle::Cnat(h) => reply(op, replies.get(&h), |m| m.retval)?.map(drop),
                     DoneHandle::Neighbour(h) => reply(op, replies.get(&h), |m| m.retval)?.map(drop),
+                    DoneHandle::Route(h) => reply(op, replies.get(&h), |m| m.retval)?.map(drop),
                     DoneHandle::AclDel(h) => reply(op, replies.get(&h), |m| m.retval)?.map(drop),
                     DoneHandle::AclSet(h) => reply(op, replies.get(&h), |m| m.retval)?.map(drop),
                 };

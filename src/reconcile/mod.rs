@@ -753,6 +753,7 @@ impl Changed {
             rules: _,
             policies: _,
             acls: _,
+            routes: _,
         } = diff;
         self.kinds.add_diff(diff);
         self.ipsets.extend(ipsets_upserted.keys().cloned());

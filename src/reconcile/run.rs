@@ -265,6 +265,7 @@ pub fn apply_diff(state: &mut DesiredState, mut diff: DesiredDiff) {
         rules: _,
         policies: _,
         acls: _,
+        routes: _,
     } = diff;
     for k in ipsets_removed {
         state.ipsets.remove(&k);

@@ -1457,3 +1457,82 @@ mod hinted {
         assert_eq!(r.apply(&d).await.unwrap().writes, 0);
     }
 }
+
+/// Routes are a generic kind: created after interfaces, a changed next hop is one add (it
+/// replaces the paths), a removed route is deleted, nothing is rewritten after a driver
+/// restart, a changed pass looks only at what changed, and a refused add is retried.
+#[tokio::test]
+async fn routes_are_programmed_replaced_pruned_and_adopted() {
+    use calico_compile::{DesiredRoute, NextHop, RouteKey};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ReconcilerConfig {
+        state_dir: Some(dir.path().to_path_buf()),
+        backoff: Backoff {
+            base: Duration::from_millis(1),
+            max: Duration::from_millis(1),
+        },
+        ..ReconcilerConfig::default()
+    };
+    let (dp, h) = fake::new();
+    h.add_interface("tap1", "cali-a");
+    let mut r = Reconciler::new(dp, cfg.clone());
+    r.connect().await.unwrap();
+    let key = |s: &str| RouteKey(s.parse().unwrap());
+    let via = |s: &str| DesiredRoute {
+        next_hop: NextHop::Via(ip(s)),
+    };
+    let mut d = base();
+    d.routes.insert(key("10.70.1.0/26"), via("192.168.1.2"));
+    d.routes.insert(key("fd00:70::/122"), via("fd00:1::2"));
+    r.apply(&d).await.unwrap();
+    let routes = |h: &FakeHandle| h.objects().routes;
+    assert_eq!(routes(&h).len(), 2);
+    assert_eq!(
+        routes(&h)[&"10.70.1.0/26".parse().unwrap()],
+        ip("192.168.1.2")
+    );
+    let names = names(&h);
+    assert!(
+        position(&names, "ip_route_add_del").0 > position(&names, "feature_cnat_enable_disable").0,
+        "routes come after interfaces: {names:?}"
+    );
+
+    // The next hop moves: one replacing add, seen by a changed pass.
+    h.clear_log();
+    let mut d2 = d.clone();
+    d2.routes.insert(key("10.70.1.0/26"), via("192.168.1.3"));
+    let diff = d.diff(&d2);
+    let report = r
+        .apply_changes(&d2, &Changed::from_diff(&diff))
+        .await
+        .unwrap();
+    assert_eq!(report.writes, 1);
+    assert_eq!(
+        routes(&h)[&"10.70.1.0/26".parse().unwrap()],
+        ip("192.168.1.3")
+    );
+
+    // A driver restart adopts them: no write.
+    drop(r);
+    let mut r = Reconciler::new(h.reconnect_dataplane(), cfg.clone());
+    r.connect().await.unwrap();
+    h.clear_log();
+    assert_eq!(r.apply(&d2).await.unwrap().writes, 0);
+
+    // A refused add is retried; the other route is deleted meanwhile.
+    let mut d3 = d2.clone();
+    d3.routes.remove(&key("fd00:70::/122"));
+    d3.routes.insert(key("10.70.2.0/26"), via("192.168.1.4"));
+    h.fail_nth("ip_route_add_del", 1, -1);
+    let report = r.apply(&d3).await.unwrap();
+    assert_eq!(report.failed_objects, 1);
+    assert!(r
+        .failures()
+        .contains_key(&kinds::object::<kinds::route::Routes>(&key("10.70.2.0/26"))));
+    assert!(!routes(&h).contains_key(&"fd00:70::/122".parse().unwrap()));
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let report = r.apply(&d3).await.unwrap();
+    assert_eq!(report.failed_objects, 0);
+    assert_eq!(routes(&h).len(), 2);
+    assert_eq!(r.realized().kinds.routes.len(), 2);
+}

@@ -54,6 +54,9 @@ pub struct ChangeSet {
     pub workload_endpoints: BTreeSet<WorkloadEndpointId>,
     pub host_endpoints: BTreeSet<HostEndpointId>,
     pub routes: bool,
+    /// IPAM pools changed (they decide which routes need a tunnel).
+    #[serde(default)]
+    pub pools: bool,
     pub node: bool,
 }
 
@@ -66,6 +69,7 @@ impl From<&Changes> for ChangeSet {
             workload_endpoints: c.workload_endpoints.clone(),
             host_endpoints: c.host_endpoints.clone(),
             routes: !c.routes.is_empty(),
+            pools: !c.ipam_pools.is_empty(),
             node: !c.felix_config.is_empty(),
             ..ChangeSet::default()
         };
@@ -330,6 +334,7 @@ impl Compiler {
             c.refresh_base_set(model, id);
         }
         c.refresh_host_set(model);
+        c.out.routes = crate::routes::desired_routes(model);
         for (id, ep) in &model.workload_endpoints {
             let k = InterfaceKey(ep.name.clone());
             c.ep_iface.insert(id.clone(), k.clone());
@@ -366,8 +371,14 @@ impl Compiler {
 
         let mut dirty_policies: BTreeSet<PolicyId> = changes.policies.clone();
         let mut dirty_profiles: BTreeSet<ProfileId> = changes.profiles.clone();
+        let mut routes = crate::KindDiff::default();
         if changes.routes {
             self.refresh_host_set(model);
+        }
+        if changes.routes || changes.pools {
+            let new = crate::routes::desired_routes(model);
+            routes.note_all(&self.out.routes, &new);
+            self.out.routes = new;
         }
         for id in &changes.ipsets {
             let key = base_key(id);
@@ -455,7 +466,10 @@ impl Compiler {
         }
 
         let track = self.track.take().unwrap_or_default();
-        let mut diff = DesiredDiff::default();
+        let mut diff = DesiredDiff {
+            routes,
+            ..DesiredDiff::default()
+        };
         for (k, old) in &track.ipsets {
             diff.note_ipset(k, old.as_ref(), self.out.ipsets.get(k));
         }

@@ -12,6 +12,7 @@ use calico_model::MacAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::guard::{Acl, InterfaceGuard};
+use crate::routes::{DesiredRoute, RouteKey};
 
 macro_rules! key {
     ($(#[$m:meta])* $name:ident) => {
@@ -72,6 +73,9 @@ pub struct DesiredState {
     pub interfaces: BTreeMap<InterfaceKey, DesiredInterface>,
     /// ACLs interfaces refer to (see [`crate::guard`]).
     pub acls: BTreeMap<AclKey, Acl>,
+    /// Routes to other nodes' workloads (see [`crate::routes`]).
+    #[serde(default)]
+    pub routes: BTreeMap<RouteKey, DesiredRoute>,
 }
 
 /// Members to add to and remove from an ipset whose key and type did not change.
@@ -95,6 +99,7 @@ pub struct DesiredDiff {
     pub rules: KindDiff<RuleKey, npol::Rule<IpSetKey>>,
     pub policies: KindDiff<PolicyKey, npol::Policy<RuleKey>>,
     pub acls: KindDiff<AclKey, Acl>,
+    pub routes: KindDiff<RouteKey, DesiredRoute>,
 }
 
 /// What changed in one kind's table of desired objects: the new values of the keys that
@@ -165,6 +170,7 @@ impl DesiredDiff {
             && self.interfaces_upserted.is_empty()
             && self.interfaces_removed.is_empty()
             && self.acls.is_empty()
+            && self.routes.is_empty()
     }
 
     /// Number of object-level changes (each member delta counts once per member).
@@ -181,6 +187,7 @@ impl DesiredDiff {
             + self.interfaces_upserted.len()
             + self.interfaces_removed.len()
             + self.acls.len()
+            + self.routes.len()
     }
 
     /// Records the change of one ipset from `old` to `new`.
@@ -255,6 +262,7 @@ impl DesiredState {
             d.note_interface(k, self.interfaces.get(k), new.interfaces.get(k));
         }
         d.acls.note_all(&self.acls, &new.acls);
+        d.routes.note_all(&self.routes, &new.routes);
         d
     }
 }

@@ -39,6 +39,7 @@ pub mod ipsets;
 pub mod lookup;
 pub mod reference;
 pub mod report;
+pub mod routes;
 pub mod rules;
 
 pub use compiler::{compile, ChangeSet, Compiled, Compiler};
@@ -50,3 +51,4 @@ pub use desired::{
 pub use guard::{Acl, AclAction, AclFamily, AclRule, GuardOptions, InterfaceGuard};
 pub use lookup::{evaluate_compiled, explain_compiled, npol_direction, ExplainedStep};
 pub use report::{CalicoDirection, CompileReport, Note, Subject};
+pub use routes::{DesiredRoute, NextHop, RouteKey};

@@ -29,7 +29,12 @@ impl Kind for Acls {
     type Want = Acl;
     type Real = RealAcl;
 
-    fn plan(_: &Ctx<'_>, want: &Acl, have: Option<&RealAcl>) -> Result<Option<Op>, String> {
+    fn plan(
+        _: &Ctx<'_>,
+        _: &Self::Key,
+        want: &Acl,
+        have: Option<&RealAcl>,
+    ) -> Result<Option<Op>, String> {
         if have.is_some_and(|h| h.acl == *want) {
             return Ok(None);
         }
@@ -54,7 +59,7 @@ impl Kind for Acls {
         e.retval == RETVAL_NO_SUCH_ENTRY
     }
 
-    fn delete(real: &RealAcl) -> Op {
+    fn delete(_: &Self::Key, real: &RealAcl) -> Op {
         Op::AclDelete { index: real.id }
     }
 

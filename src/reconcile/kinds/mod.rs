@@ -35,6 +35,7 @@ use crate::dataplane::{
 
 pub mod acl;
 pub mod npol_objects;
+pub mod route;
 
 /// Where in a pass a kind's creates and updates run (its deletes run in the reverse
 /// order, after every create and update).
@@ -100,6 +101,7 @@ pub trait Kind: Sized + Send + Sync + 'static {
     /// dependants with it).
     fn plan(
         ctx: &Ctx<'_>,
+        key: &Self::Key,
         want: &Self::Want,
         have: Option<&Self::Real>,
     ) -> Result<Option<Op>, String>;
@@ -120,7 +122,7 @@ pub trait Kind: Sized + Send + Sync + 'static {
     }
 
     /// The write that deletes a realized object.
-    fn delete(real: &Self::Real) -> Op;
+    fn delete(key: &Self::Key, real: &Self::Real) -> Op;
 
     /// Drops from `stale` what something realized still uses (deleted once it does not).
     /// Called only when there is something to delete.
@@ -428,6 +430,7 @@ kinds! {
     rules: npol_objects::Rules,
     policies: npol_objects::Policies,
     acls: acl::Acls,
+    routes: route::Routes,
 }
 
 impl<D: Dataplane> Reconciler<D> {
@@ -468,7 +471,7 @@ impl<D: Dataplane> Reconciler<D> {
             let table = K::table(&self.realized.kinds);
             let book = K::book(&self.books);
             for (key, want) in scoped(K::desired(desired), scope) {
-                match K::plan(&ctx, want, table.get(key)) {
+                match K::plan(&ctx, key, want, table.get(key)) {
                     Err(reason) => waiting.push((key.clone(), reason)),
                     Ok(None) => ok.push(key.clone()),
                     Ok(Some(op)) => {
@@ -539,7 +542,7 @@ impl<D: Dataplane> Reconciler<D> {
             return Ok(());
         }
         K::retain_unused(&self.realized, &mut stale);
-        let ops: Vec<Op> = stale.iter().map(|(_, r)| K::delete(r)).collect();
+        let ops: Vec<Op> = stale.iter().map(|(k, r)| K::delete(k, r)).collect();
         let results = self.exec(ops, report).await?;
         let mut ok = Vec::new();
         let mut err = BTreeMap::new();
@@ -595,7 +598,8 @@ mod tests {
                 "policies",
                 "interfaces",
                 "orphans",
-                "acls"
+                "acls",
+                "routes"
             ])
         );
         let mut old = v.clone();

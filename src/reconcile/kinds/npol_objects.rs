@@ -32,6 +32,7 @@ impl Kind for Rules {
 
     fn plan(
         ctx: &Ctx<'_>,
+        _: &Self::Key,
         want: &npol::Rule<IpSetKey>,
         have: Option<&RealRule>,
     ) -> Result<Option<Op>, String> {
@@ -64,7 +65,7 @@ impl Kind for Rules {
         }
     }
 
-    fn delete(real: &RealRule) -> Op {
+    fn delete(_: &Self::Key, real: &RealRule) -> Op {
         Op::RuleDelete { id: real.id }
     }
 
@@ -143,6 +144,7 @@ impl Kind for Policies {
 
     fn plan(
         ctx: &Ctx<'_>,
+        _: &Self::Key,
         want: &npol::Policy<RuleKey>,
         have: Option<&RealPolicy>,
     ) -> Result<Option<Op>, String> {
@@ -181,7 +183,7 @@ impl Kind for Policies {
         }
     }
 
-    fn delete(real: &RealPolicy) -> Op {
+    fn delete(_: &Self::Key, real: &RealPolicy) -> Op {
         Op::PolicyDelete { id: real.id }
     }
 

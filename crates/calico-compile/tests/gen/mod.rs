@@ -467,6 +467,18 @@ fn local_host_route() -> Route {
     }
 }
 
+/// A block on another node, reached without encapsulation (a route the driver programs).
+fn remote_block_route() -> Route {
+    Route {
+        dst: "10.70.1.0/26".parse().unwrap(),
+        types: RouteTypes(RouteTypes::REMOTE_WORKLOAD),
+        ip_pool_type: IpPoolType::NoEncap,
+        dst_node_name: "n2".into(),
+        dst_node_ip: Some("192.168.1.2".parse().unwrap()),
+        ..local_host_route()
+    }
+}
+
 /// `with_icmp`: whether ICMP type/code matches may appear ([`Mix::Icmp`]) or not
 /// ([`Mix::NoIcmp`]).
 pub fn model(with_icmp: bool) -> impl Strategy<Value = Model> {
@@ -521,6 +533,8 @@ pub fn model_of(mix: Mix) -> impl Strategy<Value = Model> {
                     .insert("AllowIPIPPacketsFromWorkloads".into(), ipip.to_string());
                 if route {
                     let r = local_host_route();
+                    m.routes.insert(r.dst, r);
+                    let r = remote_block_route();
                     m.routes.insert(r.dst, r);
                 }
                 m
@@ -684,6 +698,7 @@ pub fn changes(a: &Model, b: &Model) -> calico_compile::ChangeSet {
         workload_endpoints: diff(&a.workload_endpoints, &b.workload_endpoints),
         host_endpoints: diff(&a.host_endpoints, &b.host_endpoints),
         routes: a.routes != b.routes,
+        pools: a.ipam_pools != b.ipam_pools,
         node: a.felix_config != b.felix_config,
     }
 }
