@@ -166,9 +166,9 @@ async fn malformed_and_unknown_frames_are_skipped_and_counted() {
     // A frame of garbage: field 1 with wire type 7 does not exist.
     h.send_raw(&[3, 0, 0, 0, 0, 0, 0, 0, 0x0f, 0xff, 0xff])
         .await;
-    // An empty envelope and a v3.32-only payload (field 37).
+    // An empty envelope and a payload no release uses (field 99).
     h.send(&[proto::ToDataplane::default()]).await;
-    let v332 = [0xaa, 0x02, 0x02, 0x0a, 0x00];
+    let v332 = [0x9a, 0x06, 0x02, 0x0a, 0x00];
     let mut f = (v332.len() as u64).to_le_bytes().to_vec();
     f.extend_from_slice(&v332);
     h.send_raw(&f).await;
@@ -184,7 +184,7 @@ async fn malformed_and_unknown_frames_are_skipped_and_counted() {
     assert_eq!(agent.stats.unknown_payload, 2);
     assert_eq!(
         agent.stats.unknown_fields, 2,
-        "field 37 and InSync's field 9"
+        "field 99 and InSync's field 9"
     );
     assert!(agent.model.in_sync);
 }

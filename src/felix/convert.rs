@@ -172,6 +172,40 @@ pub fn convert(msg: proto::ToDataplane) -> Result<Update, Skip> {
             hostname,
             ipv4_addr: _,
         }) => Update::HostMetadataRemove { hostname },
+        Payload::HostMetadataV6Update(proto::HostMetadataV6Update {
+            hostname,
+            ipv6_addr,
+        }) => Update::HostIpv6Update {
+            ipv6_addr: opt_v6_net("ipv6_addr", &ipv6_addr)
+                .map_err(|e| skip("host_metadata_v6_update", hostname.clone(), e))?,
+            hostname,
+        },
+        Payload::HostMetadataV6Remove(proto::HostMetadataV6Remove {
+            hostname,
+            ipv6_addr: _,
+        }) => Update::HostIpv6Remove { hostname },
+        Payload::HostMetadataV4v6Update(proto::HostMetadataV4v6Update {
+            hostname,
+            ipv4_addr,
+            ipv6_addr,
+            asnumber,
+            labels,
+        }) => {
+            let metadata = (|| {
+                Ok::<_, ConvertError>(HostMetadata {
+                    ipv4_addr: opt_v4_net("ipv4_addr", &ipv4_addr)?,
+                    ipv6_addr: opt_v6_net("ipv6_addr", &ipv6_addr)?,
+                    asnumber,
+                    labels,
+                })
+            })()
+            .map_err(|e| skip("host_metadata_v4v6_update", hostname.clone(), e))?;
+            Update::HostRecordUpdate { hostname, metadata }
+        }
+        Payload::HostMetadataV4v6Remove(proto::HostMetadataV4v6Remove {
+            hostname,
+            ipv4_addr: _,
+        }) => Update::HostRecordRemove { hostname },
 
         Payload::IpamPoolUpdate(proto::IpamPoolUpdate { id, pool }) => {
             let pool = convert_pool(pool).map_err(|e| skip("ipam_pool_update", id.clone(), e))?;

@@ -383,12 +383,106 @@ fn unset_or_unknown_payload_is_skipped() {
         }),
         Err(Skip::NoPayload)
     );
-    // Field 37: v3.32's HostMetadataV4V6Update; decodes with no payload.
+    // Field 99: no release uses it; decodes with no payload.
     let mut bytes = vec![0x78, 0x05]; // field 15 (sequence_number) = 5
-    bytes.extend([0xaa, 0x02, 0x02, 0x0a, 0x00]); // field 37, LEN 2: { field 1: "" }
+    bytes.extend([0x9a, 0x06, 0x02, 0x0a, 0x00]); // field 99, LEN 2: { field 1: "" }
     let msg = proto::ToDataplane::decode(bytes.as_slice()).unwrap();
     assert_eq!(msg.sequence_number, 5);
     assert_eq!(convert(msg), Err(Skip::NoPayload));
+}
+
+/// Calico v3.32 sends a host's IPv4 address (14/18) and IPv6 address (35/36) in separate
+/// messages, or a whole record (37/38); v3.33 sends whole records in 14/18. Both merge by
+/// hostname into one record.
+#[test]
+fn v3_32_host_metadata_merges_by_hostname() {
+    let mut model = Model::default();
+    let mut apply = |p: Payload| {
+        let u = wire(p).unwrap();
+        model.apply(u);
+        model.host_metadata.get("node2").cloned()
+    };
+    let v4 = |s: &str| Some(s.parse::<ipnet::Ipv4Net>().unwrap());
+    let v6 = |s: &str| Some(s.parse::<ipnet::Ipv6Net>().unwrap());
+    let h = apply(Payload::HostMetadataUpdate(proto::HostMetadataUpdate {
+        hostname: "node2".into(),
+        ipv4_addr: "192.168.0.2/24".into(),
+        ..Default::default()
+    }))
+    .unwrap();
+    assert_eq!((h.ipv4_addr, h.ipv6_addr), (v4("192.168.0.2/24"), None));
+    let h = apply(Payload::HostMetadataV6Update(proto::HostMetadataV6Update {
+        hostname: "node2".into(),
+        ipv6_addr: "fd00:192::2".into(),
+    }))
+    .unwrap();
+    assert_eq!(
+        (h.ipv4_addr, h.ipv6_addr),
+        (v4("192.168.0.2/24"), v6("fd00:192::2/128"))
+    );
+    // A later v4-only update keeps the IPv6 address.
+    let h = apply(Payload::HostMetadataUpdate(proto::HostMetadataUpdate {
+        hostname: "node2".into(),
+        ipv4_addr: "192.168.0.3".into(),
+        ..Default::default()
+    }))
+    .unwrap();
+    assert_eq!(
+        (h.ipv4_addr, h.ipv6_addr),
+        (v4("192.168.0.3/32"), v6("fd00:192::2/128"))
+    );
+    // Losing the IPv4 address keeps the host with its IPv6 one; losing both removes it.
+    let h = apply(Payload::HostMetadataRemove(proto::HostMetadataRemove {
+        hostname: "node2".into(),
+        ipv4_addr: "192.168.0.3".into(),
+    }))
+    .unwrap();
+    assert_eq!((h.ipv4_addr, h.ipv6_addr), (None, v6("fd00:192::2/128")));
+    assert_eq!(
+        apply(Payload::HostMetadataV6Remove(proto::HostMetadataV6Remove {
+            hostname: "node2".into(),
+            ipv6_addr: "fd00:192::2".into(),
+        })),
+        None
+    );
+    // A whole record (v3.32's V4V6), then its removal.
+    let h = apply(Payload::HostMetadataV4v6Update(
+        proto::HostMetadataV4v6Update {
+            hostname: "node2".into(),
+            ipv4_addr: "192.168.0.2".into(),
+            ipv6_addr: "fd00:192::2".into(),
+            asnumber: "64512".into(),
+            labels: script::labels(&[("zone", "a")]),
+        },
+    ))
+    .unwrap();
+    assert_eq!(h.asnumber, "64512");
+    assert_eq!(h.labels["zone"], "a");
+    assert_eq!(
+        apply(Payload::HostMetadataV4v6Remove(
+            proto::HostMetadataV4v6Remove {
+                hostname: "node2".into(),
+                ipv4_addr: "192.168.0.2".into(),
+            }
+        )),
+        None
+    );
+    // v3.33: one whole record, removed by 18 whatever it held.
+    let h = apply(Payload::HostMetadataUpdate(proto::HostMetadataUpdate {
+        hostname: "node2".into(),
+        ipv4_addr: "192.168.0.2".into(),
+        ipv6_addr: "fd00:192::2".into(),
+        ..Default::default()
+    }))
+    .unwrap();
+    assert!(h.ipv6_addr.is_some());
+    assert_eq!(
+        apply(Payload::HostMetadataRemove(proto::HostMetadataRemove {
+            hostname: "node2".into(),
+            ipv4_addr: "192.168.0.2".into(),
+        })),
+        None
+    );
 }
 
 #[test]
@@ -419,7 +513,7 @@ fn every_payload_kind_round_trips_into_the_model() {
         assert!(!changes.is_empty(), "{} changed nothing", update.kind());
         check_applied(&model, &update);
     }
-    assert_eq!(kinds.len(), 33, "{kinds:?}");
+    assert_eq!(kinds.len(), 37, "{kinds:?}");
     // Updates were followed by their removes: only config and the cluster-wide singletons stay.
     assert!(model.ipsets.is_empty() && model.policies.is_empty() && model.routes.is_empty());
     assert!(model.in_sync);
@@ -484,6 +578,26 @@ fn check_applied(model: &Model, update: &Update) {
             assert_eq!(model.host_metadata[hostname], *metadata);
             assert_eq!(metadata.ipv4_addr, Some("192.168.0.2/24".parse().unwrap()));
             assert_eq!(metadata.ipv6_addr, Some("fd00:192::2/128".parse().unwrap()));
+        }
+        Update::HostIpv6Update {
+            hostname,
+            ipv6_addr,
+        } => {
+            assert_eq!(model.host_metadata[hostname].ipv6_addr, *ipv6_addr);
+            assert!(ipv6_addr.is_some());
+        }
+        Update::HostRecordUpdate { hostname, metadata } => {
+            assert_eq!(model.host_metadata[hostname], *metadata);
+            assert_eq!(metadata.labels["zone"], "b");
+        }
+        Update::HostIpv6Remove { hostname } => {
+            assert!(model
+                .host_metadata
+                .get(hostname)
+                .is_none_or(|h| h.ipv6_addr.is_none()))
+        }
+        Update::HostRecordRemove { hostname } => {
+            assert!(!model.host_metadata.contains_key(hostname))
         }
         Update::IpamPoolUpdate { id, pool } => {
             assert_eq!(model.ipam_pools[id], *pool);

@@ -543,6 +543,18 @@ pub fn every_payload() -> Vec<Payload> {
             asnumber: "64512".into(),
             labels: labels(&[("zone", "a")]),
         }),
+        // Calico v3.32's per-family and whole-record host messages.
+        Payload::HostMetadataV6Update(proto::HostMetadataV6Update {
+            hostname: "node3".into(),
+            ipv6_addr: "fd00:192::3".into(),
+        }),
+        Payload::HostMetadataV4v6Update(proto::HostMetadataV4v6Update {
+            hostname: "node4".into(),
+            ipv4_addr: "192.168.0.4".into(),
+            ipv6_addr: "fd00:192::4".into(),
+            asnumber: "64512".into(),
+            labels: labels(&[("zone", "b")]),
+        }),
         Payload::IpamPoolUpdate(proto::IpamPoolUpdate {
             id: "pool0".into(),
             pool: Some(proto::IpamPool {
@@ -658,6 +670,14 @@ pub fn every_payload() -> Vec<Payload> {
         Payload::HostMetadataRemove(proto::HostMetadataRemove {
             hostname: "node2".into(),
             ipv4_addr: "192.168.0.2".into(),
+        }),
+        Payload::HostMetadataV6Remove(proto::HostMetadataV6Remove {
+            hostname: "node3".into(),
+            ipv6_addr: "fd00:192::3".into(),
+        }),
+        Payload::HostMetadataV4v6Remove(proto::HostMetadataV4v6Remove {
+            hostname: "node4".into(),
+            ipv4_addr: "192.168.0.4".into(),
         }),
         Payload::HostEndpointRemove(proto::HostEndpointRemove {
             id: Some(proto::HostEndpointId {

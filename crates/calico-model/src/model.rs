@@ -1,7 +1,7 @@
 //! The model state: what Felix has said, keyed by typed ids. `apply` (in `update.rs`) changes it
 //! one update at a time and reports what changed so later stages can work incrementally.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -20,6 +20,10 @@ pub struct Model {
     pub ipam_pools: BTreeMap<String, IpamPool>,
     /// Keyed by hostname.
     pub host_metadata: BTreeMap<String, HostMetadata>,
+    /// Hosts whose IPv6 address came on its own (Calico v3.32's `HostMetadataV6Update`):
+    /// their `HostMetadataUpdate` carries the IPv4 address only.
+    #[serde(default)]
+    pub host_ipv6_apart: BTreeSet<String>,
     /// Namespace labels.
     pub namespaces: BTreeMap<NamespaceId, BTreeMap<String, String>>,
     /// Service account labels.

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv6Net};
 use tracing::warn;
 
 use crate::felix_config::FelixConfig;
@@ -68,11 +68,33 @@ pub enum Update {
         id: HostEndpointId,
     },
 
+    /// A host's record (Calico v3.33 sends it whole; v3.32 sends the IPv4 address here and
+    /// the IPv6 one in [`Update::HostIpv6Update`], merged by hostname).
     HostMetadataUpdate {
         hostname: String,
         metadata: HostMetadata,
     },
+    /// The host is gone (v3.33), or its IPv4 address is (v3.32, once the host's IPv6
+    /// address came on its own: the rest of the record stays).
     HostMetadataRemove {
+        hostname: String,
+    },
+    /// v3.32: a host's IPv6 address, on its own.
+    HostIpv6Update {
+        hostname: String,
+        ipv6_addr: Option<Ipv6Net>,
+    },
+    /// v3.32: a host's IPv6 address is gone.
+    HostIpv6Remove {
+        hostname: String,
+    },
+    /// v3.32: a whole host record (`HostMetadataV4V6Update`).
+    HostRecordUpdate {
+        hostname: String,
+        metadata: HostMetadata,
+    },
+    /// v3.32: the whole host is gone (`HostMetadataV4V6Remove`).
+    HostRecordRemove {
         hostname: String,
     },
     IpamPoolUpdate {
@@ -154,6 +176,10 @@ impl Update {
             Update::HostEndpointRemove { .. } => "host_endpoint_remove",
             Update::HostMetadataUpdate { .. } => "host_metadata_update",
             Update::HostMetadataRemove { .. } => "host_metadata_remove",
+            Update::HostIpv6Update { .. } => "host_metadata_v6_update",
+            Update::HostIpv6Remove { .. } => "host_metadata_v6_remove",
+            Update::HostRecordUpdate { .. } => "host_metadata_v4v6_update",
+            Update::HostRecordRemove { .. } => "host_metadata_v4v6_remove",
             Update::IpamPoolUpdate { .. } => "ipam_pool_update",
             Update::IpamPoolRemove { .. } => "ipam_pool_remove",
             Update::ServiceAccountUpdate { .. } => "service_account_update",
@@ -328,6 +354,22 @@ fn member_fits(kind: IpSetKind, member: &IpSetMember) -> bool {
 }
 
 impl Model {
+    /// Changes one host's record (created empty if missing), noting it when it changed.
+    fn edit_host(
+        &mut self,
+        hostname: String,
+        edit: impl FnOnce(&mut HostMetadata),
+        changed: &mut BTreeSet<String>,
+    ) {
+        let mut h = self
+            .host_metadata
+            .get(&hostname)
+            .cloned()
+            .unwrap_or_default();
+        edit(&mut h);
+        upsert(&mut self.host_metadata, hostname, h, changed);
+    }
+
     /// Applies one update and returns what it changed.
     pub fn apply(&mut self, update: Update) -> Changes {
         let mut changes = Changes::default();
@@ -382,17 +424,88 @@ impl Model {
             Update::HostEndpointRemove { id } => {
                 remove(&mut self.host_endpoints, id, &mut changes.host_endpoints)
             }
-            Update::HostMetadataUpdate { hostname, metadata } => upsert(
+            Update::HostMetadataUpdate {
+                hostname,
+                mut metadata,
+            } => {
+                // v3.32 sends the IPv6 address on its own: this update does not carry it.
+                if self.host_ipv6_apart.contains(&hostname) {
+                    if let Some(old) = self.host_metadata.get(&hostname) {
+                        metadata.ipv6_addr = metadata.ipv6_addr.or(old.ipv6_addr);
+                        if metadata.asnumber.is_empty() {
+                            metadata.asnumber = old.asnumber.clone();
+                        }
+                        if metadata.labels.is_empty() {
+                            metadata.labels = old.labels.clone();
+                        }
+                    }
+                }
+                upsert(
+                    &mut self.host_metadata,
+                    hostname,
+                    metadata,
+                    &mut changes.host_metadata,
+                )
+            }
+            Update::HostRecordUpdate { hostname, metadata } => upsert(
                 &mut self.host_metadata,
                 hostname,
                 metadata,
                 &mut changes.host_metadata,
             ),
-            Update::HostMetadataRemove { hostname } => remove(
-                &mut self.host_metadata,
+            Update::HostMetadataRemove { hostname } => {
+                let keep = self.host_ipv6_apart.contains(&hostname)
+                    && self
+                        .host_metadata
+                        .get(&hostname)
+                        .is_some_and(|h| h.ipv6_addr.is_some());
+                if keep {
+                    self.edit_host(hostname, |h| h.ipv4_addr = None, &mut changes.host_metadata);
+                } else {
+                    self.host_ipv6_apart.remove(&hostname);
+                    remove(
+                        &mut self.host_metadata,
+                        hostname,
+                        &mut changes.host_metadata,
+                    )
+                }
+            }
+            Update::HostRecordRemove { hostname } => {
+                self.host_ipv6_apart.remove(&hostname);
+                remove(
+                    &mut self.host_metadata,
+                    hostname,
+                    &mut changes.host_metadata,
+                )
+            }
+            Update::HostIpv6Update {
                 hostname,
-                &mut changes.host_metadata,
-            ),
+                ipv6_addr,
+            } => {
+                self.host_ipv6_apart.insert(hostname.clone());
+                self.edit_host(
+                    hostname,
+                    |h| h.ipv6_addr = ipv6_addr,
+                    &mut changes.host_metadata,
+                );
+            }
+            Update::HostIpv6Remove { hostname } => {
+                let v4 = self
+                    .host_metadata
+                    .get(&hostname)
+                    .is_some_and(|h| h.ipv4_addr.is_some());
+                if v4 {
+                    self.host_ipv6_apart.insert(hostname.clone());
+                    self.edit_host(hostname, |h| h.ipv6_addr = None, &mut changes.host_metadata);
+                } else {
+                    self.host_ipv6_apart.remove(&hostname);
+                    remove(
+                        &mut self.host_metadata,
+                        hostname,
+                        &mut changes.host_metadata,
+                    )
+                }
+            }
             Update::IpamPoolUpdate { id, pool } => {
                 upsert(&mut self.ipam_pools, id, pool, &mut changes.ipam_pools)
             }
