@@ -113,6 +113,8 @@ pub struct Agent {
     /// The model of the current (or last) session.
     pub model: Model,
     pub stats: IngestStats,
+    /// This node's name when Felix's config does not say it.
+    hostname: Option<String>,
 }
 
 impl Agent {
@@ -130,7 +132,14 @@ impl Agent {
             admin: None,
             model: Model::default(),
             stats: IngestStats::default(),
+            hostname: None,
         }
+    }
+
+    /// This node's name when Felix's config does not say it (`FelixHostname`).
+    pub fn with_hostname(mut self, hostname: Option<String>) -> Self {
+        self.hostname = hostname;
+        self
     }
 
     /// Answers the admin socket's queries (see [`crate::admin::serve`]).
@@ -149,7 +158,10 @@ impl Agent {
         R: AsyncRead + Unpin,
         W: AsyncWrite + Unpin,
     {
-        self.model = Model::default();
+        self.model = Model {
+            default_hostname: self.hostname.clone(),
+            ..Model::default()
+        };
         self.stats = IngestStats::default();
         let (interval_tx, interval_rx) = watch::channel(self.model.config.reporting_interval);
         let Agent {
@@ -160,6 +172,7 @@ impl Agent {
             admin,
             model,
             stats,
+            hostname: _,
         } = self;
         let mut frames = FrameReader::new(reader, *max_frame_bytes);
         let ingest = ingest(

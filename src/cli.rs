@@ -139,6 +139,16 @@ pub struct Settings {
         default_value = "/run/vpp/api.sock"
     )]
     pub api_socket: PathBuf,
+    /// This node's name, used when Felix's config carries no `FelixHostname` (finds this
+    /// node's addresses in Felix's host metadata). Unset: `FELIX_FELIXHOSTNAME`, then
+    /// `NODENAME`, then the system hostname, as Felix finds its own.
+    #[arg(long, global = true, env = "CALICO_VPP_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// The VPP interface facing the network (e.g. `host-eth0`), which tunnels to other nodes
+    /// borrow their address from. It must exist in VPP; the driver does not create it.
+    /// Unset: routes that need a tunnel wait (logged).
+    #[arg(long, global = true, env = "CALICO_VPP_UPLINK_INTERFACE")]
+    pub uplink_interface: Option<String>,
     /// Directory for the driver's state (what it created in VPP, kept across restarts).
     #[arg(
         long,

@@ -73,6 +73,25 @@ pub struct DriverConfig {
     pub min_apply_interval: Duration,
     /// How to reach VPP's API.
     pub api_transport: crate::dataplane::vpp::ApiTransport,
+    /// This node's name when Felix's config does not say it.
+    pub node_name: Option<String>,
+    /// The VPP interface facing the network (tunnels are unnumbered to it).
+    pub uplink_interface: Option<String>,
+}
+
+/// This node's name when no setting gives it: what Felix itself would use.
+fn default_node_name() -> Option<String> {
+    ["FELIX_FELIXHOSTNAME", "NODENAME"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .map(|v| v.trim().to_string())
+        .find(|v| !v.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+        })
 }
 
 impl DriverConfig {
@@ -124,6 +143,19 @@ impl DriverConfig {
                     prefix: s.api_prefix.clone().filter(|p| !p.is_empty()),
                 },
             },
+            node_name: s
+                .node_name
+                .as_deref()
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_string)
+                .or_else(default_node_name),
+            uplink_interface: s
+                .uplink_interface
+                .as_deref()
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_string),
         })
     }
 }

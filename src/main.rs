@@ -119,7 +119,8 @@ async fn run(
     let new_agent = |log| -> anyhow::Result<Agent> {
         let (status_tx, status_rx) = status::channel();
         let hook = hook::dataplane_hook(&config, status_tx)?;
-        Ok(Agent::new(hook, status_rx, log, config.max_frame_bytes))
+        Ok(Agent::new(hook, status_rx, log, config.max_frame_bytes)
+            .with_hostname(config.node_name.clone()))
     };
     // Operators' questions; the driver runs without them when the socket cannot be had.
     let with_admin = |agent: Agent| async {

@@ -14,13 +14,15 @@ use tokio::time::Instant;
 
 use super::{
     AclIndex, Dataplane, DataplaneError, InterfaceEvent, InterfaceInfo, IpSetId, Op, OpError,
-    OpReply, OpResult, PolicyId, RuleId, SwIfIndex, VppIdentity, RETVAL_INVALID_SW_IF_INDEX,
-    RETVAL_NO_SUCH_ENTRY,
+    OpReply, OpResult, PolicyId, RoutePath, RuleId, SwIfIndex, VppIdentity,
+    RETVAL_INVALID_SW_IF_INDEX, RETVAL_NO_SUCH_ENTRY,
 };
 
 /// `retval` npol gives `npol_configure_policies` naming an unknown policy.
 const RETVAL_CONFIGURE_UNKNOWN_POLICY: i32 = 1;
 const RETVAL_INVALID_VALUE: i32 = -7;
+/// VPP's `VNET_API_ERROR_IF_ALREADY_EXISTS` (a second tunnel with the same endpoints).
+const RETVAL_IF_ALREADY_EXISTS: i32 = -79;
 
 type OpMatcher = Box<dyn Fn(&Op) -> bool + Send>;
 
@@ -52,8 +54,12 @@ pub struct FakeObjects {
     pub configs: BTreeMap<SwIfIndex, npol::InterfaceConfig<PolicyId>>,
     pub cnat: BTreeSet<SwIfIndex>,
     pub neighbours: BTreeMap<(SwIfIndex, IpAddr), MacAddr>,
-    /// Routes in the default table: destination → next hop.
-    pub routes: BTreeMap<ipnet::IpNet, IpAddr>,
+    /// Routes in the default table: destination → path.
+    pub routes: BTreeMap<ipnet::IpNet, RoutePath>,
+    /// IP-in-IP tunnels: interface → (source, destination).
+    pub ipip: BTreeMap<SwIfIndex, (IpAddr, IpAddr)>,
+    /// Unnumbered interfaces: interface → the interface whose addresses it uses.
+    pub unnumbered: BTreeMap<SwIfIndex, SwIfIndex>,
     pub acls: BTreeMap<AclIndex, calico_compile::Acl>,
     /// Input and output ACL lists per interface.
     pub acl_lists: BTreeMap<SwIfIndex, (Vec<AclIndex>, Vec<AclIndex>)>,
@@ -300,6 +306,8 @@ impl FakeHandle {
         vpp.objects.cnat.remove(&sw_if_index);
         vpp.objects.neighbours.retain(|(i, _), _| *i != sw_if_index);
         vpp.objects.acl_lists.remove(&sw_if_index);
+        vpp.objects.ipip.remove(&sw_if_index);
+        vpp.objects.unnumbered.remove(&sw_if_index);
         vpp.signal(Signal::Event(InterfaceEvent::Deleted { sw_if_index }));
     }
 
@@ -557,6 +565,11 @@ impl FakeVpp {
                 Ok(OpReply::Done)
             }
             Op::Route { dst, via, is_add } => {
+                if let RoutePath::Interface(i) = via {
+                    if !self.interfaces.contains_key(i) {
+                        return err(RETVAL_INVALID_SW_IF_INDEX);
+                    }
+                }
                 if *is_add {
                     o.routes.insert(*dst, *via);
                     Ok(OpReply::Done)
@@ -567,6 +580,60 @@ impl FakeVpp {
                     }
                 }
             }
+            Op::IpipTunnelCreate { src, dst } => {
+                if o.ipip.values().any(|t| *t == (*src, *dst)) {
+                    return err(RETVAL_IF_ALREADY_EXISTS);
+                }
+                let idx = SwIfIndex(self.next_sw_if_index);
+                self.next_sw_if_index += 1;
+                let name = format!("ipip{}", o.ipip.len());
+                self.interfaces.insert(
+                    idx,
+                    InterfaceInfo {
+                        sw_if_index: idx,
+                        name,
+                        tag: String::new(),
+                        admin_up: false,
+                        link_up: false,
+                        point_to_point: true,
+                    },
+                );
+                o.ipip.insert(idx, (*src, *dst));
+                Ok(OpReply::Created(idx.0))
+            }
+            Op::IpipTunnelDelete { sw_if_index } => match o.ipip.remove(sw_if_index) {
+                Some(_) => {
+                    self.interfaces.remove(sw_if_index);
+                    o.unnumbered.remove(sw_if_index);
+                    o.routes
+                        .retain(|_, p| *p != RoutePath::Interface(*sw_if_index));
+                    Ok(OpReply::Done)
+                }
+                None => err(RETVAL_NO_SUCH_ENTRY),
+            },
+            Op::SetUnnumbered {
+                sw_if_index,
+                to,
+                is_add,
+            } => {
+                if !self.interfaces.contains_key(sw_if_index) || !self.interfaces.contains_key(to) {
+                    return err(RETVAL_INVALID_SW_IF_INDEX);
+                }
+                if *is_add {
+                    o.unnumbered.insert(*sw_if_index, *to);
+                } else {
+                    o.unnumbered.remove(sw_if_index);
+                }
+                Ok(OpReply::Done)
+            }
+            Op::SetAdminUp { sw_if_index, up } => match self.interfaces.get_mut(sw_if_index) {
+                Some(i) => {
+                    i.admin_up = *up;
+                    i.link_up = *up;
+                    Ok(OpReply::Done)
+                }
+                None => err(RETVAL_INVALID_SW_IF_INDEX),
+            },
             Op::Neighbour {
                 sw_if_index,
                 ip,

@@ -124,12 +124,34 @@ pub enum Op {
         input: Vec<AclIndex>,
         output: Vec<AclIndex>,
     },
-    /// `ip_route_add_del` in the default table: `dst` via `via` (resolved by VPP's FIB). An
-    /// add replaces the route's paths.
+    /// `ip_route_add_del` in the default table: `dst` via `via`. An add replaces the
+    /// route's paths.
     Route {
         dst: ipnet::IpNet,
-        via: IpAddr,
+        via: RoutePath,
         is_add: bool,
+    },
+    /// `ipip_add_tunnel`: a point-to-point IP-in-IP tunnel in the default table; replies
+    /// with the new interface ([`OpReply::Created`]).
+    IpipTunnelCreate {
+        src: IpAddr,
+        dst: IpAddr,
+    },
+    /// `ipip_del_tunnel`.
+    IpipTunnelDelete {
+        sw_if_index: SwIfIndex,
+    },
+    /// `sw_interface_set_unnumbered`: `sw_if_index` borrows `to`'s addresses (which makes
+    /// it IP-enabled without an address of its own).
+    SetUnnumbered {
+        sw_if_index: SwIfIndex,
+        to: SwIfIndex,
+        is_add: bool,
+    },
+    /// `sw_interface_set_flags`: admin up or down.
+    SetAdminUp {
+        sw_if_index: SwIfIndex,
+        up: bool,
     },
     /// A static neighbour (ARP/ND) entry.
     Neighbour {
@@ -157,6 +179,10 @@ impl Op {
             Op::CnatFeature { .. } => "feature_cnat_enable_disable",
             Op::Neighbour { .. } => "ip_neighbor_add_del",
             Op::Route { .. } => "ip_route_add_del",
+            Op::IpipTunnelCreate { .. } => "ipip_add_tunnel",
+            Op::IpipTunnelDelete { .. } => "ipip_del_tunnel",
+            Op::SetUnnumbered { .. } => "sw_interface_set_unnumbered",
+            Op::SetAdminUp { .. } => "sw_interface_set_flags",
             Op::AclAddReplace { .. } => "acl_add_replace",
             Op::AclDelete { .. } => "acl_del",
             Op::AclInterfaceSet { .. } => "acl_interface_set_acl_list",
@@ -164,11 +190,21 @@ impl Op {
     }
 }
 
+/// Where a route sends its destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum RoutePath {
+    /// To this address, resolved by VPP's FIB (a neighbour on a connected subnet).
+    Via(IpAddr),
+    /// Out of this point-to-point interface (a tunnel): no next-hop address.
+    Interface(SwIfIndex),
+}
+
 /// What a successful operation returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpReply {
     Done,
-    /// The id of a created ipset, rule, policy or ACL.
+    /// The id of a created ipset, rule, policy or ACL, or the interface index of a created
+    /// interface.
     Created(u32),
 }
 

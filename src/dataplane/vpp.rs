@@ -27,12 +27,12 @@ use vpp_bindings::gen::ip_neighbor::{
 };
 use vpp_bindings::gen::ip_types::{Address, IpProto, Prefix};
 use vpp_bindings::gen::npol as n;
-use vpp_bindings::gen::{fib_types, ip};
+use vpp_bindings::gen::{fib_types, ip, ipip, tunnel_types};
 use vpp_bindings::{Message, MessageInfo};
 
 use super::{
     AclIndex, Dataplane, DataplaneError, InterfaceEvent, InterfaceInfo, IpSetId, Op, OpError,
-    OpReply, OpResult, PolicyId, RuleId, SwIfIndex, VppIdentity,
+    OpReply, OpResult, PolicyId, RoutePath, RuleId, SwIfIndex, VppIdentity,
 };
 
 /// Tag prefix of the boot token on `local0`.
@@ -77,6 +77,14 @@ pub fn required_messages() -> Vec<MessageInfo> {
         ipn::IpNeighborAddDelReply::INFO,
         ip::IpRouteAddDel::INFO,
         ip::IpRouteAddDelReply::INFO,
+        ipip::IpipAddTunnel::INFO,
+        ipip::IpipAddTunnelReply::INFO,
+        ipip::IpipDelTunnel::INFO,
+        ipip::IpipDelTunnelReply::INFO,
+        i::SwInterfaceSetUnnumbered::INFO,
+        i::SwInterfaceSetUnnumberedReply::INFO,
+        i::SwInterfaceSetFlags::INFO,
+        i::SwInterfaceSetFlagsReply::INFO,
         i::SwInterfaceDump::INFO,
         i::SwInterfaceDetails::INFO,
         i::SwInterfaceTagAddDel::INFO,
@@ -327,6 +335,7 @@ enum CreatedHandle {
     IpSet(ReplyHandle<n::NpolIpsetCreateReply>),
     Rule(ReplyHandle<n::NpolRuleCreateReply>),
     Policy(ReplyHandle<n::NpolPolicyCreateReply>),
+    Ipip(ReplyHandle<ipip::IpipAddTunnelReply>),
 }
 
 enum DoneHandle {
@@ -340,6 +349,9 @@ enum DoneHandle {
     Cnat(ReplyHandle<FeatureCnatEnableDisableReply>),
     Neighbour(ReplyHandle<IpNeighborAddDelReply>),
     Route(ReplyHandle<ip::IpRouteAddDelReply>),
+    IpipDelete(ReplyHandle<ipip::IpipDelTunnelReply>),
+    Unnumbered(ReplyHandle<vpp_bindings::gen::interface::SwInterfaceSetUnnumberedReply>),
+    Flags(ReplyHandle<vpp_bindings::gen::interface::SwInterfaceSetFlagsReply>),
     AclDel(ReplyHandle<acl_api::AclDelReply>),
     AclSet(ReplyHandle<acl_api::AclInterfaceSetAclListReply>),
 }
@@ -495,33 +507,78 @@ fn push_op(b: &mut Batch<'_>, op: &Op) -> Result<Pending, ClientError> {
             },
         })?)]),
         Op::Route { dst, via, is_add } => {
+            let proto = match dst {
+                ipnet::IpNet::V4(_) => fib_types::FibPathNhProto::FibApiPathNhProtoIp4,
+                ipnet::IpNet::V6(_) => fib_types::FibPathNhProto::FibApiPathNhProtoIp6,
+            };
+            let path = match via {
+                RoutePath::Via(ip) => fib_types::FibPath {
+                    sw_if_index: u32::MAX,
+                    weight: 1,
+                    proto,
+                    nh: fib_types::FibPathNh {
+                        address: address(*ip).un,
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+                RoutePath::Interface(sw_if_index) => fib_types::FibPath {
+                    sw_if_index: sw_if_index.0,
+                    weight: 1,
+                    proto,
+                    ..Default::default()
+                },
+            };
             Pending::Done(vec![DoneHandle::Route(b.push(&ip::IpRouteAddDel {
                 is_add: *is_add,
                 is_multipath: false,
                 route: ip::IpRoute {
                     table_id: 0,
                     prefix: (*dst).into(),
-                    paths: vec![fib_types::FibPath {
-                        sw_if_index: u32::MAX,
-                        weight: 1,
-                        proto: match via {
-                            std::net::IpAddr::V4(_) => {
-                                fib_types::FibPathNhProto::FibApiPathNhProtoIp4
-                            }
-                            std::net::IpAddr::V6(_) => {
-                                fib_types::FibPathNhProto::FibApiPathNhProtoIp6
-                            }
-                        },
-                        nh: fib_types::FibPathNh {
-                            address: address(*via).un,
-                            ..Default::default()
-                        },
-                        ..Default::default()
-                    }],
+                    paths: vec![path],
                     ..Default::default()
                 },
             })?)])
         }
+        Op::IpipTunnelCreate { src, dst } => {
+            Pending::Created(CreatedHandle::Ipip(b.push(&ipip::IpipAddTunnel {
+                tunnel: ipip::IpipTunnel {
+                    instance: u32::MAX,
+                    src: address(*src),
+                    dst: address(*dst),
+                    sw_if_index: u32::MAX,
+                    table_id: 0,
+                    mode: tunnel_types::TunnelMode::TunnelApiModeP2p,
+                    ..Default::default()
+                },
+            })?))
+        }
+        Op::IpipTunnelDelete { sw_if_index } => Pending::Done(vec![DoneHandle::IpipDelete(
+            b.push(&ipip::IpipDelTunnel {
+                sw_if_index: sw_if_index.0,
+            })?,
+        )]),
+        Op::SetUnnumbered {
+            sw_if_index,
+            to,
+            is_add,
+        } => Pending::Done(vec![DoneHandle::Unnumbered(b.push(
+            &vpp_bindings::gen::interface::SwInterfaceSetUnnumbered {
+                sw_if_index: to.0,
+                unnumbered_sw_if_index: sw_if_index.0,
+                is_add: *is_add,
+            },
+        )?)]),
+        Op::SetAdminUp { sw_if_index, up } => Pending::Done(vec![DoneHandle::Flags(b.push(
+            &vpp_bindings::gen::interface::SwInterfaceSetFlags {
+                sw_if_index: sw_if_index.0,
+                flags: if *up {
+                    IfStatusFlags::IF_STATUS_API_FLAG_ADMIN_UP
+                } else {
+                    IfStatusFlags::default()
+                },
+            },
+        )?)]),
     })
 }
 
@@ -581,6 +638,9 @@ fn collect(op: &'static str, p: Pending, replies: &BatchReplies) -> Result<OpRes
             CreatedHandle::Policy(h) => {
                 reply(op, replies.get(&h), |m| m.retval)?.map(|m| OpReply::Created(m.policy_id))
             }
+            CreatedHandle::Ipip(h) => {
+                reply(op, replies.get(&h), |m| m.retval)?.map(|m| OpReply::Created(m.sw_if_index))
+            }
         },
         Pending::Done(hs) => {
             let mut out = Ok(OpReply::Done);
@@ -606,6 +666,13 @@ fn collect(op: &'static str, p: Pending, replies: &BatchReplies) -> Result<OpRes
                     DoneHandle::Cnat(h) => reply(op, replies.get(&h), |m| m.retval)?.map(drop),
                     DoneHandle::Neighbour(h) => reply(op, replies.get(&h), |m| m.retval)?.map(drop),
                     DoneHandle::Route(h) => reply(op, replies.get(&h), |m| m.retval)?.map(drop),
+                    DoneHandle::IpipDelete(h) => {
+                        reply(op, replies.get(&h), |m| m.retval)?.map(drop)
+                    }
+                    DoneHandle::Unnumbered(h) => {
+                        reply(op, replies.get(&h), |m| m.retval)?.map(drop)
+                    }
+                    DoneHandle::Flags(h) => reply(op, replies.get(&h), |m| m.retval)?.map(drop),
                     DoneHandle::AclDel(h) => reply(op, replies.get(&h), |m| m.retval)?.map(drop),
                     DoneHandle::AclSet(h) => reply(op, replies.get(&h), |m| m.retval)?.map(drop),
                 };

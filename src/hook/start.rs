@@ -46,6 +46,7 @@ pub fn start_dataplane(
             let rc = ReconcilerConfig {
                 state_dir: Some(config.state_dir.clone()),
                 min_apply_interval: config.min_apply_interval,
+                uplink: config.uplink_interface.clone(),
                 ..ReconcilerConfig::default()
             };
             let vpp = VppConfig {
@@ -65,6 +66,7 @@ pub fn start_dataplane(
                 VppDataplane::new(vpp_config(&path)),
                 ReconcilerConfig {
                     min_apply_interval: config.min_apply_interval,
+                    uplink: config.uplink_interface.clone(),
                     ..ReconcilerConfig::default()
                 },
             );

@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use calico_compile::{DesiredDiff, DesiredState, InterfaceKey, IpSetKey};
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::dataplane::{
     Dataplane, DataplaneError, InterfaceEvent, InterfaceInfo, SwIfIndex, VppIdentity,
@@ -75,6 +75,8 @@ pub struct ReconcilerConfig {
     /// Changes are applied by comparing only the objects that changed; at least this often
     /// a pass compares everything instead (a safety net that logs any drift it repairs).
     pub full_pass_interval: Duration,
+    /// The VPP interface facing the network, by name: tunnels borrow its address.
+    pub uplink: Option<String>,
 }
 
 impl ReconcilerConfig {
@@ -108,6 +110,7 @@ impl Default for ReconcilerConfig {
             min_apply_interval: Duration::ZERO,
             rescan_interval: Duration::from_secs(1),
             full_pass_interval: Duration::from_secs(60),
+            uplink: None,
         }
     }
 }
@@ -321,7 +324,14 @@ impl<D: Dataplane> Reconciler<D> {
             crate::metrics::global().vpp_reconnects.inc();
         }
         self.connections += 1;
-        self.refresh_interfaces().await
+        self.refresh_interfaces().await?;
+        if let Some(uplink) = &self.config.uplink {
+            if !self.by_name.contains_key(uplink) {
+                error!(uplink = %uplink,
+                    "the uplink interface (CALICO_VPP_UPLINK_INTERFACE) is not in VPP: no tunnel to another node can be built until it is");
+            }
+        }
+        Ok(())
     }
 
     /// Dumps VPP's interface table again.
@@ -336,6 +346,9 @@ impl<D: Dataplane> Reconciler<D> {
         if table != self.interfaces {
             // Bindings may have moved: the next pass looks at every endpoint.
             self.in_step = false;
+            self.realized
+                .kinds
+                .forget_interfaces(|i| !table.contains_key(&i));
             self.interfaces = table;
             self.index_interfaces();
         }
@@ -377,6 +390,7 @@ impl<D: Dataplane> Reconciler<D> {
             InterfaceEvent::Deleted { sw_if_index } => {
                 self.interfaces.remove(&sw_if_index);
                 self.index_interfaces();
+                self.realized.kinds.forget_interfaces(|i| i == sw_if_index);
                 self.in_step = false;
             }
             InterfaceEvent::Rescan => self.refresh_interfaces().await?,
@@ -754,6 +768,8 @@ impl Changed {
             policies: _,
             acls: _,
             routes: _,
+            tunnels: _,
+            uplinks: _,
         } = diff;
         self.kinds.add_diff(diff);
         self.ipsets.extend(ipsets_upserted.keys().cloned());

@@ -266,6 +266,8 @@ pub fn apply_diff(state: &mut DesiredState, mut diff: DesiredDiff) {
         policies: _,
         acls: _,
         routes: _,
+        tunnels: _,
+        uplinks: _,
     } = diff;
     for k in ipsets_removed {
         state.ipsets.remove(&k);

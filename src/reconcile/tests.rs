@@ -11,7 +11,7 @@ use calico_model::MacAddr;
 use super::kinds::npol_objects::{Policies, Rules};
 use super::*;
 use crate::dataplane::fake::{self, FakeDataplane, FakeHandle};
-use crate::dataplane::{Op, SwIfIndex};
+use crate::dataplane::{Op, RoutePath, SwIfIndex};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -1489,7 +1489,7 @@ async fn routes_are_programmed_replaced_pruned_and_adopted() {
     assert_eq!(routes(&h).len(), 2);
     assert_eq!(
         routes(&h)[&"10.70.1.0/26".parse().unwrap()],
-        ip("192.168.1.2")
+        RoutePath::Via(ip("192.168.1.2"))
     );
     let names = names(&h);
     assert!(
@@ -1509,7 +1509,7 @@ async fn routes_are_programmed_replaced_pruned_and_adopted() {
     assert_eq!(report.writes, 1);
     assert_eq!(
         routes(&h)[&"10.70.1.0/26".parse().unwrap()],
-        ip("192.168.1.3")
+        RoutePath::Via(ip("192.168.1.3"))
     );
 
     // A driver restart adopts them: no write.
@@ -1535,4 +1535,155 @@ async fn routes_are_programmed_replaced_pruned_and_adopted() {
     assert_eq!(report.failed_objects, 0);
     assert_eq!(routes(&h).len(), 2);
     assert_eq!(r.realized().kinds.routes.len(), 2);
+}
+
+/// Tunnels are interfaces the driver creates and owns: built in four writes in one pass
+/// (create, unnumbered to the uplink, cnat, up) before the routes into them; the uplink
+/// gets cnat too (npol judges what enters by it); adopted with no write
+/// after a driver restart; rebuilt, with their routes repointed, when VPP lost one; deleted
+/// after their routes when Felix withdraws them; and waiting, not failing, while the uplink
+/// is missing. A tunnel the driver did not create is never touched.
+#[tokio::test]
+async fn tunnels_are_built_owned_adopted_rebuilt_and_pruned() {
+    use calico_compile::{DesiredRoute, DesiredTunnel, Encap, NextHop, RouteKey, TunnelKey};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = ReconcilerConfig {
+        state_dir: Some(dir.path().to_path_buf()),
+        backoff: Backoff {
+            base: Duration::from_millis(1),
+            max: Duration::from_millis(1),
+        },
+        uplink: Some("host-eth0".into()),
+        ..ReconcilerConfig::default()
+    };
+    let (dp, h) = fake::new();
+    h.add_interface("tap1", "cali-a");
+    let key = |s: &str| RouteKey(s.parse().unwrap());
+    let tunnel = |dst: &str| TunnelKey {
+        encap: Encap::Ipip,
+        src: ip("192.168.1.1"),
+        dst: ip(dst),
+    };
+    let into = |dst: &str| DesiredRoute {
+        next_hop: NextHop::Tunnel(tunnel(dst)),
+    };
+    let mut d = base();
+    d.tunnels.insert(tunnel("192.168.1.2"), DesiredTunnel);
+    d.tunnels.insert(tunnel("192.168.1.3"), DesiredTunnel);
+    d.routes.insert(key("10.70.1.0/26"), into("192.168.1.2"));
+    d.routes.insert(key("10.70.1.64/26"), into("192.168.1.2"));
+    d.routes.insert(key("10.70.2.0/26"), into("192.168.1.3"));
+    d.uplinks = calico_compile::routes::desired_uplinks();
+
+    // No uplink in VPP yet: the uplink, the tunnels and their routes wait; nothing fails.
+    let mut r = Reconciler::new(dp, cfg.clone());
+    r.connect().await.unwrap();
+    let report = r.apply(&d).await.unwrap();
+    assert_eq!(report.failed_objects, 0);
+    assert_eq!(report.waiting_objects, 6, "{:?}", r.waiting());
+    assert!(h.objects().ipip.is_empty() && h.objects().routes.is_empty());
+
+    let uplink = h.add_interface("host-eth0", "");
+    // A tunnel someone else made: never touched.
+    let foreign = h.add_p2p_interface("ipip9", "");
+    r.refresh_interfaces().await.unwrap();
+    h.clear_log();
+    let report = r.apply(&d).await.unwrap();
+    assert_eq!(report.waiting_objects, 0, "{:?}", r.waiting());
+    assert_eq!(report.writes, 1 + 2 * 4 + 3, "{:?}", names(&h));
+    let o = h.objects();
+    assert!(
+        o.cnat.contains(&uplink),
+        "npol sees what enters by the uplink"
+    );
+    assert_eq!(o.ipip.len(), 2);
+    for idx in o.ipip.keys() {
+        assert_eq!(o.unnumbered[idx], uplink);
+        assert!(o.cnat.contains(idx), "npol sees what enters by the tunnel");
+        assert!(h
+            .interfaces()
+            .iter()
+            .any(|i| i.sw_if_index == *idx && i.admin_up));
+    }
+    let idx_of = |h: &FakeHandle, dst: &str| {
+        *h.objects()
+            .ipip
+            .iter()
+            .find(|(_, t)| t.1 == ip(dst))
+            .unwrap()
+            .0
+    };
+    let t2 = idx_of(&h, "192.168.1.2");
+    assert_eq!(
+        h.objects().routes[&"10.70.1.64/26".parse().unwrap()],
+        RoutePath::Interface(t2)
+    );
+    let ops = names(&h);
+    assert!(position(&ops, "ip_route_add_del").0 > position(&ops, "sw_interface_set_flags").1);
+
+    // A driver restart adopts tunnels and routes: no write.
+    drop(r);
+    let mut r = Reconciler::new(h.reconnect_dataplane(), cfg.clone());
+    r.connect().await.unwrap();
+    h.clear_log();
+    assert_eq!(r.apply(&d).await.unwrap().writes, 0);
+
+    // The uplink is re-created (new index): cnat follows it.
+    h.delete_interface(uplink);
+    let uplink = h.add_interface("host-eth0", "");
+    r.refresh_interfaces().await.unwrap();
+    h.clear_log();
+    r.apply(&d).await.unwrap();
+    assert!(h.objects().cnat.contains(&uplink));
+    let ops = names(&h);
+    assert_eq!(
+        ops.first().copied(),
+        Some("feature_cnat_enable_disable"),
+        "{ops:?}"
+    );
+
+    // VPP lost a tunnel: the next write to it fails, it is built again, routes follow.
+    h.delete_interface(t2);
+    r.refresh_interfaces().await.unwrap();
+    let mut d2 = d.clone();
+    d2.routes.insert(key("10.70.3.0/26"), into("192.168.1.2"));
+    let diff = d.diff(&d2);
+    r.apply_changes(&d2, &Changed::from_diff(&diff))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    r.apply(&d2).await.unwrap();
+    let t2b = idx_of(&h, "192.168.1.2");
+    assert_ne!(t2b, t2);
+    for dst in ["10.70.1.0/26", "10.70.1.64/26", "10.70.3.0/26"] {
+        assert_eq!(
+            h.objects().routes[&dst.parse().unwrap()],
+            RoutePath::Interface(t2b),
+            "{dst}"
+        );
+    }
+
+    // Felix withdraws node 192.168.1.3's block: its route, then its tunnel, are deleted.
+    h.clear_log();
+    let mut d3 = d2.clone();
+    d3.routes.remove(&key("10.70.2.0/26"));
+    d3.tunnels.remove(&tunnel("192.168.1.3"));
+    let diff = d2.diff(&d3);
+    let report = r
+        .apply_changes(&d3, &Changed::from_diff(&diff))
+        .await
+        .unwrap();
+    assert_eq!(report.writes, 2, "{:?}", names(&h));
+    assert_eq!(names(&h), vec!["ip_route_add_del", "ipip_del_tunnel"]);
+    assert_eq!(h.objects().ipip.len(), 1);
+    assert!(h.interfaces().iter().any(|i| i.sw_if_index == foreign));
+
+    // The uplink setting is gone: nothing is deleted, the tunnel just waits.
+    cfg.uplink = None;
+    drop(r);
+    let mut r = Reconciler::new(h.reconnect_dataplane(), cfg);
+    r.connect().await.unwrap();
+    let report = r.apply(&d3).await.unwrap();
+    assert_eq!(h.objects().ipip.len(), 1);
+    assert!(report.waiting_objects >= 1);
 }

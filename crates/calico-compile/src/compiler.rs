@@ -57,6 +57,9 @@ pub struct ChangeSet {
     /// IPAM pools changed (they decide which routes need a tunnel).
     #[serde(default)]
     pub pools: bool,
+    /// Host metadata changed (this node's address is a tunnel's source).
+    #[serde(default)]
+    pub hosts: bool,
     pub node: bool,
 }
 
@@ -70,6 +73,7 @@ impl From<&Changes> for ChangeSet {
             host_endpoints: c.host_endpoints.clone(),
             routes: !c.routes.is_empty(),
             pools: !c.ipam_pools.is_empty(),
+            hosts: !c.host_metadata.is_empty(),
             node: !c.felix_config.is_empty(),
             ..ChangeSet::default()
         };
@@ -334,7 +338,8 @@ impl Compiler {
             c.refresh_base_set(model, id);
         }
         c.refresh_host_set(model);
-        c.out.routes = crate::routes::desired_routes(model);
+        (c.out.routes, c.out.tunnels) = crate::routes::desired_routes(model);
+        c.out.uplinks = crate::routes::desired_uplinks();
         for (id, ep) in &model.workload_endpoints {
             let k = InterfaceKey(ep.name.clone());
             c.ep_iface.insert(id.clone(), k.clone());
@@ -372,13 +377,16 @@ impl Compiler {
         let mut dirty_policies: BTreeSet<PolicyId> = changes.policies.clone();
         let mut dirty_profiles: BTreeSet<ProfileId> = changes.profiles.clone();
         let mut routes = crate::KindDiff::default();
+        let mut tunnels = crate::KindDiff::default();
         if changes.routes {
             self.refresh_host_set(model);
         }
-        if changes.routes || changes.pools {
-            let new = crate::routes::desired_routes(model);
+        if changes.routes || changes.pools || changes.hosts {
+            let (new, new_tunnels) = crate::routes::desired_routes(model);
             routes.note_all(&self.out.routes, &new);
+            tunnels.note_all(&self.out.tunnels, &new_tunnels);
             self.out.routes = new;
+            self.out.tunnels = new_tunnels;
         }
         for id in &changes.ipsets {
             let key = base_key(id);
@@ -468,6 +476,7 @@ impl Compiler {
         let track = self.track.take().unwrap_or_default();
         let mut diff = DesiredDiff {
             routes,
+            tunnels,
             ..DesiredDiff::default()
         };
         for (k, old) in &track.ipsets {

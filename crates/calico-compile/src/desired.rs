@@ -12,7 +12,7 @@ use calico_model::MacAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::guard::{Acl, InterfaceGuard};
-use crate::routes::{DesiredRoute, RouteKey};
+use crate::routes::{DesiredRoute, DesiredTunnel, DesiredUplink, RouteKey, TunnelKey, UplinkKey};
 
 macro_rules! key {
     ($(#[$m:meta])* $name:ident) => {
@@ -76,6 +76,12 @@ pub struct DesiredState {
     /// Routes to other nodes' workloads (see [`crate::routes`]).
     #[serde(default)]
     pub routes: BTreeMap<RouteKey, DesiredRoute>,
+    /// Tunnels to other nodes the routes go through (see [`crate::routes`]).
+    #[serde(default)]
+    pub tunnels: BTreeMap<TunnelKey, DesiredTunnel>,
+    /// The uplink's preparation (see [`crate::routes::desired_uplinks`]).
+    #[serde(default)]
+    pub uplinks: BTreeMap<UplinkKey, DesiredUplink>,
 }
 
 /// Members to add to and remove from an ipset whose key and type did not change.
@@ -100,6 +106,8 @@ pub struct DesiredDiff {
     pub policies: KindDiff<PolicyKey, npol::Policy<RuleKey>>,
     pub acls: KindDiff<AclKey, Acl>,
     pub routes: KindDiff<RouteKey, DesiredRoute>,
+    pub tunnels: KindDiff<TunnelKey, DesiredTunnel>,
+    pub uplinks: KindDiff<UplinkKey, DesiredUplink>,
 }
 
 /// What changed in one kind's table of desired objects: the new values of the keys that
@@ -171,6 +179,8 @@ impl DesiredDiff {
             && self.interfaces_removed.is_empty()
             && self.acls.is_empty()
             && self.routes.is_empty()
+            && self.tunnels.is_empty()
+            && self.uplinks.is_empty()
     }
 
     /// Number of object-level changes (each member delta counts once per member).
@@ -188,6 +198,8 @@ impl DesiredDiff {
             + self.interfaces_removed.len()
             + self.acls.len()
             + self.routes.len()
+            + self.tunnels.len()
+            + self.uplinks.len()
     }
 
     /// Records the change of one ipset from `old` to `new`.
@@ -263,6 +275,8 @@ impl DesiredState {
         }
         d.acls.note_all(&self.acls, &new.acls);
         d.routes.note_all(&self.routes, &new.routes);
+        d.tunnels.note_all(&self.tunnels, &new.tunnels);
+        d.uplinks.note_all(&self.uplinks, &new.uplinks);
         d
     }
 }

@@ -51,4 +51,6 @@ pub use desired::{
 pub use guard::{Acl, AclAction, AclFamily, AclRule, GuardOptions, InterfaceGuard};
 pub use lookup::{evaluate_compiled, explain_compiled, npol_direction, ExplainedStep};
 pub use report::{CalicoDirection, CompileReport, Note, Subject};
-pub use routes::{DesiredRoute, NextHop, RouteKey};
+pub use routes::{
+    DesiredRoute, DesiredTunnel, DesiredUplink, Encap, NextHop, RouteKey, TunnelKey, UplinkKey,
+};

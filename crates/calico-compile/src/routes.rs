@@ -5,8 +5,11 @@
 //! `ip_pool_type` (Felix puts `tunnel_type` only on tunnel-address routes). A block is
 //! routed directly via the node's address when its pool uses no encapsulation, or when
 //! its pool encapsulates only across subnets (`CrossSubnet`) and the node is on this
-//! node's subnet (`same_subnet`). Blocks that need a tunnel (IPIP or VXLAN) are not
-//! routed here yet: they are left out, never routed unencapsulated.
+//! node's subnet (`same_subnet`). A block that needs IPIP goes into a point-to-point
+//! IP-in-IP tunnel to that node (one per remote node, its source this node's IPv4 address
+//! from its host metadata), which is what Felix's Linux dataplane's `tunl0` sends and
+//! accepts. Blocks that need VXLAN are not routed yet: they are left out, never routed
+//! unencapsulated.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -32,7 +35,117 @@ pub enum NextHop {
     /// Unencapsulated, to this address (resolved by VPP's FIB: the remote node's address on
     /// a connected subnet, typically the uplink's).
     Via(IpAddr),
+    /// Into this tunnel (a point-to-point interface: no next-hop address).
+    Tunnel(TunnelKey),
 }
+
+/// An encapsulation the driver builds tunnels for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Encap {
+    /// IP-in-IP (protocol 4), as Linux's `tunl0`.
+    Ipip,
+}
+
+/// A tunnel the driver creates and owns, keyed by what makes it unique in VPP: its
+/// encapsulation and both endpoints (this node's address changing makes a new tunnel).
+/// Written as its display form ("ipip 192.168.1.1->192.168.1.2"): it keys the state file's
+/// tunnel table, and JSON keys are strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub struct TunnelKey {
+    pub encap: Encap,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+}
+
+impl fmt::Display for TunnelKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let encap = match self.encap {
+            Encap::Ipip => "ipip",
+        };
+        write!(f, "{encap} {}->{}", self.src, self.dst)
+    }
+}
+
+impl From<TunnelKey> for String {
+    fn from(key: TunnelKey) -> String {
+        key.to_string()
+    }
+}
+
+/// A state-file key that is not "<encap> <src>-><dst>" (tunnel) or "uplink".
+#[derive(Debug, thiserror::Error)]
+#[error("not a tunnel or uplink key: {0:?}")]
+pub struct BadTunnelKey(String);
+
+impl TryFrom<String> for TunnelKey {
+    type Error = BadTunnelKey;
+
+    fn try_from(s: String) -> Result<TunnelKey, BadTunnelKey> {
+        let parsed = s.split_once(' ').and_then(|(encap, ends)| {
+            let encap = match encap {
+                "ipip" => Encap::Ipip,
+                _ => return None,
+            };
+            let (src, dst) = ends.split_once("->")?;
+            Some(TunnelKey {
+                encap,
+                src: src.parse().ok()?,
+                dst: dst.parse().ok()?,
+            })
+        });
+        parsed.ok_or(BadTunnelKey(s))
+    }
+}
+
+/// The node's uplink, as what enters by it needs it: one per node, named by the driver's
+/// setting, not by Felix. Written as "uplink" (it keys a JSON table in the state file).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(into = "String", try_from = "String")]
+pub struct UplinkKey;
+
+impl fmt::Display for UplinkKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("uplink")
+    }
+}
+
+impl From<UplinkKey> for String {
+    fn from(key: UplinkKey) -> String {
+        key.to_string()
+    }
+}
+
+impl TryFrom<String> for UplinkKey {
+    type Error = BadTunnelKey;
+
+    fn try_from(s: String) -> Result<UplinkKey, BadTunnelKey> {
+        if s == "uplink" {
+            Ok(UplinkKey)
+        } else {
+            Err(BadTunnelKey(s))
+        }
+    }
+}
+
+/// What the uplink needs: npol must see the flows that enter VPP by it (cnat's feature on
+/// it), or a pod's ingress policy meets wrong verdicts on traffic from other nodes and
+/// from outside (DESIGN.md section 9, seen again on a real VPP with tunnels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct DesiredUplink;
+
+/// The uplink is always wanted: traffic from outside the node enters by it whether or not
+/// Felix routes anything (the reconciler leaves it alone when no uplink is configured).
+pub fn desired_uplinks() -> BTreeMap<UplinkKey, DesiredUplink> {
+    BTreeMap::from([(UplinkKey, DesiredUplink)])
+}
+
+/// A tunnel the driver wants: everything is in its key. It is unnumbered to the uplink
+/// and up once built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct DesiredTunnel;
 
 /// A route the driver wants in VPP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -47,14 +160,33 @@ pub enum Skipped {
     NotRemoteWorkload,
     /// Felix gave no node address of the destination's family.
     NoNodeAddress,
-    /// The block's pool needs IPIP or VXLAN to reach that node.
+    /// The block's pool needs an encapsulation the driver does not build (VXLAN, or IPIP
+    /// for an IPv6 block: Calico's IPIP carries IPv4 only).
     NeedsTunnel(IpPoolType),
+    /// The block needs a tunnel, and this node's own address of its family is unknown
+    /// (no host metadata for this node yet, or no `FelixHostname`).
+    NoLocalAddress,
     /// The destination is in no Calico pool Felix told us about.
     NoPool,
 }
 
+/// This node's own IPv4 address: its host metadata, found by its name
+/// ([`Model::hostname`]).
+pub fn own_ipv4(model: &Model) -> Option<IpAddr> {
+    let host = model.host_metadata.get(model.hostname()?)?;
+    host.ipv4_addr.map(|n| IpAddr::V4(n.addr()))
+}
+
 /// The route for one of Felix's routes, or why there is none.
 pub fn desired_route(model: &Model, route: &Route) -> Result<DesiredRoute, Skipped> {
+    desired_route_from(own_ipv4(model), model, route)
+}
+
+fn desired_route_from(
+    me: Option<IpAddr>,
+    model: &Model,
+    route: &Route,
+) -> Result<DesiredRoute, Skipped> {
     let t = route.types;
     if !t.contains(RouteTypes::REMOTE_WORKLOAD)
         || t.contains(RouteTypes::LOCAL_WORKLOAD)
@@ -86,27 +218,50 @@ pub fn desired_route(model: &Model, route: &Route) -> Result<DesiredRoute, Skipp
         }
         IpPoolType::None => return Err(Skipped::NoPool),
     };
-    if !direct {
-        return Err(Skipped::NeedsTunnel(route.ip_pool_type));
+    if direct {
+        return Ok(DesiredRoute {
+            next_hop: NextHop::Via(node),
+        });
     }
-    Ok(DesiredRoute {
-        next_hop: NextHop::Via(node),
-    })
+    match (route.ip_pool_type, route.dst, node) {
+        (IpPoolType::Ipip, IpNet::V4(_), IpAddr::V4(_)) => {
+            let src = me.ok_or(Skipped::NoLocalAddress)?;
+            Ok(DesiredRoute {
+                next_hop: NextHop::Tunnel(TunnelKey {
+                    encap: Encap::Ipip,
+                    src,
+                    dst: node,
+                }),
+            })
+        }
+        (other, _, _) => Err(Skipped::NeedsTunnel(other)),
+    }
 }
 
-/// Every route the driver wants for the model's route table.
-pub fn desired_routes(model: &Model) -> BTreeMap<RouteKey, DesiredRoute> {
-    let mut out = BTreeMap::new();
+/// Every route the driver wants for the model's route table, and the tunnels they go
+/// through (a tunnel exists exactly while a route uses it).
+pub fn desired_routes(
+    model: &Model,
+) -> (
+    BTreeMap<RouteKey, DesiredRoute>,
+    BTreeMap<TunnelKey, DesiredTunnel>,
+) {
+    let me = own_ipv4(model);
+    let mut routes = BTreeMap::new();
+    let mut tunnels = BTreeMap::new();
     for (dst, route) in &model.routes {
-        match desired_route(model, route) {
+        match desired_route_from(me, model, route) {
             Ok(r) => {
-                out.insert(RouteKey(*dst), r);
+                if let NextHop::Tunnel(t) = r.next_hop {
+                    tunnels.insert(t, DesiredTunnel);
+                }
+                routes.insert(RouteKey(*dst), r);
             }
             Err(Skipped::NotRemoteWorkload) => {}
             Err(why) => tracing::debug!(dst = %dst, ?why, "route not programmed"),
         }
     }
-    out
+    (routes, tunnels)
 }
 
 #[cfg(test)]
@@ -171,11 +326,11 @@ mod tests {
         );
         assert_eq!(
             r("10.70.1.0/26", IpPoolType::Ipip, false),
-            Err(Skipped::NeedsTunnel(IpPoolType::Ipip))
+            Err(Skipped::NoLocalAddress)
         );
         assert_eq!(
             r("10.80.1.0/26", IpPoolType::Ipip, true),
-            Err(Skipped::NeedsTunnel(IpPoolType::Ipip))
+            Err(Skipped::NoLocalAddress)
         );
         assert_eq!(
             r("10.90.1.0/26", IpPoolType::Vxlan, true),
@@ -196,6 +351,60 @@ mod tests {
     }
 
     #[test]
+    fn an_ipip_block_goes_into_one_tunnel_per_remote_node_from_this_nodes_address() {
+        let mut m = Model::default();
+        m.ipam_pools.insert(
+            "10.70.0.0-16".into(),
+            pool("10.70.0.0/16", EncapMode::Always, EncapMode::Never),
+        );
+        m.ipam_pools.insert(
+            "fd00:70::-48".into(),
+            pool("fd00:70::/48", EncapMode::Always, EncapMode::Never),
+        );
+        let add = |m: &mut Model, dst: &str, node: &str| {
+            let r = route(dst, IpPoolType::Ipip, node, false);
+            m.routes.insert(r.dst, r);
+        };
+        add(&mut m, "10.70.1.0/26", "192.168.1.2");
+        add(&mut m, "10.70.1.64/26", "192.168.1.2");
+        add(&mut m, "10.70.2.0/26", "192.168.1.3");
+        add(&mut m, "fd00:70::/122", "fd00:1::2");
+        // No host metadata for this node yet: nothing to build the tunnels from.
+        let (routes, tunnels) = desired_routes(&m);
+        assert!(routes.is_empty() && tunnels.is_empty());
+
+        m.felix_config
+            .insert("FelixHostname".into(), "node1".into());
+        m.host_metadata.insert(
+            "node1".into(),
+            calico_model::HostMetadata {
+                ipv4_addr: Some("192.168.1.1/24".parse().unwrap()),
+                ..Default::default()
+            },
+        );
+        let (routes, tunnels) = desired_routes(&m);
+        let t = |dst: &str| TunnelKey {
+            encap: Encap::Ipip,
+            src: "192.168.1.1".parse().unwrap(),
+            dst: dst.parse().unwrap(),
+        };
+        assert_eq!(
+            tunnels.keys().copied().collect::<Vec<_>>(),
+            vec![t("192.168.1.2"), t("192.168.1.3")]
+        );
+        let hop = |dst: &str| routes[&RouteKey(dst.parse().unwrap())].next_hop;
+        assert_eq!(hop("10.70.1.0/26"), NextHop::Tunnel(t("192.168.1.2")));
+        assert_eq!(hop("10.70.1.64/26"), NextHop::Tunnel(t("192.168.1.2")));
+        assert_eq!(hop("10.70.2.0/26"), NextHop::Tunnel(t("192.168.1.3")));
+        // Calico's IPIP carries IPv4 only: an IPv6 block is not routed at all.
+        assert_eq!(routes.len(), 3);
+        assert_eq!(
+            desired_route(&m, &m.routes[&"fd00:70::/122".parse().unwrap()]),
+            Err(Skipped::NeedsTunnel(IpPoolType::Ipip))
+        );
+    }
+
+    #[test]
     fn only_remote_workload_routes_with_a_node_address_of_their_family() {
         let m = Model::default();
         let mut local = route("10.60.1.0/26", IpPoolType::NoEncap, "192.168.1.2", true);
@@ -211,5 +420,29 @@ mod tests {
         let mut none = v6.clone();
         none.dst_node_ip = None;
         assert_eq!(desired_route(&m, &none), Err(Skipped::NoNodeAddress));
+    }
+
+    /// Tunnel keys key a JSON table in the state file: they round-trip as strings, and a
+    /// mangled one is an error, not a tunnel.
+    #[test]
+    fn tunnel_keys_are_strings_in_json() {
+        let key = TunnelKey {
+            encap: Encap::Ipip,
+            src: "192.168.1.1".parse().unwrap(),
+            dst: "fd00::2".parse().unwrap(),
+        };
+        let table = BTreeMap::from([(key, 1)]);
+        let json = serde_json::to_string(&table).unwrap();
+        assert_eq!(json, r#"{"ipip 192.168.1.1->fd00::2":1}"#);
+        let back: BTreeMap<TunnelKey, i32> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, table);
+        for bad in [
+            "gre 1.1.1.1->2.2.2.2",
+            "ipip 1.1.1.1",
+            "ipip x->2.2.2.2",
+            "",
+        ] {
+            assert!(TunnelKey::try_from(bad.to_string()).is_err(), "{bad}");
+        }
     }
 }

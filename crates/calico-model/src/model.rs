@@ -42,4 +42,20 @@ pub struct Model {
     pub config: FelixConfig,
     /// `InSync` received: the snapshot is complete.
     pub in_sync: bool,
+    /// This node's name when Felix's config carries no `FelixHostname` (set by the driver
+    /// from its environment, as Felix finds its own: `FELIX_FELIXHOSTNAME`, `NODENAME`,
+    /// the system hostname).
+    #[serde(default)]
+    pub default_hostname: Option<String>,
+}
+
+impl Model {
+    /// This node's name as Felix knows it: `FelixHostname`, else the driver's default.
+    pub fn hostname(&self) -> Option<&str> {
+        self.felix_config
+            .get("FelixHostname")
+            .map(|h| h.trim())
+            .filter(|h| !h.is_empty())
+            .or(self.default_hostname.as_deref())
+    }
 }

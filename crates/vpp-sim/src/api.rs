@@ -227,6 +227,13 @@ impl Dispatch {
                 retval: ctx.state.set_flags(m.sw_if_index, m.flags.0 & 1 != 0),
             },
         );
+        self.w(|ctx, m: interface::SwInterfaceSetUnnumbered| {
+            interface::SwInterfaceSetUnnumberedReply {
+                retval: ctx
+                    .state
+                    .set_unnumbered(m.sw_if_index, m.unnumbered_sw_if_index, m.is_add),
+            }
+        });
         // Subscribing twice, or unsubscribing when not subscribed, is INVALID_REGISTRATION.
         self.r(|ctx, m: interface::WantInterfaceEvents| {
             let enable = m.enable_disable != 0;

@@ -115,6 +115,9 @@ pub struct Interface {
     pub mtu: [u32; 4],
     pub link_mtu: u16,
     pub cnat: bool,
+    /// `sw_interface_set_unnumbered`: the interface whose addresses this one uses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unnumbered: Option<u32>,
 }
 
 impl Interface {
@@ -133,6 +136,7 @@ impl Interface {
             mtu: [9000, 0, 0, 0],
             link_mtu: 9000,
             cnat: false,
+            unnumbered: None,
         }
     }
 
@@ -547,6 +551,21 @@ impl SimState {
                 rv::OK
             }
             Some(_) => rv::INVALID_INTERFACE,
+            None => rv::INVALID_SW_IF_INDEX,
+        }
+    }
+
+    /// `sw_interface_set_unnumbered`: `unnumbered` uses `sw_if_index`'s addresses (or
+    /// stops, with `is_add` false).
+    pub fn set_unnumbered(&mut self, sw_if_index: u32, unnumbered: u32, is_add: bool) -> i32 {
+        if sw_if_index == unnumbered || self.interfaces.get(sw_if_index).is_none() {
+            return rv::INVALID_SW_IF_INDEX;
+        }
+        match self.interfaces.get_mut(unnumbered) {
+            Some(i) => {
+                i.unnumbered = is_add.then_some(sw_if_index);
+                rv::OK
+            }
             None => rv::INVALID_SW_IF_INDEX,
         }
     }

@@ -378,72 +378,12 @@ impl Pod {
 
     /// Attaches the host end to `vpp` (again, after a VPP restart) with the gateway addresses.
     pub fn plug_into(&self, vpp: &VppInstance) {
-        use vpp_bindings::gen::af_packet::{AfPacketCreateV3, AfPacketFlags, AfPacketMode};
-        use vpp_bindings::gen::ethernet_types::MacAddress;
-        use vpp_bindings::gen::interface::{
-            SwInterfaceAddDelAddress, SwInterfaceSetFlags, SwInterfaceSetRxMode,
-        };
-        use vpp_bindings::gen::interface_types::{IfStatusFlags, RxMode};
-        use vpp_bindings::gen::ip_types::Prefix;
-        let host_if = self.host_if.clone();
-        block_on(async {
-            let client = vpp.client().await?;
-            let r = client
-                .request(&AfPacketCreateV3 {
-                    mode: AfPacketMode::AfPacketApiModeEthernet,
-                    // The same MAC every time: after a VPP restart the pod's ARP and ND
-                    // entries for its gateway stay right, as they do with a TUN pod.
-                    hw_addr: MacAddress(self.vpp_mac()),
-                    use_random_hw_addr: false,
-                    host_if_name: host_if.clone(),
-                    flags: AfPacketFlags::AF_PACKET_API_FLAG_QDISC_BYPASS
-                        | AfPacketFlags::AF_PACKET_API_FLAG_CKSUM_GSO,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| e.to_string())?;
-            if r.retval != 0 {
-                return Err(format!("af_packet_create_v3 {host_if}: {}", r.retval));
-            }
-            let sw_if_index = r.sw_if_index;
-            for (address, len) in [(self.gw4.into(), 24), (self.gw6.into(), 64)] {
-                let rv = client
-                    .request(&SwInterfaceAddDelAddress {
-                        sw_if_index,
-                        is_add: true,
-                        del_all: false,
-                        prefix: Prefix { address, len },
-                    })
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .retval;
-                if rv != 0 {
-                    return Err(format!("address on {host_if}: {rv}"));
-                }
-            }
-            let rv = client
-                .request(&SwInterfaceSetFlags {
-                    sw_if_index,
-                    flags: IfStatusFlags::IF_STATUS_API_FLAG_ADMIN_UP,
-                })
-                .await
-                .map_err(|e| e.to_string())?
-                .retval;
-            if rv != 0 {
-                return Err(format!("admin up {host_if}: {rv}"));
-            }
-            // Interrupt mode: VPP does not spin a core polling the socket.
-            client
-                .request(&SwInterfaceSetRxMode {
-                    sw_if_index,
-                    mode: RxMode::RxModeApiInterrupt,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(())
-        })
-        .unwrap_or_else(|e: String| panic!("{e}"));
+        attach_af_packet(
+            vpp,
+            &self.host_if,
+            self.vpp_mac(),
+            &[(self.gw4.into(), 24), (self.gw6.into(), 64)],
+        );
     }
 
     /// VPP's MAC on the pod's link: locally administered, from the pod's name.
@@ -525,6 +465,138 @@ impl Drop for Background {
         let _ = self.0.wait();
     }
 }
+
+/// Attaches the root namespace's interface `host_if` to `vpp` with af_packet (VPP names it
+/// `host-<host_if>`), with MAC `mac` and `addrs`, admin up, in interrupt mode; its index.
+pub fn attach_af_packet(
+    vpp: &VppInstance,
+    host_if: &str,
+    mac: [u8; 6],
+    addrs: &[(std::net::IpAddr, u8)],
+) -> u32 {
+    use vpp_bindings::gen::af_packet::{AfPacketCreateV3, AfPacketFlags, AfPacketMode};
+    use vpp_bindings::gen::ethernet_types::MacAddress;
+    use vpp_bindings::gen::interface::{
+        SwInterfaceAddDelAddress, SwInterfaceSetFlags, SwInterfaceSetRxMode,
+    };
+    use vpp_bindings::gen::interface_types::{IfStatusFlags, RxMode};
+    use vpp_bindings::gen::ip_types::Prefix;
+    block_on(async {
+        let client = vpp.client().await?;
+        let r = client
+            .request(&AfPacketCreateV3 {
+                mode: AfPacketMode::AfPacketApiModeEthernet,
+                // The same MAC every time: after a VPP restart the pod's ARP and ND
+                // entries for its gateway stay right, as they do with a TUN pod.
+                hw_addr: MacAddress(mac),
+                use_random_hw_addr: false,
+                host_if_name: host_if.to_string(),
+                flags: AfPacketFlags::AF_PACKET_API_FLAG_QDISC_BYPASS
+                    | AfPacketFlags::AF_PACKET_API_FLAG_CKSUM_GSO,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        if r.retval != 0 {
+            return Err(format!("af_packet_create_v3 {host_if}: {}", r.retval));
+        }
+        let sw_if_index = r.sw_if_index;
+        for (address, len) in addrs {
+            let rv = client
+                .request(&SwInterfaceAddDelAddress {
+                    sw_if_index,
+                    is_add: true,
+                    del_all: false,
+                    prefix: Prefix {
+                        address: (*address).into(),
+                        len: *len,
+                    },
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .retval;
+            if rv != 0 {
+                return Err(format!("address on {host_if}: {rv}"));
+            }
+        }
+        let rv = client
+            .request(&SwInterfaceSetFlags {
+                sw_if_index,
+                flags: IfStatusFlags::IF_STATUS_API_FLAG_ADMIN_UP,
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .retval;
+        if rv != 0 {
+            return Err(format!("admin up {host_if}: {rv}"));
+        }
+        // Interrupt mode: VPP does not spin a core polling the socket.
+        client
+            .request(&SwInterfaceSetRxMode {
+                sw_if_index,
+                mode: RxMode::RxModeApiInterrupt,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(sw_if_index)
+    })
+    .unwrap_or_else(|e: String| panic!("{e}"))
+}
+
+/// A veth pair in the root namespace joining two VPPs (or a VPP and something else): the
+/// nodes' fabric. Deleted when dropped.
+pub struct Wire {
+    pub a: String,
+    pub b: String,
+}
+
+impl Wire {
+    pub fn new() -> Wire {
+        let tag = unique("w");
+        let (a, b) = (format!("{tag}a"), format!("{tag}b"));
+        let _ = run("ip", &["link", "del", &a]);
+        must(
+            "ip",
+            &["link", "add", &a, "type", "veth", "peer", "name", &b],
+        );
+        for end in [&a, &b] {
+            must("ip", &["link", "set", end, "up"]);
+            let _ = run(
+                "sysctl",
+                &["-qw", &format!("net.ipv6.conf.{end}.disable_ipv6=1")],
+            );
+        }
+        Wire { a, b }
+    }
+}
+
+impl Drop for Wire {
+    fn drop(&mut self) {
+        let _ = run("ip", &["link", "del", &self.a]);
+    }
+}
+
+/// Reads frames arriving on a root-namespace interface for argv[2] seconds and prints one
+/// line per IPv4 packet of protocol argv[3]: outer source, destination, header length,
+/// inner protocol.
+pub const SNIFF: &str = r#"
+import socket, sys, time, select
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(3))
+s.bind((sys.argv[1], 0))
+end = time.time() + float(sys.argv[2])
+proto = int(sys.argv[3])
+while time.time() < end:
+    r, _, _ = select.select([s], [], [], max(0, end - time.time()))
+    if not r: break
+    f = s.recv(4096)
+    if len(f) < 34 or f[12:14] != b"\x08\x00": continue
+    ip = f[14:]
+    if ip[9] != proto: continue
+    ihl = (ip[0] & 15) * 4
+    inner = ip[ihl + 9] if len(ip) > ihl + 9 else -1
+    print(socket.inet_ntoa(ip[12:16]), socket.inet_ntoa(ip[16:20]), ihl, inner, flush=True)
+"#;
 
 /// A TCP server accepting (and closing) connections on the given ports (argv).
 pub const TCP_SERVER: &str = r#"

@@ -36,6 +36,12 @@ use crate::dataplane::{
 pub mod acl;
 pub mod npol_objects;
 pub mod route;
+pub mod tunnel;
+pub mod uplink;
+
+/// Most writes one object gets in one pass (an object built in several writes takes one
+/// round each; a kind whose `plan` never settles stops here and goes on next pass).
+const MAX_STEPS: usize = 8;
 
 /// Where in a pass a kind's creates and updates run (its deletes run in the reverse
 /// order, after every create and update).
@@ -53,12 +59,26 @@ pub struct Ctx<'a> {
     pub desired: &'a DesiredState,
     pub realized: &'a Realized,
     pub interfaces: &'a BTreeMap<SwIfIndex, InterfaceInfo>,
+    /// The uplink's name (`CALICO_VPP_UPLINK_INTERFACE`), if configured.
+    pub uplink: Option<&'a str>,
     failures: &'a BTreeMap<ObjectRef, Failure>,
     waiting: &'a BTreeMap<ObjectRef, String>,
     books: &'a KindBooks,
 }
 
 impl Ctx<'_> {
+    /// The uplink's interface index, or why there is none (what needs it waits).
+    pub fn uplink(&self) -> Result<SwIfIndex, String> {
+        let name = self.uplink.ok_or_else(|| {
+            "no uplink interface configured (CALICO_VPP_UPLINK_INTERFACE)".to_string()
+        })?;
+        self.interfaces
+            .values()
+            .find(|i| i.name == name)
+            .map(|i| i.sw_if_index)
+            .ok_or_else(|| format!("uplink interface {name} is not in VPP"))
+    }
+
     /// A hand-wired object (ipset, interface) is failed or waiting. Builds the reference
     /// only when something is failed or waiting at all (the common case at scale is
     /// neither, and references own their keys).
@@ -90,6 +110,9 @@ pub trait Kind: Sized + Send + Sync + 'static {
     /// Its name in logs, metrics and object references.
     const NAME: &'static str;
     const STAGE: Stage;
+    /// Built in several writes: after a successful write, `plan` is asked again in the
+    /// same pass (see [`MAX_STEPS`]).
+    const MULTI_STEP: bool = false;
     type Key: Ord + Clone + fmt::Debug + fmt::Display + Serialize + DeserializeOwned + Send + Sync;
     type Want: PartialEq + Clone + fmt::Debug + Send + Sync;
     /// What VPP holds because the driver put it there: whatever identifies it in VPP (an
@@ -119,6 +142,12 @@ pub trait Kind: Sized + Send + Sync + 'static {
     /// record is dropped, so the next try creates it afresh.
     fn lost(_error: &OpError) -> bool {
         false
+    }
+
+    /// The VPP interface this object is (an interface the driver created): when VPP no
+    /// longer has it, the record is forgotten and the object built again.
+    fn interface(_real: &Self::Real) -> Option<SwIfIndex> {
+        None
     }
 
     /// The write that deletes a realized object.
@@ -290,6 +319,25 @@ macro_rules! kinds {
         )*
 
         impl KindTables {
+            /// Forgets the records of created interfaces VPP no longer has; how many.
+            pub(crate) fn forget_interfaces(&mut self, gone: impl Fn(SwIfIndex) -> bool) -> usize {
+                let mut n = 0;
+                $(
+                    let lost: Vec<_> = self.$field
+                        .iter()
+                        .filter(|(_, r)| <$kind as Kind>::interface(r).is_some_and(&gone))
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    for k in lost {
+                        warn!(kind = <$kind as Kind>::NAME, key = %k,
+                            "VPP no longer has this interface the driver created; building it again");
+                        self.$field.remove(&k);
+                        n += 1;
+                    }
+                )*
+                n
+            }
+
             pub(super) fn take_changes(&mut self) -> KindRecords {
                 KindRecords { $( $field: self.$field.take_changed(), )* }
             }
@@ -430,6 +478,8 @@ kinds! {
     rules: npol_objects::Rules,
     policies: npol_objects::Policies,
     acls: acl::Acls,
+    uplinks: uplink::Uplinks,
+    tunnels: tunnel::Tunnels,
     routes: route::Routes,
 }
 
@@ -439,6 +489,7 @@ impl<D: Dataplane> Reconciler<D> {
             desired,
             realized: &self.realized,
             interfaces: &self.interfaces,
+            uplink: self.config.uplink.as_deref(),
             failures: &self.failures,
             waiting: &self.waiting,
             books: &self.books,
@@ -463,49 +514,67 @@ impl<D: Dataplane> Reconciler<D> {
                 .collect()
         });
         let mut ok = Vec::new();
-        let mut sent = Vec::new();
-        let mut ops = Vec::new();
-        let mut waiting = Vec::new();
-        {
-            let ctx = self.kind_ctx(desired);
-            let table = K::table(&self.realized.kinds);
-            let book = K::book(&self.books);
-            for (key, want) in scoped(K::desired(desired), scope) {
-                match K::plan(&ctx, key, want, table.get(key)) {
-                    Err(reason) => waiting.push((key.clone(), reason)),
-                    Ok(None) => ok.push(key.clone()),
-                    Ok(Some(op)) => {
-                        if book.due(key, now) {
-                            sent.push(key.clone());
-                            ops.push(op);
+        let mut err = BTreeMap::new();
+        // An object built in several writes (a tunnel: create, unnumbered, up) gets its next
+        // write in another round of the same pass, once the previous one succeeded.
+        let mut again: Option<BTreeSet<K::Key>> = None;
+        for _ in 0..MAX_STEPS {
+            let mut sent = Vec::new();
+            let mut ops = Vec::new();
+            let mut waiting = Vec::new();
+            {
+                let scope = match &again {
+                    Some(keys) => Some(keys),
+                    None => work.as_ref().map(|w| K::keys(&w.kinds)),
+                };
+                let ctx = self.kind_ctx(desired);
+                let table = K::table(&self.realized.kinds);
+                let book = K::book(&self.books);
+                for (key, want) in scoped(K::desired(desired), scope) {
+                    match K::plan(&ctx, key, want, table.get(key)) {
+                        Err(reason) => waiting.push((key.clone(), reason)),
+                        Ok(None) => ok.push(key.clone()),
+                        Ok(Some(op)) => {
+                            if again.is_some() || book.due(key, now) {
+                                sent.push(key.clone());
+                                ops.push(op);
+                            }
                         }
                     }
                 }
             }
-        }
-        K::book_mut(&mut self.books).waiting.extend(waiting);
-        let results = self.exec(ops.clone(), report).await?;
-        let mut err = BTreeMap::new();
-        for ((key, op), res) in sent.into_iter().zip(ops).zip(results) {
-            let table = K::table_mut(&mut self.realized.kinds);
-            let want = &K::desired(desired)[&key];
-            match res {
-                Ok(reply) => match K::applied(want, table.get(&key), op, reply) {
-                    Ok(real) => {
-                        table.insert(key.clone(), real);
-                        ok.push(key);
-                    }
+            K::book_mut(&mut self.books).waiting.extend(waiting);
+            if ops.is_empty() {
+                break;
+            }
+            let results = self.exec(ops.clone(), report).await?;
+            let mut progressed = BTreeSet::new();
+            for ((key, op), res) in sent.into_iter().zip(ops).zip(results) {
+                let table = K::table_mut(&mut self.realized.kinds);
+                let want = &K::desired(desired)[&key];
+                match res {
+                    Ok(reply) => match K::applied(want, table.get(&key), op, reply) {
+                        Ok(real) => {
+                            table.insert(key.clone(), real);
+                            progressed.insert(key.clone());
+                            ok.push(key);
+                        }
+                        Err(e) => {
+                            err.insert(key, ObjectError::Retryable(e));
+                        }
+                    },
                     Err(e) => {
-                        err.insert(key, ObjectError::Retryable(e));
+                        if K::lost(&e) {
+                            table.remove(&key);
+                        }
+                        err.insert(key, ObjectError::from_op(&e));
                     }
-                },
-                Err(e) => {
-                    if K::lost(&e) {
-                        table.remove(&key);
-                    }
-                    err.insert(key, ObjectError::from_op(&e));
                 }
             }
+            if !K::MULTI_STEP || progressed.is_empty() {
+                break;
+            }
+            again = Some(progressed);
         }
         let backoff = self.config.backoff;
         K::book_mut(&mut self.books).finish(ok, err, &backoff, now);
@@ -588,6 +657,20 @@ mod tests {
                 },
             },
         );
+        // Every table must survive JSON (whose keys are strings).
+        r.kinds.tunnels.insert(
+            calico_compile::TunnelKey {
+                encap: calico_compile::Encap::Ipip,
+                src: "192.168.1.1".parse().unwrap(),
+                dst: "192.168.1.2".parse().unwrap(),
+            },
+            super::tunnel::RealTunnel {
+                sw_if_index: SwIfIndex(9),
+                unnumbered: Some(SwIfIndex(1)),
+                cnat: true,
+                up: true,
+            },
+        );
         let v = serde_json::to_value(&r).unwrap();
         let keys: BTreeSet<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
         assert_eq!(
@@ -599,6 +682,8 @@ mod tests {
                 "interfaces",
                 "orphans",
                 "acls",
+                "uplinks",
+                "tunnels",
                 "routes"
             ])
         );

@@ -699,6 +699,7 @@ pub fn changes(a: &Model, b: &Model) -> calico_compile::ChangeSet {
         host_endpoints: diff(&a.host_endpoints, &b.host_endpoints),
         routes: a.routes != b.routes,
         pools: a.ipam_pools != b.ipam_pools,
+        hosts: a.host_metadata != b.host_metadata,
         node: a.felix_config != b.felix_config,
     }
 }
