@@ -115,6 +115,7 @@ pub struct Agent {
     pub stats: IngestStats,
     /// This node's name when Felix's config does not say it.
     hostname: Option<String>,
+    service_cidrs: Vec<ipnet::IpNet>,
 }
 
 impl Agent {
@@ -133,12 +134,20 @@ impl Agent {
             model: Model::default(),
             stats: IngestStats::default(),
             hostname: None,
+            service_cidrs: Vec::new(),
         }
     }
 
     /// This node's name when Felix's config does not say it (`FelixHostname`).
     pub fn with_hostname(mut self, hostname: Option<String>) -> Self {
         self.hostname = hostname;
+        self
+    }
+
+    /// Service CIDRs the driver is told of besides Felix's (they keep their source under
+    /// SNAT).
+    pub fn with_service_cidrs(mut self, cidrs: Vec<ipnet::IpNet>) -> Self {
+        self.service_cidrs = cidrs;
         self
     }
 
@@ -160,6 +169,7 @@ impl Agent {
     {
         self.model = Model {
             default_hostname: self.hostname.clone(),
+            default_service_cidrs: self.service_cidrs.clone(),
             ..Model::default()
         };
         self.stats = IngestStats::default();
@@ -173,6 +183,7 @@ impl Agent {
             model,
             stats,
             hostname: _,
+            service_cidrs: _,
         } = self;
         let mut frames = FrameReader::new(reader, *max_frame_bytes);
         let ingest = ingest(

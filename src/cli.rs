@@ -149,6 +149,10 @@ pub struct Settings {
     /// Unset: routes that need a tunnel wait (logged).
     #[arg(long, global = true, env = "CALICO_VPP_UPLINK_INTERFACE")]
     pub uplink_interface: Option<String>,
+    /// Service CIDRs (comma-separated) that keep their source under SNAT, for clusters whose
+    /// BGPConfiguration names none (Felix sends only those); both are used.
+    #[arg(long, global = true, env = "CALICO_VPP_SERVICE_CIDRS")]
+    pub service_cidrs: Option<String>,
     /// Directory for the driver's state (what it created in VPP, kept across restarts).
     #[arg(
         long,

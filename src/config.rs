@@ -53,6 +53,8 @@ pub enum ConfigError {
     ApplyInterval(u64),
     #[error("{what} {path} must be an absolute path")]
     RelativePath { what: &'static str, path: PathBuf },
+    #[error("CALICO_VPP_SERVICE_CIDRS: {value:?} is not a CIDR")]
+    ServiceCidr { value: String },
 }
 
 /// Validated driver settings.
@@ -77,6 +79,8 @@ pub struct DriverConfig {
     pub node_name: Option<String>,
     /// The VPP interface facing the network (tunnels are unnumbered to it).
     pub uplink_interface: Option<String>,
+    /// Service CIDRs besides Felix's (they keep their source under SNAT).
+    pub service_cidrs: Vec<ipnet::IpNet>,
 }
 
 /// This node's name when no setting gives it: what Felix itself would use.
@@ -127,7 +131,23 @@ impl DriverConfig {
                 });
             }
         }
+        let service_cidrs = s
+            .service_cidrs
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(|c| {
+                c.parse::<ipnet::IpNet>()
+                    .map(|n| n.trunc())
+                    .map_err(|_| ConfigError::ServiceCidr {
+                        value: c.to_string(),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(DriverConfig {
+            service_cidrs,
             api_socket: s.api_socket.clone(),
             state_dir: s.state_dir.clone(),
             log_level,
@@ -215,6 +235,23 @@ mod tests {
         assert!(matches!(
             parse(&["x", "--state-dir", "relative/dir"]),
             Err(ConfigError::RelativePath { .. })
+        ));
+    }
+
+    #[test]
+    fn service_cidrs_are_a_checked_list() {
+        assert!(parse(&["x"]).unwrap().service_cidrs.is_empty());
+        let c = parse(&["x", "--service-cidrs", "10.96.0.0/12, fd00:96::/108"]).unwrap();
+        assert_eq!(
+            c.service_cidrs,
+            vec![
+                "10.96.0.0/12".parse::<ipnet::IpNet>().unwrap(),
+                "fd00:96::/108".parse().unwrap()
+            ]
+        );
+        assert!(matches!(
+            parse(&["x", "--service-cidrs", "10.96.0.0/12,10.1.1.1"]),
+            Err(ConfigError::ServiceCidr { value }) if value == "10.1.1.1"
         ));
     }
 

@@ -120,7 +120,8 @@ async fn run(
         let (status_tx, status_rx) = status::channel();
         let hook = hook::dataplane_hook(&config, status_tx)?;
         Ok(Agent::new(hook, status_rx, log, config.max_frame_bytes)
-            .with_hostname(config.node_name.clone()))
+            .with_hostname(config.node_name.clone())
+            .with_service_cidrs(config.service_cidrs.clone()))
     };
     // Operators' questions; the driver runs without them when the socket cannot be had.
     let with_admin = |agent: Agent| async {

@@ -185,7 +185,7 @@ fn first_flow_to_a_tun_pod_meets_its_policy_without_a_neighbour() {
 }
 
 #[test]
-fn a_new_tun_pod_costs_five_writes_plus_one_per_ip_set_joined() {
+fn a_new_tun_pod_costs_five_writes_one_per_ip_set_joined_and_its_snat_inclusion() {
     let rig = Rig::new();
     let pods = shape().pods;
     // The CNI creates the new pods' interfaces before Felix hears of them.
@@ -212,6 +212,8 @@ fn a_new_tun_pod_costs_five_writes_plus_one_per_ip_set_joined() {
             // Its anti-spoofing policy (own addresses only): one rule, one policy.
             ("npol_rule_create", 1),
             ("npol_policy_create", 1),
+            // The scripted pool masquerades: the pod's interface joins cnat's SNAT.
+            ("cnat_snat_policy_add_del_if", 1),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -223,7 +225,7 @@ fn a_new_tun_pod_costs_five_writes_plus_one_per_ip_set_joined() {
     };
     assert_eq!(seen[&true], expect(0), "TUN pod; log:\n{}", d.log());
     assert_eq!(seen[&false], expect(2), "tap pod; log:\n{}", d.log());
-    assert_eq!(seen[&true].0, 3 + 2 + 2);
+    assert_eq!(seen[&true].0, 3 + 2 + 2 + 1);
 }
 
 #[test]

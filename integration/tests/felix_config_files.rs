@@ -18,7 +18,7 @@ fn load(name: &str) -> Vec<Value> {
         .collect()
 }
 
-/// `env` of the named container as a map.
+/// `env` of the named container as a map (a `fieldRef` value as its field path).
 fn container_env(ds: &Value, container: &str) -> BTreeMap<String, String> {
     let containers = ds["spec"]["template"]["spec"]["containers"]
         .as_sequence()
@@ -34,7 +34,12 @@ fn container_env(ds: &Value, container: &str) -> BTreeMap<String, String> {
         .map(|e| {
             (
                 e["name"].as_str().unwrap().to_string(),
-                e["value"].as_str().expect("string value").to_string(),
+                // A value from the pod's own fields (the node name) stands in as its path.
+                e["value"]
+                    .as_str()
+                    .or_else(|| e["valueFrom"]["fieldRef"]["fieldPath"].as_str())
+                    .expect("a string value or a fieldRef")
+                    .to_string(),
             )
         })
         .collect()

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use super::{
     AclIndex, Dataplane, DataplaneError, InterfaceEvent, InterfaceInfo, IpSetId, Op, OpError,
     OpReply, OpResult, PolicyId, RoutePath, RuleId, SwIfIndex, VppIdentity,
-    RETVAL_INVALID_SW_IF_INDEX, RETVAL_NO_SUCH_ENTRY,
+    RETVAL_FEATURE_DISABLED, RETVAL_INVALID_SW_IF_INDEX, RETVAL_NO_SUCH_ENTRY,
 };
 
 /// `retval` npol gives `npol_configure_policies` naming an unknown policy.
@@ -63,6 +63,14 @@ pub struct FakeObjects {
     pub acls: BTreeMap<AclIndex, calico_compile::Acl>,
     /// Input and output ACL lists per interface.
     pub acl_lists: BTreeMap<SwIfIndex, (Vec<AclIndex>, Vec<AclIndex>)>,
+    /// cnat's SNAT source addresses, once set.
+    pub snat_addresses: Option<(Option<std::net::Ipv4Addr>, Option<std::net::Ipv6Addr>)>,
+    /// cnat's SNAT policy is "interface + prefix" (else none: everything is translated).
+    pub snat_if_pfx: bool,
+    /// Excluded prefixes with VPP's add count (an add of a present prefix counts up).
+    pub snat_excludes: BTreeMap<ipnet::IpNet, u32>,
+    /// Included interfaces: (interface, IPv6).
+    pub snat_interfaces: BTreeSet<(SwIfIndex, bool)>,
 }
 
 enum Signal {
@@ -308,6 +316,9 @@ impl FakeHandle {
         vpp.objects.acl_lists.remove(&sw_if_index);
         vpp.objects.ipip.remove(&sw_if_index);
         vpp.objects.unnumbered.remove(&sw_if_index);
+        vpp.objects
+            .snat_interfaces
+            .retain(|(i, _)| *i != sw_if_index);
         vpp.signal(Signal::Event(InterfaceEvent::Deleted { sw_if_index }));
     }
 
@@ -623,6 +634,56 @@ impl FakeVpp {
                     o.unnumbered.insert(*sw_if_index, *to);
                 } else {
                     o.unnumbered.remove(sw_if_index);
+                }
+                Ok(OpReply::Done)
+            }
+            Op::SnatSet { v4, v6 } => {
+                if v4.is_none() && v6.is_none() {
+                    // The entry goes, with everything it holds.
+                    if o.snat_addresses.take().is_none() {
+                        return err(RETVAL_FEATURE_DISABLED);
+                    }
+                    o.snat_if_pfx = false;
+                    o.snat_excludes.clear();
+                    o.snat_interfaces.clear();
+                } else {
+                    o.snat_addresses = Some((*v4, *v6));
+                    o.snat_if_pfx = true;
+                }
+                Ok(OpReply::Done)
+            }
+            Op::SnatExclude { prefix, is_add } => {
+                if o.snat_addresses.is_none() {
+                    return err(RETVAL_FEATURE_DISABLED);
+                }
+                if *is_add {
+                    *o.snat_excludes.entry(*prefix).or_default() += 1;
+                    return Ok(OpReply::Done);
+                }
+                match o.snat_excludes.get_mut(prefix) {
+                    Some(n) if *n > 1 => *n -= 1,
+                    Some(_) => {
+                        o.snat_excludes.remove(prefix);
+                    }
+                    None => return err(RETVAL_NO_SUCH_ENTRY),
+                }
+                Ok(OpReply::Done)
+            }
+            Op::SnatInterface {
+                sw_if_index,
+                v6,
+                is_add,
+            } => {
+                if !self.interfaces.contains_key(sw_if_index) {
+                    return err(RETVAL_INVALID_SW_IF_INDEX);
+                }
+                if o.snat_addresses.is_none() {
+                    return err(RETVAL_FEATURE_DISABLED);
+                }
+                if *is_add {
+                    o.snat_interfaces.insert((*sw_if_index, *v6));
+                } else {
+                    o.snat_interfaces.remove(&(*sw_if_index, *v6));
                 }
                 Ok(OpReply::Done)
             }

@@ -55,6 +55,9 @@ vpp_id!(
 
 /// VPP's `retval` for "no such entry": a delete of something already gone.
 pub const RETVAL_NO_SUCH_ENTRY: i32 = -6;
+/// VPP's `retval` for a feature not set up: cnat's SNAT exclusions and inclusions before
+/// its SNAT entry exists, and deleting an entry that does not.
+pub const RETVAL_FEATURE_DISABLED: i32 = -30;
 /// VPP's `retval` for an interface index that does not exist (any more).
 pub const RETVAL_INVALID_SW_IF_INDEX: i32 = -2;
 /// The ACL plugin's `acl_del` of an ACL still applied as input / output.
@@ -153,6 +156,30 @@ pub enum Op {
         sw_if_index: SwIfIndex,
         up: bool,
     },
+    /// `cnat_set_snat_addresses_v2`, the source addresses SNAT translates to (absent: none
+    /// for that family) in the default table, then, in the same batch,
+    /// `cnat_set_snat_policy` "interface + prefix" (translate only what enters by an
+    /// included interface, towards no excluded prefix). Two messages back to back because
+    /// cnat creates the entry with its "none" policy, which translates *everything*: the
+    /// gap must be as short as VPP makes it. Neither address: the entry is deleted (with
+    /// its exclusions and inclusions), no policy message.
+    SnatSet {
+        v4: Option<std::net::Ipv4Addr>,
+        v6: Option<std::net::Ipv6Addr>,
+    },
+    /// `cnat_snat_policy_add_del_exclude_pfx`: traffic towards `prefix` keeps its source.
+    /// VPP counts adds: each add needs exactly one delete.
+    SnatExclude {
+        prefix: ipnet::IpNet,
+        is_add: bool,
+    },
+    /// `cnat_snat_policy_add_del_if`: what enters by `sw_if_index` (of one family) is
+    /// translated.
+    SnatInterface {
+        sw_if_index: SwIfIndex,
+        v6: bool,
+        is_add: bool,
+    },
     /// A static neighbour (ARP/ND) entry.
     Neighbour {
         sw_if_index: SwIfIndex,
@@ -183,6 +210,9 @@ impl Op {
             Op::IpipTunnelDelete { .. } => "ipip_del_tunnel",
             Op::SetUnnumbered { .. } => "sw_interface_set_unnumbered",
             Op::SetAdminUp { .. } => "sw_interface_set_flags",
+            Op::SnatSet { .. } => "cnat_set_snat_addresses_v2",
+            Op::SnatExclude { .. } => "cnat_snat_policy_add_del_exclude_pfx",
+            Op::SnatInterface { .. } => "cnat_snat_policy_add_del_if",
             Op::AclAddReplace { .. } => "acl_add_replace",
             Op::AclDelete { .. } => "acl_del",
             Op::AclInterfaceSet { .. } => "acl_interface_set_acl_list",

@@ -73,6 +73,14 @@ pub fn required_messages() -> Vec<MessageInfo> {
         n::NpolConfigurePoliciesReply::INFO,
         c::FeatureCnatEnableDisable::INFO,
         c::FeatureCnatEnableDisableReply::INFO,
+        c::CnatSetSnatAddressesV2::INFO,
+        c::CnatSetSnatAddressesV2Reply::INFO,
+        c::CnatSetSnatPolicy::INFO,
+        c::CnatSetSnatPolicyReply::INFO,
+        c::CnatSnatPolicyAddDelExcludePfx::INFO,
+        c::CnatSnatPolicyAddDelExcludePfxReply::INFO,
+        c::CnatSnatPolicyAddDelIf::INFO,
+        c::CnatSnatPolicyAddDelIfReply::INFO,
         ipn::IpNeighborAddDel::INFO,
         ipn::IpNeighborAddDelReply::INFO,
         ip::IpRouteAddDel::INFO,
@@ -352,6 +360,10 @@ enum DoneHandle {
     IpipDelete(ReplyHandle<ipip::IpipDelTunnelReply>),
     Unnumbered(ReplyHandle<vpp_bindings::gen::interface::SwInterfaceSetUnnumberedReply>),
     Flags(ReplyHandle<vpp_bindings::gen::interface::SwInterfaceSetFlagsReply>),
+    SnatAddresses(ReplyHandle<vpp_bindings::gen::cnat::CnatSetSnatAddressesV2Reply>),
+    SnatPolicy(ReplyHandle<vpp_bindings::gen::cnat::CnatSetSnatPolicyReply>),
+    SnatExclude(ReplyHandle<vpp_bindings::gen::cnat::CnatSnatPolicyAddDelExcludePfxReply>),
+    SnatInterface(ReplyHandle<vpp_bindings::gen::cnat::CnatSnatPolicyAddDelIfReply>),
     AclDel(ReplyHandle<acl_api::AclDelReply>),
     AclSet(ReplyHandle<acl_api::AclInterfaceSetAclListReply>),
 }
@@ -569,6 +581,53 @@ fn push_op(b: &mut Batch<'_>, op: &Op) -> Result<Pending, ClientError> {
                 is_add: *is_add,
             },
         )?)]),
+        Op::SnatSet { v4, v6 } => {
+            use vpp_bindings::gen::{cnat, ip_types};
+            let ip4 = v4.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
+            let ip6 = v6.unwrap_or(std::net::Ipv6Addr::UNSPECIFIED);
+            let mut done = vec![DoneHandle::SnatAddresses(b.push(
+                &cnat::CnatSetSnatAddressesV2 {
+                    fwd_fib_index: 0,
+                    ret_fib_index: 0,
+                    snat_ip4: ip_types::Ip4Address(ip4.octets()),
+                    snat_ip6: ip_types::Ip6Address(ip6.octets()),
+                    sw_if_index: u32::MAX,
+                    flags: cnat::CnatSnatPolicyFlags::empty(),
+                },
+            )?)];
+            if v4.is_some() || v6.is_some() {
+                done.push(DoneHandle::SnatPolicy(b.push(
+                    &cnat::CnatSetSnatPolicy {
+                        policy: cnat::CnatSnatPolicies::CnatPolicyIfPfx,
+                    },
+                )?));
+            }
+            Pending::Done(done)
+        }
+        Op::SnatExclude { prefix, is_add } => Pending::Done(vec![DoneHandle::SnatExclude(
+            b.push(&vpp_bindings::gen::cnat::CnatSnatPolicyAddDelExcludePfx {
+                is_add: u8::from(*is_add),
+                prefix: (*prefix).into(),
+            })?,
+        )]),
+        Op::SnatInterface {
+            sw_if_index,
+            v6,
+            is_add,
+        } => {
+            use vpp_bindings::gen::cnat;
+            Pending::Done(vec![DoneHandle::SnatInterface(b.push(
+                &cnat::CnatSnatPolicyAddDelIf {
+                    sw_if_index: sw_if_index.0,
+                    is_add: u8::from(*is_add),
+                    table: if *v6 {
+                        cnat::CnatSnatPolicyTable::CnatPolicyIncludeV6
+                    } else {
+                        cnat::CnatSnatPolicyTable::CnatPolicyIncludeV4
+                    },
+                },
+            )?)])
+        }
         Op::SetAdminUp { sw_if_index, up } => Pending::Done(vec![DoneHandle::Flags(b.push(
             &vpp_bindings::gen::interface::SwInterfaceSetFlags {
                 sw_if_index: sw_if_index.0,
@@ -673,6 +732,18 @@ fn collect(op: &'static str, p: Pending, replies: &BatchReplies) -> Result<OpRes
                         reply(op, replies.get(&h), |m| m.retval)?.map(drop)
                     }
                     DoneHandle::Flags(h) => reply(op, replies.get(&h), |m| m.retval)?.map(drop),
+                    DoneHandle::SnatAddresses(h) => {
+                        reply(op, replies.get(&h), |m| m.retval)?.map(drop)
+                    }
+                    DoneHandle::SnatPolicy(h) => {
+                        reply(op, replies.get(&h), |m| m.retval)?.map(drop)
+                    }
+                    DoneHandle::SnatExclude(h) => {
+                        reply(op, replies.get(&h), |m| m.retval)?.map(drop)
+                    }
+                    DoneHandle::SnatInterface(h) => {
+                        reply(op, replies.get(&h), |m| m.retval)?.map(drop)
+                    }
                     DoneHandle::AclDel(h) => reply(op, replies.get(&h), |m| m.retval)?.map(drop),
                     DoneHandle::AclSet(h) => reply(op, replies.get(&h), |m| m.retval)?.map(drop),
                 };

@@ -770,6 +770,9 @@ impl Changed {
             routes: _,
             tunnels: _,
             uplinks: _,
+            snat: _,
+            snat_excludes: _,
+            snat_interfaces: _,
         } = diff;
         self.kinds.add_diff(diff);
         self.ipsets.extend(ipsets_upserted.keys().cloned());

@@ -268,6 +268,9 @@ pub fn apply_diff(state: &mut DesiredState, mut diff: DesiredDiff) {
         routes: _,
         tunnels: _,
         uplinks: _,
+        snat: _,
+        snat_excludes: _,
+        snat_interfaces: _,
     } = diff;
     for k in ipsets_removed {
         state.ipsets.remove(&k);

@@ -1687,3 +1687,120 @@ async fn tunnels_are_built_owned_adopted_rebuilt_and_pruned() {
     assert_eq!(h.objects().ipip.len(), 1);
     assert!(report.waiting_objects >= 1);
 }
+
+/// SNAT for masquerading pools: the settings (addresses and policy), the exclusions
+/// and, last, the inclusion of the bound pod interface; adopted with no write after a
+/// restart (cnat counts exclusion adds: a blind re-add would need two deletes); the
+/// inclusion follows a re-created interface; all of it removed, inclusion first, when no
+/// pool masquerades any more.
+#[tokio::test]
+async fn snat_is_set_once_followed_and_removed_in_order() {
+    use calico_compile::{
+        DesiredSnat, DesiredSnatExclude, DesiredSnatIf, SnatExcludeKey, SnatIfKey, SnatKey,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ReconcilerConfig {
+        state_dir: Some(dir.path().to_path_buf()),
+        ..ReconcilerConfig::default()
+    };
+    let (dp, h) = fake::new();
+    let sw = h.add_interface("tap1", "cali-a");
+    let mut d = base();
+    let node: std::net::Ipv4Addr = "192.168.1.1".parse().unwrap();
+    d.snat.insert(
+        SnatKey,
+        DesiredSnat {
+            v4: Some(node),
+            v6: None,
+        },
+    );
+    for n in ["10.70.0.0/16", "192.168.1.1/32", "10.96.0.0/12"] {
+        d.snat_excludes
+            .insert(SnatExcludeKey(n.parse().unwrap()), DesiredSnatExclude);
+    }
+    let include = SnatIfKey {
+        interface: InterfaceKey("cali-a".into()),
+        v6: false,
+    };
+    d.snat_interfaces.insert(include.clone(), DesiredSnatIf);
+
+    let mut r = Reconciler::new(dp, cfg.clone());
+    r.connect().await.unwrap();
+    r.apply(&d).await.unwrap();
+    let o = h.objects();
+    assert_eq!(o.snat_addresses, Some((Some(node), None)));
+    assert!(o.snat_if_pfx);
+    assert_eq!(o.snat_excludes.len(), 3);
+    assert!(o.snat_excludes.values().all(|n| *n == 1));
+    assert_eq!(o.snat_interfaces, BTreeSet::from([(sw, false)]));
+    let ops = names(&h);
+    let include_at = position(&ops, "cnat_snat_policy_add_del_if").0;
+    assert!(include_at > position(&ops, "cnat_snat_policy_add_del_exclude_pfx").1);
+    assert!(
+        position(&ops, "cnat_snat_policy_add_del_exclude_pfx").0
+            > position(&ops, "cnat_set_snat_addresses_v2").0
+    );
+    assert!(include_at > position(&ops, "feature_cnat_enable_disable").0);
+
+    // A driver restart adopts it all: no write (an exclusion added again would count 2).
+    drop(r);
+    let mut r = Reconciler::new(h.reconnect_dataplane(), cfg.clone());
+    r.connect().await.unwrap();
+    h.clear_log();
+    assert_eq!(r.apply(&d).await.unwrap().writes, 0);
+    assert!(h.objects().snat_excludes.values().all(|n| *n == 1));
+
+    // The pod's interface is re-created: the inclusion follows the new index.
+    h.delete_interface(sw);
+    let sw2 = h.add_interface("tap2", "cali-a");
+    r.refresh_interfaces().await.unwrap();
+    r.apply(&d).await.unwrap();
+    assert_eq!(h.objects().snat_interfaces, BTreeSet::from([(sw2, false)]));
+
+    // The node's address changes: only the settings are written again (the addresses and
+    // the policy, back to back).
+    h.clear_log();
+    let mut d2 = d.clone();
+    d2.snat.insert(
+        SnatKey,
+        DesiredSnat {
+            v4: Some("192.168.1.9".parse().unwrap()),
+            v6: None,
+        },
+    );
+    let diff = d.diff(&d2);
+    r.apply_changes(&d2, &Changed::from_diff(&diff))
+        .await
+        .unwrap();
+    assert_eq!(names(&h), vec!["cnat_set_snat_addresses_v2"]);
+    assert_eq!(h.objects().snat_excludes.len(), 3);
+
+    // No pool masquerades any more: inclusion and exclusions go, then the entry (never
+    // cnat's "none" policy, which translates everything).
+    h.clear_log();
+    let mut d3 = d2.clone();
+    d3.snat.clear();
+    d3.snat_excludes.clear();
+    d3.snat_interfaces.clear();
+    let diff = d2.diff(&d3);
+    r.apply_changes(&d3, &Changed::from_diff(&diff))
+        .await
+        .unwrap();
+    let o = h.objects();
+    assert!(o.snat_interfaces.is_empty() && o.snat_excludes.is_empty());
+    assert_eq!(o.snat_addresses, None);
+    let ops = names(&h);
+    assert_eq!(ops.len(), 5, "{ops:?}");
+    assert_eq!(ops[0], "cnat_snat_policy_add_del_if");
+    assert_eq!(ops[4], "cnat_set_snat_addresses_v2");
+
+    // Masquerading again: the entry first, then what lives in it.
+    h.clear_log();
+    let diff = d3.diff(&d2);
+    r.apply_changes(&d2, &Changed::from_diff(&diff))
+        .await
+        .unwrap();
+    let o = h.objects();
+    assert!(o.snat_if_pfx && o.snat_excludes.len() == 3 && o.snat_interfaces.len() == 1);
+    assert_eq!(names(&h)[0], "cnat_set_snat_addresses_v2");
+}

@@ -60,6 +60,9 @@ pub struct ChangeSet {
     /// Host metadata changed (this node's address is a tunnel's source).
     #[serde(default)]
     pub hosts: bool,
+    /// Felix's BGP configuration changed (its service CIDRs keep their source under SNAT).
+    #[serde(default)]
+    pub bgp: bool,
     pub node: bool,
 }
 
@@ -74,6 +77,7 @@ impl From<&Changes> for ChangeSet {
             routes: !c.routes.is_empty(),
             pools: !c.ipam_pools.is_empty(),
             hosts: !c.host_metadata.is_empty(),
+            bgp: c.global_bgp,
             node: !c.felix_config.is_empty(),
             ..ChangeSet::default()
         };
@@ -340,6 +344,9 @@ impl Compiler {
         c.refresh_host_set(model);
         (c.out.routes, c.out.tunnels) = crate::routes::desired_routes(model);
         c.out.uplinks = crate::routes::desired_uplinks();
+        let snat = crate::snat::desired_snat(model);
+        (c.out.snat, c.out.snat_excludes, c.out.snat_interfaces) =
+            (snat.snat, snat.excludes, snat.interfaces);
         for (id, ep) in &model.workload_endpoints {
             let k = InterfaceKey(ep.name.clone());
             c.ep_iface.insert(id.clone(), k.clone());
@@ -387,6 +394,20 @@ impl Compiler {
             tunnels.note_all(&self.out.tunnels, &new_tunnels);
             self.out.routes = new;
             self.out.tunnels = new_tunnels;
+        }
+        let (mut snat, mut snat_excludes, mut snat_interfaces) = Default::default();
+        if changes.pools || changes.hosts || changes.bgp || !changes.workload_endpoints.is_empty() {
+            let new = crate::snat::desired_snat(model);
+            crate::KindDiff::note_all(&mut snat, &self.out.snat, &new.snat);
+            crate::KindDiff::note_all(&mut snat_excludes, &self.out.snat_excludes, &new.excludes);
+            crate::KindDiff::note_all(
+                &mut snat_interfaces,
+                &self.out.snat_interfaces,
+                &new.interfaces,
+            );
+            self.out.snat = new.snat;
+            self.out.snat_excludes = new.excludes;
+            self.out.snat_interfaces = new.interfaces;
         }
         for id in &changes.ipsets {
             let key = base_key(id);
@@ -477,6 +498,9 @@ impl Compiler {
         let mut diff = DesiredDiff {
             routes,
             tunnels,
+            snat,
+            snat_excludes,
+            snat_interfaces,
             ..DesiredDiff::default()
         };
         for (k, old) in &track.ipsets {

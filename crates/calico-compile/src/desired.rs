@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::guard::{Acl, InterfaceGuard};
 use crate::routes::{DesiredRoute, DesiredTunnel, DesiredUplink, RouteKey, TunnelKey, UplinkKey};
+use crate::snat::{
+    DesiredSnat, DesiredSnatExclude, DesiredSnatIf, SnatExcludeKey, SnatIfKey, SnatKey,
+};
 
 macro_rules! key {
     ($(#[$m:meta])* $name:ident) => {
@@ -82,6 +85,13 @@ pub struct DesiredState {
     /// The uplink's preparation (see [`crate::routes::desired_uplinks`]).
     #[serde(default)]
     pub uplinks: BTreeMap<UplinkKey, DesiredUplink>,
+    /// SNAT for masquerading pools (see [`crate::snat`]).
+    #[serde(default)]
+    pub snat: BTreeMap<SnatKey, DesiredSnat>,
+    #[serde(default)]
+    pub snat_excludes: BTreeMap<SnatExcludeKey, DesiredSnatExclude>,
+    #[serde(default)]
+    pub snat_interfaces: BTreeMap<SnatIfKey, DesiredSnatIf>,
 }
 
 /// Members to add to and remove from an ipset whose key and type did not change.
@@ -108,6 +118,9 @@ pub struct DesiredDiff {
     pub routes: KindDiff<RouteKey, DesiredRoute>,
     pub tunnels: KindDiff<TunnelKey, DesiredTunnel>,
     pub uplinks: KindDiff<UplinkKey, DesiredUplink>,
+    pub snat: KindDiff<SnatKey, DesiredSnat>,
+    pub snat_excludes: KindDiff<SnatExcludeKey, DesiredSnatExclude>,
+    pub snat_interfaces: KindDiff<SnatIfKey, DesiredSnatIf>,
 }
 
 /// What changed in one kind's table of desired objects: the new values of the keys that
@@ -181,6 +194,9 @@ impl DesiredDiff {
             && self.routes.is_empty()
             && self.tunnels.is_empty()
             && self.uplinks.is_empty()
+            && self.snat.is_empty()
+            && self.snat_excludes.is_empty()
+            && self.snat_interfaces.is_empty()
     }
 
     /// Number of object-level changes (each member delta counts once per member).
@@ -200,6 +216,9 @@ impl DesiredDiff {
             + self.routes.len()
             + self.tunnels.len()
             + self.uplinks.len()
+            + self.snat.len()
+            + self.snat_excludes.len()
+            + self.snat_interfaces.len()
     }
 
     /// Records the change of one ipset from `old` to `new`.
@@ -277,6 +296,11 @@ impl DesiredState {
         d.routes.note_all(&self.routes, &new.routes);
         d.tunnels.note_all(&self.tunnels, &new.tunnels);
         d.uplinks.note_all(&self.uplinks, &new.uplinks);
+        d.snat.note_all(&self.snat, &new.snat);
+        d.snat_excludes
+            .note_all(&self.snat_excludes, &new.snat_excludes);
+        d.snat_interfaces
+            .note_all(&self.snat_interfaces, &new.snat_interfaces);
         d
     }
 }

@@ -41,6 +41,7 @@ pub mod reference;
 pub mod report;
 pub mod routes;
 pub mod rules;
+pub mod snat;
 
 pub use compiler::{compile, ChangeSet, Compiled, Compiler};
 pub use config::{EndpointToHostAction, PolicyConfig};
@@ -53,4 +54,7 @@ pub use lookup::{evaluate_compiled, explain_compiled, npol_direction, ExplainedS
 pub use report::{CalicoDirection, CompileReport, Note, Subject};
 pub use routes::{
     DesiredRoute, DesiredTunnel, DesiredUplink, Encap, NextHop, RouteKey, TunnelKey, UplinkKey,
+};
+pub use snat::{
+    DesiredSnat, DesiredSnatExclude, DesiredSnatIf, SnatExcludeKey, SnatIfKey, SnatKey,
 };

@@ -47,6 +47,10 @@ pub struct Model {
     /// the system hostname).
     #[serde(default)]
     pub default_hostname: Option<String>,
+    /// Service CIDRs the driver is told of (`CALICO_VPP_SERVICE_CIDRS`), for clusters whose
+    /// BGP configuration names none: they keep their source under SNAT like Felix's own.
+    #[serde(default)]
+    pub default_service_cidrs: Vec<ipnet::IpNet>,
 }
 
 impl Model {

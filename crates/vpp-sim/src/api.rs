@@ -545,11 +545,15 @@ impl Dispatch {
             },
         );
         self.w(|ctx, m: cnat::CnatSetSnatAddresses| {
-            let ip4 = std::net::Ipv4Addr::from(m.snat_ip4);
-            let ip6 = std::net::Ipv6Addr::from(m.snat_ip6);
-            let ip4 = (!ip4.is_unspecified()).then_some(IpAddr::V4(ip4));
-            let ip6 = (!ip6.is_unspecified()).then_some(IpAddr::V6(ip6));
+            let (ip4, ip6) = snat_addresses(m.snat_ip4, m.snat_ip6);
             cnat::CnatSetSnatAddressesReply {
+                retval: ctx.state.cnat_set_snat(ip4, ip6, m.sw_if_index),
+            }
+        });
+        // v2 adds forward and return FIB indexes; the simulator has one table.
+        self.w(|ctx, m: cnat::CnatSetSnatAddressesV2| {
+            let (ip4, ip6) = snat_addresses(m.snat_ip4, m.snat_ip6);
+            cnat::CnatSetSnatAddressesV2Reply {
                 retval: ctx.state.cnat_set_snat(ip4, ip6, m.sw_if_index),
             }
         });
@@ -842,6 +846,19 @@ fn path_to_api(p: &Path) -> fib_types::FibPath {
         },
         ..Default::default()
     }
+}
+
+/// cnat's SNAT addresses as set: an unspecified address means none for that family.
+fn snat_addresses(
+    ip4: vpp_bindings::gen::ip_types::Ip4Address,
+    ip6: vpp_bindings::gen::ip_types::Ip6Address,
+) -> (Option<IpAddr>, Option<IpAddr>) {
+    let ip4 = std::net::Ipv4Addr::from(ip4);
+    let ip6 = std::net::Ipv6Addr::from(ip6);
+    (
+        (!ip4.is_unspecified()).then_some(IpAddr::V4(ip4)),
+        (!ip6.is_unspecified()).then_some(IpAddr::V6(ip6)),
+    )
 }
 
 fn endpoint_from_api(e: &cnat::CnatEndpoint) -> Endpoint {

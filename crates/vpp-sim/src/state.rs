@@ -1027,6 +1027,13 @@ impl SimState {
         ip6: Option<IpAddr>,
         sw_if_index: u32,
     ) -> i32 {
+        if ip4.is_none() && ip6.is_none() && sw_if_index == u32::MAX {
+            // Nothing to translate to: the entry goes, with its exclusions and inclusions.
+            return match self.cnat.snat.take() {
+                Some(_) => rv::OK,
+                None => rv::FEATURE_DISABLED,
+            };
+        }
         let pending = std::mem::take(&mut self.cnat.pending_exclude);
         let snat = self.cnat.snat.get_or_insert_with(Snat::default);
         snat.ip4 = ip4;

@@ -36,6 +36,7 @@ use crate::dataplane::{
 pub mod acl;
 pub mod npol_objects;
 pub mod route;
+pub mod snat;
 pub mod tunnel;
 pub mod uplink;
 
@@ -481,6 +482,9 @@ kinds! {
     uplinks: uplink::Uplinks,
     tunnels: tunnel::Tunnels,
     routes: route::Routes,
+    snat: snat::Snat,
+    snat_excludes: snat::SnatExcludes,
+    snat_interfaces: snat::SnatInterfaces,
 }
 
 impl<D: Dataplane> Reconciler<D> {
@@ -684,7 +688,10 @@ mod tests {
                 "acls",
                 "uplinks",
                 "tunnels",
-                "routes"
+                "routes",
+                "snat",
+                "snat_excludes",
+                "snat_interfaces"
             ])
         );
         let mut old = v.clone();

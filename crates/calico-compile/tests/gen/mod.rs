@@ -700,6 +700,7 @@ pub fn changes(a: &Model, b: &Model) -> calico_compile::ChangeSet {
         routes: a.routes != b.routes,
         pools: a.ipam_pools != b.ipam_pools,
         hosts: a.host_metadata != b.host_metadata,
+        bgp: a.global_bgp != b.global_bgp,
         node: a.felix_config != b.felix_config,
     }
 }

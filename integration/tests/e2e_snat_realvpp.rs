@@ -1,0 +1,200 @@
+//! SNAT for `natOutgoing` pools on a real VPP with real packets (issue 13: SNAT). One node:
+//! pod A in the masquerading pool 10.74.0.0/16, pod B in the plain pool 10.75.0.0/16, and
+//! an external host on the node's uplink (VPP 192.168.80.1, the host .2). Servers answer
+//! each connection with the address they saw it come from.
+//!
+//! Shown: A reaches the external host with the node's address; B keeps its own; A → B
+//! (pool to pool) keeps A's; a driver restart with the same snapshot makes no write; a
+//! masquerade flip on A's pool is followed both ways.
+
+mod common;
+
+use std::time::Duration;
+
+use calico_vpp_driver::felix::proto;
+use calico_vpp_driver::felix::proto::to_dataplane::Payload;
+use calico_vpp_driver::felix::script::{self, envelope};
+use common::driver::{wait_until, Driver};
+use common::realvpp::{serialise, unique, Pod, VppInstance};
+
+const CONVERGE: Duration = Duration::from_secs(20);
+const NODE_IP: &str = "192.168.80.1";
+
+/// Answers each TCP connection on argv[1] with the peer's address, then closes it.
+const PEER_SERVER: &str = r#"
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+s.listen(64)
+while True:
+    c, a = s.accept()
+    c.sendall(a[0].encode())
+    c.close()
+"#;
+
+/// Connects to argv[1]:argv[2] and prints what the server says.
+const PEER_CLIENT: &str = r#"
+import socket, sys
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1.5)
+c.settimeout(1.5)
+print(c.recv(100).decode())
+"#;
+
+/// The address `dst`'s server saw `from`'s connection come from (empty: no connection).
+fn seen_by(from: &Pod, dst: &str) -> String {
+    let (_, out) = from.python(PEER_CLIENT, &[dst, "9000"]);
+    out.trim().to_string()
+}
+
+fn pool(cidr: &str, masquerade: bool) -> proto::ToDataplane {
+    envelope(Payload::IpamPoolUpdate(proto::IpamPoolUpdate {
+        id: cidr.replace('/', "-"),
+        pool: Some(proto::IpamPool {
+            cidr: cidr.into(),
+            masquerade,
+            ipip_mode: "Never".into(),
+            vxlan_mode: "Never".into(),
+            ..Default::default()
+        }),
+    }))
+}
+
+fn endpoint(name: &str, pod: &Pod) -> proto::ToDataplane {
+    envelope(Payload::WorkloadEndpointUpdate(
+        proto::WorkloadEndpointUpdate {
+            id: Some(proto::WorkloadEndpointId {
+                orchestrator_id: "k8s".into(),
+                workload_id: format!("snat/{name}"),
+                endpoint_id: "eth0".into(),
+            }),
+            endpoint: Some(proto::WorkloadEndpoint {
+                state: "active".into(),
+                name: pod.host_if.clone(),
+                mac: pod.mac.clone(),
+                profile_ids: vec!["kns.snat".into()],
+                ipv4_nets: vec![format!("{}/32", pod.v4)],
+                ..Default::default()
+            }),
+        },
+    ))
+}
+
+fn snapshot(a: &Pod, b: &Pod) -> Vec<proto::ToDataplane> {
+    let allow = || proto::Rule {
+        action: "allow".into(),
+        ..Default::default()
+    };
+    vec![
+        envelope(Payload::ConfigUpdate(proto::ConfigUpdate {
+            config: script::labels(&[("FelixHostname", "node1")]),
+            ..Default::default()
+        })),
+        envelope(Payload::HostMetadataUpdate(proto::HostMetadataUpdate {
+            hostname: "node1".into(),
+            ipv4_addr: format!("{NODE_IP}/24"),
+            ..Default::default()
+        })),
+        envelope(Payload::ActiveProfileUpdate(proto::ActiveProfileUpdate {
+            id: Some(proto::ProfileId {
+                name: "kns.snat".into(),
+            }),
+            profile: Some(proto::Profile {
+                inbound_rules: vec![allow()],
+                outbound_rules: vec![allow()],
+            }),
+        })),
+        pool("10.74.0.0/16", true),
+        pool("10.75.0.0/16", false),
+        endpoint("a", a),
+        endpoint("b", b),
+        script::in_sync(),
+    ]
+}
+
+fn driver(vpp: &VppInstance, uplink: &str) -> Driver {
+    let state = vpp.dir().join("state");
+    let sock = vpp.socket();
+    Driver::spawn(&[
+        ("CALICO_VPP_DATAPLANE", "vpp"),
+        ("CALICO_VPP_API_SOCKET", sock.to_str().unwrap()),
+        ("CALICO_VPP_STATE_DIR", state.to_str().unwrap()),
+        ("CALICO_VPP_UPLINK_INTERFACE", uplink),
+    ])
+}
+
+#[test]
+#[ignore = "needs a real VPP: set CALICO_VPP_TEST_VPP_PREFIX (see README)"]
+fn a_masquerading_pool_reaches_the_outside_with_the_node_address() {
+    let _one = serialise();
+    let vpp = VppInstance::start();
+    // The external host: VPP's side of its link is the node's uplink, 192.168.80.1.
+    let ext = Pod::attach_as(&vpp, &unique("x"), [192, 168, 80], "fd80:80");
+    let uplink = format!("host-{}", ext.host_if);
+    let a = Pod::attach_as(&vpp, &unique("s"), [10, 74, 1], "fd74:1");
+    let b = Pod::attach_as(&vpp, &unique("s"), [10, 75, 1], "fd75:1");
+    let _ext_server = ext.spawn_python(PEER_SERVER, &["9000"]);
+    let _b_server = b.spawn_python(PEER_SERVER, &["9000"]);
+    let ext_ip = ext.v4.to_string();
+    let b_ip = b.v4.to_string();
+    std::thread::sleep(Duration::from_millis(300));
+
+    // Before the driver: VPP routes, nothing is translated.
+    assert_eq!(seen_by(&a, &ext_ip), a.v4.to_string());
+
+    let mut d = driver(&vpp, &uplink);
+    d.send(&snapshot(&a, &b));
+    d.wait_status("snat/a", Some("up"), CONVERGE);
+    d.wait_status("snat/b", Some("up"), CONVERGE);
+
+    let mut last = String::new();
+    assert!(
+        wait_until(CONVERGE, || {
+            last = seen_by(&a, &ext_ip);
+            last == NODE_IP
+        }),
+        "A (masquerading pool) to the outside leaves with the node address; seen {last:?}\n{}\n{}",
+        vpp.cli("show cnat snat-policy"),
+        d.log()
+    );
+    assert_eq!(
+        seen_by(&b, &ext_ip),
+        b_ip,
+        "B (plain pool) keeps its address"
+    );
+    assert_eq!(
+        seen_by(&a, &b_ip),
+        a.v4.to_string(),
+        "pool to pool keeps its source"
+    );
+
+    // A driver restart with the same snapshot: adopted, no write, still translated.
+    d.stop();
+    let mut d = driver(&vpp, &uplink);
+    d.send(&snapshot(&a, &b));
+    d.wait_status("snat/a", Some("up"), CONVERGE);
+    std::thread::sleep(Duration::from_secs(1));
+    let writes: u64 = d.passes.lock().unwrap().iter().map(|(_, w)| w).sum();
+    assert_eq!(writes, 0, "restart made writes:\n{}", d.log());
+    assert_eq!(seen_by(&a, &ext_ip), NODE_IP);
+
+    // The pool stops masquerading, then starts again.
+    d.send(&[pool("10.74.0.0/16", false)]);
+    assert!(
+        wait_until(CONVERGE, || {
+            last = seen_by(&a, &ext_ip);
+            last == a.v4.to_string()
+        }),
+        "masquerade off: A keeps its address; seen {last:?}\n{}\n{}\n{}",
+        vpp.cli("show cnat snat-policy"),
+        vpp.cli("show cnat session"),
+        d.log()
+    );
+    d.send(&[pool("10.74.0.0/16", true)]);
+    assert!(
+        wait_until(CONVERGE, || seen_by(&a, &ext_ip) == NODE_IP),
+        "masquerade on again\n{}",
+        d.log()
+    );
+    d.stop();
+}
