@@ -339,15 +339,11 @@ fn real_vpp_icmp_echo_meets_calico_policy_as_felix_does() {
         );
     }
 
-    let state = vpp.dir().join("state");
-    let sock = vpp.socket();
     let admin = vpp.dir().join("admin.sock");
-    let mut driver = Driver::spawn(&[
-        ("CALICO_VPP_DATAPLANE", "vpp"),
-        ("CALICO_VPP_API_SOCKET", sock.to_str().unwrap()),
-        ("CALICO_VPP_STATE_DIR", state.to_str().unwrap()),
-        ("CALICO_VPP_ADMIN_SOCKET", admin.to_str().unwrap()),
-    ]);
+    let mut driver = Driver::on_vpp(
+        &vpp,
+        &[("CALICO_VPP_ADMIN_SOCKET", admin.to_str().unwrap())],
+    );
     driver.send(&snapshot(&pods));
     for (name, _) in &pods {
         driver.wait_status(&format!("icmp/{name}"), Some("up"), CONVERGE);

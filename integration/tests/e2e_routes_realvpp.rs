@@ -13,7 +13,7 @@ use calico_vpp_driver::felix::proto;
 use calico_vpp_driver::felix::proto::to_dataplane::Payload;
 use calico_vpp_driver::felix::script::{self, envelope};
 use common::driver::{wait_until, Driver};
-use common::realvpp::{run, serialise, Pod, VppInstance};
+use common::realvpp::{ipam_pool, run, serialise, Pod, VppInstance};
 
 const CONVERGE: Duration = Duration::from_secs(20);
 
@@ -38,44 +38,9 @@ fn snapshot(pod: &Pod) -> Vec<proto::ToDataplane> {
                 }],
             }),
         })),
-        envelope(Payload::IpamPoolUpdate(proto::IpamPoolUpdate {
-            id: "10.70.0.0-16".into(),
-            pool: Some(proto::IpamPool {
-                cidr: "10.70.0.0/16".into(),
-                masquerade: false,
-                ipip_mode: "Never".into(),
-                vxlan_mode: "Never".into(),
-                ..Default::default()
-            }),
-        })),
-        envelope(Payload::IpamPoolUpdate(proto::IpamPoolUpdate {
-            id: "10.71.0.0-16".into(),
-            pool: Some(proto::IpamPool {
-                cidr: "10.71.0.0/16".into(),
-                masquerade: false,
-                ipip_mode: "Always".into(),
-                vxlan_mode: "Never".into(),
-                ..Default::default()
-            }),
-        })),
-        envelope(Payload::WorkloadEndpointUpdate(
-            proto::WorkloadEndpointUpdate {
-                id: Some(proto::WorkloadEndpointId {
-                    orchestrator_id: "k8s".into(),
-                    workload_id: "routes/a".into(),
-                    endpoint_id: "eth0".into(),
-                }),
-                endpoint: Some(proto::WorkloadEndpoint {
-                    state: "active".into(),
-                    name: pod.host_if.clone(),
-                    mac: pod.mac.clone(),
-                    profile_ids: vec!["kns.routes".into()],
-                    ipv4_nets: vec![format!("{}/32", pod.v4)],
-                    ipv6_nets: vec![format!("{}/128", pod.v6)],
-                    ..Default::default()
-                }),
-            },
-        )),
+        ipam_pool("10.70.0.0/16", false, "Never"),
+        ipam_pool("10.71.0.0/16", false, "Always"),
+        pod.endpoint("routes/a", "kns.routes", true),
         script::in_sync(),
     ]
 }
@@ -121,13 +86,7 @@ fn remote_blocks_are_reachable_exactly_while_felix_routes_them() {
     host_block_addresses(&node2, &["10.70.1.1/32", "fd00:70::1/128", "10.71.1.1/32"]);
     host_block_addresses(&node3, &["10.70.1.1/32"]);
 
-    let state = vpp.dir().join("state");
-    let sock = vpp.socket();
-    let mut driver = Driver::spawn(&[
-        ("CALICO_VPP_DATAPLANE", "vpp"),
-        ("CALICO_VPP_API_SOCKET", sock.to_str().unwrap()),
-        ("CALICO_VPP_STATE_DIR", state.to_str().unwrap()),
-    ]);
+    let mut driver = Driver::on_vpp(&vpp, &[]);
     driver.send(&snapshot(&a));
     driver.wait_status("routes/a", Some("up"), CONVERGE);
 

@@ -15,7 +15,7 @@ use calico_vpp_driver::felix::proto;
 use calico_vpp_driver::felix::proto::to_dataplane::Payload;
 use calico_vpp_driver::felix::script::{self, envelope};
 use common::driver::{wait_until, Driver};
-use common::realvpp::{serialise, unique, Pod, VppInstance};
+use common::realvpp::{ipam_pool, serialise, unique, Pod, VppInstance};
 
 const CONVERGE: Duration = Duration::from_secs(20);
 const NODE_IP: &str = "192.168.80.1";
@@ -48,36 +48,7 @@ fn seen_by(from: &Pod, dst: &str) -> String {
 }
 
 fn pool(cidr: &str, masquerade: bool) -> proto::ToDataplane {
-    envelope(Payload::IpamPoolUpdate(proto::IpamPoolUpdate {
-        id: cidr.replace('/', "-"),
-        pool: Some(proto::IpamPool {
-            cidr: cidr.into(),
-            masquerade,
-            ipip_mode: "Never".into(),
-            vxlan_mode: "Never".into(),
-            ..Default::default()
-        }),
-    }))
-}
-
-fn endpoint(name: &str, pod: &Pod) -> proto::ToDataplane {
-    envelope(Payload::WorkloadEndpointUpdate(
-        proto::WorkloadEndpointUpdate {
-            id: Some(proto::WorkloadEndpointId {
-                orchestrator_id: "k8s".into(),
-                workload_id: format!("snat/{name}"),
-                endpoint_id: "eth0".into(),
-            }),
-            endpoint: Some(proto::WorkloadEndpoint {
-                state: "active".into(),
-                name: pod.host_if.clone(),
-                mac: pod.mac.clone(),
-                profile_ids: vec!["kns.snat".into()],
-                ipv4_nets: vec![format!("{}/32", pod.v4)],
-                ..Default::default()
-            }),
-        },
-    ))
+    ipam_pool(cidr, masquerade, "Never")
 }
 
 fn snapshot(a: &Pod, b: &Pod) -> Vec<proto::ToDataplane> {
@@ -106,21 +77,14 @@ fn snapshot(a: &Pod, b: &Pod) -> Vec<proto::ToDataplane> {
         })),
         pool("10.74.0.0/16", true),
         pool("10.75.0.0/16", false),
-        endpoint("a", a),
-        endpoint("b", b),
+        a.endpoint("snat/a", "kns.snat", false),
+        b.endpoint("snat/b", "kns.snat", false),
         script::in_sync(),
     ]
 }
 
 fn driver(vpp: &VppInstance, uplink: &str) -> Driver {
-    let state = vpp.dir().join("state");
-    let sock = vpp.socket();
-    Driver::spawn(&[
-        ("CALICO_VPP_DATAPLANE", "vpp"),
-        ("CALICO_VPP_API_SOCKET", sock.to_str().unwrap()),
-        ("CALICO_VPP_STATE_DIR", state.to_str().unwrap()),
-        ("CALICO_VPP_UPLINK_INTERFACE", uplink),
-    ])
+    Driver::on_vpp(vpp, &[("CALICO_VPP_UPLINK_INTERFACE", uplink)])
 }
 
 #[test]

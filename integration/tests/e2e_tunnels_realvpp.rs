@@ -19,7 +19,7 @@ use calico_vpp_driver::felix::proto::to_dataplane::Payload;
 use calico_vpp_driver::felix::script::{self, envelope};
 use common::driver::{wait_until, Driver};
 use common::realvpp::{
-    attach_af_packet, serialise, Pod, VppInstance, Wire, PYTHON, SNIFF, TCP_SERVER,
+    attach_af_packet, ipam_pool, serialise, Pod, VppInstance, Wire, PYTHON, SNIFF, TCP_SERVER,
 };
 
 const CONVERGE: Duration = Duration::from_secs(20);
@@ -101,38 +101,16 @@ fn snapshot(encap: Encap, me: usize, pod: &Pod) -> Vec<proto::ToDataplane> {
         host("node1", NODE_IPS[0]),
         host("node2", NODE_IPS[1]),
         profile(false),
-        envelope(Payload::IpamPoolUpdate(proto::IpamPoolUpdate {
-            id: "10.72.0.0-16".into(),
-            pool: Some(proto::IpamPool {
-                cidr: "10.72.0.0/16".into(),
-                masquerade: false,
-                ipip_mode: if encap == Encap::Ipip {
-                    "Always"
-                } else {
-                    "Never"
-                }
-                .into(),
-                vxlan_mode: "Never".into(),
-                ..Default::default()
-            }),
-        })),
-        envelope(Payload::WorkloadEndpointUpdate(
-            proto::WorkloadEndpointUpdate {
-                id: Some(proto::WorkloadEndpointId {
-                    orchestrator_id: "k8s".into(),
-                    workload_id: format!("tunnels/pod{}", me + 1),
-                    endpoint_id: "eth0".into(),
-                }),
-                endpoint: Some(proto::WorkloadEndpoint {
-                    state: "active".into(),
-                    name: pod.host_if.clone(),
-                    mac: pod.mac.clone(),
-                    profile_ids: vec!["kns.tunnels".into()],
-                    ipv4_nets: vec![format!("{}/32", pod.v4)],
-                    ..Default::default()
-                }),
+        ipam_pool(
+            "10.72.0.0/16",
+            false,
+            if encap == Encap::Ipip {
+                "Always"
+            } else {
+                "Never"
             },
-        )),
+        ),
+        pod.endpoint(&format!("tunnels/pod{}", me + 1), "kns.tunnels", false),
         remote_block(
             encap,
             &format!("10.72.{}.0/26", other + 1),
@@ -144,14 +122,7 @@ fn snapshot(encap: Encap, me: usize, pod: &Pod) -> Vec<proto::ToDataplane> {
 }
 
 fn driver(vpp: &VppInstance, uplink: &str) -> Driver {
-    let state = vpp.dir().join("state");
-    let sock = vpp.socket();
-    Driver::spawn(&[
-        ("CALICO_VPP_DATAPLANE", "vpp"),
-        ("CALICO_VPP_API_SOCKET", sock.to_str().unwrap()),
-        ("CALICO_VPP_STATE_DIR", state.to_str().unwrap()),
-        ("CALICO_VPP_UPLINK_INTERFACE", uplink),
-    ])
+    Driver::on_vpp(vpp, &[("CALICO_VPP_UPLINK_INTERFACE", uplink)])
 }
 
 /// What arrives on `ifname` (root namespace) while `during` runs: one line per IPv4

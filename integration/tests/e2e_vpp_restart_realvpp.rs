@@ -106,13 +106,7 @@ fn real_vpp_restart_with_interfaces_back_one_by_one_reports_every_endpoint_up() 
         .map(|(_, p)| p.spawn_python(TCP_SERVER, &["80", "443"]))
         .collect();
 
-    let state = vpp.dir().join("state");
-    let sock = vpp.socket();
-    let mut driver = Driver::spawn(&[
-        ("CALICO_VPP_DATAPLANE", "vpp"),
-        ("CALICO_VPP_API_SOCKET", sock.to_str().unwrap()),
-        ("CALICO_VPP_STATE_DIR", state.to_str().unwrap()),
-    ]);
+    let mut driver = Driver::on_vpp(&vpp, &[]);
     driver.send(&snapshot(&pods));
     for (name, _) in &pods {
         driver.wait_status(&format!("restart/{name}"), Some("up"), CONVERGE);

@@ -58,6 +58,10 @@ pub struct FakeObjects {
     pub routes: BTreeMap<ipnet::IpNet, RoutePath>,
     /// IP-in-IP tunnels: interface → (source, destination).
     pub ipip: BTreeMap<SwIfIndex, (IpAddr, IpAddr)>,
+    /// L2 VXLAN tunnels: interface → (source, destination, VNI, port).
+    pub vxlan: BTreeMap<SwIfIndex, (IpAddr, IpAddr, u32, u16)>,
+    /// MAC addresses set on interfaces.
+    pub macs: BTreeMap<SwIfIndex, MacAddr>,
     /// Unnumbered interfaces: interface → the interface whose addresses it uses.
     pub unnumbered: BTreeMap<SwIfIndex, SwIfIndex>,
     pub acls: BTreeMap<AclIndex, calico_compile::Acl>,
@@ -77,6 +81,46 @@ enum Signal {
     Event(InterfaceEvent),
     /// The VPP run with this boot number died.
     Disconnect(u64),
+}
+
+/// A tunnel interface VPP creates (down, as VPP makes them).
+fn new_tunnel(
+    interfaces: &mut BTreeMap<SwIfIndex, InterfaceInfo>,
+    next: &mut u32,
+    name: String,
+    point_to_point: bool,
+) -> SwIfIndex {
+    let idx = SwIfIndex(*next);
+    *next += 1;
+    interfaces.insert(
+        idx,
+        InterfaceInfo {
+            sw_if_index: idx,
+            name,
+            tag: String::new(),
+            admin_up: false,
+            link_up: false,
+            point_to_point,
+        },
+    );
+    idx
+}
+
+/// A deleted tunnel takes its interface state and the routes through it.
+fn drop_tunnel(
+    interfaces: &mut BTreeMap<SwIfIndex, InterfaceInfo>,
+    o: &mut FakeObjects,
+    idx: SwIfIndex,
+) {
+    interfaces.remove(&idx);
+    o.unnumbered.remove(&idx);
+    o.macs.remove(&idx);
+    o.cnat.remove(&idx);
+    o.neighbours.retain(|(i, _), _| *i != idx);
+    o.routes.retain(|_, p| match p {
+        RoutePath::Interface(i) | RoutePath::ViaOn(_, i) => *i != idx,
+        RoutePath::Via(_) => true,
+    });
 }
 
 struct FakeVpp {
@@ -315,6 +359,8 @@ impl FakeHandle {
         vpp.objects.neighbours.retain(|(i, _), _| *i != sw_if_index);
         vpp.objects.acl_lists.remove(&sw_if_index);
         vpp.objects.ipip.remove(&sw_if_index);
+        vpp.objects.vxlan.remove(&sw_if_index);
+        vpp.objects.macs.remove(&sw_if_index);
         vpp.objects.unnumbered.remove(&sw_if_index);
         vpp.objects
             .snat_interfaces
@@ -595,29 +641,57 @@ impl FakeVpp {
                 if o.ipip.values().any(|t| *t == (*src, *dst)) {
                     return err(RETVAL_IF_ALREADY_EXISTS);
                 }
-                let idx = SwIfIndex(self.next_sw_if_index);
-                self.next_sw_if_index += 1;
                 let name = format!("ipip{}", o.ipip.len());
-                self.interfaces.insert(
-                    idx,
-                    InterfaceInfo {
-                        sw_if_index: idx,
-                        name,
-                        tag: String::new(),
-                        admin_up: false,
-                        link_up: false,
-                        point_to_point: true,
-                    },
-                );
+                let idx = new_tunnel(&mut self.interfaces, &mut self.next_sw_if_index, name, true);
                 o.ipip.insert(idx, (*src, *dst));
                 Ok(OpReply::Created(idx.0))
             }
+            Op::VxlanTunnelCreate {
+                src,
+                dst,
+                vni,
+                port,
+            } => {
+                let t = (*src, *dst, *vni, *port);
+                if o.vxlan.values().any(|v| *v == t) {
+                    return err(RETVAL_IF_ALREADY_EXISTS);
+                }
+                let name = format!("vxlan_tunnel{}", o.vxlan.len());
+                let idx = new_tunnel(
+                    &mut self.interfaces,
+                    &mut self.next_sw_if_index,
+                    name,
+                    false,
+                );
+                o.vxlan.insert(idx, t);
+                Ok(OpReply::Created(idx.0))
+            }
+            Op::VxlanTunnelDelete {
+                src,
+                dst,
+                vni,
+                port,
+            } => {
+                let t = (*src, *dst, *vni, *port);
+                match o.vxlan.iter().find(|(_, v)| **v == t).map(|(i, _)| *i) {
+                    Some(idx) => {
+                        o.vxlan.remove(&idx);
+                        drop_tunnel(&mut self.interfaces, o, idx);
+                        Ok(OpReply::Done)
+                    }
+                    None => err(RETVAL_NO_SUCH_ENTRY),
+                }
+            }
+            Op::SetMac { sw_if_index, mac } => {
+                if !self.interfaces.contains_key(sw_if_index) {
+                    return err(RETVAL_INVALID_SW_IF_INDEX);
+                }
+                o.macs.insert(*sw_if_index, *mac);
+                Ok(OpReply::Done)
+            }
             Op::IpipTunnelDelete { sw_if_index } => match o.ipip.remove(sw_if_index) {
                 Some(_) => {
-                    self.interfaces.remove(sw_if_index);
-                    o.unnumbered.remove(sw_if_index);
-                    o.routes
-                        .retain(|_, p| *p != RoutePath::Interface(*sw_if_index));
+                    drop_tunnel(&mut self.interfaces, o, *sw_if_index);
                     Ok(OpReply::Done)
                 }
                 None => err(RETVAL_NO_SUCH_ENTRY),

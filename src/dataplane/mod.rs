@@ -144,6 +144,28 @@ pub enum Op {
     IpipTunnelDelete {
         sw_if_index: SwIfIndex,
     },
+    /// `vxlan_add_del_tunnel_v3`: an L2 VXLAN tunnel in the default table whose decapsulated
+    /// frames go to `ethernet-input` (so it works in no bridge domain, as an IP interface);
+    /// replies with the new interface ([`OpReply::Created`]).
+    VxlanTunnelCreate {
+        src: IpAddr,
+        dst: IpAddr,
+        vni: u32,
+        port: u16,
+    },
+    /// `vxlan_add_del_tunnel_v3` with `is_add` 0: VPP finds the tunnel by its endpoints,
+    /// VNI and port.
+    VxlanTunnelDelete {
+        src: IpAddr,
+        dst: IpAddr,
+        vni: u32,
+        port: u16,
+    },
+    /// `sw_interface_set_mac_address`.
+    SetMac {
+        sw_if_index: SwIfIndex,
+        mac: MacAddr,
+    },
     /// `sw_interface_set_unnumbered`: `sw_if_index` borrows `to`'s addresses (which makes
     /// it IP-enabled without an address of its own).
     SetUnnumbered {
@@ -208,6 +230,10 @@ impl Op {
             Op::Route { .. } => "ip_route_add_del",
             Op::IpipTunnelCreate { .. } => "ipip_add_tunnel",
             Op::IpipTunnelDelete { .. } => "ipip_del_tunnel",
+            Op::VxlanTunnelCreate { .. } | Op::VxlanTunnelDelete { .. } => {
+                "vxlan_add_del_tunnel_v3"
+            }
+            Op::SetMac { .. } => "sw_interface_set_mac_address",
             Op::SetUnnumbered { .. } => "sw_interface_set_unnumbered",
             Op::SetAdminUp { .. } => "sw_interface_set_flags",
             Op::SnatSet { .. } => "cnat_set_snat_addresses_v2",
@@ -227,6 +253,8 @@ pub enum RoutePath {
     Via(IpAddr),
     /// Out of this point-to-point interface (a tunnel): no next-hop address.
     Interface(SwIfIndex),
+    /// To this address out of this interface (an L2 tunnel: the neighbour behind it).
+    ViaOn(IpAddr, SwIfIndex),
 }
 
 /// What a successful operation returned.

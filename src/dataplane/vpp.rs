@@ -89,6 +89,12 @@ pub fn required_messages() -> Vec<MessageInfo> {
         ipip::IpipAddTunnelReply::INFO,
         ipip::IpipDelTunnel::INFO,
         ipip::IpipDelTunnelReply::INFO,
+        vpp_bindings::gen::vxlan::VxlanAddDelTunnelV3::INFO,
+        vpp_bindings::gen::vxlan::VxlanAddDelTunnelV3Reply::INFO,
+        vpp_bindings::gen::vlib::AddNodeNext::INFO,
+        vpp_bindings::gen::vlib::AddNodeNextReply::INFO,
+        i::SwInterfaceSetMacAddress::INFO,
+        i::SwInterfaceSetMacAddressReply::INFO,
         i::SwInterfaceSetUnnumbered::INFO,
         i::SwInterfaceSetUnnumberedReply::INFO,
         i::SwInterfaceSetFlags::INFO,
@@ -154,12 +160,19 @@ pub async fn connect_client(
 pub struct VppDataplane {
     config: VppConfig,
     conn: Option<(Client, EventStream<SwInterfaceEvent>)>,
+    /// The next index of `vxlan4-input` towards `ethernet-input` in this VPP run, once a
+    /// VXLAN tunnel needed it (`add_node_next` adds the arc, or finds it).
+    vxlan_decap_next: Option<u32>,
 }
 
 impl VppDataplane {
     /// Not connected yet: the reconciler calls [`Dataplane::connect`].
     pub fn new(config: VppConfig) -> Self {
-        VppDataplane { config, conn: None }
+        VppDataplane {
+            config,
+            conn: None,
+            vxlan_decap_next: None,
+        }
     }
 
     fn client(&self) -> Result<&Client, DataplaneError> {
@@ -344,6 +357,7 @@ enum CreatedHandle {
     Rule(ReplyHandle<n::NpolRuleCreateReply>),
     Policy(ReplyHandle<n::NpolPolicyCreateReply>),
     Ipip(ReplyHandle<ipip::IpipAddTunnelReply>),
+    Vxlan(ReplyHandle<vpp_bindings::gen::vxlan::VxlanAddDelTunnelV3Reply>),
 }
 
 enum DoneHandle {
@@ -358,6 +372,8 @@ enum DoneHandle {
     Neighbour(ReplyHandle<IpNeighborAddDelReply>),
     Route(ReplyHandle<ip::IpRouteAddDelReply>),
     IpipDelete(ReplyHandle<ipip::IpipDelTunnelReply>),
+    VxlanDelete(ReplyHandle<vpp_bindings::gen::vxlan::VxlanAddDelTunnelV3Reply>),
+    Mac(ReplyHandle<vpp_bindings::gen::interface::SwInterfaceSetMacAddressReply>),
     Unnumbered(ReplyHandle<vpp_bindings::gen::interface::SwInterfaceSetUnnumberedReply>),
     Flags(ReplyHandle<vpp_bindings::gen::interface::SwInterfaceSetFlagsReply>),
     SnatAddresses(ReplyHandle<vpp_bindings::gen::cnat::CnatSetSnatAddressesV2Reply>),
@@ -397,7 +413,28 @@ fn acl_list(ids: &[AclIndex]) -> Vec<u32> {
     ids.iter().map(|a| a.0).collect()
 }
 
-fn push_op(b: &mut Batch<'_>, op: &Op) -> Result<Pending, ClientError> {
+/// `vxlan_add_del_tunnel_v3` for an L2 tunnel in the default table.
+fn vxlan(
+    is_add: bool,
+    (src, dst, vni, port): (std::net::IpAddr, std::net::IpAddr, u32, u16),
+    decap_next: u32,
+) -> vpp_bindings::gen::vxlan::VxlanAddDelTunnelV3 {
+    vpp_bindings::gen::vxlan::VxlanAddDelTunnelV3 {
+        is_add,
+        instance: u32::MAX,
+        src_address: address(src),
+        dst_address: address(dst),
+        src_port: port,
+        dst_port: port,
+        mcast_sw_if_index: u32::MAX,
+        encap_vrf_id: 0,
+        decap_next_index: decap_next,
+        vni,
+        is_l3: false,
+    }
+}
+
+fn push_op(b: &mut Batch<'_>, op: &Op, vxlan_next: Option<u32>) -> Result<Pending, ClientError> {
     let encode_failed = |why: String| {
         warn!(op = op.name(), error = %why, "cannot encode; not sent");
         Pending::Failed(OpError::unencodable(op.name(), RETVAL_ENCODE))
@@ -540,6 +577,16 @@ fn push_op(b: &mut Batch<'_>, op: &Op) -> Result<Pending, ClientError> {
                     proto,
                     ..Default::default()
                 },
+                RoutePath::ViaOn(ip, sw_if_index) => fib_types::FibPath {
+                    sw_if_index: sw_if_index.0,
+                    weight: 1,
+                    proto,
+                    nh: fib_types::FibPathNh {
+                        address: address(*ip).un,
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
             };
             Pending::Done(vec![DoneHandle::Route(b.push(&ip::IpRouteAddDel {
                 is_add: *is_add,
@@ -565,6 +612,35 @@ fn push_op(b: &mut Batch<'_>, op: &Op) -> Result<Pending, ClientError> {
                 },
             })?))
         }
+        Op::VxlanTunnelCreate {
+            src,
+            dst,
+            vni,
+            port,
+        } => match vxlan_next {
+            Some(next) => Pending::Created(CreatedHandle::Vxlan(b.push(&vxlan(
+                true,
+                (*src, *dst, *vni, *port),
+                next,
+            ))?)),
+            None => encode_failed("VPP has no vxlan4-input -> ethernet-input arc".into()),
+        },
+        Op::VxlanTunnelDelete {
+            src,
+            dst,
+            vni,
+            port,
+        } => Pending::Done(vec![DoneHandle::VxlanDelete(b.push(&vxlan(
+            false,
+            (*src, *dst, *vni, *port),
+            vxlan_next.unwrap_or(u32::MAX),
+        ))?)]),
+        Op::SetMac { sw_if_index, mac } => Pending::Done(vec![DoneHandle::Mac(b.push(
+            &vpp_bindings::gen::interface::SwInterfaceSetMacAddress {
+                sw_if_index: sw_if_index.0,
+                mac_address: MacAddress(mac.0),
+            },
+        )?)]),
         Op::IpipTunnelDelete { sw_if_index } => Pending::Done(vec![DoneHandle::IpipDelete(
             b.push(&ipip::IpipDelTunnel {
                 sw_if_index: sw_if_index.0,
@@ -684,23 +760,26 @@ fn reply<M: Message>(
 fn collect(op: &'static str, p: Pending, replies: &BatchReplies) -> Result<OpResult, ClientError> {
     Ok(match p {
         Pending::Failed(e) => Err(e),
-        Pending::Created(h) => match h {
-            CreatedHandle::Acl(h) => {
-                reply(op, replies.get(&h), |m| m.retval)?.map(|m| OpReply::Created(m.acl_index))
+        Pending::Created(h) => {
+            match h {
+                CreatedHandle::Acl(h) => {
+                    reply(op, replies.get(&h), |m| m.retval)?.map(|m| OpReply::Created(m.acl_index))
+                }
+                CreatedHandle::IpSet(h) => {
+                    reply(op, replies.get(&h), |m| m.retval)?.map(|m| OpReply::Created(m.set_id))
+                }
+                CreatedHandle::Rule(h) => {
+                    reply(op, replies.get(&h), |m| m.retval)?.map(|m| OpReply::Created(m.rule_id))
+                }
+                CreatedHandle::Policy(h) => {
+                    reply(op, replies.get(&h), |m| m.retval)?.map(|m| OpReply::Created(m.policy_id))
+                }
+                CreatedHandle::Ipip(h) => reply(op, replies.get(&h), |m| m.retval)?
+                    .map(|m| OpReply::Created(m.sw_if_index)),
+                CreatedHandle::Vxlan(h) => reply(op, replies.get(&h), |m| m.retval)?
+                    .map(|m| OpReply::Created(m.sw_if_index)),
             }
-            CreatedHandle::IpSet(h) => {
-                reply(op, replies.get(&h), |m| m.retval)?.map(|m| OpReply::Created(m.set_id))
-            }
-            CreatedHandle::Rule(h) => {
-                reply(op, replies.get(&h), |m| m.retval)?.map(|m| OpReply::Created(m.rule_id))
-            }
-            CreatedHandle::Policy(h) => {
-                reply(op, replies.get(&h), |m| m.retval)?.map(|m| OpReply::Created(m.policy_id))
-            }
-            CreatedHandle::Ipip(h) => {
-                reply(op, replies.get(&h), |m| m.retval)?.map(|m| OpReply::Created(m.sw_if_index))
-            }
-        },
+        }
         Pending::Done(hs) => {
             let mut out = Ok(OpReply::Done);
             for h in hs {
@@ -728,6 +807,10 @@ fn collect(op: &'static str, p: Pending, replies: &BatchReplies) -> Result<OpRes
                     DoneHandle::IpipDelete(h) => {
                         reply(op, replies.get(&h), |m| m.retval)?.map(drop)
                     }
+                    DoneHandle::VxlanDelete(h) => {
+                        reply(op, replies.get(&h), |m| m.retval)?.map(drop)
+                    }
+                    DoneHandle::Mac(h) => reply(op, replies.get(&h), |m| m.retval)?.map(drop),
                     DoneHandle::Unnumbered(h) => {
                         reply(op, replies.get(&h), |m| m.retval)?.map(drop)
                     }
@@ -792,6 +875,7 @@ impl VppDataplane {
 impl Dataplane for VppDataplane {
     async fn connect(&mut self) -> Result<VppIdentity, DataplaneError> {
         self.conn = None;
+        self.vxlan_decap_next = None;
         let cfg = ClientConfig {
             name: "calico-vpp-driver".into(),
             request_timeout: self.config.request_timeout,
@@ -824,10 +908,38 @@ impl Dataplane for VppDataplane {
 
     async fn execute(&mut self, ops: Vec<Op>) -> Result<Vec<OpResult>, DataplaneError> {
         let client = self.client()?.clone();
+        // An L2 VXLAN tunnel must hand its frames to ethernet-input (its default, l2-input,
+        // drops them outside a bridge domain): learn that arc's index once per VPP run.
+        let vxlan = |o: &Op| {
+            matches!(
+                o,
+                Op::VxlanTunnelCreate { .. } | Op::VxlanTunnelDelete { .. }
+            )
+        };
+        if self.vxlan_decap_next.is_none() && ops.iter().any(vxlan) {
+            let arc = vpp_bindings::gen::vlib::AddNodeNext {
+                node_name: "vxlan4-input".into(),
+                next_name: "ethernet-input".into(),
+            };
+            match client.request(&arc).await {
+                Ok(r) if r.retval == 0 => self.vxlan_decap_next = Some(r.next_index),
+                Ok(r) => warn!(
+                    retval = r.retval,
+                    "add_node_next vxlan4-input -> ethernet-input failed"
+                ),
+                Err(ClientError::Vpp { code, .. }) => {
+                    warn!(
+                        retval = code,
+                        "add_node_next vxlan4-input -> ethernet-input failed"
+                    )
+                }
+                Err(e) => return Err(self.lost(e)),
+            }
+        }
         let mut batch = client.batch();
         let mut pending = Vec::with_capacity(ops.len());
         for op in &ops {
-            match push_op(&mut batch, op) {
+            match push_op(&mut batch, op, self.vxlan_decap_next) {
                 Ok(p) => pending.push((op.name(), p)),
                 Err(e) => return Err(self.lost(e)),
             }

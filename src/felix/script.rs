@@ -350,6 +350,9 @@ pub fn snapshot(shape: &ClusterShape) -> Vec<proto::ToDataplane> {
             dst: format!("10.65.{}.0/26", 100 + n),
             dst_node_name: node.clone(),
             dst_node_ip: node_ip.clone(),
+            // Every node is on 192.168.0.0/24: Felix says so, and CrossSubnet VXLAN then
+            // routes directly.
+            same_subnet: !local,
             nat_outgoing: true,
             local_workload: local,
             tunnel_type: Some(proto::TunnelType {

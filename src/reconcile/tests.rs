@@ -1568,8 +1568,8 @@ async fn tunnels_are_built_owned_adopted_rebuilt_and_pruned() {
         next_hop: NextHop::Tunnel(tunnel(dst)),
     };
     let mut d = base();
-    d.tunnels.insert(tunnel("192.168.1.2"), DesiredTunnel);
-    d.tunnels.insert(tunnel("192.168.1.3"), DesiredTunnel);
+    d.tunnels.insert(tunnel("192.168.1.2"), DesiredTunnel::P2P);
+    d.tunnels.insert(tunnel("192.168.1.3"), DesiredTunnel::P2P);
     d.routes.insert(key("10.70.1.0/26"), into("192.168.1.2"));
     d.routes.insert(key("10.70.1.64/26"), into("192.168.1.2"));
     d.routes.insert(key("10.70.2.0/26"), into("192.168.1.3"));
@@ -1803,4 +1803,105 @@ async fn snat_is_set_once_followed_and_removed_in_order() {
     let o = h.objects();
     assert!(o.snat_if_pfx && o.snat_excludes.len() == 3 && o.snat_interfaces.len() == 1);
     assert_eq!(names(&h)[0], "cnat_set_snat_addresses_v2");
+}
+
+/// An L2 VXLAN tunnel (Linux `vxlan.calico`'s kind): created, given this node's VTEP MAC,
+/// unnumbered, cnat, a static neighbour for the remote VTEP, up — then the block via the
+/// remote VTEP's address on it. Adopted with no write; a new remote MAC is one write; a
+/// withdrawn block takes its route, then its tunnel.
+#[tokio::test]
+async fn vxlan_tunnels_are_l2_with_a_static_neighbour_for_the_remote_vtep() {
+    use calico_compile::{
+        DesiredRoute, DesiredTunnel, Encap, L2Ends, NextHop, RouteKey, TunnelKey,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ReconcilerConfig {
+        state_dir: Some(dir.path().to_path_buf()),
+        uplink: Some("host-eth0".into()),
+        ..ReconcilerConfig::default()
+    };
+    let (dp, h) = fake::new();
+    h.add_interface("tap1", "cali-a");
+    let uplink = h.add_interface("host-eth0", "");
+    let mac = |b: u8| MacAddr([0x66, 0, 0, 0, 0, b]);
+    let key = TunnelKey {
+        encap: Encap::Vxlan {
+            vni: 4096,
+            port: 4789,
+        },
+        src: ip("192.168.1.1"),
+        dst: ip("192.168.1.2"),
+    };
+    let ends = |peer_mac| DesiredTunnel {
+        l2: Some(L2Ends {
+            own_mac: mac(1),
+            peer: "10.70.1.1".parse().unwrap(),
+            peer_mac,
+        }),
+    };
+    let block = RouteKey("10.70.1.0/26".parse().unwrap());
+    let mut d = base();
+    d.tunnels.insert(key, ends(mac(2)));
+    d.routes.insert(
+        block,
+        DesiredRoute {
+            next_hop: NextHop::TunnelVia(key, ip("10.70.1.1")),
+        },
+    );
+    let mut r = Reconciler::new(dp, cfg.clone());
+    r.connect().await.unwrap();
+    h.clear_log();
+    r.apply(&d).await.unwrap();
+    let o = h.objects();
+    let (&t, _) = o.vxlan.iter().next().expect("a vxlan tunnel");
+    assert_eq!(
+        o.vxlan[&t],
+        (ip("192.168.1.1"), ip("192.168.1.2"), 4096, 4789)
+    );
+    assert_eq!(o.macs[&t], mac(1));
+    assert_eq!(o.unnumbered[&t], uplink);
+    assert!(o.cnat.contains(&t));
+    assert_eq!(o.neighbours[&(t, ip("10.70.1.1"))], mac(2));
+    assert!(h
+        .interfaces()
+        .iter()
+        .any(|i| i.sw_if_index == t && i.admin_up));
+    assert_eq!(o.routes[&block.0], RoutePath::ViaOn(ip("10.70.1.1"), t));
+    let ops = names(&h);
+    let at = |n| position(&ops, n).0;
+    assert!(at("vxlan_add_del_tunnel_v3") < at("sw_interface_set_mac_address"));
+    assert!(at("sw_interface_set_unnumbered") < position(&ops, "ip_neighbor_add_del").1);
+    assert!(position(&ops, "ip_neighbor_add_del").1 < at("ip_route_add_del"));
+
+    // A driver restart adopts it: no write.
+    drop(r);
+    let mut r = Reconciler::new(h.reconnect_dataplane(), cfg.clone());
+    r.connect().await.unwrap();
+    h.clear_log();
+    assert_eq!(r.apply(&d).await.unwrap().writes, 0);
+
+    // The remote VTEP's MAC changes: one neighbour write.
+    let mut d2 = d.clone();
+    d2.tunnels.insert(key, ends(mac(3)));
+    let diff = d.diff(&d2);
+    r.apply_changes(&d2, &Changed::from_diff(&diff))
+        .await
+        .unwrap();
+    assert_eq!(names(&h), vec!["ip_neighbor_add_del"]);
+    assert_eq!(h.objects().neighbours[&(t, ip("10.70.1.1"))], mac(3));
+
+    // Felix withdraws the block: the route, then the tunnel.
+    h.clear_log();
+    let mut d3 = d2.clone();
+    d3.routes.clear();
+    d3.tunnels.clear();
+    let diff = d2.diff(&d3);
+    r.apply_changes(&d3, &Changed::from_diff(&diff))
+        .await
+        .unwrap();
+    assert_eq!(
+        names(&h),
+        vec!["ip_route_add_del", "vxlan_add_del_tunnel_v3"]
+    );
+    assert!(h.objects().vxlan.is_empty());
 }

@@ -63,6 +63,9 @@ pub struct ChangeSet {
     /// Felix's BGP configuration changed (its service CIDRs keep their source under SNAT).
     #[serde(default)]
     pub bgp: bool,
+    /// VXLAN tunnel endpoints changed (VXLAN tunnels are built from them).
+    #[serde(default)]
+    pub vteps: bool,
     pub node: bool,
 }
 
@@ -78,6 +81,7 @@ impl From<&Changes> for ChangeSet {
             pools: !c.ipam_pools.is_empty(),
             hosts: !c.host_metadata.is_empty(),
             bgp: c.global_bgp,
+            vteps: !c.vteps.is_empty(),
             node: !c.felix_config.is_empty(),
             ..ChangeSet::default()
         };
@@ -388,7 +392,7 @@ impl Compiler {
         if changes.routes {
             self.refresh_host_set(model);
         }
-        if changes.routes || changes.pools || changes.hosts {
+        if changes.routes || changes.pools || changes.hosts || changes.vteps {
             let (new, new_tunnels) = crate::routes::desired_routes(model);
             routes.note_all(&self.out.routes, &new);
             tunnels.note_all(&self.out.tunnels, &new_tunnels);

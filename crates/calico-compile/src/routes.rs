@@ -8,14 +8,17 @@
 //! node's subnet (`same_subnet`). A block that needs IPIP goes into a point-to-point
 //! IP-in-IP tunnel to that node (one per remote node, its source this node's IPv4 address
 //! from its host metadata), which is what Felix's Linux dataplane's `tunl0` sends and
-//! accepts. Blocks that need VXLAN are not routed yet: they are left out, never routed
-//! unencapsulated.
+//! accepts. A block that needs VXLAN (IPv4) goes into an L2 VXLAN tunnel to that node's
+//! VTEP, as Felix's Linux `vxlan.calico` is: inner Ethernet, the VNI and port of Felix's
+//! config, this node's VTEP MAC on the tunnel, the remote VTEP's MAC as a static
+//! neighbour for its tunnel address, and the block routed via that address on the tunnel.
+//! A block whose tunnel cannot be built is left out, never routed unencapsulated.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
-use calico_model::{EncapMode, IpPoolType, Model, Route, RouteTypes};
+use calico_model::{EncapMode, IpPoolType, MacAddr, Model, Route, RouteTypes};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +40,18 @@ pub enum NextHop {
     Via(IpAddr),
     /// Into this tunnel (a point-to-point interface: no next-hop address).
     Tunnel(TunnelKey),
+    /// Via this address on this tunnel (an L2 tunnel: VXLAN, the remote VTEP's address).
+    TunnelVia(TunnelKey, IpAddr),
+}
+
+impl NextHop {
+    /// The tunnel the route goes through, if any.
+    pub fn tunnel(&self) -> Option<TunnelKey> {
+        match *self {
+            NextHop::Via(_) => None,
+            NextHop::Tunnel(t) | NextHop::TunnelVia(t, _) => Some(t),
+        }
+    }
 }
 
 /// An encapsulation the driver builds tunnels for.
@@ -44,6 +59,8 @@ pub enum NextHop {
 pub enum Encap {
     /// IP-in-IP (protocol 4), as Linux's `tunl0`.
     Ipip,
+    /// L2 VXLAN with this VNI and UDP port, as Linux's `vxlan.calico`.
+    Vxlan { vni: u32, port: u16 },
 }
 
 /// A tunnel the driver creates and owns, keyed by what makes it unique in VPP: its
@@ -60,10 +77,12 @@ pub struct TunnelKey {
 
 impl fmt::Display for TunnelKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let encap = match self.encap {
-            Encap::Ipip => "ipip",
-        };
-        write!(f, "{encap} {}->{}", self.src, self.dst)
+        match self.encap {
+            Encap::Ipip => write!(f, "ipip {}->{}", self.src, self.dst),
+            Encap::Vxlan { vni, port } => {
+                write!(f, "vxlan/{vni}/{port} {}->{}", self.src, self.dst)
+            }
+        }
     }
 }
 
@@ -83,8 +102,12 @@ impl TryFrom<String> for TunnelKey {
 
     fn try_from(s: String) -> Result<TunnelKey, BadTunnelKey> {
         let parsed = s.split_once(' ').and_then(|(encap, ends)| {
-            let encap = match encap {
-                "ipip" => Encap::Ipip,
+            let encap = match encap.split('/').collect::<Vec<_>>()[..] {
+                ["ipip"] => Encap::Ipip,
+                ["vxlan", vni, port] => Encap::Vxlan {
+                    vni: vni.parse().ok()?,
+                    port: port.parse().ok()?,
+                },
                 _ => return None,
             };
             let (src, dst) = ends.split_once("->")?;
@@ -142,10 +165,26 @@ pub fn desired_uplinks() -> BTreeMap<UplinkKey, DesiredUplink> {
     BTreeMap::from([(UplinkKey, DesiredUplink)])
 }
 
-/// A tunnel the driver wants: everything is in its key. It is unnumbered to the uplink
-/// and up once built.
+/// A tunnel the driver wants: what makes it unique is in its key; an L2 (VXLAN) tunnel
+/// also needs the MACs at its two ends. It is unnumbered to the uplink and up once built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct DesiredTunnel;
+pub struct DesiredTunnel {
+    pub l2: Option<L2Ends>,
+}
+
+impl DesiredTunnel {
+    /// A point-to-point (IPIP) tunnel: nothing beyond its key.
+    pub const P2P: DesiredTunnel = DesiredTunnel { l2: None };
+}
+
+/// The Ethernet ends of an L2 tunnel: this node's VTEP MAC (the tunnel interface's, so
+/// frames for it are accepted), and the remote VTEP's address and MAC (a static neighbour).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct L2Ends {
+    pub own_mac: MacAddr,
+    pub peer: Ipv4Addr,
+    pub peer_mac: MacAddr,
+}
 
 /// A route the driver wants in VPP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -166,6 +205,11 @@ pub enum Skipped {
     /// The block needs a tunnel, and this node's own address of its family is unknown
     /// (no host metadata for this node yet, or no `FelixHostname`).
     NoLocalAddress,
+    /// The block needs VXLAN and the remote node's VTEP is unknown or incomplete (no
+    /// tunnel address or no MAC).
+    NoRemoteVtep,
+    /// The block needs VXLAN and this node's own VTEP is unknown or has no MAC.
+    NoLocalVtep,
     /// The destination is in no Calico pool Felix told us about.
     NoPool,
 }
@@ -177,16 +221,32 @@ pub fn own_ipv4(model: &Model) -> Option<IpAddr> {
     host.ipv4_addr.map(|n| IpAddr::V4(n.addr()))
 }
 
+/// Felix's VXLAN settings (`VXLANVNI`, `VXLANPort`), with Felix's defaults for absent or
+/// invalid values.
+pub fn vxlan_encap(model: &Model) -> Encap {
+    let get = |k: &str| model.felix_config.get(k).map(|v| v.trim());
+    Encap::Vxlan {
+        vni: get("VXLANVNI")
+            .and_then(|v| v.parse().ok())
+            .filter(|v| *v < (1 << 24))
+            .unwrap_or(4096),
+        port: get("VXLANPort")
+            .and_then(|v| v.parse().ok())
+            .filter(|p| *p != 0)
+            .unwrap_or(4789),
+    }
+}
+
 /// The route for one of Felix's routes, or why there is none.
 pub fn desired_route(model: &Model, route: &Route) -> Result<DesiredRoute, Skipped> {
-    desired_route_from(own_ipv4(model), model, route)
+    desired_route_from(own_ipv4(model), model, route).map(|(r, _)| r)
 }
 
 fn desired_route_from(
     me: Option<IpAddr>,
     model: &Model,
     route: &Route,
-) -> Result<DesiredRoute, Skipped> {
+) -> Result<(DesiredRoute, Option<DesiredTunnel>), Skipped> {
     let t = route.types;
     if !t.contains(RouteTypes::REMOTE_WORKLOAD)
         || t.contains(RouteTypes::LOCAL_WORKLOAD)
@@ -219,20 +279,58 @@ fn desired_route_from(
         IpPoolType::None => return Err(Skipped::NoPool),
     };
     if direct {
-        return Ok(DesiredRoute {
+        let r = DesiredRoute {
             next_hop: NextHop::Via(node),
-        });
+        };
+        return Ok((r, None));
     }
     match (route.ip_pool_type, route.dst, node) {
         (IpPoolType::Ipip, IpNet::V4(_), IpAddr::V4(_)) => {
             let src = me.ok_or(Skipped::NoLocalAddress)?;
-            Ok(DesiredRoute {
-                next_hop: NextHop::Tunnel(TunnelKey {
-                    encap: Encap::Ipip,
-                    src,
-                    dst: node,
-                }),
-            })
+            let key = TunnelKey {
+                encap: Encap::Ipip,
+                src,
+                dst: node,
+            };
+            let r = DesiredRoute {
+                next_hop: NextHop::Tunnel(key),
+            };
+            Ok((r, Some(DesiredTunnel::P2P)))
+        }
+        (IpPoolType::Vxlan, IpNet::V4(_), IpAddr::V4(_)) => {
+            let own = model
+                .hostname()
+                .and_then(|h| model.vteps.get(h))
+                .ok_or(Skipped::NoLocalVtep)?;
+            let own_mac = own.mac.ok_or(Skipped::NoLocalVtep)?;
+            // Outer source: the parent device address Felix advertises for this node's
+            // VTEP, else the node's address.
+            let src = own
+                .parent_device_ip
+                .map(IpAddr::V4)
+                .or(me)
+                .ok_or(Skipped::NoLocalAddress)?;
+            let remote = model
+                .vteps
+                .get(&route.dst_node_name)
+                .ok_or(Skipped::NoRemoteVtep)?;
+            let (Some(peer), Some(peer_mac)) = (remote.ipv4_addr, remote.mac) else {
+                return Err(Skipped::NoRemoteVtep);
+            };
+            let key = TunnelKey {
+                encap: vxlan_encap(model),
+                src,
+                dst: remote.parent_device_ip.map_or(node, IpAddr::V4),
+            };
+            let r = DesiredRoute {
+                next_hop: NextHop::TunnelVia(key, IpAddr::V4(peer)),
+            };
+            let l2 = L2Ends {
+                own_mac,
+                peer,
+                peer_mac,
+            };
+            Ok((r, Some(DesiredTunnel { l2: Some(l2) })))
         }
         (other, _, _) => Err(Skipped::NeedsTunnel(other)),
     }
@@ -251,9 +349,9 @@ pub fn desired_routes(
     let mut tunnels = BTreeMap::new();
     for (dst, route) in &model.routes {
         match desired_route_from(me, model, route) {
-            Ok(r) => {
-                if let NextHop::Tunnel(t) = r.next_hop {
-                    tunnels.insert(t, DesiredTunnel);
+            Ok((r, tunnel)) => {
+                if let (Some(key), Some(want)) = (r.next_hop.tunnel(), tunnel) {
+                    tunnels.insert(key, want);
                 }
                 routes.insert(RouteKey(*dst), r);
             }
@@ -338,7 +436,7 @@ mod tests {
         );
         assert_eq!(
             r("10.90.1.0/26", IpPoolType::Vxlan, false),
-            Err(Skipped::NeedsTunnel(IpPoolType::Vxlan))
+            Err(Skipped::NoLocalVtep)
         );
         assert_eq!(
             r("10.99.1.0/26", IpPoolType::Ipip, true),
@@ -444,5 +542,78 @@ mod tests {
         ] {
             assert!(TunnelKey::try_from(bad.to_string()).is_err(), "{bad}");
         }
+    }
+
+    /// A VXLAN block goes into one L2 tunnel per remote VTEP: outer addresses the VTEPs'
+    /// parent devices, VNI and port from Felix's config, this node's VTEP MAC on the
+    /// tunnel, the block via the remote VTEP's tunnel address with its MAC. A VTEP without
+    /// a MAC (either end) builds nothing.
+    #[test]
+    fn a_vxlan_block_goes_into_an_l2_tunnel_to_the_remote_vtep() {
+        use calico_model::Vtep;
+        let mut m = Model {
+            default_hostname: Some("n1".into()),
+            ..Model::default()
+        };
+        m.ipam_pools.insert(
+            "10.70.0.0-16".into(),
+            pool("10.70.0.0/16", EncapMode::Never, EncapMode::Always),
+        );
+        let mac = |b: u8| MacAddr([0x66, 0, 0, 0, 0, b]);
+        let vtep = |tunnel: &str, parent: &str, mac: Option<MacAddr>| Vtep {
+            mac,
+            ipv4_addr: Some(tunnel.parse().unwrap()),
+            parent_device_ip: Some(parent.parse().unwrap()),
+            ..Vtep::default()
+        };
+        m.vteps
+            .insert("n1".into(), vtep("10.70.0.1", "192.168.1.1", Some(mac(1))));
+        m.vteps
+            .insert("n2".into(), vtep("10.70.1.1", "192.168.1.2", Some(mac(2))));
+        m.felix_config.insert("VXLANVNI".into(), "4097".into());
+        let r = route("10.70.1.0/26", IpPoolType::Vxlan, "192.168.1.2", false);
+        m.routes.insert(r.dst, r.clone());
+        let key = TunnelKey {
+            encap: Encap::Vxlan {
+                vni: 4097,
+                port: 4789,
+            },
+            src: "192.168.1.1".parse().unwrap(),
+            dst: "192.168.1.2".parse().unwrap(),
+        };
+        let (routes, tunnels) = desired_routes(&m);
+        assert_eq!(
+            routes[&RouteKey(r.dst)].next_hop,
+            NextHop::TunnelVia(key, "10.70.1.1".parse().unwrap())
+        );
+        assert_eq!(
+            tunnels[&key],
+            DesiredTunnel {
+                l2: Some(L2Ends {
+                    own_mac: mac(1),
+                    peer: "10.70.1.1".parse().unwrap(),
+                    peer_mac: mac(2),
+                })
+            }
+        );
+        assert_eq!(key.to_string(), "vxlan/4097/4789 192.168.1.1->192.168.1.2");
+        assert_eq!(TunnelKey::try_from(key.to_string()).unwrap(), key);
+
+        let mut no_mac = m.clone();
+        no_mac.vteps.get_mut("n2").unwrap().mac = None;
+        assert_eq!(desired_route(&no_mac, &r), Err(Skipped::NoRemoteVtep));
+        let mut no_own = m.clone();
+        no_own.vteps.remove("n1");
+        assert_eq!(desired_route(&no_own, &r), Err(Skipped::NoLocalVtep));
+        assert!(desired_routes(&no_own).1.is_empty());
+        // A bad VNI in Felix's config falls back to Felix's default.
+        m.felix_config.insert("VXLANVNI".into(), "nope".into());
+        assert_eq!(
+            vxlan_encap(&m),
+            Encap::Vxlan {
+                vni: 4096,
+                port: 4789
+            }
+        );
     }
 }

@@ -371,6 +371,13 @@ impl Dispatch {
         self.w(|ctx, m: ipip::IpipDelTunnel| ipip::IpipDelTunnelReply {
             retval: ctx.state.del_ipip(m.sw_if_index),
         });
+        // Graph arcs are not modelled: any two nodes are joined by arc 1.
+        self.w(|_, _: vpp_bindings::gen::vlib::AddNodeNext| {
+            vpp_bindings::gen::vlib::AddNodeNextReply {
+                retval: 0,
+                next_index: 1,
+            }
+        });
         self.w(|ctx, m: vxlan::VxlanAddDelTunnelV3| {
             let (retval, sw_if_index) = split(ctx.state.add_del_vxlan(
                 m.is_add,

@@ -127,6 +127,20 @@ pub struct Driver {
 }
 
 impl Driver {
+    /// Starts a driver programming the real VPP `vpp` (its socket, a state directory beside
+    /// it), with `extra` settings.
+    pub fn on_vpp(vpp: &super::realvpp::VppInstance, extra: &[(&str, &str)]) -> Driver {
+        let state = vpp.dir().join("state");
+        let sock = vpp.socket();
+        let mut env = vec![
+            ("CALICO_VPP_DATAPLANE", "vpp"),
+            ("CALICO_VPP_API_SOCKET", sock.to_str().unwrap()),
+            ("CALICO_VPP_STATE_DIR", state.to_str().unwrap()),
+        ];
+        env.extend_from_slice(extra);
+        Driver::spawn(&env)
+    }
+
     /// Starts the driver with `env` on top of the test's environment (`CALICO_VPP_LOG_LEVEL`
     /// removed, logs go to a buffer).
     pub fn spawn(env: &[(&str, &str)]) -> Driver {

@@ -15,6 +15,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use calico_vpp_driver::felix::proto;
+use calico_vpp_driver::felix::proto::to_dataplane::Payload;
+use calico_vpp_driver::felix::script::envelope;
 use vpp_bindings::client::{Client, ClientConfig};
 
 /// The variable that names the VPP install prefix.
@@ -395,6 +398,33 @@ impl Pod {
         [0x02, 0xfe, b[0], b[1], b[2], b[3]]
     }
 
+    /// Felix's endpoint for this pod (`k8s`, `workload_id`, `eth0`): its interface, MAC and
+    /// IPv4 address (and IPv6 with `v6`), profile `profile`.
+    pub fn endpoint(&self, workload_id: &str, profile: &str, v6: bool) -> proto::ToDataplane {
+        envelope(Payload::WorkloadEndpointUpdate(
+            proto::WorkloadEndpointUpdate {
+                id: Some(proto::WorkloadEndpointId {
+                    orchestrator_id: "k8s".into(),
+                    workload_id: workload_id.into(),
+                    endpoint_id: "eth0".into(),
+                }),
+                endpoint: Some(proto::WorkloadEndpoint {
+                    state: "active".into(),
+                    name: self.host_if.clone(),
+                    mac: self.mac.clone(),
+                    profile_ids: vec![profile.into()],
+                    ipv4_nets: vec![format!("{}/32", self.v4)],
+                    ipv6_nets: if v6 {
+                        vec![format!("{}/128", self.v6)]
+                    } else {
+                        Vec::new()
+                    },
+                    ..Default::default()
+                }),
+            },
+        ))
+    }
+
     /// Runs a Python program in the pod's namespace; its exit status and stdout.
     pub fn python(&self, code: &str, args: &[&str]) -> (bool, String) {
         let mut cmd = Command::new("ip");
@@ -454,6 +484,20 @@ impl Drop for Pod {
         let _ = run("ip", &["netns", "del", &self.ns]);
         let _ = run("ip", &["link", "del", &self.host_if]);
     }
+}
+
+/// Felix's IPAM pool `cidr` (id as Calico writes it), VXLAN never.
+pub fn ipam_pool(cidr: &str, masquerade: bool, ipip_mode: &str) -> proto::ToDataplane {
+    envelope(Payload::IpamPoolUpdate(proto::IpamPoolUpdate {
+        id: cidr.replace('/', "-"),
+        pool: Some(proto::IpamPool {
+            cidr: cidr.into(),
+            masquerade,
+            ipip_mode: ipip_mode.into(),
+            vxlan_mode: "Never".into(),
+            ..Default::default()
+        }),
+    }))
 }
 
 /// A background process, killed on drop.

@@ -672,6 +672,8 @@ mod tests {
                 sw_if_index: SwIfIndex(9),
                 unnumbered: Some(SwIfIndex(1)),
                 cnat: true,
+                mac: None,
+                neighbour: None,
                 up: true,
             },
         );

@@ -26,6 +26,9 @@ fn path(ctx: &Ctx<'_>, want: &DesiredRoute) -> Result<RoutePath, String> {
     Ok(match want.next_hop {
         NextHop::Via(ip) => RoutePath::Via(ip),
         NextHop::Tunnel(t) => RoutePath::Interface(ctx.dependency::<Tunnels>(&t)?.sw_if_index),
+        NextHop::TunnelVia(t, ip) => {
+            RoutePath::ViaOn(ip, ctx.dependency::<Tunnels>(&t)?.sw_if_index)
+        }
     })
 }
 
@@ -36,6 +39,7 @@ fn real_path(real: &RealRoute) -> RoutePath {
         // Not written by this driver (a tunnel route always records its interface); an
         // address path is the closest honest guess, and a delete of it is harmless.
         (None, NextHop::Tunnel(t)) => RoutePath::Via(t.dst),
+        (None, NextHop::TunnelVia(_, ip)) => RoutePath::Via(ip),
     }
 }
 
@@ -78,7 +82,7 @@ impl Kind for Routes {
             next_hop: want.next_hop,
             via: match via {
                 RoutePath::Via(_) => None,
-                p @ RoutePath::Interface(_) => Some(p),
+                p @ (RoutePath::Interface(_) | RoutePath::ViaOn(..)) => Some(p),
             },
         })
     }

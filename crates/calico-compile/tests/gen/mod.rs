@@ -701,6 +701,7 @@ pub fn changes(a: &Model, b: &Model) -> calico_compile::ChangeSet {
         pools: a.ipam_pools != b.ipam_pools,
         hosts: a.host_metadata != b.host_metadata,
         bgp: a.global_bgp != b.global_bgp,
+        vteps: a.vteps != b.vteps,
         node: a.felix_config != b.felix_config,
     }
 }
