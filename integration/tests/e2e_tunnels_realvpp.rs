@@ -19,7 +19,8 @@ use calico_vpp_driver::felix::proto::to_dataplane::Payload;
 use calico_vpp_driver::felix::script::{self, envelope};
 use common::driver::{wait_until, Driver};
 use common::realvpp::{
-    attach_af_packet, ipam_pool, serialise, Pod, VppInstance, Wire, PYTHON, SNIFF, TCP_SERVER,
+    attach_af_packet, ipam_pool, serialise, LinuxNode, Pod, VppInstance, Wire, PYTHON, SNIFF,
+    TCP_SERVER,
 };
 
 const CONVERGE: Duration = Duration::from_secs(20);
@@ -283,4 +284,83 @@ fn two_nodes(encap: Encap) {
     assert!(!pod1.connects(&dst, 8080), "no route, no connection");
     d1.stop();
     d2.stop();
+}
+
+/// A userspace stand-in for Linux's `tunl0` (this kernel has no `ipip` module): a TUN
+/// device argv[1] whose IPv4 packets leave as plain IP-in-IP (protocol 4, the kernel's
+/// own outer header, no options) to argv[2], and IP-in-IP from argv[2] delivered back
+/// into it — what `tunl0` does.
+const IPIP_STANDIN: &str = r#"
+import fcntl, os, select, socket, struct, sys
+tun = os.open("/dev/net/tun", os.O_RDWR)
+fcntl.ioctl(tun, 0x400454ca, struct.pack("16sH", sys.argv[1].encode(), 0x0001 | 0x1000))
+raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, 4)
+peer = sys.argv[2]
+while True:
+    r, _, _ = select.select([tun, raw], [], [])
+    if tun in r:
+        pkt = os.read(tun, 65535)
+        if pkt and pkt[0] >> 4 == 4:
+            raw.sendto(pkt, (peer, 0))
+    if raw in r:
+        data, addr = raw.recvfrom(65535)
+        if addr[0] == peer:
+            os.write(tun, data[(data[0] & 15) * 4:])
+"#;
+
+/// IPIP between a VPP node and a node with Felix's Linux dataplane (its `tunl0` played by
+/// [`IPIP_STANDIN`]): TCP both ways between the VPP pod and the Linux node's pod, plain
+/// IP-in-IP between the node addresses on the fabric.
+#[test]
+#[ignore = "needs a real VPP: set CALICO_VPP_TEST_VPP_PREFIX (see README)"]
+fn a_vpp_pod_and_a_linux_node_pod_talk_over_ipip() {
+    let _one = serialise();
+    let vpp = VppInstance::start();
+    let wire = Wire::new();
+    attach_af_packet(
+        &vpp,
+        &wire.a,
+        [0x02, 0xfe, 0, 0, 0x70, 1],
+        &[(NODE_IPS[0].parse().unwrap(), 24)],
+    );
+    let uplink = format!("host-{}", wire.a);
+    // Node 2: Linux, its pod 10.72.2.5, node 1's block into its tunl0.
+    let linux = LinuxNode::new(&wire.b, &format!("{}/24", NODE_IPS[1]), "10.72.2.5");
+    let _tunl = linux.spawn_python(IPIP_STANDIN, &["tunl0", NODE_IPS[0]]);
+    assert!(
+        wait_until(Duration::from_secs(5), || linux
+            .exec(&["ip", "link"])
+            .contains("tunl0")),
+        "the IP-in-IP stand-in's device"
+    );
+    linux.ip(&["link", "set", "tunl0", "mtu", "1480", "up"]);
+    linux.ip(&["route", "add", "10.72.1.0/26", "dev", "tunl0"]);
+    let _linux_server = linux.spawn_python(TCP_SERVER, &["8080"]);
+    let pod = Pod::attach_as(&vpp, &common::realvpp::unique("t"), [10, 72, 1], "fd72:1");
+    let _pod_server = pod.spawn_python(TCP_SERVER, &["8080"]);
+    assert!(!pod.connects(&linux.pod, 8080), "no tunnel yet");
+
+    let mut d = driver(&vpp, &uplink);
+    d.send(&snapshot(Encap::Ipip, 0, &pod));
+    d.wait_status("tunnels/pod1", Some("up"), CONVERGE);
+    assert!(
+        wait_until(CONVERGE, || pod.connects(&linux.pod, 8080)),
+        "VPP pod -> Linux pod over IPIP\n{}\n{}",
+        vpp.cli("show ipip tunnel"),
+        d.log()
+    );
+    assert!(
+        linux.connects(&pod.v4.to_string(), 8080),
+        "Linux pod -> VPP pod over IPIP\n{}",
+        vpp.cli("show errors")
+    );
+    let seen = linux.sniff(&wire.b, 4, || {
+        assert!(pod.connects(&linux.pod, 8080));
+    });
+    let want = format!("{} {} 20 6", NODE_IPS[0], NODE_IPS[1]);
+    assert!(
+        seen.contains(&want),
+        "plain IP-in-IP from the VPP node on the fabric: {seen:?}"
+    );
+    d.stop();
 }

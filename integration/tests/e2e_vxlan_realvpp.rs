@@ -20,8 +20,7 @@ use calico_vpp_driver::felix::proto::to_dataplane::Payload;
 use calico_vpp_driver::felix::script::{self, envelope};
 use common::driver::{wait_until, Driver};
 use common::realvpp::{
-    attach_af_packet, ipam_pool, run, serialise, unique, Pod, VppInstance, Wire, PYTHON, SNIFF,
-    TCP_SERVER,
+    attach_af_packet, ipam_pool, serialise, unique, LinuxNode, Pod, VppInstance, Wire, TCP_SERVER,
 };
 
 const CONVERGE: Duration = Duration::from_secs(20);
@@ -33,127 +32,70 @@ const MAC1: &str = "66:00:00:73:00:01";
 const MAC2: &str = "66:00:00:73:00:02";
 const LINUX_POD: &str = "10.73.2.5";
 
-/// Node 2: a network namespace holding the fabric's other end, set up as Felix's Linux
-/// dataplane sets up a VXLAN node. Deleted when dropped.
-struct LinuxNode {
-    ns: String,
-}
-
-impl LinuxNode {
-    fn new(fabric_end: &str) -> LinuxNode {
-        let ns = unique("ln");
-        let _ = run("ip", &["netns", "del", &ns]);
-        run("ip", &["netns", "add", &ns]).unwrap();
-        let node = LinuxNode { ns };
-        run("ip", &["link", "set", fabric_end, "netns", &node.ns]).unwrap();
-        for args in [
-            vec!["link", "set", "lo", "up"],
-            vec!["link", "set", fabric_end, "up"],
-            vec!["addr", "add", &format!("{NODE2}/24"), "dev", fabric_end],
-            vec![
-                "link",
-                "add",
-                "vxlan.calico",
-                "type",
-                "vxlan",
-                "id",
-                "4096",
-                "dstport",
-                "4789",
-                "local",
-                NODE2,
-                "dev",
-                fabric_end,
-                "nolearning",
-            ],
-            vec!["link", "set", "vxlan.calico", "address", MAC2],
-            vec!["link", "set", "vxlan.calico", "up"],
-            vec!["addr", "add", &format!("{VTEP2}/32"), "dev", "vxlan.calico"],
-            vec!["addr", "add", &format!("{LINUX_POD}/32"), "dev", "lo"],
-            // What Felix programs for a remote VXLAN block: onlink via the remote VTEP's
-            // address, whose MAC is a permanent neighbour, whose node is an FDB entry.
-            vec![
-                "route",
-                "add",
-                "10.73.1.0/26",
-                "via",
-                VTEP1,
-                "dev",
-                "vxlan.calico",
-                "onlink",
-            ],
-            vec![
-                "neigh",
-                "add",
-                VTEP1,
-                "lladdr",
-                MAC1,
-                "dev",
-                "vxlan.calico",
-                "nud",
-                "permanent",
-            ],
-        ] {
-            node.ip(&args);
-        }
-        node.exec(&[
-            "bridge",
-            "fdb",
+/// Node 2 as Felix's Linux dataplane sets up a VXLAN node: `vxlan.calico` with its MAC
+/// and VTEP address, node 1's block `onlink` via node 1's VTEP address, whose MAC is a
+/// permanent neighbour, whose node address is an FDB entry; a pod address on loopback.
+fn linux_vxlan_node(fabric_end: &str) -> LinuxNode {
+    let node = LinuxNode::new(fabric_end, &format!("{NODE2}/24"), LINUX_POD);
+    for args in [
+        vec![
+            "link",
             "add",
-            MAC1,
-            "dst",
-            NODE1,
+            "vxlan.calico",
+            "type",
+            "vxlan",
+            "id",
+            "4096",
+            "dstport",
+            "4789",
+            "local",
+            NODE2,
+            "dev",
+            fabric_end,
+            "nolearning",
+        ],
+        vec!["link", "set", "vxlan.calico", "address", MAC2],
+        vec!["link", "set", "vxlan.calico", "up"],
+        vec!["addr", "add", &format!("{VTEP2}/32"), "dev", "vxlan.calico"],
+        vec![
+            "route",
+            "add",
+            "10.73.1.0/26",
+            "via",
+            VTEP1,
             "dev",
             "vxlan.calico",
-        ]);
-        // veths compute no checksums: let the kernel fill them in before the wire.
-        for dev in [fabric_end, "vxlan.calico"] {
-            node.exec(&["ethtool", "-K", dev, "tx", "off"]);
-        }
-        node
+            "onlink",
+        ],
+        vec![
+            "neigh",
+            "add",
+            VTEP1,
+            "lladdr",
+            MAC1,
+            "dev",
+            "vxlan.calico",
+            "nud",
+            "permanent",
+        ],
+    ] {
+        node.ip(&args);
     }
-
-    fn ip(&self, args: &[&str]) {
-        let mut all = vec!["-n", self.ns.as_str()];
-        all.extend_from_slice(args);
-        run("ip", &all).unwrap_or_else(|e| panic!("ip {all:?}: {e}"));
+    node.exec(&[
+        "bridge",
+        "fdb",
+        "add",
+        MAC1,
+        "dst",
+        NODE1,
+        "dev",
+        "vxlan.calico",
+    ]);
+    // veths compute no checksums: let the kernel fill them in before the wire.
+    for dev in [fabric_end, "vxlan.calico"] {
+        node.exec(&["ethtool", "-K", dev, "tx", "off"]);
     }
-
-    fn exec(&self, cmd: &[&str]) -> String {
-        let mut all = vec!["netns", "exec", self.ns.as_str()];
-        all.extend_from_slice(cmd);
-        run("ip", &all).unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
-    }
-
-    /// Whether a TCP connection from the Linux node's pod address to `dst`:`port` opens.
-    fn connects(&self, dst: &str, port: u16) -> bool {
-        let code = format!(
-            "import socket\nsocket.create_connection(('{dst}',{port}),timeout=1.2,\
-             source_address=('{LINUX_POD}',0)).close()"
-        );
-        std::process::Command::new("ip")
-            .args(["netns", "exec", &self.ns, PYTHON, "-c", &code])
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    }
-
-    fn spawn_server(&self, ports: &[&str]) -> std::process::Child {
-        std::process::Command::new("ip")
-            .args(["netns", "exec", &self.ns, PYTHON, "-c", TCP_SERVER])
-            .args(ports)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
-    }
-}
-
-impl Drop for LinuxNode {
-    fn drop(&mut self) {
-        let _ = run("ip", &["netns", "del", &self.ns]);
-    }
+    node
 }
 
 fn vtep(node: &str, mac: &str, addr: &str, parent: &str) -> proto::ToDataplane {
@@ -236,22 +178,6 @@ fn snapshot(pod: &Pod, only_8080: bool) -> Vec<proto::ToDataplane> {
     ]
 }
 
-/// UDP packets (protocol 17) arriving on `ifname` in namespace `ns` while `during` runs.
-fn sniff_udp(ns: &str, ifname: &str, during: impl FnOnce()) -> Vec<String> {
-    let child = std::process::Command::new("ip")
-        .args(["netns", "exec", ns, PYTHON, "-c", SNIFF, ifname, "3", "17"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    during();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
 #[test]
 #[ignore = "needs a real VPP: set CALICO_VPP_TEST_VPP_PREFIX (see README)"]
 fn a_vpp_pod_and_a_linux_node_pod_talk_over_vxlan() {
@@ -264,8 +190,8 @@ fn a_vpp_pod_and_a_linux_node_pod_talk_over_vxlan() {
         [0x02, 0xfe, 0, 0, 0x71, 1],
         &[(NODE1.parse().unwrap(), 24)],
     );
-    let linux = LinuxNode::new(&wire.b);
-    let mut linux_server = linux.spawn_server(&["8080"]);
+    let linux = linux_vxlan_node(&wire.b);
+    let _linux_server = linux.spawn_python(TCP_SERVER, &["8080"]);
     let pod = Pod::attach_as(&vpp, &unique("v"), [10, 73, 1], "fd73:1");
     let _pod_server = pod.spawn_python(TCP_SERVER, &["8080", "8081"]);
     let uplink = format!("host-{}", wire.a);
@@ -290,7 +216,7 @@ fn a_vpp_pod_and_a_linux_node_pod_talk_over_vxlan() {
         vpp.cli("show errors")
     );
     // On the fabric, as node 2 receives it: UDP between the node addresses.
-    let seen = sniff_udp(&linux.ns, &wire.b, || {
+    let seen = linux.sniff(&wire.b, 17, || {
         assert!(pod.connects(LINUX_POD, 8080));
     });
     let want = format!("{NODE1} {NODE2} 20");
@@ -318,6 +244,4 @@ fn a_vpp_pod_and_a_linux_node_pod_talk_over_vxlan() {
     assert_eq!(writes, 0, "restart made writes:\n{}", d.log());
     assert!(pod.connects(LINUX_POD, 8080));
     d.stop();
-    let _ = linux_server.kill();
-    let _ = linux_server.wait();
 }

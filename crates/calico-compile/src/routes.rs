@@ -210,6 +210,9 @@ pub enum Skipped {
     NoRemoteVtep,
     /// The block needs VXLAN and this node's own VTEP is unknown or has no MAC.
     NoLocalVtep,
+    /// The block, or the pool it is in, overlaps this node's own subnet: routing it would
+    /// take addresses of the node's own link away from it.
+    OverlapsNodeSubnet,
     /// The destination is in no Calico pool Felix told us about.
     NoPool,
 }
@@ -219,6 +222,20 @@ pub enum Skipped {
 pub fn own_ipv4(model: &Model) -> Option<IpAddr> {
     let host = model.host_metadata.get(model.hostname()?)?;
     host.ipv4_addr.map(|n| IpAddr::V4(n.addr()))
+}
+
+/// This node's own subnets (its host metadata's addresses with their prefix lengths).
+fn own_subnets(model: &Model) -> Vec<IpNet> {
+    let Some(me) = model.hostname().and_then(|h| model.host_metadata.get(h)) else {
+        return Vec::new();
+    };
+    let v4 = me.ipv4_addr.map(|n| IpNet::V4(n.trunc()));
+    let v6 = me.ipv6_addr.map(|n| IpNet::V6(n.trunc()));
+    v4.into_iter().chain(v6).collect()
+}
+
+fn overlaps(a: IpNet, b: IpNet) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
 }
 
 /// Felix's VXLAN settings (`VXLANVNI`, `VXLANPort`), with Felix's defaults for absent or
@@ -258,6 +275,17 @@ fn desired_route_from(
         Some(ip) if ip.is_ipv4() == matches!(route.dst, IpNet::V4(_)) => ip,
         _ => return Err(Skipped::NoNodeAddress),
     };
+    let pool = model
+        .ipam_pools
+        .values()
+        .find(|p| p.cidr.contains(&route.dst))
+        .map(|p| p.cidr);
+    if own_subnets(model)
+        .iter()
+        .any(|s| overlaps(*s, route.dst) || pool.is_some_and(|p| overlaps(*s, p)))
+    {
+        return Err(Skipped::OverlapsNodeSubnet);
+    }
     let direct = match route.ip_pool_type {
         IpPoolType::NoEncap => true,
         IpPoolType::Ipip | IpPoolType::Vxlan => {
@@ -356,6 +384,12 @@ pub fn desired_routes(
                 routes.insert(RouteKey(*dst), r);
             }
             Err(Skipped::NotRemoteWorkload) => {}
+            // Felix's input is inconsistent: say so.
+            Err(
+                why
+                @ (Skipped::NoNodeAddress | Skipped::NoRemoteVtep | Skipped::OverlapsNodeSubnet),
+            ) => tracing::warn!(dst = %dst, node = %route.dst_node_name, ?why,
+                "route not programmed"),
             Err(why) => tracing::debug!(dst = %dst, ?why, "route not programmed"),
         }
     }
@@ -615,5 +649,38 @@ mod tests {
                 port: 4789
             }
         );
+    }
+
+    /// A block (or its pool) overlapping this node's own subnet is never routed: it would
+    /// take the node's own link addresses away; other routes are unaffected.
+    #[test]
+    fn a_block_overlapping_the_node_subnet_is_not_routed() {
+        let mut m = Model {
+            default_hostname: Some("n1".into()),
+            ..Model::default()
+        };
+        m.host_metadata.insert(
+            "n1".into(),
+            calico_model::HostMetadata {
+                ipv4_addr: Some("192.168.0.1/16".parse().unwrap()),
+                ..Default::default()
+            },
+        );
+        m.ipam_pools.insert(
+            "bad".into(),
+            pool("192.168.128.0/17", EncapMode::Never, EncapMode::Never),
+        );
+        m.ipam_pools.insert(
+            "good".into(),
+            pool("10.70.0.0/16", EncapMode::Never, EncapMode::Never),
+        );
+        let bad = route("192.168.130.0/26", IpPoolType::NoEncap, "192.168.0.2", true);
+        let good = route("10.70.1.0/26", IpPoolType::NoEncap, "192.168.0.2", true);
+        assert_eq!(desired_route(&m, &bad), Err(Skipped::OverlapsNodeSubnet));
+        assert_eq!(desired_route(&m, &good), via("192.168.0.2"));
+        m.routes.insert(bad.dst, bad);
+        m.routes.insert(good.dst, good.clone());
+        let (routes, _) = desired_routes(&m);
+        assert_eq!(routes.keys().collect::<Vec<_>>(), [&RouteKey(good.dst)]);
     }
 }

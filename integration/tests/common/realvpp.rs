@@ -500,6 +500,100 @@ pub fn ipam_pool(cidr: &str, masquerade: bool, ipip_mode: &str) -> proto::ToData
     }))
 }
 
+/// A node running Felix's Linux dataplane, as far as a test needs one: a network namespace
+/// holding one end of the fabric (with the node's address) and a "pod" address on its
+/// loopback. What its dataplane programs (tunnel devices, routes) is the test's. Deleted
+/// when dropped.
+pub struct LinuxNode {
+    pub ns: String,
+    pub pod: String,
+}
+
+impl LinuxNode {
+    pub fn new(fabric_end: &str, node_cidr: &str, pod: &str) -> LinuxNode {
+        let ns = unique("ln");
+        let _ = run("ip", &["netns", "del", &ns]);
+        must("ip", &["netns", "add", &ns]);
+        must("ip", &["link", "set", fabric_end, "netns", &ns]);
+        let node = LinuxNode {
+            ns,
+            pod: pod.to_string(),
+        };
+        node.ip(&["link", "set", "lo", "up"]);
+        node.ip(&["link", "set", fabric_end, "up"]);
+        node.ip(&["addr", "add", node_cidr, "dev", fabric_end]);
+        node.ip(&["addr", "add", &format!("{pod}/32"), "dev", "lo"]);
+        node
+    }
+
+    /// `ip -n <ns> <args>`; panics with the reason on failure.
+    pub fn ip(&self, args: &[&str]) {
+        let mut all = vec!["-n", self.ns.as_str()];
+        all.extend_from_slice(args);
+        must("ip", &all);
+    }
+
+    /// Runs `cmd` in the namespace; its stdout.
+    pub fn exec(&self, cmd: &[&str]) -> String {
+        let mut all = vec!["netns", "exec", self.ns.as_str()];
+        all.extend_from_slice(cmd);
+        must("ip", &all)
+    }
+
+    /// Whether a TCP connection from the node's pod address to `dst`:`port` opens.
+    pub fn connects(&self, dst: &str, port: u16) -> bool {
+        let code = format!(
+            "import socket\nsocket.create_connection(('{dst}',{port}),timeout=1.2,\
+             source_address=('{}',0)).close()",
+            self.pod
+        );
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns, PYTHON, "-c", &code])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// Starts a Python program in the namespace in the background (its stdout piped).
+    pub fn spawn_python(&self, code: &str, args: &[&str]) -> Background {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns, PYTHON, "-c", code])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Background(child)
+    }
+
+    /// What arrives on `ifname` in the namespace while `during` runs: one line per IPv4
+    /// packet of protocol `proto` (see [`SNIFF`]).
+    pub fn sniff(&self, ifname: &str, proto: u8, during: impl FnOnce()) -> Vec<String> {
+        let proto = proto.to_string();
+        let child = Command::new("ip")
+            .args([
+                "netns", "exec", &self.ns, PYTHON, "-c", SNIFF, ifname, "3", &proto,
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        during();
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for LinuxNode {
+    fn drop(&mut self) {
+        let _ = run("ip", &["netns", "del", &self.ns]);
+    }
+}
+
 /// A background process, killed on drop.
 pub struct Background(Child);
 
