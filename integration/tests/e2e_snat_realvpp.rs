@@ -138,7 +138,7 @@ fn a_masquerading_pool_reaches_the_outside_with_the_node_address() {
     d.send(&snapshot(&a, &b));
     d.wait_status("snat/a", Some("up"), CONVERGE);
     std::thread::sleep(Duration::from_secs(1));
-    let writes: u64 = d.passes.lock().unwrap().iter().map(|(_, w)| w).sum();
+    let writes = d.writes();
     assert_eq!(writes, 0, "restart made writes:\n{}", d.log());
     assert_eq!(seen_by(&a, &ext_ip), NODE_IP);
 

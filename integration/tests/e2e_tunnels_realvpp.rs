@@ -19,8 +19,8 @@ use calico_vpp_driver::felix::proto::to_dataplane::Payload;
 use calico_vpp_driver::felix::script::{self, envelope};
 use common::driver::{wait_until, Driver};
 use common::realvpp::{
-    attach_af_packet, ipam_pool, serialise, LinuxNode, Pod, VppInstance, Wire, PYTHON, SNIFF,
-    TCP_SERVER,
+    attach_af_packet, ipam_pool, profile_allowing, serialise, sniff, uplink_wire, LinuxNode, Pod,
+    VppInstance, Wire, TCP_SERVER,
 };
 
 const CONVERGE: Duration = Duration::from_secs(20);
@@ -38,12 +38,14 @@ fn host(name: &str, ip: &str) -> proto::ToDataplane {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Encap {
     Ipip,
+    Vxlan,
     None,
 }
 
 fn remote_block(encap: Encap, dst: &str, node: &str, node_ip: &str) -> proto::ToDataplane {
     let pool_type = match encap {
         Encap::Ipip => proto::IpPoolType::Ipip,
+        Encap::Vxlan => proto::IpPoolType::Vxlan,
         Encap::None => proto::IpPoolType::NoEncap,
     };
     envelope(Payload::RouteUpdate(proto::RouteUpdate {
@@ -56,38 +58,8 @@ fn remote_block(encap: Encap, dst: &str, node: &str, node_ip: &str) -> proto::To
     }))
 }
 
-/// The inbound rules of the pods' profile: everything, or TCP to port 8080 only.
 fn profile(only_8080: bool) -> proto::ToDataplane {
-    let inbound = if only_8080 {
-        proto::Rule {
-            action: "allow".into(),
-            protocol: Some(proto::Protocol {
-                number_or_name: Some(proto::protocol::NumberOrName::Name("tcp".into())),
-            }),
-            dst_ports: vec![proto::PortRange {
-                first: 8080,
-                last: 8080,
-            }],
-            ..Default::default()
-        }
-    } else {
-        proto::Rule {
-            action: "allow".into(),
-            ..Default::default()
-        }
-    };
-    envelope(Payload::ActiveProfileUpdate(proto::ActiveProfileUpdate {
-        id: Some(proto::ProfileId {
-            name: "kns.tunnels".into(),
-        }),
-        profile: Some(proto::Profile {
-            inbound_rules: vec![inbound],
-            outbound_rules: vec![proto::Rule {
-                action: "allow".into(),
-                ..Default::default()
-            }],
-        }),
-    }))
+    profile_allowing("kns.tunnels", only_8080)
 }
 
 /// Node `me` (0 or 1): its Felix snapshot, with pod `pod` and a route to the other node's
@@ -101,16 +73,11 @@ fn snapshot(encap: Encap, me: usize, pod: &Pod) -> Vec<proto::ToDataplane> {
         })),
         host("node1", NODE_IPS[0]),
         host("node2", NODE_IPS[1]),
+        // Both nodes' VTEPs (only VXLAN uses them): MAC, tunnel address, node address.
+        vtep(1),
+        vtep(2),
         profile(false),
-        ipam_pool(
-            "10.72.0.0/16",
-            false,
-            if encap == Encap::Ipip {
-                "Always"
-            } else {
-                "Never"
-            },
-        ),
+        pool(encap),
         pod.endpoint(&format!("tunnels/pod{}", me + 1), "kns.tunnels", false),
         remote_block(
             encap,
@@ -122,32 +89,54 @@ fn snapshot(encap: Encap, me: usize, pod: &Pod) -> Vec<proto::ToDataplane> {
     ]
 }
 
-fn driver(vpp: &VppInstance, uplink: &str) -> Driver {
-    Driver::on_vpp(vpp, &[("CALICO_VPP_UPLINK_INTERFACE", uplink)])
+fn vtep(n: usize) -> proto::ToDataplane {
+    envelope(Payload::VtepUpdate(proto::VxlanTunnelEndpointUpdate {
+        node: format!("node{n}"),
+        mac: format!("66:00:00:72:00:{n:02x}"),
+        ipv4_addr: format!("10.72.{n}.64"),
+        parent_device_ip: NODE_IPS[n - 1].into(),
+        ..Default::default()
+    }))
 }
 
-/// What arrives on `ifname` (root namespace) while `during` runs: one line per IPv4
-/// packet of protocol `proto` (source, destination, header length, and for IP-in-IP the
-/// inner protocol).
-fn sniff(ifname: &str, proto: &str, during: impl FnOnce()) -> Vec<String> {
-    let child = std::process::Command::new(PYTHON)
-        .args(["-c", SNIFF, ifname, "3", proto])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    during();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
+fn pool(encap: Encap) -> proto::ToDataplane {
+    let mut pool = ipam_pool(
+        "10.72.0.0/16",
+        false,
+        if encap == Encap::Ipip {
+            "Always"
+        } else {
+            "Never"
+        },
+    );
+    if let Some(Payload::IpamPoolUpdate(u)) = pool.payload.as_mut() {
+        if let Some(p) = u.pool.as_mut() {
+            p.vxlan_mode = if encap == Encap::Vxlan {
+                "Always"
+            } else {
+                "Never"
+            }
+            .into();
+        }
+    }
+    pool
+}
+
+fn driver(vpp: &VppInstance, uplink: &str) -> Driver {
+    Driver::on_vpp(vpp, &[("CALICO_VPP_UPLINK_INTERFACE", uplink)])
 }
 
 #[test]
 #[ignore = "needs a real VPP: set CALICO_VPP_TEST_VPP_PREFIX (see README)"]
 fn pods_on_two_vpp_nodes_talk_through_ipip_tunnels_the_drivers_build() {
     two_nodes(Encap::Ipip);
+}
+
+/// The same over VXLAN: L2 VXLAN tunnels between the VTEPs Felix advertises.
+#[test]
+#[ignore = "needs a real VPP: set CALICO_VPP_TEST_VPP_PREFIX (see README)"]
+fn pods_on_two_vpp_nodes_talk_through_vxlan_tunnels_the_drivers_build() {
+    two_nodes(Encap::Vxlan);
 }
 
 /// The same without encapsulation: the block goes via the other node's address on the
@@ -192,13 +181,17 @@ fn two_nodes(encap: Encap) {
     d1.wait_status("tunnels/pod1", Some("up"), CONVERGE);
     d2.wait_status("tunnels/pod2", Some("up"), CONVERGE);
 
+    let show = match encap {
+        Encap::Vxlan => "show vxlan tunnel",
+        Encap::Ipip | Encap::None => "show ipip tunnel",
+    };
     let dst = pod2.v4.to_string();
     assert!(
         wait_until(CONVERGE, || pod1.ping(&dst, 202, 1) == 1),
         "pod1 -> pod2 through the tunnels\nnode1: {}\n{}\nnode2: {}\n{}\nlog1:\n{}",
-        vpp1.cli("show ipip tunnel"),
+        vpp1.cli(show),
         vpp1.cli("show ip fib 10.72.2.0/26"),
-        vpp2.cli("show ipip tunnel"),
+        vpp2.cli(show),
         vpp2.cli("show ip fib 10.72.1.0/26"),
         d1.log()
     );
@@ -208,24 +201,29 @@ fn two_nodes(encap: Encap) {
     // or, without encapsulation, TCP between the pod addresses.
     let (proto, there, back) = match encap {
         Encap::Ipip => (
-            "4",
+            4,
             format!("{} {} 20 6", NODE_IPS[0], NODE_IPS[1]),
             format!("{} {} 20 6", NODE_IPS[1], NODE_IPS[0]),
         ),
+        Encap::Vxlan => (
+            17,
+            format!("{} {} 20", NODE_IPS[0], NODE_IPS[1]),
+            format!("{} {} 20", NODE_IPS[1], NODE_IPS[0]),
+        ),
         Encap::None => (
-            "6",
+            6,
             format!("{} {} 20", pod1.v4, pod2.v4),
             format!("{} {} 20", pod2.v4, pod1.v4),
         ),
     };
-    let seen = sniff(&wire.b, proto, || {
+    let seen = sniff(None, &wire.b, proto, || {
         assert!(pod1.connects(&dst, 8081));
     });
     assert!(
         seen.iter().any(|l| l.starts_with(&there)),
         "{encap:?} from node1 to node2 on the fabric, want {there}: {seen:?}"
     );
-    let seen = sniff(&wire.a, proto, || {
+    let seen = sniff(None, &wire.a, proto, || {
         assert!(pod1.connects(&dst, 8081));
     });
     assert!(
@@ -250,13 +248,14 @@ fn two_nodes(encap: Encap) {
 
     // A driver restart with the same snapshot adopts tunnels and routes: no write.
     let mut snap = snapshot(encap, 1, &pod2);
-    snap.insert(4, profile(true));
+    let in_sync = snap.len() - 1;
+    snap.insert(in_sync, profile(true));
     d2.stop();
     let mut d2 = driver(&vpp2, &uplink2);
     d2.send(&snap);
     d2.wait_status("tunnels/pod2", Some("up"), CONVERGE);
     std::thread::sleep(Duration::from_secs(1));
-    let writes: u64 = d2.passes.lock().unwrap().iter().map(|(_, w)| w).sum();
+    let writes = d2.writes();
     assert_eq!(writes, 0, "restart made writes:\n{}", d2.log());
     assert!(
         pod1.connects(&dst, 8080),
@@ -275,11 +274,9 @@ fn two_nodes(encap: Encap) {
         vpp1.cli("show ip fib 10.72.2.0/26")
     );
     assert!(
-        wait_until(CONVERGE, || !vpp1
-            .cli("show ipip tunnel")
-            .contains(NODE_IPS[1])),
+        wait_until(CONVERGE, || !vpp1.cli(show).contains(NODE_IPS[1])),
         "tunnel deleted: {}",
-        vpp1.cli("show ipip tunnel")
+        vpp1.cli(show)
     );
     assert!(!pod1.connects(&dst, 8080), "no route, no connection");
     d1.stop();
@@ -316,14 +313,7 @@ while True:
 fn a_vpp_pod_and_a_linux_node_pod_talk_over_ipip() {
     let _one = serialise();
     let vpp = VppInstance::start();
-    let wire = Wire::new();
-    attach_af_packet(
-        &vpp,
-        &wire.a,
-        [0x02, 0xfe, 0, 0, 0x70, 1],
-        &[(NODE_IPS[0].parse().unwrap(), 24)],
-    );
-    let uplink = format!("host-{}", wire.a);
+    let (wire, uplink) = uplink_wire(&vpp, [0x02, 0xfe, 0, 0, 0x70, 1], NODE_IPS[0]);
     // Node 2: Linux, its pod 10.72.2.5, node 1's block into its tunl0.
     let linux = LinuxNode::new(&wire.b, &format!("{}/24", NODE_IPS[1]), "10.72.2.5");
     let _tunl = linux.spawn_python(IPIP_STANDIN, &["tunl0", NODE_IPS[0]]);

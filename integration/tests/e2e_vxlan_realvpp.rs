@@ -20,7 +20,8 @@ use calico_vpp_driver::felix::proto::to_dataplane::Payload;
 use calico_vpp_driver::felix::script::{self, envelope};
 use common::driver::{wait_until, Driver};
 use common::realvpp::{
-    attach_af_packet, ipam_pool, serialise, unique, LinuxNode, Pod, VppInstance, Wire, TCP_SERVER,
+    ipam_pool, profile_allowing, serialise, unique, uplink_wire, LinuxNode, Pod, VppInstance,
+    TCP_SERVER,
 };
 
 const CONVERGE: Duration = Duration::from_secs(20);
@@ -116,35 +117,8 @@ fn host(name: &str, ip: &str) -> proto::ToDataplane {
     }))
 }
 
-/// The inbound rules of the VPP pod's profile: everything, or TCP to port 8080 only.
 fn profile(only_8080: bool) -> proto::ToDataplane {
-    let inbound = proto::Rule {
-        action: "allow".into(),
-        protocol: only_8080.then(|| proto::Protocol {
-            number_or_name: Some(proto::protocol::NumberOrName::Name("tcp".into())),
-        }),
-        dst_ports: if only_8080 {
-            vec![proto::PortRange {
-                first: 8080,
-                last: 8080,
-            }]
-        } else {
-            Vec::new()
-        },
-        ..Default::default()
-    };
-    envelope(Payload::ActiveProfileUpdate(proto::ActiveProfileUpdate {
-        id: Some(proto::ProfileId {
-            name: "kns.vxlan".into(),
-        }),
-        profile: Some(proto::Profile {
-            inbound_rules: vec![inbound],
-            outbound_rules: vec![proto::Rule {
-                action: "allow".into(),
-                ..Default::default()
-            }],
-        }),
-    }))
+    profile_allowing("kns.vxlan", only_8080)
 }
 
 fn snapshot(pod: &Pod, only_8080: bool) -> Vec<proto::ToDataplane> {
@@ -183,18 +157,11 @@ fn snapshot(pod: &Pod, only_8080: bool) -> Vec<proto::ToDataplane> {
 fn a_vpp_pod_and_a_linux_node_pod_talk_over_vxlan() {
     let _one = serialise();
     let vpp = VppInstance::start();
-    let wire = Wire::new();
-    attach_af_packet(
-        &vpp,
-        &wire.a,
-        [0x02, 0xfe, 0, 0, 0x71, 1],
-        &[(NODE1.parse().unwrap(), 24)],
-    );
+    let (wire, uplink) = uplink_wire(&vpp, [0x02, 0xfe, 0, 0, 0x71, 1], NODE1);
     let linux = linux_vxlan_node(&wire.b);
     let _linux_server = linux.spawn_python(TCP_SERVER, &["8080"]);
     let pod = Pod::attach_as(&vpp, &unique("v"), [10, 73, 1], "fd73:1");
     let _pod_server = pod.spawn_python(TCP_SERVER, &["8080", "8081"]);
-    let uplink = format!("host-{}", wire.a);
 
     // No tunnel yet: no way between them.
     assert!(!pod.connects(LINUX_POD, 8080));
@@ -240,7 +207,7 @@ fn a_vpp_pod_and_a_linux_node_pod_talk_over_vxlan() {
     d.send(&snapshot(&pod, true));
     d.wait_status("vxlan/pod1", Some("up"), CONVERGE);
     std::thread::sleep(Duration::from_secs(1));
-    let writes: u64 = d.passes.lock().unwrap().iter().map(|(_, w)| w).sum();
+    let writes = d.writes();
     assert_eq!(writes, 0, "restart made writes:\n{}", d.log());
     assert!(pod.connects(LINUX_POD, 8080));
     d.stop();

@@ -141,6 +141,11 @@ impl Driver {
         Driver::spawn(&env)
     }
 
+    /// VPP writes of every reconcile pass logged so far.
+    pub fn writes(&self) -> u64 {
+        self.passes.lock().unwrap().iter().map(|(_, w)| w).sum()
+    }
+
     /// Starts the driver with `env` on top of the test's environment (`CALICO_VPP_LOG_LEVEL`
     /// removed, logs go to a buffer).
     pub fn spawn(env: &[(&str, &str)]) -> Driver {

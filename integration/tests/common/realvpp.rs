@@ -567,24 +567,9 @@ impl LinuxNode {
         Background(child)
     }
 
-    /// What arrives on `ifname` in the namespace while `during` runs: one line per IPv4
-    /// packet of protocol `proto` (see [`SNIFF`]).
+    /// What arrives on `ifname` in the namespace while `during` runs (see [`sniff`]).
     pub fn sniff(&self, ifname: &str, proto: u8, during: impl FnOnce()) -> Vec<String> {
-        let proto = proto.to_string();
-        let child = Command::new("ip")
-            .args([
-                "netns", "exec", &self.ns, PYTHON, "-c", SNIFF, ifname, "3", &proto,
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(300));
-        during();
-        let out = child.wait_with_output().unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_string)
-            .collect()
+        sniff(Some(&self.ns), ifname, proto, during)
     }
 }
 
@@ -592,6 +577,63 @@ impl Drop for LinuxNode {
     fn drop(&mut self) {
         let _ = run("ip", &["netns", "del", &self.ns]);
     }
+}
+
+/// What arrives on `ifname` (in namespace `ns`, else the root one) while `during` runs: one
+/// line per IPv4 packet of protocol `proto` (see [`SNIFF`]: source, destination, header
+/// length, and for IP-in-IP the inner protocol).
+pub fn sniff(ns: Option<&str>, ifname: &str, proto: u8, during: impl FnOnce()) -> Vec<String> {
+    let proto = proto.to_string();
+    let mut cmd = match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, PYTHON]);
+            c
+        }
+        None => Command::new(PYTHON),
+    };
+    let child = cmd
+        .args(["-c", SNIFF, ifname, "3", &proto])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    during();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Felix's profile `name` for test pods: inbound everything, or only TCP to port 8080;
+/// outbound everything.
+pub fn profile_allowing(name: &str, only_8080: bool) -> proto::ToDataplane {
+    let inbound = proto::Rule {
+        action: "allow".into(),
+        protocol: only_8080.then(|| proto::Protocol {
+            number_or_name: Some(proto::protocol::NumberOrName::Name("tcp".into())),
+        }),
+        dst_ports: if only_8080 {
+            vec![proto::PortRange {
+                first: 8080,
+                last: 8080,
+            }]
+        } else {
+            Vec::new()
+        },
+        ..Default::default()
+    };
+    envelope(Payload::ActiveProfileUpdate(proto::ActiveProfileUpdate {
+        id: Some(proto::ProfileId { name: name.into() }),
+        profile: Some(proto::Profile {
+            inbound_rules: vec![inbound],
+            outbound_rules: vec![proto::Rule {
+                action: "allow".into(),
+                ..Default::default()
+            }],
+        }),
+    }))
 }
 
 /// A background process, killed on drop.
@@ -707,6 +749,15 @@ impl Wire {
         }
         Wire { a, b }
     }
+}
+
+/// A fabric link for `vpp`'s uplink: a new [`Wire`] whose `a` end VPP takes with
+/// af_packet (MAC `mac`, address `node_ip`/24); the wire and the uplink's VPP name.
+pub fn uplink_wire(vpp: &VppInstance, mac: [u8; 6], node_ip: &str) -> (Wire, String) {
+    let wire = Wire::new();
+    attach_af_packet(vpp, &wire.a, mac, &[(node_ip.parse().unwrap(), 24)]);
+    let uplink = format!("host-{}", wire.a);
+    (wire, uplink)
 }
 
 impl Drop for Wire {
