@@ -100,6 +100,8 @@ pub enum DemoError {
     Session(String),
     #[error("writing the demo output: {0}")]
     Output(#[from] std::io::Error),
+    #[error("setting up the simulator's uplink: retval {0}")]
+    Uplink(i32),
 }
 
 /// One sample flow's verdicts.
@@ -141,6 +143,8 @@ impl FlowRow {
 #[derive(Debug, Clone)]
 pub struct DemoOutcome {
     pub flows: Vec<FlowRow>,
+    /// Where the simulator sends sample packets (simulator only): (what, path or why not).
+    pub paths: Vec<(String, vpp_sim::PathResult)>,
     /// Felix's view: workload id → last status (`None`: removed).
     pub statuses: BTreeMap<String, Option<String>>,
     pub summary: ReconcileSummary,
@@ -318,6 +322,59 @@ fn compiled_verdict(desired: &DesiredState, f: &Flow) -> Verdict {
 
 /// The simulator's verdict for the flow entering VPP from the source pod's interface and
 /// leaving by the destination's.
+/// Makes the simulator's uplink (an interface with the node's address, up) and the
+/// operator's default route; its name.
+fn sim_uplink(sim: &Simulator) -> Result<String, i32> {
+    sim.with_state_mut(|s| {
+        let idx = s.create_tap(u32::MAX, None, None, "demo-uplink")?;
+        let node: ipnet::IpNet = format!("{}/24", scenario::NODE_IP)
+            .parse()
+            .map_err(|_| vpp_sim::rv::INVALID_VALUE)?;
+        let gateway: std::net::IpAddr = scenario::GATEWAY
+            .parse()
+            .map_err(|_| vpp_sim::rv::INVALID_VALUE)?;
+        for rv in [
+            s.add_del_address(idx, true, false, node),
+            s.set_flags(idx, true),
+            s.set_link(idx, true),
+            s.add_route_via("0.0.0.0/0".parse().expect("a prefix"), gateway),
+        ] {
+            if rv != 0 {
+                return Err(rv);
+            }
+        }
+        Ok(s.interface(idx).map(|i| i.name.clone()).unwrap_or_default())
+    })
+}
+
+/// Where the simulator sends a new flow from the frontend pod: to another node's pod (over
+/// VXLAN) and outside the cluster (SNAT).
+fn sim_paths(sim: &Simulator) -> Vec<(String, vpp_sim::PathResult)> {
+    let from = scenario::FRONTEND;
+    let Some(ingress) = sim.with_state(|s| {
+        s.interfaces
+            .iter()
+            .find(|(_, i)| i.tag == from.iface())
+            .map(|(idx, _)| idx)
+    }) else {
+        return Vec::new();
+    };
+    let src: std::net::IpAddr = from.ip.parse().expect("the scenario's address");
+    [
+        (scenario::REMOTE_POD, "a pod on node2"),
+        (scenario::OUTSIDE, "outside the cluster"),
+    ]
+    .into_iter()
+    .map(|(dst, what)| {
+        let dst: std::net::IpAddr = dst.parse().expect("the scenario's address");
+        (
+            format!("{} -> {dst} ({what})", from.label()),
+            sim.with_state(|s| s.forward(ingress, src, dst)),
+        )
+    })
+    .collect()
+}
+
 fn sim_verdict(sim: &Simulator, f: &Flow) -> Verdict {
     let idx = |p: &Pod| {
         sim.with_state(|s| {
@@ -409,10 +466,17 @@ pub async fn run(options: DemoOptions, out: &mut impl Write) -> Result<DemoOutco
         }
     }
 
+    // The simulator's uplink: the node's address, the operator's default route.
+    let uplink = match &target {
+        Target::Sim(sim) => Some(sim_uplink(sim).map_err(DemoError::Uplink)?),
+        Target::Vpp(..) => None,
+    };
+
     // The driver, exactly as in fd mode, with Felix's pipes in memory.
     let rc = ReconcilerConfig {
         state_dir: state_dir.clone(),
         min_apply_interval: Duration::from_millis(50),
+        uplink,
         ..ReconcilerConfig::default()
     };
     let reconciler = Reconciler::new(VppDataplane::new(vpp_config(&socket)), rc);
@@ -453,9 +517,23 @@ pub async fn run(options: DemoOptions, out: &mut impl Write) -> Result<DemoOutco
     felix
         .wait_statuses("all pods up", limit, all_up(&PODS))
         .await?;
+    // Connectivity (the simulator only: a real VPP demo has no fabric): another node's block
+    // over VXLAN, and natOutgoing.
+    let connectivity = match &target {
+        Target::Sim(_) => scenario::connectivity(),
+        Target::Vpp(..) => Vec::new(),
+    };
+    if !connectivity.is_empty() {
+        felix.send(&connectivity).await?;
+    }
     let summary = monitor.converged(quiet, limit).await?;
 
-    let all: Vec<proto::ToDataplane> = snapshot.iter().chain(&deltas).cloned().collect();
+    let all: Vec<proto::ToDataplane> = snapshot
+        .iter()
+        .chain(&deltas)
+        .chain(&connectivity)
+        .cloned()
+        .collect();
     let model = model_of(&all);
     let desired = Compiler::new(&model).desired().clone();
     let flows = match &target {
@@ -474,9 +552,14 @@ pub async fn run(options: DemoOptions, out: &mut impl Write) -> Result<DemoOutco
             .collect(),
         Target::Vpp(v, _) => vpp_flows(v, &model, &desired).await?,
     };
+    let paths = match &target {
+        Target::Sim(sim) => sim_paths(sim),
+        Target::Vpp(..) => Vec::new(),
+    };
     let statuses = felix.statuses.borrow().clone();
     let outcome = DemoOutcome {
         flows,
+        paths,
         statuses,
         summary,
     };
@@ -488,6 +571,7 @@ pub async fn run(options: DemoOptions, out: &mut impl Write) -> Result<DemoOutco
     }
     render::interfaces(out, &desired)?;
     render::statuses(out, &outcome.statuses)?;
+    render::paths(out, &outcome.paths)?;
     render::flows(
         out,
         &outcome.flows,

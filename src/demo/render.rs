@@ -174,6 +174,34 @@ fn cell(x: &Result<Verdict, super::NpolMatchError>) -> &'static str {
 /// The verdict table. With a real VPP the dataplane column is VPP's `npol match` and an
 /// extra column shows our npol model's verdict on the compiled objects; "?" is a VPP answer
 /// that could not be had or read (the reasons follow the table).
+/// Where the simulator sends new flows (its FIB, tunnels and cnat SNAT).
+pub fn paths(out: &mut impl Write, rows: &[(String, vpp_sim::PathResult)]) -> io::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\nPaths (VPP sim: FIB, tunnels, cnat SNAT):")?;
+    for (what, path) in rows {
+        let how = match path {
+            Ok(f) => {
+                let via = f.next_hop.map(|n| format!(" via {n}")).unwrap_or_default();
+                let encap = f
+                    .encap
+                    .map(|(kind, s, d)| format!(", in {kind} {s} -> {d}"))
+                    .unwrap_or_default();
+                let source = if f.translated {
+                    format!("source {} (SNAT)", f.source)
+                } else {
+                    format!("source {} kept", f.source)
+                };
+                format!("out {}{via}{encap}; {source}", f.egress_name)
+            }
+            Err(e) => format!("not forwarded: {e}"),
+        };
+        writeln!(out, "  {what:<52} {how}")?;
+    }
+    Ok(())
+}
+
 pub fn flows(out: &mut impl Write, rows: &[FlowRow], dataplane: &str) -> io::Result<()> {
     let with_model = rows.iter().any(|r| r.model.is_some());
     let model_head = if with_model { "our npol" } else { "" };

@@ -341,6 +341,60 @@ pub fn snapshot() -> Vec<proto::ToDataplane> {
 }
 
 /// After `InSync`: a new frontend pod, and the IP set deltas that admit it.
+/// The demo node's own address, on the simulator's uplink.
+pub const NODE_IP: &str = "192.168.0.1";
+/// Another node's address and a pod of its block, reached over VXLAN.
+pub const NODE2_IP: &str = "192.168.0.2";
+pub const REMOTE_POD: &str = "10.70.9.5";
+/// Somewhere outside the cluster, reached with SNAT through the uplink's gateway.
+pub const OUTSIDE: &str = "8.8.8.8";
+pub const GATEWAY: &str = "192.168.0.254";
+
+/// Connectivity (simulator only): this node and another one, both VXLAN tunnel endpoints,
+/// the pods' pool with VXLAN and natOutgoing, and the other node's block.
+pub fn connectivity() -> Vec<proto::ToDataplane> {
+    let host = |name: &str, ip: &str| {
+        envelope(Payload::HostMetadataUpdate(proto::HostMetadataUpdate {
+            hostname: name.into(),
+            ipv4_addr: format!("{ip}/24"),
+            ..Default::default()
+        }))
+    };
+    let vtep = |name: &str, mac: &str, addr: &str, parent: &str| {
+        envelope(Payload::VtepUpdate(proto::VxlanTunnelEndpointUpdate {
+            node: name.into(),
+            mac: mac.into(),
+            ipv4_addr: addr.into(),
+            parent_device_ip: parent.into(),
+            ..Default::default()
+        }))
+    };
+    vec![
+        host("demo-node", NODE_IP),
+        host("node2", NODE2_IP),
+        vtep("demo-node", "66:00:00:00:00:01", "10.70.8.0", NODE_IP),
+        vtep("node2", "66:00:00:00:00:02", "10.70.9.0", NODE2_IP),
+        envelope(Payload::IpamPoolUpdate(proto::IpamPoolUpdate {
+            id: "10.70.0.0-16".into(),
+            pool: Some(proto::IpamPool {
+                cidr: "10.70.0.0/16".into(),
+                masquerade: true,
+                ipip_mode: "Never".into(),
+                vxlan_mode: "Always".into(),
+                ..Default::default()
+            }),
+        })),
+        envelope(Payload::RouteUpdate(proto::RouteUpdate {
+            types: proto::RouteType::RemoteWorkload as i32,
+            ip_pool_type: proto::IpPoolType::Vxlan as i32,
+            dst: "10.70.9.0/26".into(),
+            dst_node_name: "node2".into(),
+            dst_node_ip: NODE2_IP.into(),
+            ..Default::default()
+        })),
+    ]
+}
+
 pub fn deltas() -> Vec<proto::ToDataplane> {
     let add = |id: &str| {
         envelope(Payload::IpsetDeltaUpdate(proto::IpSetDeltaUpdate {

@@ -32,6 +32,23 @@ async fn demo_on_the_simulator_reports_every_pod_up_and_all_verdicts_agree() {
     assert!(allows > 2 && allows < outcome.flows.len(), "{text}");
     assert!(text.contains("npol"), "{text}");
     assert!(text.contains("13/13 verdicts agree"), "{text}");
+    // Paths the driver built from Felix's routes, VTEPs and pools: another node's pod over
+    // VXLAN with the source kept, the outside with the node's address.
+    let [(_, remote), (_, outside)] = &outcome.paths[..] else {
+        panic!("two paths: {text}");
+    };
+    let remote = remote.as_ref().expect("a path to node2's pod");
+    let node1: std::net::IpAddr = scenario::NODE_IP.parse().unwrap();
+    let node2: std::net::IpAddr = scenario::NODE2_IP.parse().unwrap();
+    assert_eq!(remote.encap, Some(("vxlan", node1, node2)), "{text}");
+    assert!(!remote.translated, "{text}");
+    let outside = outside.as_ref().expect("a path outside");
+    assert_eq!(
+        (outside.source, outside.translated),
+        (node1, true),
+        "{text}"
+    );
+    assert_eq!(outside.next_hop, scenario::GATEWAY.parse().ok(), "{text}");
 }
 
 #[test]
@@ -94,6 +111,7 @@ fn an_unreadable_vpp_answer_is_a_disagreement_shown_as_a_question_mark() {
     assert!(!unreadable.model_agrees_with_dataplane());
     let outcome = DemoOutcome {
         flows: vec![unreadable.clone()],
+        paths: Vec::new(),
         statuses: BTreeMap::new(),
         summary: ReconcileSummary::default(),
     };

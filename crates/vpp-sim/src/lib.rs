@@ -15,12 +15,14 @@
 pub mod acl;
 pub mod api;
 pub mod enforce;
+pub mod forward;
 pub mod pool;
 mod render;
 pub mod server;
 pub mod state;
 
 pub use enforce::{Enforcement, FlowVerdict};
+pub use forward::{Forwarding, NotForwarded, PathResult};
 pub use npol::{Direction, Packet, Verdict};
 pub use server::{serve, FaultAction, Options, SimError, Simulator};
 pub use state::{rv, SimState};
