@@ -6,38 +6,17 @@
 //! Run: `cargo bench -p calico-vpp-driver --bench e2e_convergence` (sizes can be scaled with
 //! `E2E_SCALE=0.1`).
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use calico_compile::DesiredState;
 use calico_vpp_driver::dataplane::fake;
 use calico_vpp_driver::dataplane::vpp::{VppConfig, VppDataplane};
-use calico_vpp_driver::dataplane::{
-    Dataplane, DataplaneError, InterfaceEvent, InterfaceInfo, Op, OpResult, VppIdentity,
-};
+use calico_vpp_driver::dataplane::Dataplane;
 use calico_vpp_driver::reconcile::{synthetic, Changed, Reconciler, ReconcilerConfig};
+use common::OneAtATime;
 use vpp_sim::Simulator;
-
-/// Sends every operation in its own round trip: what a client without pipelining does.
-struct OneAtATime(VppDataplane);
-
-impl Dataplane for OneAtATime {
-    async fn connect(&mut self) -> Result<VppIdentity, DataplaneError> {
-        self.0.connect().await
-    }
-    async fn execute(&mut self, ops: Vec<Op>) -> Result<Vec<OpResult>, DataplaneError> {
-        let mut out = Vec::with_capacity(ops.len());
-        for op in ops {
-            out.extend(self.0.execute(vec![op]).await?);
-        }
-        Ok(out)
-    }
-    async fn interfaces(&mut self) -> Result<Vec<InterfaceInfo>, DataplaneError> {
-        self.0.interfaces().await
-    }
-    async fn next_interface_event(&mut self) -> Result<InterfaceEvent, DataplaneError> {
-        self.0.next_interface_event().await
-    }
-}
 
 struct Sizes {
     endpoints: usize,

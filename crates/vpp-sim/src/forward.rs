@@ -169,25 +169,7 @@ impl SimState {
 impl SimState {
     /// Adds `prefix` via `via` in the default table (as an operator's `ip route add`).
     pub fn add_route_via(&mut self, prefix: IpNet, via: IpAddr) -> i32 {
-        let mut nh = vec![0u8; 16];
-        match via {
-            IpAddr::V4(a) => nh[..4].copy_from_slice(&a.octets()),
-            IpAddr::V6(a) => nh.copy_from_slice(&a.octets()),
-        }
-        let path = crate::state::Path {
-            sw_if_index: u32::MAX,
-            table_id: 0,
-            rpf_id: 0,
-            weight: 1,
-            preference: 0,
-            path_type: 0,
-            flags: 0,
-            proto: u32::from(via.is_ipv6()),
-            nh,
-            via_label: 0,
-            obj_id: 0,
-            classify_table_index: 0,
-        };
+        let path = crate::state::Path::new(u32::MAX, Some(via));
         self.route_add_del(true, false, 0, prefix, vec![path])
     }
 }
@@ -213,24 +195,7 @@ mod tests {
     }
 
     fn path(sw_if_index: u32, nh: Option<&str>) -> Path {
-        let mut bytes = vec![0u8; 16];
-        if let Some(IpAddr::V4(a)) = nh.map(ip) {
-            bytes[..4].copy_from_slice(&a.octets());
-        }
-        Path {
-            sw_if_index,
-            table_id: 0,
-            rpf_id: 0,
-            weight: 1,
-            preference: 0,
-            path_type: 0,
-            flags: 0,
-            proto: 0,
-            nh: bytes,
-            via_label: 0,
-            obj_id: 0,
-            classify_table_index: 0,
-        }
+        Path::new(sw_if_index, nh.map(ip))
     }
 
     /// A node: a pod interface, an uplink 192.168.0.1/24, a route via another node's

@@ -175,6 +175,33 @@ pub struct Path {
     pub classify_table_index: u32,
 }
 
+impl Path {
+    /// A normal IP path out of `sw_if_index` (`u32::MAX`: resolved through `nh`) to next
+    /// hop `nh` (none: attached), weight 1, in table 0.
+    pub fn new(sw_if_index: u32, nh: Option<IpAddr>) -> Path {
+        let mut bytes = vec![0u8; 16];
+        match nh {
+            Some(IpAddr::V4(a)) => bytes[..4].copy_from_slice(&a.octets()),
+            Some(IpAddr::V6(a)) => bytes.copy_from_slice(&a.octets()),
+            None => {}
+        }
+        Path {
+            sw_if_index,
+            table_id: 0,
+            rpf_id: 0,
+            weight: 1,
+            preference: 0,
+            path_type: 0,
+            flags: 0,
+            proto: u32::from(nh.is_some_and(|a| a.is_ipv6())),
+            nh: bytes,
+            via_label: 0,
+            obj_id: 0,
+            classify_table_index: 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Table {
     pub name: String,

@@ -13,20 +13,7 @@ fn net(s: &str) -> IpNet {
     s.parse().unwrap()
 }
 fn path(sw_if_index: u32) -> Path {
-    Path {
-        sw_if_index,
-        table_id: 0,
-        rpf_id: 0,
-        weight: 1,
-        preference: 0,
-        path_type: 0,
-        flags: 0,
-        proto: 0,
-        nh: vec![0; 16],
-        via_label: 0,
-        obj_id: 0,
-        classify_table_index: 0,
-    }
+    Path::new(sw_if_index, None)
 }
 fn cfg(rx: &[u32]) -> InterfaceConfig<u32> {
     InterfaceConfig {
