@@ -185,7 +185,7 @@ fn first_flow_to_a_tun_pod_meets_its_policy_without_a_neighbour() {
 }
 
 #[test]
-fn a_new_tun_pod_costs_five_writes_one_per_ip_set_joined_and_its_snat_inclusion() {
+fn a_new_tun_pod_costs_five_writes_one_per_ip_set_its_snat_inclusion_and_routes() {
     let rig = Rig::new();
     let pods = shape().pods;
     // The CNI creates the new pods' interfaces before Felix hears of them.
@@ -214,6 +214,8 @@ fn a_new_tun_pod_costs_five_writes_one_per_ip_set_joined_and_its_snat_inclusion(
             ("npol_policy_create", 1),
             // The scripted pool masquerades: the pod's interface joins cnat's SNAT.
             ("cnat_snat_policy_add_del_if", 1),
+            // A route to each of its addresses (dual-stack) out of its interface.
+            ("ip_route_add_del", 2),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -225,7 +227,7 @@ fn a_new_tun_pod_costs_five_writes_one_per_ip_set_joined_and_its_snat_inclusion(
     };
     assert_eq!(seen[&true], expect(0), "TUN pod; log:\n{}", d.log());
     assert_eq!(seen[&false], expect(2), "tap pod; log:\n{}", d.log());
-    assert_eq!(seen[&true].0, 3 + 2 + 2 + 1);
+    assert_eq!(seen[&true].0, 3 + 2 + 2 + 1 + 2);
 }
 
 #[test]

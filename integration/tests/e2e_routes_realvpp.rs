@@ -161,3 +161,59 @@ fn remote_blocks_are_reachable_exactly_while_felix_routes_them() {
     assert!(!fib.contains("10.70.1.0/26"), "route deleted: {fib}");
     driver.stop();
 }
+
+/// A pod wired as Calico's CNI wires one — its address alone, no subnet in VPP, its
+/// interface unnumbered — is reached only through the route the driver programs from its
+/// endpoint, from another pod and back; the route goes with the endpoint.
+#[test]
+#[ignore = "needs a real VPP: set CALICO_VPP_TEST_VPP_PREFIX (see README)"]
+fn a_pod_without_a_subnet_is_reached_through_its_endpoints_route() {
+    let _one = serialise();
+    let vpp = VppInstance::start();
+    let a = Pod::attach(&vpp, 1);
+    let bare: std::net::Ipv4Addr = "10.70.5.2".parse().unwrap();
+    let b = Pod::attach_bare(
+        &vpp,
+        &common::realvpp::unique("b"),
+        bare,
+        &format!("host-{}", a.host_if),
+    );
+    let _server = b.spawn_python(common::realvpp::TCP_SERVER, &["8080"]);
+    let _a_server = a.spawn_python(common::realvpp::TCP_SERVER, &["8080"]);
+    assert!(
+        !a.connects("10.70.5.2", 8080),
+        "no route to the bare pod yet"
+    );
+
+    let mut snap = snapshot(&a);
+    let in_sync = snap.len() - 1;
+    snap.insert(in_sync, b.endpoint("routes/b", "kns.routes", false));
+    let mut driver = Driver::on_vpp(&vpp, &[]);
+    driver.send(&snap);
+    driver.wait_status("routes/b", Some("up"), CONVERGE);
+    assert!(
+        wait_until(CONVERGE, || a.connects("10.70.5.2", 8080)),
+        "pod a -> the bare pod through its route\n{}",
+        vpp.cli("show ip fib 10.70.5.2/32")
+    );
+    assert!(b.connects(&a.v4.to_string(), 8080), "the bare pod -> pod a");
+
+    // The endpoint goes: so does its route.
+    driver.send(&[envelope(Payload::WorkloadEndpointRemove(
+        proto::WorkloadEndpointRemove {
+            id: Some(proto::WorkloadEndpointId {
+                orchestrator_id: "k8s".into(),
+                workload_id: "routes/b".into(),
+                endpoint_id: "eth0".into(),
+            }),
+        },
+    ))]);
+    assert!(
+        wait_until(CONVERGE, || !vpp
+            .cli("show ip fib 10.70.5.2/32")
+            .contains("10.70.5.2/32")),
+        "route withdrawn: {}",
+        vpp.cli("show ip fib 10.70.5.2/32")
+    );
+    driver.stop();
+}

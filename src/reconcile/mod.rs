@@ -768,6 +768,7 @@ impl Changed {
             policies: _,
             acls: _,
             routes: _,
+            local_routes: _,
             tunnels: _,
             uplinks: _,
             snat: _,

@@ -266,6 +266,7 @@ pub fn apply_diff(state: &mut DesiredState, mut diff: DesiredDiff) {
         policies: _,
         acls: _,
         routes: _,
+        local_routes: _,
         tunnels: _,
         uplinks: _,
         snat: _,

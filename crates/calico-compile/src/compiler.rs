@@ -348,6 +348,7 @@ impl Compiler {
         c.refresh_host_set(model);
         (c.out.routes, c.out.tunnels) = crate::routes::desired_routes(model);
         c.out.uplinks = crate::routes::desired_uplinks();
+        c.out.local_routes = crate::routes::desired_local_routes(model);
         let snat = crate::snat::desired_snat(model);
         (c.out.snat, c.out.snat_excludes, c.out.snat_interfaces) =
             (snat.snat, snat.excludes, snat.interfaces);
@@ -398,6 +399,12 @@ impl Compiler {
             tunnels.note_all(&self.out.tunnels, &new_tunnels);
             self.out.routes = new;
             self.out.tunnels = new_tunnels;
+        }
+        let mut local_routes = crate::KindDiff::default();
+        if !changes.workload_endpoints.is_empty() {
+            let new = crate::routes::desired_local_routes(model);
+            local_routes.note_all(&self.out.local_routes, &new);
+            self.out.local_routes = new;
         }
         let (mut snat, mut snat_excludes, mut snat_interfaces) = Default::default();
         if changes.pools || changes.hosts || changes.bgp || !changes.workload_endpoints.is_empty() {
@@ -501,6 +508,7 @@ impl Compiler {
         let track = self.track.take().unwrap_or_default();
         let mut diff = DesiredDiff {
             routes,
+            local_routes,
             tunnels,
             snat,
             snat_excludes,

@@ -12,7 +12,9 @@ use calico_model::MacAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::guard::{Acl, InterfaceGuard};
-use crate::routes::{DesiredRoute, DesiredTunnel, DesiredUplink, RouteKey, TunnelKey, UplinkKey};
+use crate::routes::{
+    DesiredLocalRoute, DesiredRoute, DesiredTunnel, DesiredUplink, RouteKey, TunnelKey, UplinkKey,
+};
 use crate::snat::{
     DesiredSnat, DesiredSnatExclude, DesiredSnatIf, SnatExcludeKey, SnatIfKey, SnatKey,
 };
@@ -79,6 +81,9 @@ pub struct DesiredState {
     /// Routes to other nodes' workloads (see [`crate::routes`]).
     #[serde(default)]
     pub routes: BTreeMap<RouteKey, DesiredRoute>,
+    /// Routes to this node's workloads (see [`crate::routes::desired_local_routes`]).
+    #[serde(default)]
+    pub local_routes: BTreeMap<RouteKey, DesiredLocalRoute>,
     /// Tunnels to other nodes the routes go through (see [`crate::routes`]).
     #[serde(default)]
     pub tunnels: BTreeMap<TunnelKey, DesiredTunnel>,
@@ -116,6 +121,7 @@ pub struct DesiredDiff {
     pub policies: KindDiff<PolicyKey, npol::Policy<RuleKey>>,
     pub acls: KindDiff<AclKey, Acl>,
     pub routes: KindDiff<RouteKey, DesiredRoute>,
+    pub local_routes: KindDiff<RouteKey, DesiredLocalRoute>,
     pub tunnels: KindDiff<TunnelKey, DesiredTunnel>,
     pub uplinks: KindDiff<UplinkKey, DesiredUplink>,
     pub snat: KindDiff<SnatKey, DesiredSnat>,
@@ -192,6 +198,7 @@ impl DesiredDiff {
             && self.interfaces_removed.is_empty()
             && self.acls.is_empty()
             && self.routes.is_empty()
+            && self.local_routes.is_empty()
             && self.tunnels.is_empty()
             && self.uplinks.is_empty()
             && self.snat.is_empty()
@@ -214,6 +221,7 @@ impl DesiredDiff {
             + self.interfaces_removed.len()
             + self.acls.len()
             + self.routes.len()
+            + self.local_routes.len()
             + self.tunnels.len()
             + self.uplinks.len()
             + self.snat.len()
@@ -294,6 +302,8 @@ impl DesiredState {
         }
         d.acls.note_all(&self.acls, &new.acls);
         d.routes.note_all(&self.routes, &new.routes);
+        d.local_routes
+            .note_all(&self.local_routes, &new.local_routes);
         d.tunnels.note_all(&self.tunnels, &new.tunnels);
         d.uplinks.note_all(&self.uplinks, &new.uplinks);
         d.snat.note_all(&self.snat, &new.snat);

@@ -53,8 +53,8 @@ pub use guard::{Acl, AclAction, AclFamily, AclRule, GuardOptions, InterfaceGuard
 pub use lookup::{evaluate_compiled, explain_compiled, npol_direction, ExplainedStep};
 pub use report::{CalicoDirection, CompileReport, Note, Subject};
 pub use routes::{
-    DesiredRoute, DesiredTunnel, DesiredUplink, Encap, L2Ends, NextHop, RouteKey, TunnelKey,
-    UplinkKey,
+    DesiredLocalRoute, DesiredRoute, DesiredTunnel, DesiredUplink, Encap, L2Ends, NextHop,
+    RouteKey, TunnelKey, UplinkKey,
 };
 pub use snat::{
     DesiredSnat, DesiredSnatExclude, DesiredSnatIf, SnatExcludeKey, SnatIfKey, SnatKey,

@@ -396,6 +396,46 @@ pub fn desired_routes(
     (routes, tunnels)
 }
 
+/// A route to one of this node's workloads: its address (a host prefix, or whatever
+/// prefix Felix gives) out of its interface. VPP learns nothing from a pod interface that
+/// borrows its address (unnumbered, as the CNI makes them): without this route the pod is
+/// unreachable.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct DesiredLocalRoute {
+    pub interface: crate::desired::InterfaceKey,
+}
+
+/// The routes to this node's workloads, from their endpoints (as Felix's Linux dataplane
+/// routes each workload's addresses to its interface). An address two endpoints claim goes
+/// to the first (by endpoint id), with a warning.
+pub fn desired_local_routes(model: &Model) -> BTreeMap<RouteKey, DesiredLocalRoute> {
+    let mut out: BTreeMap<RouteKey, DesiredLocalRoute> = BTreeMap::new();
+    for (id, ep) in &model.workload_endpoints {
+        if ep.invalid.is_some() {
+            continue;
+        }
+        let nets = ep
+            .ipv4_nets
+            .iter()
+            .map(|n| IpNet::V4(n.trunc()))
+            .chain(ep.ipv6_nets.iter().map(|n| IpNet::V6(n.trunc())));
+        for net in nets {
+            let want = DesiredLocalRoute {
+                interface: crate::desired::InterfaceKey(ep.name.clone()),
+            };
+            match out.get(&RouteKey(net)) {
+                Some(have) if *have != want => tracing::warn!(
+                    endpoint = %id, address = %net, interface = %have.interface,
+                    "address claimed by two endpoints: routed to the first"),
+                _ => {
+                    out.insert(RouteKey(net), want);
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -682,5 +722,48 @@ mod tests {
         m.routes.insert(good.dst, good.clone());
         let (routes, _) = desired_routes(&m);
         assert_eq!(routes.keys().collect::<Vec<_>>(), [&RouteKey(good.dst)]);
+    }
+
+    /// Each workload address is routed to its endpoint's interface; an address claimed
+    /// twice goes to the first endpoint; invalid endpoints get none.
+    #[test]
+    fn local_workloads_are_routed_to_their_interfaces() {
+        use calico_model::{WorkloadEndpoint, WorkloadEndpointId};
+        let ep = |name: &str, v4: &str, v6: Option<&str>| WorkloadEndpoint {
+            active: true,
+            name: name.into(),
+            mac: None,
+            profile_ids: Vec::new(),
+            ipv4_nets: vec![v4.parse().unwrap()],
+            ipv6_nets: v6.map(|n| n.parse().unwrap()).into_iter().collect(),
+            tiers: Vec::new(),
+            ipv4_nat: Vec::new(),
+            ipv6_nat: Vec::new(),
+            allow_spoofed_source_prefixes: Vec::new(),
+            annotations: BTreeMap::new(),
+            invalid: None,
+        };
+        let id = |w: &str| WorkloadEndpointId {
+            orchestrator_id: "k8s".into(),
+            workload_id: w.into(),
+            endpoint_id: "eth0".into(),
+        };
+        let mut m = Model::default();
+        m.workload_endpoints
+            .insert(id("a"), ep("cali-a", "10.70.0.2/32", Some("fd70::2/128")));
+        m.workload_endpoints
+            .insert(id("b"), ep("cali-b", "10.70.0.2/32", None));
+        let mut bad = ep("cali-c", "10.70.0.3/32", None);
+        bad.invalid = Some(calico_model::Invalid { reason: "x".into() });
+        m.workload_endpoints.insert(id("c"), bad);
+        let r = desired_local_routes(&m);
+        let to = |n: &str| {
+            r.get(&RouteKey(n.parse().unwrap()))
+                .map(|d| d.interface.0.as_str())
+        };
+        assert_eq!(to("10.70.0.2/32"), Some("cali-a"));
+        assert_eq!(to("fd70::2/128"), Some("cali-a"));
+        assert_eq!(to("10.70.0.3/32"), None);
+        assert_eq!(r.len(), 2);
     }
 }

@@ -110,7 +110,7 @@ fn adding_a_policy_to_a_tier_changes_only_that_tiers_objects() {
 }
 
 #[test]
-fn a_new_pod_in_an_existing_namespace_adds_only_its_interface_and_anti_spoofing() {
+fn a_new_pod_in_an_existing_namespace_adds_only_its_interface_anti_spoofing_and_route() {
     let before = namespace();
     let mut c = Compiler::new(&before);
     let mut after = before.clone();
@@ -126,9 +126,11 @@ fn a_new_pod_in_an_existing_namespace_adds_only_its_interface_and_anti_spoofing(
     let mut ch = ChangeSet::default();
     ch.workload_endpoints.insert(wid("c"));
     let diff = c.update(&after, &ch);
-    // Its interface, and its anti-spoofing policy (its addresses are its own) and rule.
-    assert_eq!(diff.len(), 3, "{diff:?}");
+    // Its interface, its anti-spoofing policy (its addresses are its own) and rule, and
+    // the route to its address.
+    assert_eq!(diff.len(), 4, "{diff:?}");
     assert_eq!(diff.interfaces_upserted.len(), 1);
+    assert_eq!(diff.local_routes.upserted.len(), 1);
     assert_eq!(diff.policies.upserted.len(), 1);
     assert!(diff
         .policies

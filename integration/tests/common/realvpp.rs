@@ -379,6 +379,84 @@ impl Pod {
         pod
     }
 
+    /// A pod as Calico's CNI wires one: its address alone (`v4`/32), its default route via
+    /// the link-local gateway 169.254.1.1 (VPP's MAC, a permanent neighbour), and, on VPP's
+    /// side, no address and no subnet: the interface borrows `borrow`'s addresses
+    /// (unnumbered). Only a route to `v4` out of its interface reaches it.
+    pub fn attach_bare(vpp: &VppInstance, ns: &str, v4: Ipv4Addr, borrow: &str) -> Pod {
+        let host_if = format!("{ns}-host");
+        let pod_if = format!("{ns}-ns");
+        let _ = run("ip", &["netns", "del", ns]);
+        let _ = run("ip", &["link", "del", &host_if]);
+        must("ip", &["netns", "add", ns]);
+        must(
+            "ip",
+            &[
+                "link", "add", &host_if, "type", "veth", "peer", "name", &pod_if,
+            ],
+        );
+        must("ip", &["link", "set", &pod_if, "netns", ns]);
+        must("ip", &["link", "set", &host_if, "up"]);
+        let gw = "169.254.1.1";
+        let mut pod = Pod {
+            ns: ns.to_string(),
+            host_if,
+            pod_if: pod_if.clone(),
+            v4,
+            v6: Ipv6Addr::UNSPECIFIED,
+            mac: String::new(),
+            gw4: gw.parse().unwrap(),
+            gw6: Ipv6Addr::UNSPECIFIED,
+        };
+        let vpp_mac = pod.vpp_mac();
+        let mac = vpp_mac
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":");
+        for s in [
+            vec!["link", "set", "lo", "up"],
+            vec!["link", "set", &pod_if, "up"],
+            vec!["addr", "add", &format!("{v4}/32"), "dev", &pod_if],
+            vec!["route", "add", gw, "dev", &pod_if],
+            vec![
+                "neigh",
+                "add",
+                gw,
+                "lladdr",
+                &mac,
+                "dev",
+                &pod_if,
+                "nud",
+                "permanent",
+            ],
+            vec!["route", "add", "default", "via", gw, "dev", &pod_if],
+        ] {
+            let mut args: Vec<&str> = vec!["-n", ns];
+            args.extend(s);
+            must("ip", &args);
+        }
+        pod.mac = must(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                ns,
+                "cat",
+                &format!("/sys/class/net/{pod_if}/address"),
+            ],
+        )
+        .trim()
+        .to_string();
+        attach_af_packet(vpp, &pod.host_if, vpp_mac, &[]);
+        let unnumbered = vpp.cli(&format!(
+            "set interface unnumbered host-{} use {borrow}",
+            pod.host_if
+        ));
+        assert!(unnumbered.trim().is_empty(), "unnumbered: {unnumbered}");
+        pod
+    }
+
     /// Attaches the host end to `vpp` (again, after a VPP restart) with the gateway addresses.
     pub fn plug_into(&self, vpp: &VppInstance) {
         attach_af_packet(

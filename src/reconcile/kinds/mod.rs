@@ -34,6 +34,7 @@ use crate::dataplane::{
 };
 
 pub mod acl;
+pub mod local_route;
 pub mod npol_objects;
 pub mod route;
 pub mod snat;
@@ -482,6 +483,7 @@ kinds! {
     uplinks: uplink::Uplinks,
     tunnels: tunnel::Tunnels,
     routes: route::Routes,
+    local_routes: local_route::LocalRoutes,
     snat: snat::Snat,
     snat_excludes: snat::SnatExcludes,
     snat_interfaces: snat::SnatInterfaces,
@@ -691,6 +693,7 @@ mod tests {
                 "uplinks",
                 "tunnels",
                 "routes",
+                "local_routes",
                 "snat",
                 "snat_excludes",
                 "snat_interfaces"
