@@ -25,11 +25,14 @@ use common::realvpp::{
 
 const CONVERGE: Duration = Duration::from_secs(20);
 const NODE_IPS: [&str; 2] = ["192.168.70.1", "192.168.70.2"];
+/// The nodes' IPv6 addresses on the fabric (VXLAN over IPv6 uses them).
+const NODE_IPS6: [&str; 2] = ["fd00:70::1", "fd00:70::2"];
 
-fn host(name: &str, ip: &str) -> proto::ToDataplane {
+fn host(n: usize) -> proto::ToDataplane {
     envelope(Payload::HostMetadataUpdate(proto::HostMetadataUpdate {
-        hostname: name.into(),
-        ipv4_addr: format!("{ip}/24"),
+        hostname: format!("node{}", n + 1),
+        ipv4_addr: format!("{}/24", NODE_IPS[n]),
+        ipv6_addr: format!("{}/64", NODE_IPS6[n]),
         ..Default::default()
     }))
 }
@@ -71,19 +74,32 @@ fn snapshot(encap: Encap, me: usize, pod: &Pod) -> Vec<proto::ToDataplane> {
             config: script::labels(&[("FelixHostname", &format!("node{}", me + 1))]),
             ..Default::default()
         })),
-        host("node1", NODE_IPS[0]),
-        host("node2", NODE_IPS[1]),
+        host(0),
+        host(1),
         // Both nodes' VTEPs (only VXLAN uses them): MAC, tunnel address, node address.
         vtep(1),
         vtep(2),
         profile(false),
-        pool(encap),
-        pod.endpoint(&format!("tunnels/pod{}", me + 1), "kns.tunnels", false),
+        pool("10.72.0.0/16", encap),
+        // VXLAN is dual-stack here: IPv6 blocks cross in IPv6 VXLAN between the nodes'
+        // IPv6 addresses.
+        pool("fd72::/16", encap),
+        pod.endpoint(
+            &format!("tunnels/pod{}", me + 1),
+            "kns.tunnels",
+            encap == Encap::Vxlan,
+        ),
         remote_block(
             encap,
             &format!("10.72.{}.0/26", other + 1),
             &format!("node{}", other + 1),
             NODE_IPS[other],
+        ),
+        remote_block(
+            encap,
+            &format!("fd72:{}::/122", other + 1),
+            &format!("node{}", other + 1),
+            NODE_IPS6[other],
         ),
         script::in_sync(),
     ]
@@ -95,13 +111,15 @@ fn vtep(n: usize) -> proto::ToDataplane {
         mac: format!("66:00:00:72:00:{n:02x}"),
         ipv4_addr: format!("10.72.{n}.64"),
         parent_device_ip: NODE_IPS[n - 1].into(),
-        ..Default::default()
+        mac_v6: format!("66:00:00:72:06:{n:02x}"),
+        ipv6_addr: format!("fd72:{n}::40"),
+        parent_device_ipv6: NODE_IPS6[n - 1].into(),
     }))
 }
 
-fn pool(encap: Encap) -> proto::ToDataplane {
+fn pool(cidr: &str, encap: Encap) -> proto::ToDataplane {
     let mut pool = ipam_pool(
-        "10.72.0.0/16",
+        cidr,
         false,
         if encap == Encap::Ipip {
             "Always"
@@ -153,18 +171,17 @@ fn two_nodes(encap: Encap) {
     let vpp1 = VppInstance::start();
     let vpp2 = VppInstance::start();
     let wire = Wire::new();
-    attach_af_packet(
-        &vpp1,
-        &wire.a,
-        [0x02, 0xfe, 0, 0, 0x70, 1],
-        &[(NODE_IPS[0].parse().unwrap(), 24)],
-    );
-    attach_af_packet(
-        &vpp2,
-        &wire.b,
-        [0x02, 0xfe, 0, 0, 0x70, 2],
-        &[(NODE_IPS[1].parse().unwrap(), 24)],
-    );
+    for (n, (vpp, end)) in [(&vpp1, &wire.a), (&vpp2, &wire.b)].into_iter().enumerate() {
+        attach_af_packet(
+            vpp,
+            end,
+            [0x02, 0xfe, 0, 0, 0x70, n as u8 + 1],
+            &[
+                (NODE_IPS[n].parse().unwrap(), 24),
+                (NODE_IPS6[n].parse().unwrap(), 64),
+            ],
+        );
+    }
     let uplink1 = format!("host-{}", wire.a);
     let uplink2 = format!("host-{}", wire.b);
     let pod1 = Pod::attach_as(&vpp1, &common::realvpp::unique("t"), [10, 72, 1], "fd72:1");
@@ -196,6 +213,16 @@ fn two_nodes(encap: Encap) {
         d1.log()
     );
     assert!(pod1.connects(&dst, 8080), "TCP pod1 -> pod2 across nodes");
+    if encap == Encap::Vxlan {
+        let dst6 = pod2.v6.to_string();
+        assert!(
+            wait_until(CONVERGE, || pod1.connects(&dst6, 8080)),
+            "TCP over IPv6 VXLAN\nnode1: {}\n{}\nlog1:\n{}",
+            vpp1.cli(show),
+            vpp1.cli("show ip6 fib fd72:2::/122"),
+            d1.log()
+        );
+    }
 
     // On the wire: plain IP-in-IP between the node addresses, no options, inner TCP (6);
     // or, without encapsulation, TCP between the pod addresses.

@@ -160,9 +160,10 @@ pub async fn connect_client(
 pub struct VppDataplane {
     config: VppConfig,
     conn: Option<(Client, EventStream<SwInterfaceEvent>)>,
-    /// The next index of `vxlan4-input` towards `ethernet-input` in this VPP run, once a
-    /// VXLAN tunnel needed it (`add_node_next` adds the arc, or finds it).
-    vxlan_decap_next: Option<u32>,
+    /// The next index of `vxlan4-input` (`[0]`) and `vxlan6-input` (`[1]`) towards
+    /// `ethernet-input` in this VPP run, once a VXLAN tunnel of that family needed it
+    /// (`add_node_next` adds the arc, or finds it).
+    vxlan_decap_next: [Option<u32>; 2],
 }
 
 impl VppDataplane {
@@ -171,7 +172,7 @@ impl VppDataplane {
         VppDataplane {
             config,
             conn: None,
-            vxlan_decap_next: None,
+            vxlan_decap_next: [None; 2],
         }
     }
 
@@ -434,7 +435,11 @@ fn vxlan(
     }
 }
 
-fn push_op(b: &mut Batch<'_>, op: &Op, vxlan_next: Option<u32>) -> Result<Pending, ClientError> {
+fn push_op(
+    b: &mut Batch<'_>,
+    op: &Op,
+    vxlan_next: [Option<u32>; 2],
+) -> Result<Pending, ClientError> {
     let encode_failed = |why: String| {
         warn!(op = op.name(), error = %why, "cannot encode; not sent");
         Pending::Failed(OpError::unencodable(op.name(), RETVAL_ENCODE))
@@ -617,13 +622,13 @@ fn push_op(b: &mut Batch<'_>, op: &Op, vxlan_next: Option<u32>) -> Result<Pendin
             dst,
             vni,
             port,
-        } => match vxlan_next {
+        } => match vxlan_next[usize::from(src.is_ipv6())] {
             Some(next) => Pending::Created(CreatedHandle::Vxlan(b.push(&vxlan(
                 true,
                 (*src, *dst, *vni, *port),
                 next,
             ))?)),
-            None => encode_failed("VPP has no vxlan4-input -> ethernet-input arc".into()),
+            None => encode_failed("VPP has no vxlan4/6-input -> ethernet-input arc".into()),
         },
         Op::VxlanTunnelDelete {
             src,
@@ -633,7 +638,7 @@ fn push_op(b: &mut Batch<'_>, op: &Op, vxlan_next: Option<u32>) -> Result<Pendin
         } => Pending::Done(vec![DoneHandle::VxlanDelete(b.push(&vxlan(
             false,
             (*src, *dst, *vni, *port),
-            vxlan_next.unwrap_or(u32::MAX),
+            vxlan_next[usize::from(src.is_ipv6())].unwrap_or(u32::MAX),
         ))?)]),
         Op::SetMac { sw_if_index, mac } => Pending::Done(vec![DoneHandle::Mac(b.push(
             &vpp_bindings::gen::interface::SwInterfaceSetMacAddress {
@@ -875,7 +880,7 @@ impl VppDataplane {
 impl Dataplane for VppDataplane {
     async fn connect(&mut self) -> Result<VppIdentity, DataplaneError> {
         self.conn = None;
-        self.vxlan_decap_next = None;
+        self.vxlan_decap_next = [None; 2];
         let cfg = ClientConfig {
             name: "calico-vpp-driver".into(),
             request_timeout: self.config.request_timeout,
@@ -910,27 +915,30 @@ impl Dataplane for VppDataplane {
         let client = self.client()?.clone();
         // An L2 VXLAN tunnel must hand its frames to ethernet-input (its default, l2-input,
         // drops them outside a bridge domain): learn that arc's index once per VPP run.
-        let vxlan = |o: &Op| {
-            matches!(
-                o,
-                Op::VxlanTunnelCreate { .. } | Op::VxlanTunnelDelete { .. }
-            )
-        };
-        if self.vxlan_decap_next.is_none() && ops.iter().any(vxlan) {
+        for (family, node) in [(0, "vxlan4-input"), (1, "vxlan6-input")] {
+            let needed = ops.iter().any(|o| match o {
+                Op::VxlanTunnelCreate { src, .. } | Op::VxlanTunnelDelete { src, .. } => {
+                    usize::from(src.is_ipv6()) == family
+                }
+                _ => false,
+            });
+            if !needed || self.vxlan_decap_next[family].is_some() {
+                continue;
+            }
             let arc = vpp_bindings::gen::vlib::AddNodeNext {
-                node_name: "vxlan4-input".into(),
+                node_name: node.into(),
                 next_name: "ethernet-input".into(),
             };
             match client.request(&arc).await {
-                Ok(r) if r.retval == 0 => self.vxlan_decap_next = Some(r.next_index),
+                Ok(r) if r.retval == 0 => self.vxlan_decap_next[family] = Some(r.next_index),
                 Ok(r) => warn!(
                     retval = r.retval,
-                    "add_node_next vxlan4-input -> ethernet-input failed"
+                    node, "add_node_next to ethernet-input failed"
                 ),
                 Err(ClientError::Vpp { code, .. }) => {
                     warn!(
                         retval = code,
-                        "add_node_next vxlan4-input -> ethernet-input failed"
+                        node, "add_node_next to ethernet-input failed"
                     )
                 }
                 Err(e) => return Err(self.lost(e)),

@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use calico_model::{EncapMode, IpPoolType, MacAddr, Model, Route, RouteTypes};
 use ipnet::IpNet;
@@ -182,7 +182,7 @@ impl DesiredTunnel {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct L2Ends {
     pub own_mac: MacAddr,
-    pub peer: Ipv4Addr,
+    pub peer: IpAddr,
     pub peer_mac: MacAddr,
 }
 
@@ -252,6 +252,12 @@ pub fn vxlan_encap(model: &Model) -> Encap {
             .filter(|p| *p != 0)
             .unwrap_or(4789),
     }
+}
+
+/// This node's own IPv6 address: its host metadata.
+pub fn own_ipv6(model: &Model) -> Option<IpAddr> {
+    let host = model.host_metadata.get(model.hostname()?)?;
+    host.ipv6_addr.map(|n| IpAddr::V6(n.addr()))
 }
 
 /// The route for one of Felix's routes, or why there is none.
@@ -325,33 +331,49 @@ fn desired_route_from(
             };
             Ok((r, Some(DesiredTunnel::P2P)))
         }
-        (IpPoolType::Vxlan, IpNet::V4(_), IpAddr::V4(_)) => {
+        (IpPoolType::Vxlan, IpNet::V4(_), IpAddr::V4(_))
+        | (IpPoolType::Vxlan, IpNet::V6(_), IpAddr::V6(_)) => {
+            let v6 = node.is_ipv6();
             let own = model
                 .hostname()
                 .and_then(|h| model.vteps.get(h))
                 .ok_or(Skipped::NoLocalVtep)?;
-            let own_mac = own.mac.ok_or(Skipped::NoLocalVtep)?;
-            // Outer source: the parent device address Felix advertises for this node's
-            // VTEP, else the node's address.
-            let src = own
-                .parent_device_ip
-                .map(IpAddr::V4)
-                .or(me)
-                .ok_or(Skipped::NoLocalAddress)?;
             let remote = model
                 .vteps
                 .get(&route.dst_node_name)
                 .ok_or(Skipped::NoRemoteVtep)?;
-            let (Some(peer), Some(peer_mac)) = (remote.ipv4_addr, remote.mac) else {
+            // Felix's VTEPs carry one MAC, tunnel address and parent device per family.
+            let ends = |v: &calico_model::Vtep| {
+                if v6 {
+                    (
+                        v.mac_v6,
+                        v.ipv6_addr.map(IpAddr::V6),
+                        v.parent_device_ipv6.map(IpAddr::V6),
+                    )
+                } else {
+                    (
+                        v.mac,
+                        v.ipv4_addr.map(IpAddr::V4),
+                        v.parent_device_ip.map(IpAddr::V4),
+                    )
+                }
+            };
+            let (own_mac, _, own_parent) = ends(own);
+            let own_mac = own_mac.ok_or(Skipped::NoLocalVtep)?;
+            // Outer source: the parent device address Felix advertises for this node's
+            // VTEP, else the node's address of that family.
+            let own_addr = if v6 { own_ipv6(model) } else { me };
+            let src = own_parent.or(own_addr).ok_or(Skipped::NoLocalAddress)?;
+            let (Some(peer_mac), Some(peer), remote_parent) = ends(remote) else {
                 return Err(Skipped::NoRemoteVtep);
             };
             let key = TunnelKey {
                 encap: vxlan_encap(model),
                 src,
-                dst: remote.parent_device_ip.map_or(node, IpAddr::V4),
+                dst: remote_parent.unwrap_or(node),
             };
             let r = DesiredRoute {
-                next_hop: NextHop::TunnelVia(key, IpAddr::V4(peer)),
+                next_hop: NextHop::TunnelVia(key, peer),
             };
             let l2 = L2Ends {
                 own_mac,
@@ -680,6 +702,40 @@ mod tests {
         no_own.vteps.remove("n1");
         assert_eq!(desired_route(&no_own, &r), Err(Skipped::NoLocalVtep));
         assert!(desired_routes(&no_own).1.is_empty());
+        // IPv6: the VTEPs' IPv6 fields, a tunnel of its own between the IPv6 parents.
+        let mut m6 = m.clone();
+        for (n, b) in [("n1", 1u8), ("n2", 2u8)] {
+            let v = m6.vteps.get_mut(n).unwrap();
+            v.mac_v6 = Some(mac(0x60 + b));
+            v.ipv6_addr = Some(format!("fd70:{b}::1").parse().unwrap());
+            v.parent_device_ipv6 = Some(format!("fd00::{b}").parse().unwrap());
+        }
+        m6.ipam_pools.insert(
+            "fd70::-16".into(),
+            pool("fd70::/16", EncapMode::Never, EncapMode::Always),
+        );
+        let r6 = route("fd70:2::/122", IpPoolType::Vxlan, "fd00::2", false);
+        m6.routes.insert(r6.dst, r6.clone());
+        assert!(
+            desired_route(&m6, &r6).is_ok(),
+            "{:?}",
+            desired_route(&m6, &r6)
+        );
+        let (routes6, tunnels6) = desired_routes(&m6);
+        let key6 = TunnelKey {
+            encap: Encap::Vxlan {
+                vni: 4097,
+                port: 4789,
+            },
+            src: "fd00::1".parse().unwrap(),
+            dst: "fd00::2".parse().unwrap(),
+        };
+        assert_eq!(
+            routes6[&RouteKey(r6.dst)].next_hop,
+            NextHop::TunnelVia(key6, "fd70:2::1".parse().unwrap())
+        );
+        assert_eq!(tunnels6[&key6].l2.unwrap().own_mac, mac(0x61));
+        assert_eq!(tunnels6.len(), 2, "one tunnel per family");
         // A bad VNI in Felix's config falls back to Felix's default.
         m.felix_config.insert("VXLANVNI".into(), "nope".into());
         assert_eq!(

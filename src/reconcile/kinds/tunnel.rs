@@ -100,7 +100,7 @@ impl Kind for Tunnels {
                 enable: true,
             }));
         }
-        let neighbour = want.l2.map(|l2| (IpAddr::V4(l2.peer), l2.peer_mac));
+        let neighbour = want.l2.map(|l2| (l2.peer, l2.peer_mac));
         match (have.neighbour, neighbour) {
             // Another address: the old entry goes first.
             (Some((ip, mac)), want) if want.is_none_or(|(w, _)| w != ip) => {
