@@ -19,6 +19,45 @@ use crate::snat::{
     DesiredSnat, DesiredSnatExclude, DesiredSnatIf, SnatExcludeKey, SnatIfKey, SnatKey,
 };
 
+/// A state-file key that does not parse as the key of its table.
+#[derive(Debug, thiserror::Error)]
+#[error("not a state-file key of this table: {0:?}")]
+pub struct BadKey(pub String);
+
+/// The key of a table with one entry, written as `$text` (JSON keys are strings).
+macro_rules! unit_key {
+    ($(#[$m:meta])* $name:ident, $text:literal) => {
+        $(#[$m])*
+        #[derive(
+            Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord,
+            serde::Serialize, serde::Deserialize,
+        )]
+        #[serde(into = "String", try_from = "String")]
+        pub struct $name;
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str($text)
+            }
+        }
+        impl From<$name> for String {
+            fn from(key: $name) -> String {
+                key.to_string()
+            }
+        }
+        impl TryFrom<String> for $name {
+            type Error = $crate::desired::BadKey;
+            fn try_from(s: String) -> Result<$name, $crate::desired::BadKey> {
+                if s == $text {
+                    Ok($name)
+                } else {
+                    Err($crate::desired::BadKey(s))
+                }
+            }
+        }
+    };
+}
+pub(crate) use unit_key;
+
 macro_rules! key {
     ($(#[$m:meta])* $name:ident) => {
         $(#[$m])*

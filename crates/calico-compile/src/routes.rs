@@ -92,15 +92,10 @@ impl From<TunnelKey> for String {
     }
 }
 
-/// A state-file key that is not "<encap> <src>-><dst>" (tunnel) or "uplink".
-#[derive(Debug, thiserror::Error)]
-#[error("not a tunnel or uplink key: {0:?}")]
-pub struct BadTunnelKey(String);
-
 impl TryFrom<String> for TunnelKey {
-    type Error = BadTunnelKey;
+    type Error = crate::desired::BadKey;
 
-    fn try_from(s: String) -> Result<TunnelKey, BadTunnelKey> {
+    fn try_from(s: String) -> Result<TunnelKey, crate::desired::BadKey> {
         let parsed = s.split_once(' ').and_then(|(encap, ends)| {
             let encap = match encap.split('/').collect::<Vec<_>>()[..] {
                 ["ipip"] => Encap::Ipip,
@@ -117,41 +112,16 @@ impl TryFrom<String> for TunnelKey {
                 dst: dst.parse().ok()?,
             })
         });
-        parsed.ok_or(BadTunnelKey(s))
+        parsed.ok_or(crate::desired::BadKey(s))
     }
 }
 
-/// The node's uplink, as what enters by it needs it: one per node, named by the driver's
-/// setting, not by Felix. Written as "uplink" (it keys a JSON table in the state file).
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
-#[serde(into = "String", try_from = "String")]
-pub struct UplinkKey;
-
-impl fmt::Display for UplinkKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("uplink")
-    }
-}
-
-impl From<UplinkKey> for String {
-    fn from(key: UplinkKey) -> String {
-        key.to_string()
-    }
-}
-
-impl TryFrom<String> for UplinkKey {
-    type Error = BadTunnelKey;
-
-    fn try_from(s: String) -> Result<UplinkKey, BadTunnelKey> {
-        if s == "uplink" {
-            Ok(UplinkKey)
-        } else {
-            Err(BadTunnelKey(s))
-        }
-    }
-}
+crate::desired::unit_key!(
+    /// The node's uplink, as what enters by it needs it: one per node, named by the
+    /// driver's setting, not by Felix.
+    UplinkKey,
+    "uplink"
+);
 
 /// What the uplink needs: npol must see the flows that enter VPP by it (cnat's feature on
 /// it), or a pod's ingress policy meets wrong verdicts on traffic from other nodes and

@@ -27,41 +27,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::desired::InterfaceKey;
 
-/// A state-file key of the SNAT tables that does not parse.
-#[derive(Debug, thiserror::Error)]
-#[error("not a SNAT key: {0:?}")]
-pub struct BadSnatKey(String);
-
-/// The node's SNAT settings (one per node), written "snat".
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
-#[serde(into = "String", try_from = "String")]
-pub struct SnatKey;
-
-impl fmt::Display for SnatKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("snat")
-    }
-}
-
-impl From<SnatKey> for String {
-    fn from(key: SnatKey) -> String {
-        key.to_string()
-    }
-}
-
-impl TryFrom<String> for SnatKey {
-    type Error = BadSnatKey;
-
-    fn try_from(s: String) -> Result<SnatKey, BadSnatKey> {
-        if s == "snat" {
-            Ok(SnatKey)
-        } else {
-            Err(BadSnatKey(s))
-        }
-    }
-}
+crate::desired::unit_key!(
+    /// The node's SNAT settings (one per node).
+    SnatKey,
+    "snat"
+);
 
 /// The addresses translated sources take: this node's own, per family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -107,13 +77,13 @@ impl From<SnatIfKey> for String {
 }
 
 impl TryFrom<String> for SnatIfKey {
-    type Error = BadSnatKey;
+    type Error = crate::desired::BadKey;
 
-    fn try_from(s: String) -> Result<SnatIfKey, BadSnatKey> {
+    fn try_from(s: String) -> Result<SnatIfKey, crate::desired::BadKey> {
         let v6 = match s.rsplit_once('/') {
             Some((name, "v4")) if !name.is_empty() => false,
             Some((name, "v6")) if !name.is_empty() => true,
-            _ => return Err(BadSnatKey(s)),
+            _ => return Err(crate::desired::BadKey(s)),
         };
         let name = s[..s.len() - 3].to_string();
         Ok(SnatIfKey {

@@ -266,6 +266,41 @@ impl Drop for VppInstance {
     }
 }
 
+/// A network namespace `ns` (replaced if it exists) with a veth pair: `<ns>-host` in the
+/// root namespace (up) and `<ns>-ns` inside; their names.
+fn netns_veth(ns: &str) -> (String, String) {
+    let host_if = format!("{ns}-host");
+    let pod_if = format!("{ns}-ns");
+    let _ = run("ip", &["netns", "del", ns]);
+    let _ = run("ip", &["link", "del", &host_if]);
+    must("ip", &["netns", "add", ns]);
+    must(
+        "ip",
+        &[
+            "link", "add", &host_if, "type", "veth", "peer", "name", &pod_if,
+        ],
+    );
+    must("ip", &["link", "set", &pod_if, "netns", ns]);
+    must("ip", &["link", "set", &host_if, "up"]);
+    (host_if, pod_if)
+}
+
+/// The MAC address of `ifname` in namespace `ns`.
+fn link_mac(ns: &str, ifname: &str) -> String {
+    must(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            ns,
+            "cat",
+            &format!("/sys/class/net/{ifname}/address"),
+        ],
+    )
+    .trim()
+    .to_string()
+}
+
 /// A pod: a network namespace with `eth0`-like veth end inside, the other end attached to VPP
 /// as `host-<host_if>` with the pod's gateway addresses. Felix's endpoint name for it is
 /// `host_if` (the driver binds `host-<name>`).
@@ -292,22 +327,10 @@ impl Pod {
     /// `host-<ns>-host`) / `<ns>-ns`, with `<net>.2/24` and `<net6>::2/64`; VPP holds `.1`
     /// and `::1`.
     pub fn attach_as(vpp: &VppInstance, ns: &str, net: [u8; 3], net6: &str) -> Pod {
-        let host_if = format!("{ns}-host");
-        let pod_if = format!("{ns}-ns");
-        let _ = run("ip", &["netns", "del", ns]);
-        let _ = run("ip", &["link", "del", &host_if]);
+        let (host_if, pod_if) = netns_veth(ns);
         let [a, b, c] = net;
         let v4 = Ipv4Addr::new(a, b, c, 2);
         let v6: Ipv6Addr = format!("{net6}::2").parse().unwrap();
-        must("ip", &["netns", "add", ns]);
-        must(
-            "ip",
-            &[
-                "link", "add", &host_if, "type", "veth", "peer", "name", &pod_if,
-            ],
-        );
-        must("ip", &["link", "set", &pod_if, "netns", ns]);
-        must("ip", &["link", "set", &host_if, "up"]);
         // Keep the kernel from answering for the pod's addresses on the host end.
         let _ = run(
             "sysctl",
@@ -353,18 +376,7 @@ impl Pod {
             args.extend(s.iter().map(String::as_str));
             must("ip", &args);
         }
-        let mac = must(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                ns,
-                "cat",
-                &format!("/sys/class/net/{pod_if}/address"),
-            ],
-        )
-        .trim()
-        .to_string();
+        let mac = link_mac(ns, &pod_if);
         let pod = Pod {
             ns: ns.to_string(),
             host_if,
@@ -384,19 +396,7 @@ impl Pod {
     /// side, no address and no subnet: the interface borrows `borrow`'s addresses
     /// (unnumbered). Only a route to `v4` out of its interface reaches it.
     pub fn attach_bare(vpp: &VppInstance, ns: &str, v4: Ipv4Addr, borrow: &str) -> Pod {
-        let host_if = format!("{ns}-host");
-        let pod_if = format!("{ns}-ns");
-        let _ = run("ip", &["netns", "del", ns]);
-        let _ = run("ip", &["link", "del", &host_if]);
-        must("ip", &["netns", "add", ns]);
-        must(
-            "ip",
-            &[
-                "link", "add", &host_if, "type", "veth", "peer", "name", &pod_if,
-            ],
-        );
-        must("ip", &["link", "set", &pod_if, "netns", ns]);
-        must("ip", &["link", "set", &host_if, "up"]);
+        let (host_if, pod_if) = netns_veth(ns);
         let gw = "169.254.1.1";
         let mut pod = Pod {
             ns: ns.to_string(),
@@ -436,18 +436,7 @@ impl Pod {
             args.extend(s);
             must("ip", &args);
         }
-        pod.mac = must(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                ns,
-                "cat",
-                &format!("/sys/class/net/{pod_if}/address"),
-            ],
-        )
-        .trim()
-        .to_string();
+        pod.mac = link_mac(ns, &pod_if);
         attach_af_packet(vpp, &pod.host_if, vpp_mac, &[]);
         let unnumbered = vpp.cli(&format!(
             "set interface unnumbered host-{} use {borrow}",
