@@ -61,8 +61,9 @@ pub struct Ctx<'a> {
     pub desired: &'a DesiredState,
     pub realized: &'a Realized,
     pub interfaces: &'a BTreeMap<SwIfIndex, InterfaceInfo>,
-    /// The uplink's name (`CALICO_VPP_UPLINK_INTERFACE`), if configured.
-    pub uplink: Option<&'a str>,
+    /// The uplink (`CALICO_VPP_UPLINK_INTERFACE`), if configured: its interface index, or
+    /// why VPP has none. Resolved once per context, not per object.
+    pub uplink: Option<Result<SwIfIndex, String>>,
     failures: &'a BTreeMap<ObjectRef, Failure>,
     waiting: &'a BTreeMap<ObjectRef, String>,
     books: &'a KindBooks,
@@ -71,14 +72,10 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     /// The uplink's interface index, or why there is none (what needs it waits).
     pub fn uplink(&self) -> Result<SwIfIndex, String> {
-        let name = self.uplink.ok_or_else(|| {
-            "no uplink interface configured (CALICO_VPP_UPLINK_INTERFACE)".to_string()
-        })?;
-        self.interfaces
-            .values()
-            .find(|i| i.name == name)
-            .map(|i| i.sw_if_index)
-            .ok_or_else(|| format!("uplink interface {name} is not in VPP"))
+        match &self.uplink {
+            Some(found) => found.clone(),
+            None => Err("no uplink interface configured (CALICO_VPP_UPLINK_INTERFACE)".into()),
+        }
     }
 
     /// A hand-wired object (ipset, interface) is failed or waiting. Builds the reference
@@ -495,7 +492,12 @@ impl<D: Dataplane> Reconciler<D> {
             desired,
             realized: &self.realized,
             interfaces: &self.interfaces,
-            uplink: self.config.uplink.as_deref(),
+            uplink: self.config.uplink.as_deref().map(|name| {
+                self.by_name
+                    .get(name)
+                    .copied()
+                    .ok_or_else(|| format!("uplink interface {name} is not in VPP"))
+            }),
             failures: &self.failures,
             waiting: &self.waiting,
             books: &self.books,
