@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
 
 use crate::admin::{AdminQuery, AdminReply, AdminRequest};
+use crate::cni::{PodBook, PodQuery};
 use crate::felix::codec::{decode_to_dataplane, FrameError, FrameReader};
 use crate::felix::convert::{convert, Skip};
 use crate::felix::status_writer;
@@ -116,6 +117,9 @@ pub struct Agent {
     /// This node's name when Felix's config does not say it.
     hostname: Option<String>,
     service_cidrs: Vec<ipnet::IpNet>,
+    /// The CNI server's questions (pod interfaces), answered between Felix's batches.
+    pod_queries: Option<mpsc::Receiver<PodQuery>>,
+    pods: PodBook,
 }
 
 impl Agent {
@@ -135,7 +139,18 @@ impl Agent {
             stats: IngestStats::default(),
             hostname: None,
             service_cidrs: Vec::new(),
+            pod_queries: None,
+            pods: PodBook::default(),
         }
+    }
+
+    /// Wires pods for the CNI server: answers its questions, and starts from the pods
+    /// `book`'s store recorded (their interfaces are adopted, not rebuilt).
+    pub fn with_pods(mut self, queries: mpsc::Receiver<PodQuery>, book: PodBook) -> Self {
+        self.model.pods = book.load();
+        self.pods = book;
+        self.pod_queries = Some(queries);
+        self
     }
 
     /// This node's name when Felix's config does not say it (`FelixHostname`).
@@ -170,6 +185,8 @@ impl Agent {
         self.model = Model {
             default_hostname: self.hostname.clone(),
             default_service_cidrs: self.service_cidrs.clone(),
+            // Pods are the CNI plugin's, not Felix's: they outlive the session.
+            pods: std::mem::take(&mut self.model.pods),
             ..Model::default()
         };
         self.stats = IngestStats::default();
@@ -184,6 +201,8 @@ impl Agent {
             stats,
             hostname: _,
             service_cidrs: _,
+            pod_queries,
+            pods,
         } = self;
         let mut frames = FrameReader::new(reader, *max_frame_bytes);
         let ingest = ingest(
@@ -193,7 +212,11 @@ impl Agent {
             hook.as_mut(),
             log,
             &interval_tx,
-            admin,
+            Asked {
+                admin,
+                pod_queries,
+                pods,
+            },
         );
         let result = tokio::select! {
             r = ingest => r,
@@ -243,6 +266,13 @@ impl Agent {
     }
 }
 
+/// Who else asks the model task between Felix's batches.
+struct Asked<'a> {
+    admin: &'a mut Option<mpsc::Receiver<AdminQuery>>,
+    pod_queries: &'a mut Option<mpsc::Receiver<PodQuery>>,
+    pods: &'a mut PodBook,
+}
+
 /// Reads frames until EOF, applying each batch (all frames already buffered) to the model.
 async fn ingest<R: AsyncRead + Unpin>(
     frames: &mut FrameReader<R>,
@@ -251,30 +281,43 @@ async fn ingest<R: AsyncRead + Unpin>(
     hook: &mut dyn DataplaneHook,
     log: &LogControl,
     interval_tx: &watch::Sender<Option<std::time::Duration>>,
-    admin: &mut Option<mpsc::Receiver<AdminQuery>>,
+    asked: Asked<'_>,
 ) -> Result<SessionEnd, AgentError> {
+    let Asked {
+        admin,
+        pod_queries,
+        pods,
+    } = asked;
     let mut pending = Changes::default();
+    // The pods carried over from before this session are part of its first batch.
+    pending.pods.extend(model.pods.keys().cloned());
     let mut resync = true;
     let mut applied_config = FelixConfig::default();
     loop {
         // Reading a frame is cancel safe: a question answered in between loses nothing.
-        let frame = tokio::select! {
-            frame = frames.next_frame() => frame?,
+        tokio::select! {
+            frame = frames.next_frame() => {
+                let Some(frame) = frame? else {
+                    return Ok(SessionEnd::FelixClosed);
+                };
+                ingest_frame(&frame, model, stats, &mut pending);
+                while let Some(frame) = frames.buffered_frame()? {
+                    ingest_frame(&frame, model, stats, &mut pending);
+                }
+                if model.config != applied_config {
+                    apply_felix_config(&model.config, log, interval_tx);
+                    applied_config = model.config.clone();
+                }
+            }
             query = next_admin_query(admin) => {
                 answer_admin(query, model, &*hook);
                 continue;
             }
-        };
-        let Some(frame) = frame else {
-            return Ok(SessionEnd::FelixClosed);
-        };
-        ingest_frame(&frame, model, stats, &mut pending);
-        while let Some(frame) = frames.buffered_frame()? {
-            ingest_frame(&frame, model, stats, &mut pending);
-        }
-        if model.config != applied_config {
-            apply_felix_config(&model.config, log, interval_tx);
-            applied_config = model.config.clone();
+            query = next_pod_query(pod_queries) => {
+                let PodQuery { request, reply } = query;
+                // The asker may have given up; the change stands either way.
+                let _ = reply.send(pods.answer(request, model, &mut pending));
+            }
         }
         if model.in_sync && !pending.is_empty() {
             stats.batches += 1;
@@ -300,6 +343,17 @@ async fn next_admin_query(admin: &mut Option<mpsc::Receiver<AdminQuery>>) -> Adm
             return q;
         }
         *admin = None;
+    }
+    std::future::pending().await
+}
+
+/// The next question of the CNI server; never returns once it is gone (or was never there).
+async fn next_pod_query(queries: &mut Option<mpsc::Receiver<PodQuery>>) -> PodQuery {
+    if let Some(rx) = queries {
+        if let Some(q) = rx.recv().await {
+            return q;
+        }
+        *queries = None;
     }
     std::future::pending().await
 }

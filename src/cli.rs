@@ -213,6 +213,42 @@ pub struct Settings {
         default_value = "30s"
     )]
     pub proxy_connect_timeout: humantime::Duration,
+    /// Where the CNI plugin's gRPC dataplane is served (the conflist's `dataplane_options`
+    /// socket). `off`: pods are not wired by this driver.
+    #[arg(
+        long,
+        global = true,
+        env = "CALICO_VPP_CNI_SOCKET",
+        default_value = crate::cni::DEFAULT_CNI_SOCKET
+    )]
+    pub cni_socket: PathBuf,
+    /// How pod interfaces are made: `tun` (a TUN tap VPP creates in the pod; needs
+    /// `/dev/vhost-net`), `veth` (a veth pair, the host end attached to VPP with af_packet),
+    /// or `auto` (tun when `/dev/vhost-net` exists).
+    #[arg(
+        long,
+        global = true,
+        env = "CALICO_VPP_POD_INTERFACE",
+        value_enum,
+        default_value = "auto"
+    )]
+    pub pod_interface: PodInterfaceKind,
+    /// Pod MTU when the CNI plugin's request sets none.
+    #[arg(
+        long,
+        global = true,
+        env = "CALICO_VPP_POD_MTU",
+        default_value_t = 1450
+    )]
+    pub pod_mtu: u32,
+}
+
+/// `CALICO_VPP_POD_INTERFACE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PodInterfaceKind {
+    Auto,
+    Tun,
+    Veth,
 }
 
 impl Cli {

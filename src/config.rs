@@ -55,6 +55,8 @@ pub enum ConfigError {
     RelativePath { what: &'static str, path: PathBuf },
     #[error("CALICO_VPP_SERVICE_CIDRS: {value:?} is not a CIDR")]
     ServiceCidr { value: String },
+    #[error("CALICO_VPP_POD_MTU {0} is out of range (576..=65535)")]
+    PodMtu(u32),
 }
 
 /// Validated driver settings.
@@ -81,6 +83,27 @@ pub struct DriverConfig {
     pub uplink_interface: Option<String>,
     /// Service CIDRs besides Felix's (they keep their source under SNAT).
     pub service_cidrs: Vec<ipnet::IpNet>,
+    /// The CNI plugin's socket (`None`: pods are not wired here).
+    pub cni_socket: Option<PathBuf>,
+    /// How pod interfaces are made (`auto` resolved).
+    pub pods: crate::cni::PodSettings,
+}
+
+/// The pod interface back-end `kind` means on this host.
+pub fn pod_backend(kind: crate::cli::PodInterfaceKind) -> calico_model::PodBackend {
+    use crate::cli::PodInterfaceKind;
+    match kind {
+        PodInterfaceKind::Tun => calico_model::PodBackend::Tun,
+        PodInterfaceKind::Veth => calico_model::PodBackend::Veth,
+        PodInterfaceKind::Auto if std::path::Path::new("/dev/vhost-net").exists() => {
+            calico_model::PodBackend::Tun
+        }
+        PodInterfaceKind::Auto => calico_model::PodBackend::Veth,
+    }
+}
+
+fn cni_off(p: &std::path::Path) -> bool {
+    p.as_os_str().is_empty() || p.as_os_str() == "off"
 }
 
 /// This node's name when no setting gives it: what Felix itself would use.
@@ -122,6 +145,10 @@ impl DriverConfig {
             ("CALICO_VPP_API_SOCKET", Some(&s.api_socket)),
             ("CALICO_VPP_STATE_DIR", Some(&s.state_dir)),
             ("CALICO_VPP_SIM_SOCKET", s.sim_socket.as_ref()),
+            (
+                "CALICO_VPP_CNI_SOCKET",
+                Some(&s.cni_socket).filter(|p| !cni_off(p)),
+            ),
         ] {
             let Some(path) = path else { continue };
             if !path.is_absolute() {
@@ -146,7 +173,15 @@ impl DriverConfig {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        if !(576..=65535).contains(&s.pod_mtu) {
+            return Err(ConfigError::PodMtu(s.pod_mtu));
+        }
         Ok(DriverConfig {
+            cni_socket: (!cni_off(&s.cni_socket)).then(|| s.cni_socket.clone()),
+            pods: crate::cni::PodSettings {
+                backend: pod_backend(s.pod_interface),
+                default_mtu: s.pod_mtu,
+            },
             service_cidrs,
             api_socket: s.api_socket.clone(),
             state_dir: s.state_dir.clone(),

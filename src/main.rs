@@ -118,10 +118,11 @@ async fn run(
     }
     let new_agent = |log| -> anyhow::Result<Agent> {
         let (status_tx, status_rx) = status::channel();
-        let hook = hook::dataplane_hook(&config, status_tx)?;
-        Ok(Agent::new(hook, status_rx, log, config.max_frame_bytes)
+        let (hook, monitor) = hook::start_dataplane(&config, status_tx)?;
+        let agent = Agent::new(hook, status_rx, log, config.max_frame_bytes)
             .with_hostname(config.node_name.clone())
-            .with_service_cidrs(config.service_cidrs.clone()))
+            .with_service_cidrs(config.service_cidrs.clone());
+        Ok(with_cni(agent, &config, monitor))
     };
     // Operators' questions; the driver runs without them when the socket cannot be had.
     let with_admin = |agent: Agent| async {
@@ -262,6 +263,39 @@ async fn run(
             info!(socket = %socket.display(), "serving the VPP simulator (not a VPP) until SIGTERM");
             commands::serve_sim(&socket).await?;
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Serves the CNI plugin (pods' interfaces) beside Felix, when configured and there is a
+/// dataplane to build them in. The driver runs without it when its socket cannot be had.
+fn with_cni(agent: Agent, config: &DriverConfig, monitor: Option<hook::HookMonitor>) -> Agent {
+    use calico_vpp_driver::cni;
+    use calico_vpp_driver::config::DataplaneKind;
+    let (Some(path), Some(monitor)) = (&config.cni_socket, monitor) else {
+        return agent;
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    // Pods outlive the driver only with a real VPP (the simulator starts empty every run).
+    let store =
+        (config.dataplane == DataplaneKind::Vpp).then(|| cni::PodStore::in_dir(&config.state_dir));
+    let net: std::sync::Arc<dyn cni::PodNetwork> = match config.dataplane {
+        DataplaneKind::Sim => std::sync::Arc::new(cni::SimNetwork),
+        _ => std::sync::Arc::new(cni::LinuxNetwork),
+    };
+    let server = cni::CniServer::new(
+        tx,
+        monitor.summary,
+        net,
+        config.pods.clone(),
+        std::time::Duration::from_secs(4),
+    );
+    match cni::serve(path, server) {
+        // The server runs for the life of the process.
+        Ok(_task) => agent.with_pods(rx, cni::PodBook::new(store)),
+        Err(e) => {
+            warn!(error = %e, "no CNI server: pods cannot be wired by this driver");
+            agent
         }
     }
 }

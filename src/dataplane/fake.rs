@@ -769,6 +769,59 @@ impl FakeVpp {
                 }
                 None => err(RETVAL_INVALID_SW_IF_INDEX),
             },
+            Op::AfPacketCreate { host_if_name, mac } => {
+                let name = format!("host-{host_if_name}");
+                if self.interfaces.values().any(|i| i.name == name) {
+                    return err(RETVAL_IF_ALREADY_EXISTS);
+                }
+                let idx = new_tunnel(
+                    &mut self.interfaces,
+                    &mut self.next_sw_if_index,
+                    name,
+                    false,
+                );
+                o.macs.insert(idx, *mac);
+                Ok(OpReply::Created(idx.0))
+            }
+            Op::AfPacketDelete { host_if_name } => {
+                let name = format!("host-{host_if_name}");
+                match self.interfaces.values().find(|i| i.name == name) {
+                    Some(i) => {
+                        let idx = i.sw_if_index;
+                        drop_tunnel(&mut self.interfaces, o, idx);
+                        Ok(OpReply::Done)
+                    }
+                    None => err(RETVAL_NO_SUCH_ENTRY),
+                }
+            }
+            Op::TunCreate { tag, .. } => {
+                let name = format!("tap{}", self.next_sw_if_index);
+                let idx = new_tunnel(&mut self.interfaces, &mut self.next_sw_if_index, name, true);
+                if let Some(i) = self.interfaces.get_mut(&idx) {
+                    i.tag = tag.clone();
+                }
+                Ok(OpReply::Created(idx.0))
+            }
+            Op::TapDelete { sw_if_index } => {
+                if !self.interfaces.contains_key(sw_if_index) {
+                    return err(RETVAL_INVALID_SW_IF_INDEX);
+                }
+                drop_tunnel(&mut self.interfaces, o, *sw_if_index);
+                Ok(OpReply::Done)
+            }
+            Op::SetTag { sw_if_index, tag } => match self.interfaces.get_mut(sw_if_index) {
+                Some(i) => {
+                    i.tag = tag.clone();
+                    Ok(OpReply::Done)
+                }
+                None => err(RETVAL_INVALID_SW_IF_INDEX),
+            },
+            Op::SetRxInterrupt { sw_if_index } => {
+                if !self.interfaces.contains_key(sw_if_index) {
+                    return err(RETVAL_INVALID_SW_IF_INDEX);
+                }
+                Ok(OpReply::Done)
+            }
             Op::Neighbour {
                 sw_if_index,
                 ip,

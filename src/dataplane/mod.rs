@@ -209,6 +209,41 @@ pub enum Op {
         mac: MacAddr,
         is_add: bool,
     },
+    /// `af_packet_create_v3`: an Ethernet interface on the host link `host_if_name` (VPP
+    /// names it `host-<name>`) with `mac`, checksum offload understood (so a veth's partial
+    /// checksums are completed); replies with the new interface ([`OpReply::Created`]).
+    AfPacketCreate {
+        host_if_name: String,
+        mac: MacAddr,
+    },
+    /// `af_packet_delete`.
+    AfPacketDelete {
+        host_if_name: String,
+    },
+    /// `tap_create_v3` in TUN mode with GSO and GRO coalescing, created inside the network
+    /// namespace `netns` as `host_if_name`, with `mtu` (0: VPP's default) and the host-side
+    /// addresses; tagged `tag`. Replies with the new interface ([`OpReply::Created`]).
+    TunCreate {
+        tag: String,
+        netns: String,
+        host_if_name: String,
+        mtu: u32,
+        ip4: Option<ipnet::Ipv4Net>,
+        ip6: Option<ipnet::Ipv6Net>,
+    },
+    /// `tap_delete_v2`.
+    TapDelete {
+        sw_if_index: SwIfIndex,
+    },
+    /// `sw_interface_tag_add_del` (add): the tag endpoints are bound by.
+    SetTag {
+        sw_if_index: SwIfIndex,
+        tag: String,
+    },
+    /// `sw_interface_set_rx_mode` interrupt, every queue: VPP does not spin polling it.
+    SetRxInterrupt {
+        sw_if_index: SwIfIndex,
+    },
 }
 
 impl Op {
@@ -242,6 +277,12 @@ impl Op {
             Op::AclAddReplace { .. } => "acl_add_replace",
             Op::AclDelete { .. } => "acl_del",
             Op::AclInterfaceSet { .. } => "acl_interface_set_acl_list",
+            Op::AfPacketCreate { .. } => "af_packet_create_v3",
+            Op::AfPacketDelete { .. } => "af_packet_delete",
+            Op::TunCreate { .. } => "tap_create_v3",
+            Op::TapDelete { .. } => "tap_delete_v2",
+            Op::SetTag { .. } => "sw_interface_tag_add_del",
+            Op::SetRxInterrupt { .. } => "sw_interface_set_rx_mode",
         }
     }
 }

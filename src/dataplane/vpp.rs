@@ -99,6 +99,12 @@ pub fn required_messages() -> Vec<MessageInfo> {
         i::SwInterfaceSetUnnumberedReply::INFO,
         i::SwInterfaceSetFlags::INFO,
         i::SwInterfaceSetFlagsReply::INFO,
+        i::SwInterfaceSetRxMode::INFO,
+        i::SwInterfaceSetRxModeReply::INFO,
+        vpp_bindings::gen::af_packet::AfPacketCreateV3::INFO,
+        vpp_bindings::gen::af_packet::AfPacketCreateV3Reply::INFO,
+        vpp_bindings::gen::af_packet::AfPacketDelete::INFO,
+        vpp_bindings::gen::af_packet::AfPacketDeleteReply::INFO,
         i::SwInterfaceDump::INFO,
         i::SwInterfaceDetails::INFO,
         i::SwInterfaceTagAddDel::INFO,
@@ -112,6 +118,17 @@ pub fn required_messages() -> Vec<MessageInfo> {
         acl_api::AclDelReply::INFO,
         acl_api::AclInterfaceSetAclList::INFO,
         acl_api::AclInterfaceSetAclListReply::INFO,
+    ]
+}
+
+/// The tap plugin's messages: required only when pods get TUN interfaces (a veth-only node
+/// runs on a VPP without the tap plugin).
+pub fn tun_messages() -> Vec<MessageInfo> {
+    vec![
+        vpp_bindings::gen::tapv2::TapCreateV3::INFO,
+        vpp_bindings::gen::tapv2::TapCreateV3Reply::INFO,
+        vpp_bindings::gen::tapv2::TapDeleteV2::INFO,
+        vpp_bindings::gen::tapv2::TapDeleteV2Reply::INFO,
     ]
 }
 
@@ -133,6 +150,8 @@ pub struct VppConfig {
     pub socket: PathBuf,
     pub request_timeout: Duration,
     pub transport: ApiTransport,
+    /// Pods get TUN interfaces: the tap plugin's messages are required too.
+    pub tun_pods: bool,
 }
 
 impl Default for VppConfig {
@@ -141,6 +160,7 @@ impl Default for VppConfig {
             socket: PathBuf::from("/run/vpp/api.sock"),
             request_timeout: Duration::from_secs(10),
             transport: ApiTransport::Socket,
+            tun_pods: false,
         }
     }
 }
@@ -359,6 +379,8 @@ enum CreatedHandle {
     Policy(ReplyHandle<n::NpolPolicyCreateReply>),
     Ipip(ReplyHandle<ipip::IpipAddTunnelReply>),
     Vxlan(ReplyHandle<vpp_bindings::gen::vxlan::VxlanAddDelTunnelV3Reply>),
+    AfPacket(ReplyHandle<vpp_bindings::gen::af_packet::AfPacketCreateV3Reply>),
+    Tun(ReplyHandle<vpp_bindings::gen::tapv2::TapCreateV3Reply>),
 }
 
 enum DoneHandle {
@@ -383,6 +405,10 @@ enum DoneHandle {
     SnatInterface(ReplyHandle<vpp_bindings::gen::cnat::CnatSnatPolicyAddDelIfReply>),
     AclDel(ReplyHandle<acl_api::AclDelReply>),
     AclSet(ReplyHandle<acl_api::AclInterfaceSetAclListReply>),
+    AfPacketDelete(ReplyHandle<vpp_bindings::gen::af_packet::AfPacketDeleteReply>),
+    TapDelete(ReplyHandle<vpp_bindings::gen::tapv2::TapDeleteV2Reply>),
+    Tag(ReplyHandle<vpp_bindings::gen::interface::SwInterfaceTagAddDelReply>),
+    RxMode(ReplyHandle<vpp_bindings::gen::interface::SwInterfaceSetRxModeReply>),
 }
 
 /// An ACL rule with any source and destination of its family.
@@ -709,6 +735,70 @@ fn push_op(
                 },
             )?)])
         }
+        Op::AfPacketCreate { host_if_name, mac } => {
+            use vpp_bindings::gen::af_packet::{AfPacketCreateV3, AfPacketFlags, AfPacketMode};
+            Pending::Created(CreatedHandle::AfPacket(b.push(&AfPacketCreateV3 {
+                mode: AfPacketMode::AfPacketApiModeEthernet,
+                hw_addr: MacAddress(mac.0),
+                use_random_hw_addr: false,
+                host_if_name: host_if_name.clone(),
+                flags: AfPacketFlags::AF_PACKET_API_FLAG_QDISC_BYPASS
+                    | AfPacketFlags::AF_PACKET_API_FLAG_CKSUM_GSO,
+                ..Default::default()
+            })?))
+        }
+        Op::AfPacketDelete { host_if_name } => Pending::Done(vec![DoneHandle::AfPacketDelete(
+            b.push(&vpp_bindings::gen::af_packet::AfPacketDelete {
+                host_if_name: host_if_name.clone(),
+            })?,
+        )]),
+        Op::TunCreate {
+            tag,
+            netns,
+            host_if_name,
+            mtu,
+            ip4,
+            ip6,
+        } => {
+            use vpp_bindings::gen::tapv2::{TapCreateV3, TapFlags};
+            Pending::Created(CreatedHandle::Tun(b.push(&TapCreateV3 {
+                host_mtu_set: *mtu != 0,
+                host_mtu_size: *mtu,
+                host_ip4_prefix_set: ip4.is_some(),
+                host_ip4_prefix: ip4.map(Into::into).unwrap_or_default(),
+                host_ip6_prefix_set: ip6.is_some(),
+                host_ip6_prefix: ip6.map(Into::into).unwrap_or_default(),
+                tap_flags: TapFlags::TAP_API_FLAG_TUN
+                    | TapFlags::TAP_API_FLAG_GSO
+                    | TapFlags::TAP_API_FLAG_GRO_COALESCE,
+                host_namespace_set: true,
+                host_namespace: netns.clone(),
+                host_if_name_set: true,
+                host_if_name: host_if_name.clone(),
+                tag: tag.clone(),
+                ..Default::default()
+            })?))
+        }
+        Op::TapDelete { sw_if_index } => Pending::Done(vec![DoneHandle::TapDelete(b.push(
+            &vpp_bindings::gen::tapv2::TapDeleteV2 {
+                sw_if_index: sw_if_index.0,
+            },
+        )?)]),
+        Op::SetTag { sw_if_index, tag } => {
+            Pending::Done(vec![DoneHandle::Tag(b.push(&SwInterfaceTagAddDel {
+                is_add: true,
+                sw_if_index: sw_if_index.0,
+                tag: tag.clone(),
+            })?)])
+        }
+        Op::SetRxInterrupt { sw_if_index } => Pending::Done(vec![DoneHandle::RxMode(b.push(
+            &vpp_bindings::gen::interface::SwInterfaceSetRxMode {
+                sw_if_index: sw_if_index.0,
+                queue_id_valid: false,
+                mode: vpp_bindings::gen::interface_types::RxMode::RxModeApiInterrupt,
+                ..Default::default()
+            },
+        )?)]),
         Op::SetAdminUp { sw_if_index, up } => Pending::Done(vec![DoneHandle::Flags(b.push(
             &vpp_bindings::gen::interface::SwInterfaceSetFlags {
                 sw_if_index: sw_if_index.0,
@@ -783,6 +873,10 @@ fn collect(op: &'static str, p: Pending, replies: &BatchReplies) -> Result<OpRes
                     .map(|m| OpReply::Created(m.sw_if_index)),
                 CreatedHandle::Vxlan(h) => reply(op, replies.get(&h), |m| m.retval)?
                     .map(|m| OpReply::Created(m.sw_if_index)),
+                CreatedHandle::AfPacket(h) => reply(op, replies.get(&h), |m| m.retval)?
+                    .map(|m| OpReply::Created(m.sw_if_index)),
+                CreatedHandle::Tun(h) => reply(op, replies.get(&h), |m| m.retval)?
+                    .map(|m| OpReply::Created(m.sw_if_index)),
             }
         }
         Pending::Done(hs) => {
@@ -820,6 +914,12 @@ fn collect(op: &'static str, p: Pending, replies: &BatchReplies) -> Result<OpRes
                         reply(op, replies.get(&h), |m| m.retval)?.map(drop)
                     }
                     DoneHandle::Flags(h) => reply(op, replies.get(&h), |m| m.retval)?.map(drop),
+                    DoneHandle::AfPacketDelete(h) => {
+                        reply(op, replies.get(&h), |m| m.retval)?.map(drop)
+                    }
+                    DoneHandle::TapDelete(h) => reply(op, replies.get(&h), |m| m.retval)?.map(drop),
+                    DoneHandle::Tag(h) => reply(op, replies.get(&h), |m| m.retval)?.map(drop),
+                    DoneHandle::RxMode(h) => reply(op, replies.get(&h), |m| m.retval)?.map(drop),
                     DoneHandle::SnatAddresses(h) => {
                         reply(op, replies.get(&h), |m| m.retval)?.map(drop)
                     }
@@ -884,7 +984,14 @@ impl Dataplane for VppDataplane {
         let cfg = ClientConfig {
             name: "calico-vpp-driver".into(),
             request_timeout: self.config.request_timeout,
-            required: required_messages(),
+            required: if self.config.tun_pods {
+                required_messages()
+                    .into_iter()
+                    .chain(tun_messages())
+                    .collect()
+            } else {
+                required_messages()
+            },
             ..ClientConfig::default()
         };
         let client = match connect_client(&self.config.socket, &self.config.transport, cfg).await {

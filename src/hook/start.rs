@@ -51,6 +51,8 @@ pub fn start_dataplane(
             };
             let vpp = VppConfig {
                 transport: config.api_transport.clone(),
+                tun_pods: config.cni_socket.is_some()
+                    && config.pods.backend == calico_model::PodBackend::Tun,
                 ..vpp_config(&config.api_socket)
             };
             let (handle, events, task) = reconcile::start_vpp(rc, vpp);
@@ -63,7 +65,11 @@ pub fn start_dataplane(
             info!(socket = %path.display(), "programming the built-in VPP simulator (not a VPP)");
             // The simulator starts empty with every run: there is nothing to adopt.
             let reconciler = Reconciler::new(
-                VppDataplane::new(vpp_config(&path)),
+                VppDataplane::new(VppConfig {
+                    // The simulator has the tap plugin's messages.
+                    tun_pods: true,
+                    ..vpp_config(&path)
+                }),
                 ReconcilerConfig {
                     min_apply_interval: config.min_apply_interval,
                     uplink: config.uplink_interface.clone(),

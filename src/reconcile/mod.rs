@@ -143,6 +143,23 @@ pub struct ReconcileSummary {
     pub pending_interfaces: usize,
     /// Desired-state inputs (whole states and diffs) the latest finished pass worked from.
     pub inputs: u64,
+    /// The pod interfaces the driver made, by host interface name (for the CNI server).
+    pub pods: BTreeMap<String, PodState>,
+    /// Successful connections to VPP so far (a new one may be a new VPP run).
+    pub connections: u64,
+}
+
+/// Where one pod interface stands in VPP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodState {
+    /// Its interface, once created.
+    pub sw_if_index: Option<SwIfIndex>,
+    /// Built as far as it goes before its endpoint: the endpoint can bind to it.
+    pub ready: bool,
+    /// Up: its endpoint's policy holds on it.
+    pub up: bool,
+    /// The last failure: (error, permanent).
+    pub failure: Option<(String, bool)>,
 }
 
 /// Where one desired interface stands after a pass.
@@ -419,7 +436,42 @@ impl<D: Dataplane> Reconciler<D> {
             waiting: self.waiting.len() + self.books.waiting_len(),
             pending_interfaces: self.pending.len(),
             inputs: 0,
+            pods: self.pod_states(),
+            connections: self.connections,
         }
+    }
+
+    fn pod_states(&self) -> BTreeMap<String, PodState> {
+        let kinds = &self.realized.kinds;
+        let book = &self.books.pods;
+        let mut out: BTreeMap<String, PodState> = kinds
+            .pods
+            .iter()
+            .map(|(k, r)| {
+                let up = kinds
+                    .pod_links
+                    .get(k)
+                    .is_some_and(|l| l.sw_if_index == r.sw_if_index);
+                let state = PodState {
+                    sw_if_index: Some(r.sw_if_index),
+                    ready: r.ready(),
+                    up,
+                    failure: None,
+                };
+                (k.0.clone(), state)
+            })
+            .collect();
+        for (k, f) in &book.failures {
+            out.entry(k.0.clone())
+                .or_insert(PodState {
+                    sw_if_index: None,
+                    ready: false,
+                    up: false,
+                    failure: None,
+                })
+                .failure = Some((f.error.clone(), f.permanent));
+        }
+        out
     }
 
     /// Status changes since the last call, in order.
@@ -774,6 +826,8 @@ impl Changed {
             snat: _,
             snat_excludes: _,
             snat_interfaces: _,
+            pods: _,
+            pod_links: _,
         } = diff;
         self.kinds.add_diff(diff);
         self.ipsets.extend(ipsets_upserted.keys().cloned());

@@ -251,6 +251,22 @@ impl<D: Dataplane> Reconciler<D> {
 
         self.sync_kinds(Stage::BeforeInterfaces, desired, work, now, report)
             .await?;
+        // Interfaces made in this stage (pod interfaces) are bound in this pass: the table
+        // must know them.
+        let made: Vec<InterfaceKey> = self
+            .realized
+            .kinds
+            .pods
+            .iter()
+            .filter(|(_, r)| !self.interfaces.contains_key(&r.sw_if_index))
+            .map(|(k, _)| k.clone())
+            .collect();
+        if !made.is_empty() {
+            self.refresh_interfaces().await?;
+            if let Some(w) = work.as_mut() {
+                w.interfaces.extend(made);
+            }
+        }
         self.sync_interfaces(desired, work.as_ref().map(|w| &w.interfaces), now, report)
             .await?;
         self.sync_kinds(Stage::AfterInterfaces, desired, work, now, report)

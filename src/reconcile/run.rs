@@ -272,6 +272,8 @@ pub fn apply_diff(state: &mut DesiredState, mut diff: DesiredDiff) {
         snat: _,
         snat_excludes: _,
         snat_interfaces: _,
+        pods: _,
+        pod_links: _,
     } = diff;
     for k in ipsets_removed {
         state.ipsets.remove(&k);

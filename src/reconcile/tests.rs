@@ -1905,3 +1905,102 @@ async fn vxlan_tunnels_are_l2_with_a_static_neighbour_for_the_remote_vtep() {
     );
     assert!(h.objects().vxlan.is_empty());
 }
+
+/// Pod interfaces the driver creates: built down (af_packet, tag, interrupt mode,
+/// unnumbered), bound to their endpoint in the same pass, up only once its policy holds;
+/// adopted on restart with no write; deleted with their pod; rebuilt after VPP loses them.
+#[tokio::test]
+async fn pod_interfaces_are_built_down_bound_then_up_adopted_and_deleted() {
+    use calico_compile::{DesiredPod, DesiredPodLink, PodLink};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ReconcilerConfig {
+        state_dir: Some(dir.path().to_path_buf()),
+        uplink: Some("host-eth0".into()),
+        ..ReconcilerConfig::default()
+    };
+    let (dp, h) = fake::new();
+    let uplink = h.add_interface("host-eth0", "");
+    let name = "cali0123456789a";
+    let key = InterfaceKey(name.into());
+    let vpp_mac = MacAddr([2, 0xca, 1, 2, 3, 4]);
+    let mut d = DesiredState::default();
+    d.acls.extend(calico_compile::guard::guard_acls());
+    d.pods.insert(
+        key.clone(),
+        DesiredPod {
+            tag: name.into(),
+            kind: PodLink::AfPacket {
+                host_ifname: name.into(),
+                mac: vpp_mac,
+            },
+        },
+    );
+    d.pod_links.insert(
+        key.clone(),
+        DesiredPodLink {
+            interface: key.clone(),
+        },
+    );
+    let mut r = Reconciler::new(dp, cfg.clone());
+    r.connect().await.unwrap();
+    let report = r.apply(&d).await.unwrap();
+    assert_eq!(report.failed_objects, 0, "{:?}", r.failures());
+    let pod = h
+        .interfaces()
+        .into_iter()
+        .find(|i| i.name == format!("host-{name}"))
+        .expect("the af_packet interface");
+    assert_eq!(pod.tag, name, "tagged with Felix's interface name");
+    assert!(
+        !pod.admin_up,
+        "down while Felix has sent no endpoint for it"
+    );
+    let o = h.objects();
+    assert_eq!(o.macs[&pod.sw_if_index], vpp_mac);
+    assert_eq!(o.unnumbered[&pod.sw_if_index], uplink);
+    assert_eq!(report.waiting_objects, 1, "{:?}", r.waiting());
+    let s = r.summary();
+    assert!(s.pods[name].ready && !s.pods[name].up);
+
+    // Felix's endpoint arrives: bound in the pass, then up.
+    let mut ep = iface(name, "10.71.0.2", &[]);
+    ep.neighbours = vec![(ip("10.71.0.2"), MAC)];
+    d.interfaces.insert(key.clone(), ep);
+    h.clear_log();
+    let report = r.apply(&d).await.unwrap();
+    assert_eq!(report.waiting_objects, 0, "{:?}", r.waiting());
+    let log = names(&h);
+    let up = log
+        .iter()
+        .position(|n| *n == "sw_interface_set_flags")
+        .unwrap();
+    let cnat = log
+        .iter()
+        .position(|n| *n == "feature_cnat_enable_disable")
+        .unwrap();
+    assert!(cnat < up, "up only after the policy holds: {log:?}");
+    assert!(h
+        .interfaces()
+        .iter()
+        .any(|i| i.sw_if_index == pod.sw_if_index && i.admin_up));
+    assert!(r.summary().pods[name].up);
+
+    // A driver restart adopts it all: no write.
+    drop(r);
+    let mut r = Reconciler::new(h.reconnect_dataplane(), cfg.clone());
+    r.connect().await.unwrap();
+    h.clear_log();
+    let report = r.apply(&d).await.unwrap();
+    assert_eq!(report.writes, 0, "{:?}", names(&h));
+
+    // The pod goes: down, then deleted (the endpoint's binding goes with the interface).
+    d.pods.clear();
+    d.pod_links.clear();
+    d.interfaces.clear();
+    r.apply(&d).await.unwrap();
+    assert!(!h
+        .interfaces()
+        .iter()
+        .any(|i| i.name == format!("host-{name}")));
+    assert!(r.summary().pods.is_empty());
+}

@@ -66,6 +66,9 @@ pub struct ChangeSet {
     /// VXLAN tunnel endpoints changed (VXLAN tunnels are built from them).
     #[serde(default)]
     pub vteps: bool,
+    /// Pod interfaces (by host interface name) the CNI side added, changed or removed.
+    #[serde(default)]
+    pub pods: BTreeSet<String>,
     pub node: bool,
 }
 
@@ -82,6 +85,7 @@ impl From<&Changes> for ChangeSet {
             hosts: !c.host_metadata.is_empty(),
             bgp: c.global_bgp,
             vteps: !c.vteps.is_empty(),
+            pods: c.pods.clone(),
             node: !c.felix_config.is_empty(),
             ..ChangeSet::default()
         };
@@ -349,6 +353,7 @@ impl Compiler {
         (c.out.routes, c.out.tunnels) = crate::routes::desired_routes(model);
         c.out.uplinks = crate::routes::desired_uplinks();
         c.out.local_routes = crate::routes::desired_local_routes(model);
+        (c.out.pods, c.out.pod_links) = crate::pods::desired_pods(model);
         let snat = crate::snat::desired_snat(model);
         (c.out.snat, c.out.snat_excludes, c.out.snat_interfaces) =
             (snat.snat, snat.excludes, snat.interfaces);
@@ -477,6 +482,39 @@ impl Compiler {
             }
         }
         let mut ifaces: BTreeSet<InterfaceKey> = BTreeSet::new();
+        let (mut pods, mut pod_links) = Default::default();
+        if !changes.pods.is_empty() {
+            for name in &changes.pods {
+                let key = InterfaceKey(name.clone());
+                let new = model.pods.get(name).map(crate::pods::desired_pod);
+                crate::KindDiff::note(&mut pods, &key, self.out.pods.get(&key), new.as_ref());
+                match new {
+                    Some(p) => {
+                        self.out.pods.insert(key.clone(), p);
+                        let link = crate::DesiredPodLink {
+                            interface: key.clone(),
+                        };
+                        crate::KindDiff::note(
+                            &mut pod_links,
+                            &key,
+                            self.out.pod_links.get(&key),
+                            Some(&link),
+                        );
+                        self.out.pod_links.insert(key.clone(), link);
+                    }
+                    None => {
+                        self.out.pods.remove(&key);
+                        if self.out.pod_links.remove(&key).is_some() {
+                            pod_links.removed.push(key.clone());
+                        }
+                    }
+                }
+                // The endpoint's neighbours may come from the pod's MAC.
+                if self.iface_eps.contains_key(&key) {
+                    ifaces.insert(key);
+                }
+            }
+        }
         for id in &changes.workload_endpoints {
             if let Some(old) = self.ep_iface.remove(id) {
                 if let Some(s) = self.iface_eps.get_mut(&old) {
@@ -513,6 +551,8 @@ impl Compiler {
             snat,
             snat_excludes,
             snat_interfaces,
+            pods,
+            pod_links,
             ..DesiredDiff::default()
         };
         for (k, old) in &track.ipsets {
@@ -1129,6 +1169,7 @@ impl Compiler {
             .get(iface)
             .map(|s| s.iter().cloned().collect())
             .unwrap_or_default();
+        let pod_mac = crate::pods::pod_mac(model, &iface.0);
         let new = match eps.as_slice() {
             [] => None,
             [id] => model.workload_endpoints.get(id).map(|ep| {
@@ -1144,7 +1185,7 @@ impl Compiler {
                 };
                 self.report.set(Subject::Workload(id.clone()), notes);
                 let (config, defs) = self.workload_config(ep);
-                (desired_interface(id, ep, config), defs)
+                (desired_interface(id, ep, pod_mac, config), defs)
             }),
             many => {
                 tracing::error!(interface = %iface, endpoints = many.len(), "several endpoints name one interface; it denies everything");
@@ -1163,7 +1204,7 @@ impl Compiler {
                         ..ep.clone()
                     };
                     let (config, defs) = self.workload_config(&down);
-                    (desired_interface(&many[0], ep, config), defs)
+                    (desired_interface(&many[0], ep, pod_mac, config), defs)
                 })
             }
         };
@@ -1240,13 +1281,16 @@ fn keyed(r: npol::Rule<IpSetKey>) -> (RuleKey, npol::Rule<IpSetKey>) {
     (rule_key(&r), r)
 }
 
+/// `pod_mac`: the MAC of the pod link the driver made for this interface, used when Felix's
+/// endpoint has none (the Kubernetes datastore sends none).
 fn desired_interface(
     id: &WorkloadEndpointId,
     ep: &WorkloadEndpoint,
+    pod_mac: Option<calico_model::MacAddr>,
     config: npol::InterfaceConfig<PolicyKey>,
 ) -> DesiredInterface {
     let mut neighbours = Vec::new();
-    if let Some(mac) = ep.mac {
+    if let Some(mac) = ep.mac.or(pod_mac) {
         for n in &ep.ipv4_nets {
             neighbours.push((std::net::IpAddr::V4(n.addr()), mac));
         }

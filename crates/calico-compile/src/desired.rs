@@ -12,6 +12,7 @@ use calico_model::MacAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::guard::{Acl, InterfaceGuard};
+use crate::pods::{DesiredPod, DesiredPodLink};
 use crate::routes::{
     DesiredLocalRoute, DesiredRoute, DesiredTunnel, DesiredUplink, RouteKey, TunnelKey, UplinkKey,
 };
@@ -136,6 +137,11 @@ pub struct DesiredState {
     pub snat_excludes: BTreeMap<SnatExcludeKey, DesiredSnatExclude>,
     #[serde(default)]
     pub snat_interfaces: BTreeMap<SnatIfKey, DesiredSnatIf>,
+    /// Pod interfaces the driver creates (see [`crate::pods`]).
+    #[serde(default)]
+    pub pods: BTreeMap<InterfaceKey, DesiredPod>,
+    #[serde(default)]
+    pub pod_links: BTreeMap<InterfaceKey, DesiredPodLink>,
 }
 
 /// Members to add to and remove from an ipset whose key and type did not change.
@@ -166,6 +172,8 @@ pub struct DesiredDiff {
     pub snat: KindDiff<SnatKey, DesiredSnat>,
     pub snat_excludes: KindDiff<SnatExcludeKey, DesiredSnatExclude>,
     pub snat_interfaces: KindDiff<SnatIfKey, DesiredSnatIf>,
+    pub pods: KindDiff<InterfaceKey, DesiredPod>,
+    pub pod_links: KindDiff<InterfaceKey, DesiredPodLink>,
 }
 
 /// What changed in one kind's table of desired objects: the new values of the keys that
@@ -243,6 +251,8 @@ impl DesiredDiff {
             && self.snat.is_empty()
             && self.snat_excludes.is_empty()
             && self.snat_interfaces.is_empty()
+            && self.pods.is_empty()
+            && self.pod_links.is_empty()
     }
 
     /// Number of object-level changes (each member delta counts once per member).
@@ -266,6 +276,8 @@ impl DesiredDiff {
             + self.snat.len()
             + self.snat_excludes.len()
             + self.snat_interfaces.len()
+            + self.pods.len()
+            + self.pod_links.len()
     }
 
     /// Records the change of one ipset from `old` to `new`.
@@ -350,6 +362,8 @@ impl DesiredState {
             .note_all(&self.snat_excludes, &new.snat_excludes);
         d.snat_interfaces
             .note_all(&self.snat_interfaces, &new.snat_interfaces);
+        d.pods.note_all(&self.pods, &new.pods);
+        d.pod_links.note_all(&self.pod_links, &new.pod_links);
         d
     }
 }

@@ -37,6 +37,7 @@ pub mod guard;
 mod hash;
 pub mod ipsets;
 pub mod lookup;
+pub mod pods;
 pub mod reference;
 pub mod report;
 pub mod routes;
@@ -51,6 +52,7 @@ pub use desired::{
 };
 pub use guard::{Acl, AclAction, AclFamily, AclRule, GuardOptions, InterfaceGuard};
 pub use lookup::{evaluate_compiled, explain_compiled, npol_direction, ExplainedStep};
+pub use pods::{DesiredPod, DesiredPodLink, PodLink};
 pub use report::{CalicoDirection, CompileReport, Note, Subject};
 pub use routes::{
     DesiredLocalRoute, DesiredRoute, DesiredTunnel, DesiredUplink, Encap, L2Ends, NextHop,

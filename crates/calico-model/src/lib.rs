@@ -5,10 +5,12 @@
 
 pub mod felix_config;
 pub mod model;
+pub mod pods;
 pub mod types;
 pub mod update;
 
 pub use felix_config::{EndpointToHostAction, FelixConfig};
 pub use model::Model;
+pub use pods::{vpp_mac_for, PodBackend, PodInterface, PodKey, Pods};
 pub use types::*;
 pub use update::{Changes, IpSetChange, Update};

@@ -51,6 +51,10 @@ pub struct Model {
     /// BGP configuration names none: they keep their source under SNAT like Felix's own.
     #[serde(default)]
     pub default_service_cidrs: Vec<ipnet::IpNet>,
+    /// Pod interfaces the driver created for the CNI plugin (not Felix's: carried from one
+    /// session's model to the next).
+    #[serde(default)]
+    pub pods: crate::Pods,
 }
 
 impl Model {

@@ -239,6 +239,8 @@ pub struct Changes {
     pub encapsulation: bool,
     /// Felix config keys whose raw value was added, changed or removed.
     pub felix_config: BTreeSet<String>,
+    /// Pod interfaces (by host interface name) added, changed or removed by the CNI side.
+    pub pods: BTreeSet<String>,
     /// `InSync` arrived (first time) while these changes were recorded.
     pub became_in_sync: bool,
 }
@@ -269,6 +271,7 @@ impl Changes {
         self.global_bgp |= later.global_bgp;
         self.encapsulation |= later.encapsulation;
         self.felix_config.extend(later.felix_config);
+        self.pods.extend(later.pods);
         self.became_in_sync |= later.became_in_sync;
     }
 }

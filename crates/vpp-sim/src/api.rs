@@ -278,6 +278,11 @@ impl Dispatch {
                 retval: ctx.state.set_mtu(m.sw_if_index, m.mtu),
             },
         );
+        self.w(
+            |ctx, m: interface::SwInterfaceSetRxMode| interface::SwInterfaceSetRxModeReply {
+                retval: ctx.state.set_rx_mode(m.sw_if_index),
+            },
+        );
         self.w(|ctx, m: interface::SwInterfaceSetMacAddress| {
             interface::SwInterfaceSetMacAddressReply {
                 retval: ctx.state.set_mac(m.sw_if_index, m.mac_address.0),

@@ -762,6 +762,15 @@ impl SimState {
         rv::OK
     }
 
+    /// `sw_interface_set_rx_mode`: the simulator does not poll, so only the index is checked.
+    pub fn set_rx_mode(&self, sw_if_index: u32) -> i32 {
+        if self.interfaces.get(sw_if_index).is_some() {
+            rv::OK
+        } else {
+            rv::INVALID_SW_IF_INDEX
+        }
+    }
+
     pub fn set_mtu(&mut self, sw_if_index: u32, mtu: [u32; 4]) -> i32 {
         let Some(i) = self.interfaces.get_mut(sw_if_index) else {
             return rv::INVALID_SW_IF_INDEX;

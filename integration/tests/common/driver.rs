@@ -150,8 +150,9 @@ impl Driver {
     /// removed, logs go to a buffer).
     pub fn spawn(env: &[(&str, &str)]) -> Driver {
         let mut cmd = Command::new(driver_bin());
-        // No admin socket unless a test asks for one (drivers run side by side).
+        // No admin or CNI socket unless a test asks for one (drivers run side by side).
         cmd.env("CALICO_VPP_ADMIN_SOCKET", "off")
+            .env("CALICO_VPP_CNI_SOCKET", "off")
             .env_remove("CALICO_VPP_LOG_LEVEL")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -706,6 +706,19 @@ pub fn profile_allowing(name: &str, only_8080: bool) -> proto::ToDataplane {
 /// A background process, killed on drop.
 pub struct Background(Child);
 
+impl Background {
+    /// Starts `cmd` with no standard input or output.
+    pub fn spawn(cmd: &mut Command) -> Background {
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Background(child)
+    }
+}
+
 impl Drop for Background {
     fn drop(&mut self) {
         let _ = self.0.kill();

@@ -36,6 +36,7 @@ use crate::dataplane::{
 pub mod acl;
 pub mod local_route;
 pub mod npol_objects;
+pub mod pod;
 pub mod route;
 pub mod snat;
 pub mod tunnel;
@@ -477,6 +478,7 @@ kinds! {
     rules: npol_objects::Rules,
     policies: npol_objects::Policies,
     acls: acl::Acls,
+    pods: pod::Pods,
     uplinks: uplink::Uplinks,
     tunnels: tunnel::Tunnels,
     routes: route::Routes,
@@ -484,6 +486,7 @@ kinds! {
     snat: snat::Snat,
     snat_excludes: snat::SnatExcludes,
     snat_interfaces: snat::SnatInterfaces,
+    pod_links: pod::PodLinks,
 }
 
 impl<D: Dataplane> Reconciler<D> {
@@ -698,7 +701,9 @@ mod tests {
                 "local_routes",
                 "snat",
                 "snat_excludes",
-                "snat_interfaces"
+                "snat_interfaces",
+                "pods",
+                "pod_links"
             ])
         );
         let mut old = v.clone();

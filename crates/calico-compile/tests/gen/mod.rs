@@ -702,6 +702,7 @@ pub fn changes(a: &Model, b: &Model) -> calico_compile::ChangeSet {
         hosts: a.host_metadata != b.host_metadata,
         bgp: a.global_bgp != b.global_bgp,
         vteps: a.vteps != b.vteps,
+        pods: diff(&a.pods, &b.pods),
         node: a.felix_config != b.felix_config,
     }
 }
