@@ -349,7 +349,7 @@ fn real_vpp(
         assert!(tag.is_ok() && up.is_ok(), "tag/up tunnel");
     }
     for i in 0..shape.pods + new_pods {
-        if i >= shape.pods && (i - shape.pods) % 2 == 0 {
+        if i >= shape.pods && (i - shape.pods).is_multiple_of(2) {
             continue;
         }
         let b = (i as u32).to_be_bytes();

@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use calico_compile::explain::explain_flow;
+use calico_model::kube::KubeUpdate;
 use calico_model::{Changes, FelixConfig, Model, Update};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::UnixListener;
@@ -120,6 +121,8 @@ pub struct Agent {
     /// The CNI server's questions (pod interfaces), answered between Felix's batches.
     pod_queries: Option<mpsc::Receiver<PodQuery>>,
     pods: PodBook,
+    /// The Kubernetes watch (services), applied between Felix's batches.
+    kube: Option<mpsc::Receiver<KubeUpdate>>,
 }
 
 impl Agent {
@@ -141,7 +144,14 @@ impl Agent {
             service_cidrs: Vec::new(),
             pod_queries: None,
             pods: PodBook::default(),
+            kube: None,
         }
+    }
+
+    /// Programs Kubernetes services from this watch (see [`crate::services`]).
+    pub fn with_kube(mut self, updates: mpsc::Receiver<KubeUpdate>) -> Self {
+        self.kube = Some(updates);
+        self
     }
 
     /// Wires pods for the CNI server: answers its questions, and starts from the pods
@@ -187,6 +197,8 @@ impl Agent {
             default_service_cidrs: self.service_cidrs.clone(),
             // Pods are the CNI plugin's, not Felix's: they outlive the session.
             pods: std::mem::take(&mut self.model.pods),
+            kube: std::mem::take(&mut self.model.kube),
+            kube_synced: self.model.kube_synced,
             ..Model::default()
         };
         self.stats = IngestStats::default();
@@ -203,6 +215,7 @@ impl Agent {
             service_cidrs: _,
             pod_queries,
             pods,
+            kube,
         } = self;
         let mut frames = FrameReader::new(reader, *max_frame_bytes);
         let ingest = ingest(
@@ -216,6 +229,7 @@ impl Agent {
                 admin,
                 pod_queries,
                 pods,
+                kube,
             },
         );
         let result = tokio::select! {
@@ -271,6 +285,7 @@ struct Asked<'a> {
     admin: &'a mut Option<mpsc::Receiver<AdminQuery>>,
     pod_queries: &'a mut Option<mpsc::Receiver<PodQuery>>,
     pods: &'a mut PodBook,
+    kube: &'a mut Option<mpsc::Receiver<KubeUpdate>>,
 }
 
 /// Reads frames until EOF, applying each batch (all frames already buffered) to the model.
@@ -287,10 +302,13 @@ async fn ingest<R: AsyncRead + Unpin>(
         admin,
         pod_queries,
         pods,
+        kube,
     } = asked;
     let mut pending = Changes::default();
-    // The pods carried over from before this session are part of its first batch.
+    // The pods and services carried over from before this session are part of its first
+    // batch.
     pending.pods.extend(model.pods.keys().cloned());
+    pending.kube_resync = model.kube_synced;
     let mut resync = true;
     let mut applied_config = FelixConfig::default();
     loop {
@@ -312,6 +330,9 @@ async fn ingest<R: AsyncRead + Unpin>(
             query = next_admin_query(admin) => {
                 answer_admin(query, model, &*hook);
                 continue;
+            }
+            update = next_kube_update(kube) => {
+                apply_kube(update, model, &mut pending);
             }
             query = next_pod_query(pod_queries) => {
                 let PodQuery { request, reply } = query;
@@ -345,6 +366,63 @@ async fn next_admin_query(admin: &mut Option<mpsc::Receiver<AdminQuery>>) -> Adm
         *admin = None;
     }
     std::future::pending().await
+}
+
+/// The next change from the Kubernetes watch; never returns once it is gone.
+async fn next_kube_update(updates: &mut Option<mpsc::Receiver<KubeUpdate>>) -> KubeUpdate {
+    if let Some(rx) = updates {
+        if let Some(u) = rx.recv().await {
+            return u;
+        }
+        *updates = None;
+    }
+    std::future::pending().await
+}
+
+/// Folds one change of the Kubernetes watch into the model. Before the first complete list
+/// nothing is recorded as changed (nothing is programmed from half a list).
+pub fn apply_kube(update: KubeUpdate, model: &mut Model, changes: &mut Changes) {
+    match update {
+        KubeUpdate::Synced(state) => {
+            if !model.kube_synced {
+                info!(
+                    services = state.services.len(),
+                    slices = state.slices.len(),
+                    "Kubernetes services and endpoint slices listed"
+                );
+            }
+            model.kube = state;
+            model.kube_synced = true;
+            changes.kube_resync = true;
+        }
+        KubeUpdate::Service(key, svc) => {
+            match svc {
+                Some(s) => model.kube.services.insert(key.clone(), s),
+                None => model.kube.services.remove(&key),
+            };
+            if model.kube_synced {
+                changes.kube_services.insert(key);
+            }
+        }
+        KubeUpdate::Slice(key, slice) => {
+            let old = model.kube.slices.get(&key).map(|s| s.service.clone());
+            let new = slice.as_ref().map(|s| s.service.clone());
+            match slice {
+                Some(s) => model.kube.slices.insert(key.clone(), s),
+                None => model.kube.slices.remove(&key),
+            };
+            if model.kube_synced {
+                for name in [old, new].into_iter().flatten() {
+                    changes
+                        .kube_services
+                        .insert(calico_model::kube::ServiceKey {
+                            namespace: key.namespace.clone(),
+                            name,
+                        });
+                }
+            }
+        }
+    }
 }
 
 /// The next question of the CNI server; never returns once it is gone (or was never there).

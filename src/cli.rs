@@ -233,6 +233,17 @@ pub struct Settings {
         default_value = "auto"
     )]
     pub pod_interface: PodInterfaceKind,
+    /// Kubernetes services on VPP's cnat, from the driver's own watch of Services and
+    /// EndpointSlices: `on`, `off`, or `auto` (on when the driver runs in a cluster, or
+    /// `KUBECONFIG` is set).
+    #[arg(
+        long,
+        global = true,
+        env = "CALICO_VPP_SERVICES",
+        value_enum,
+        default_value = "auto"
+    )]
+    pub services: ServicesMode,
     /// Pod MTU when the CNI plugin's request sets none.
     #[arg(
         long,
@@ -241,6 +252,14 @@ pub struct Settings {
         default_value_t = 1450
     )]
     pub pod_mtu: u32,
+}
+
+/// `CALICO_VPP_SERVICES`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServicesMode {
+    Auto,
+    On,
+    Off,
 }
 
 /// `CALICO_VPP_POD_INTERFACE`.

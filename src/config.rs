@@ -87,6 +87,8 @@ pub struct DriverConfig {
     pub cni_socket: Option<PathBuf>,
     /// How pod interfaces are made (`auto` resolved).
     pub pods: crate::cni::PodSettings,
+    /// Watch the API server for Services and EndpointSlices (`auto` resolved).
+    pub services: bool,
 }
 
 /// The pod interface back-end `kind` means on this host.
@@ -178,6 +180,14 @@ impl DriverConfig {
         }
         Ok(DriverConfig {
             cni_socket: (!cni_off(&s.cni_socket)).then(|| s.cni_socket.clone()),
+            services: match s.services {
+                crate::cli::ServicesMode::On => true,
+                crate::cli::ServicesMode::Off => false,
+                crate::cli::ServicesMode::Auto => {
+                    std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
+                        || std::env::var_os("KUBECONFIG").is_some()
+                }
+            },
             pods: crate::cni::PodSettings {
                 backend: pod_backend(s.pod_interface),
                 default_mtu: s.pod_mtu,

@@ -122,7 +122,7 @@ async fn run(
         let agent = Agent::new(hook, status_rx, log, config.max_frame_bytes)
             .with_hostname(config.node_name.clone())
             .with_service_cidrs(config.service_cidrs.clone());
-        Ok(with_cni(agent, &config, monitor))
+        Ok(with_services(with_cni(agent, &config, monitor), &config))
     };
     // Operators' questions; the driver runs without them when the socket cannot be had.
     let with_admin = |agent: Agent| async {
@@ -298,6 +298,32 @@ fn with_cni(agent: Agent, config: &DriverConfig, monitor: Option<hook::HookMonit
             agent
         }
     }
+}
+
+/// Watches the API server's Services and EndpointSlices for the agent, when configured. The
+/// watch keeps trying (and the driver keeps the services it programmed) while the API server
+/// cannot be reached.
+fn with_services(agent: Agent, config: &DriverConfig) -> Agent {
+    if !config.services || config.dataplane == calico_vpp_driver::config::DataplaneKind::None {
+        return agent;
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    tokio::spawn(async move {
+        loop {
+            match kube_watch::client_from_env().await {
+                Ok(client) => {
+                    info!("watching Kubernetes Services and EndpointSlices");
+                    kube_watch::watch(client, tx.clone()).await;
+                    if tx.is_closed() {
+                        return;
+                    }
+                }
+                Err(e) => warn!(error = %e, "no Kubernetes client yet; services wait"),
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        }
+    });
+    agent.with_kube(rx)
 }
 
 fn felix_streams(

@@ -33,7 +33,7 @@ fn shape() -> ClusterShape {
 
 /// Even pods are on TUN interfaces, odd pods on Ethernet taps.
 fn is_tun(i: usize) -> bool {
-    i % 2 == 0
+    i.is_multiple_of(2)
 }
 
 fn add_pods(rig: &Rig, pods: impl IntoIterator<Item = usize>) {

@@ -75,6 +75,9 @@ pub struct FakeObjects {
     pub snat_excludes: BTreeMap<ipnet::IpNet, u32>,
     /// Included interfaces: (interface, IPv6).
     pub snat_interfaces: BTreeSet<(SwIfIndex, bool)>,
+    /// cnat translations by id: (VIP, protocol, port, real IP, backends, Maglev).
+    #[allow(clippy::type_complexity)]
+    pub translations: BTreeMap<u32, (IpAddr, u8, u16, bool, Vec<(IpAddr, u16)>, bool)>,
 }
 
 enum Signal {
@@ -815,6 +818,31 @@ impl FakeVpp {
                     Ok(OpReply::Done)
                 }
                 None => err(RETVAL_INVALID_SW_IF_INDEX),
+            },
+            Op::CnatTranslation {
+                vip,
+                proto,
+                port,
+                real_ip,
+                backends,
+                maglev,
+            } => {
+                // Same frontend: replaced in place, same id.
+                let same = o
+                    .translations
+                    .iter()
+                    .find(|(_, t)| t.0 == *vip && t.1 == *proto && t.2 == *port)
+                    .map(|(id, _)| *id);
+                let id = same.unwrap_or_else(|| free_index(&o.translations, |i| *i));
+                o.translations.insert(
+                    id,
+                    (*vip, *proto, *port, *real_ip, backends.clone(), *maglev),
+                );
+                Ok(OpReply::Created(id))
+            }
+            Op::CnatTranslationDel { id } => match o.translations.remove(id) {
+                Some(_) => Ok(OpReply::Done),
+                None => err(RETVAL_NO_SUCH_ENTRY),
             },
             Op::SetRxInterrupt { sw_if_index } => {
                 if !self.interfaces.contains_key(sw_if_index) {

@@ -244,6 +244,22 @@ pub enum Op {
     SetRxInterrupt {
         sw_if_index: SwIfIndex,
     },
+    /// `cnat_translation_update`: new connections to `vip`:`port` (`proto`) go to one of
+    /// `backends`; an update of the same frontend replaces its backends in place. Replies
+    /// with the translation's id ([`OpReply::Created`]), the handle to delete it by.
+    CnatTranslation {
+        vip: IpAddr,
+        proto: u8,
+        port: u16,
+        /// The frontend is this node's own address (a node port).
+        real_ip: bool,
+        backends: Vec<(IpAddr, u16)>,
+        maglev: bool,
+    },
+    /// `cnat_translation_del`.
+    CnatTranslationDel {
+        id: u32,
+    },
 }
 
 impl Op {
@@ -283,6 +299,8 @@ impl Op {
             Op::TapDelete { .. } => "tap_delete_v2",
             Op::SetTag { .. } => "sw_interface_tag_add_del",
             Op::SetRxInterrupt { .. } => "sw_interface_set_rx_mode",
+            Op::CnatTranslation { .. } => "cnat_translation_update",
+            Op::CnatTranslationDel { .. } => "cnat_translation_del",
         }
     }
 }

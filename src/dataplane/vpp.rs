@@ -81,6 +81,10 @@ pub fn required_messages() -> Vec<MessageInfo> {
         c::CnatSnatPolicyAddDelExcludePfxReply::INFO,
         c::CnatSnatPolicyAddDelIf::INFO,
         c::CnatSnatPolicyAddDelIfReply::INFO,
+        c::CnatTranslationUpdate::INFO,
+        c::CnatTranslationUpdateReply::INFO,
+        c::CnatTranslationDel::INFO,
+        c::CnatTranslationDelReply::INFO,
         ipn::IpNeighborAddDel::INFO,
         ipn::IpNeighborAddDelReply::INFO,
         ip::IpRouteAddDel::INFO,
@@ -381,6 +385,7 @@ enum CreatedHandle {
     Vxlan(ReplyHandle<vpp_bindings::gen::vxlan::VxlanAddDelTunnelV3Reply>),
     AfPacket(ReplyHandle<vpp_bindings::gen::af_packet::AfPacketCreateV3Reply>),
     Tun(ReplyHandle<vpp_bindings::gen::tapv2::TapCreateV3Reply>),
+    Translation(ReplyHandle<vpp_bindings::gen::cnat::CnatTranslationUpdateReply>),
 }
 
 enum DoneHandle {
@@ -409,6 +414,7 @@ enum DoneHandle {
     TapDelete(ReplyHandle<vpp_bindings::gen::tapv2::TapDeleteV2Reply>),
     Tag(ReplyHandle<vpp_bindings::gen::interface::SwInterfaceTagAddDelReply>),
     RxMode(ReplyHandle<vpp_bindings::gen::interface::SwInterfaceSetRxModeReply>),
+    TranslationDel(ReplyHandle<vpp_bindings::gen::cnat::CnatTranslationDelReply>),
 }
 
 /// An ACL rule with any source and destination of its family.
@@ -799,6 +805,58 @@ fn push_op(
                 ..Default::default()
             },
         )?)]),
+        Op::CnatTranslation {
+            vip,
+            proto,
+            port,
+            real_ip,
+            backends,
+            maglev,
+        } => {
+            use vpp_bindings::gen::cnat;
+            let endpoint = |addr: &std::net::IpAddr, port: u16| cnat::CnatEndpoint {
+                addr: address(*addr),
+                sw_if_index: u32::MAX,
+                port,
+                ..Default::default()
+            };
+            let Some(ip_proto) = IpProto::from_raw(*proto) else {
+                return Ok(encode_failed(format!(
+                    "IP protocol {proto} has no ip_proto value"
+                )));
+            };
+            Pending::Created(CreatedHandle::Translation(
+                b.push(&cnat::CnatTranslationUpdate {
+                    translation: cnat::CnatTranslation {
+                        vip: endpoint(vip, *port),
+                        id: 0,
+                        ip_proto,
+                        is_real_ip: u8::from(*real_ip),
+                        flags: 0,
+                        lb_type: if *maglev {
+                            cnat::CnatLbType::CnatLbTypeMaglev
+                        } else {
+                            cnat::CnatLbType::CnatLbTypeDefault
+                        },
+                        paths: backends
+                            .iter()
+                            .map(|(a, p)| cnat::CnatEndpointTuple {
+                                dst_ep: endpoint(a, *p),
+                                src_ep: cnat::CnatEndpoint {
+                                    sw_if_index: u32::MAX,
+                                    ..Default::default()
+                                },
+                                flags: 0,
+                            })
+                            .collect(),
+                        ..Default::default()
+                    },
+                })?,
+            ))
+        }
+        Op::CnatTranslationDel { id } => Pending::Done(vec![DoneHandle::TranslationDel(
+            b.push(&vpp_bindings::gen::cnat::CnatTranslationDel { id: *id })?,
+        )]),
         Op::SetAdminUp { sw_if_index, up } => Pending::Done(vec![DoneHandle::Flags(b.push(
             &vpp_bindings::gen::interface::SwInterfaceSetFlags {
                 sw_if_index: sw_if_index.0,
@@ -877,6 +935,9 @@ fn collect(op: &'static str, p: Pending, replies: &BatchReplies) -> Result<OpRes
                     .map(|m| OpReply::Created(m.sw_if_index)),
                 CreatedHandle::Tun(h) => reply(op, replies.get(&h), |m| m.retval)?
                     .map(|m| OpReply::Created(m.sw_if_index)),
+                CreatedHandle::Translation(h) => {
+                    reply(op, replies.get(&h), |m| m.retval)?.map(|m| OpReply::Created(m.id))
+                }
             }
         }
         Pending::Done(hs) => {
@@ -920,6 +981,9 @@ fn collect(op: &'static str, p: Pending, replies: &BatchReplies) -> Result<OpRes
                     DoneHandle::TapDelete(h) => reply(op, replies.get(&h), |m| m.retval)?.map(drop),
                     DoneHandle::Tag(h) => reply(op, replies.get(&h), |m| m.retval)?.map(drop),
                     DoneHandle::RxMode(h) => reply(op, replies.get(&h), |m| m.retval)?.map(drop),
+                    DoneHandle::TranslationDel(h) => {
+                        reply(op, replies.get(&h), |m| m.retval)?.map(drop)
+                    }
                     DoneHandle::SnatAddresses(h) => {
                         reply(op, replies.get(&h), |m| m.retval)?.map(drop)
                     }

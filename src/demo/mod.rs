@@ -372,7 +372,28 @@ fn sim_paths(sim: &Simulator) -> Vec<(String, vpp_sim::PathResult)> {
             sim.with_state(|s| s.forward(ingress, src, dst)),
         )
     })
+    .chain(sim_service_path(sim, ingress, src))
     .collect()
+}
+
+/// A new TCP connection from the frontend to the cart service's ClusterIP: the backend
+/// cnat sends it to, and that backend's path.
+fn sim_service_path(
+    sim: &Simulator,
+    ingress: u32,
+    src: std::net::IpAddr,
+) -> Option<(String, vpp_sim::PathResult)> {
+    let vip: std::net::IpAddr = scenario::CART_VIP.parse().ok()?;
+    sim.with_state(|s| {
+        let (backend, port) = s.service_backend(6, src, 40000, vip, 80)?;
+        Some((
+            format!(
+                "{} -> {vip}:80 (ClusterIP shop/cart) -> {backend}:{port}",
+                scenario::FRONTEND.label()
+            ),
+            s.forward(ingress, src, backend),
+        ))
+    })
 }
 
 fn sim_verdict(sim: &Simulator, f: &Flow) -> Verdict {
@@ -488,12 +509,14 @@ pub async fn run(options: DemoOptions, out: &mut impl Write) -> Result<DemoOutco
     };
     let (felix_in, driver_in) = tokio::io::duplex(1 << 20);
     let (driver_out, felix_out) = tokio::io::duplex(1 << 20);
+    let (kube_tx, kube_rx) = tokio::sync::mpsc::channel(4);
     let mut agent = Agent::new(
         hook,
         status_rx,
         LogControl::detached(),
         DEFAULT_MAX_FRAME_BYTES,
-    );
+    )
+    .with_kube(kube_rx);
     let session = tokio::spawn(async move {
         let r = agent.run_session(driver_in, driver_out).await;
         (r, agent)
@@ -525,8 +548,22 @@ pub async fn run(options: DemoOptions, out: &mut impl Write) -> Result<DemoOutco
     };
     if !connectivity.is_empty() {
         felix.send(&connectivity).await?;
+        // A Kubernetes service, as the driver's own watch would list it.
+        let _ = kube_tx
+            .send(calico_model::kube::KubeUpdate::Synced(scenario::services()))
+            .await;
     }
-    let summary = monitor.converged(quiet, limit).await?;
+    let mut summary = monitor.converged(quiet, limit).await?;
+    if let Target::Sim(sim) = &target {
+        // The service reaches the agent beside Felix's stream: wait until it is programmed.
+        let started = std::time::Instant::now();
+        while sim.with_state(|s| s.cnat.translations.iter().next().is_none())
+            && started.elapsed() < limit
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            summary = monitor.converged(quiet, limit).await?;
+        }
+    }
 
     let all: Vec<proto::ToDataplane> = snapshot
         .iter()
@@ -534,7 +571,11 @@ pub async fn run(options: DemoOptions, out: &mut impl Write) -> Result<DemoOutco
         .chain(&connectivity)
         .cloned()
         .collect();
-    let model = model_of(&all);
+    let mut model = model_of(&all);
+    if matches!(target, Target::Sim(_)) {
+        model.kube = scenario::services();
+        model.kube_synced = true;
+    }
     let desired = Compiler::new(&model).desired().clone();
     let flows = match &target {
         Target::Sim(sim) => scenario::flows()

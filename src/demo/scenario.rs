@@ -521,3 +521,59 @@ pub fn flows() -> Vec<Flow> {
         },
     ]
 }
+
+/// The ClusterIP of the demo's service `shop/cart` (port 80 → the cart pod's 8080).
+pub const CART_VIP: &str = "10.96.0.20";
+
+/// Kubernetes' view of the demo's service (what the driver's own watch would list): a
+/// ClusterIP service `shop/cart` whose EndpointSlice holds the cart pod, ready.
+pub fn services() -> calico_model::kube::KubeState {
+    use calico_model::kube::*;
+    let mut st = KubeState::default();
+    let key = ServiceKey {
+        namespace: "shop".into(),
+        name: "cart".into(),
+    };
+    st.services.insert(
+        key,
+        KubeService {
+            kind: ServiceType::ClusterIp,
+            cluster_ips: vec![CART_VIP.parse().expect("an address")],
+            external_ips: Vec::new(),
+            lb_ips: Vec::new(),
+            ports: vec![KubeServicePort {
+                name: "http".into(),
+                protocol: L4Proto::Tcp,
+                port: 80,
+                target_port: TargetPort::Name("http".into()),
+                node_port: None,
+            }],
+            external_local: false,
+            internal_local: false,
+            headless: false,
+            annotations: Default::default(),
+        },
+    );
+    st.slices.insert(
+        SliceKey {
+            namespace: "shop".into(),
+            name: "cart-x1".into(),
+        },
+        KubeEndpointSlice {
+            service: "cart".into(),
+            ports: vec![SlicePort {
+                name: "http".into(),
+                protocol: L4Proto::Tcp,
+                port: 8080,
+            }],
+            endpoints: vec![SliceEndpoint {
+                addresses: vec![CART.ip.parse().expect("an address")],
+                ready: true,
+                serving: true,
+                terminating: false,
+                node_name: Some("node1".into()),
+            }],
+        },
+    );
+    st
+}

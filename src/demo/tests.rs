@@ -34,9 +34,15 @@ async fn demo_on_the_simulator_reports_every_pod_up_and_all_verdicts_agree() {
     assert!(text.contains("13/13 verdicts agree"), "{text}");
     // Paths the driver built from Felix's routes, VTEPs and pools: another node's pod over
     // VXLAN with the source kept, the outside with the node's address.
-    let [(_, remote), (_, outside)] = &outcome.paths[..] else {
-        panic!("two paths: {text}");
+    let [(_, remote), (_, outside), (service_row, service)] = &outcome.paths[..] else {
+        panic!("three paths: {text}");
     };
+    // A new connection to the cart service's ClusterIP goes to the cart pod's 8080.
+    assert!(
+        service_row.contains("10.96.0.20:80 (ClusterIP shop/cart) -> 10.70.0.11:8080"),
+        "{text}"
+    );
+    assert!(service.as_ref().is_ok_and(|p| !p.translated), "{text}");
     let remote = remote.as_ref().expect("a path to node2's pod");
     let node1: std::net::IpAddr = scenario::NODE_IP.parse().unwrap();
     let node2: std::net::IpAddr = scenario::NODE2_IP.parse().unwrap();

@@ -828,6 +828,8 @@ impl Changed {
             snat_interfaces: _,
             pods: _,
             pod_links: _,
+            translations: _,
+            services_synced: _,
         } = diff;
         self.kinds.add_diff(diff);
         self.ipsets.extend(ipsets_upserted.keys().cloned());

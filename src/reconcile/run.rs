@@ -274,6 +274,8 @@ pub fn apply_diff(state: &mut DesiredState, mut diff: DesiredDiff) {
         snat_interfaces: _,
         pods: _,
         pod_links: _,
+        translations: _,
+        services_synced,
     } = diff;
     for k in ipsets_removed {
         state.ipsets.remove(&k);
@@ -296,4 +298,7 @@ pub fn apply_diff(state: &mut DesiredState, mut diff: DesiredDiff) {
         state.interfaces.remove(&k);
     }
     state.interfaces.extend(interfaces_upserted);
+    if let Some(synced) = services_synced {
+        state.services_synced = synced;
+    }
 }

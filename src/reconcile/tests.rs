@@ -2004,3 +2004,66 @@ async fn pod_interfaces_are_built_down_bound_then_up_adopted_and_deleted() {
         .any(|i| i.name == format!("host-{name}")));
     assert!(r.summary().pods.is_empty());
 }
+
+/// Service frontends: created with VPP's id, backends replaced in place under that id,
+/// adopted on restart with no write, kept while the Kubernetes watch has not listed, and
+/// deleted by id once it has.
+#[tokio::test]
+async fn service_translations_are_updated_in_place_and_pruned_only_after_the_list() {
+    use calico_compile::services::{DesiredTranslation, FrontendKey};
+    use calico_model::kube::L4Proto;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ReconcilerConfig {
+        state_dir: Some(dir.path().to_path_buf()),
+        ..ReconcilerConfig::default()
+    };
+    let (dp, h) = fake::new();
+    let fk = |port| FrontendKey {
+        proto: L4Proto::Tcp,
+        vip: ip("10.96.0.10"),
+        port,
+    };
+    let t = |backends: &[(&str, u16)]| DesiredTranslation {
+        real_ip: false,
+        backends: backends.iter().map(|(a, p)| (ip(a), *p)).collect(),
+        maglev: false,
+        service: "shop/web".into(),
+    };
+    let mut d = DesiredState {
+        services_synced: true,
+        ..DesiredState::default()
+    };
+    d.translations.insert(fk(80), t(&[("10.70.0.2", 8080)]));
+    d.translations.insert(fk(443), t(&[("10.70.0.2", 8443)]));
+    let mut r = Reconciler::new(dp, cfg.clone());
+    r.connect().await.unwrap();
+    let report = r.apply(&d).await.unwrap();
+    assert_eq!(report.writes, 2);
+    let ids: Vec<u32> = h.objects().translations.keys().copied().collect();
+    assert_eq!(ids.len(), 2);
+
+    // A new backend: one update, same id.
+    d.translations
+        .insert(fk(80), t(&[("10.70.0.2", 8080), ("10.70.0.3", 8080)]));
+    h.clear_log();
+    assert_eq!(r.apply(&d).await.unwrap().writes, 1);
+    let o = h.objects();
+    assert_eq!(o.translations.keys().copied().collect::<Vec<_>>(), ids);
+    assert!(o.translations.values().any(|t| t.4.len() == 2));
+
+    // A restart adopts them; before the watch has listed, nothing is deleted.
+    drop(r);
+    let mut r = Reconciler::new(h.reconnect_dataplane(), cfg.clone());
+    r.connect().await.unwrap();
+    h.clear_log();
+    let early = DesiredState::default();
+    assert_eq!(r.apply(&early).await.unwrap().writes, 0, "{:?}", names(&h));
+    assert_eq!(h.objects().translations.len(), 2);
+    assert_eq!(r.apply(&d).await.unwrap().writes, 0, "{:?}", names(&h));
+
+    // Listed: the service that is gone is deleted by its id.
+    d.translations.remove(&fk(443));
+    r.apply(&d).await.unwrap();
+    assert_eq!(h.objects().translations.len(), 1);
+    assert_eq!(names(&h), vec!["cnat_translation_del"]);
+}

@@ -69,6 +69,12 @@ pub struct ChangeSet {
     /// Pod interfaces (by host interface name) the CNI side added, changed or removed.
     #[serde(default)]
     pub pods: BTreeSet<String>,
+    /// Kubernetes services whose Service or EndpointSlices changed.
+    #[serde(default)]
+    pub kube_services: BTreeSet<calico_model::kube::ServiceKey>,
+    /// The Kubernetes state was replaced as a whole.
+    #[serde(default)]
+    pub kube_resync: bool,
     pub node: bool,
 }
 
@@ -86,6 +92,8 @@ impl From<&Changes> for ChangeSet {
             bgp: c.global_bgp,
             vteps: !c.vteps.is_empty(),
             pods: c.pods.clone(),
+            kube_services: c.kube_services.clone(),
+            kube_resync: c.kube_resync,
             node: !c.felix_config.is_empty(),
             ..ChangeSet::default()
         };
@@ -354,6 +362,12 @@ impl Compiler {
         c.out.uplinks = crate::routes::desired_uplinks();
         c.out.local_routes = crate::routes::desired_local_routes(model);
         (c.out.pods, c.out.pod_links) = crate::pods::desired_pods(model);
+        c.out.translations = crate::services::desired_translations(
+            &model.kube,
+            model.hostname(),
+            &crate::services::node_ips(model),
+        );
+        c.out.services_synced = model.kube_synced;
         let snat = crate::snat::desired_snat(model);
         (c.out.snat, c.out.snat_excludes, c.out.snat_interfaces) =
             (snat.snat, snat.excludes, snat.interfaces);
@@ -481,6 +495,26 @@ impl Compiler {
                 self.report.set(Subject::Profile(pid.clone()), Vec::new());
             }
         }
+        let mut translations = crate::KindDiff::default();
+        if changes.kube_resync || changes.hosts {
+            let new = crate::services::desired_translations(
+                &model.kube,
+                model.hostname(),
+                &crate::services::node_ips(model),
+            );
+            translations.note_all(&self.out.translations, &new);
+            self.out.translations = new;
+        } else if !changes.kube_services.is_empty() {
+            crate::services::update_translations(
+                &mut self.out.translations,
+                &mut translations,
+                model,
+                &changes.kube_services,
+            );
+        }
+        let services_synced =
+            (self.out.services_synced != model.kube_synced).then_some(model.kube_synced);
+        self.out.services_synced = model.kube_synced;
         let mut ifaces: BTreeSet<InterfaceKey> = BTreeSet::new();
         let (mut pods, mut pod_links) = Default::default();
         if !changes.pods.is_empty() {
@@ -553,6 +587,8 @@ impl Compiler {
             snat_interfaces,
             pods,
             pod_links,
+            translations,
+            services_synced,
             ..DesiredDiff::default()
         };
         for (k, old) in &track.ipsets {

@@ -16,6 +16,7 @@ use crate::pods::{DesiredPod, DesiredPodLink};
 use crate::routes::{
     DesiredLocalRoute, DesiredRoute, DesiredTunnel, DesiredUplink, RouteKey, TunnelKey, UplinkKey,
 };
+use crate::services::{DesiredTranslation, FrontendKey};
 use crate::snat::{
     DesiredSnat, DesiredSnatExclude, DesiredSnatIf, SnatExcludeKey, SnatIfKey, SnatKey,
 };
@@ -142,6 +143,13 @@ pub struct DesiredState {
     pub pods: BTreeMap<InterfaceKey, DesiredPod>,
     #[serde(default)]
     pub pod_links: BTreeMap<InterfaceKey, DesiredPodLink>,
+    /// Kubernetes service frontends (see [`crate::services`]).
+    #[serde(default)]
+    pub translations: BTreeMap<FrontendKey, DesiredTranslation>,
+    /// The Kubernetes watch has both its lists: translations not desired may be deleted
+    /// (before, the realized ones are kept: nothing is known yet).
+    #[serde(default)]
+    pub services_synced: bool,
 }
 
 /// Members to add to and remove from an ipset whose key and type did not change.
@@ -174,6 +182,9 @@ pub struct DesiredDiff {
     pub snat_interfaces: KindDiff<SnatIfKey, DesiredSnatIf>,
     pub pods: KindDiff<InterfaceKey, DesiredPod>,
     pub pod_links: KindDiff<InterfaceKey, DesiredPodLink>,
+    pub translations: KindDiff<FrontendKey, DesiredTranslation>,
+    /// `services_synced` changed to this.
+    pub services_synced: Option<bool>,
 }
 
 /// What changed in one kind's table of desired objects: the new values of the keys that
@@ -253,6 +264,8 @@ impl DesiredDiff {
             && self.snat_interfaces.is_empty()
             && self.pods.is_empty()
             && self.pod_links.is_empty()
+            && self.translations.is_empty()
+            && self.services_synced.is_none()
     }
 
     /// Number of object-level changes (each member delta counts once per member).
@@ -278,6 +291,7 @@ impl DesiredDiff {
             + self.snat_interfaces.len()
             + self.pods.len()
             + self.pod_links.len()
+            + self.translations.len()
     }
 
     /// Records the change of one ipset from `old` to `new`.
@@ -364,6 +378,10 @@ impl DesiredState {
             .note_all(&self.snat_interfaces, &new.snat_interfaces);
         d.pods.note_all(&self.pods, &new.pods);
         d.pod_links.note_all(&self.pod_links, &new.pod_links);
+        d.translations
+            .note_all(&self.translations, &new.translations);
+        d.services_synced =
+            (self.services_synced != new.services_synced).then_some(new.services_synced);
         d
     }
 }

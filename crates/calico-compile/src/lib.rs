@@ -42,6 +42,7 @@ pub mod reference;
 pub mod report;
 pub mod routes;
 pub mod rules;
+pub mod services;
 pub mod snat;
 
 pub use compiler::{compile, ChangeSet, Compiled, Compiler};

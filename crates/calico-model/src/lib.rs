@@ -4,6 +4,7 @@
 //! invalid, already turned into fail-closed objects) by `felix::convert` in the driver crate.
 
 pub mod felix_config;
+pub mod kube;
 pub mod model;
 pub mod pods;
 pub mod types;

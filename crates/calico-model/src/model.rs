@@ -55,6 +55,13 @@ pub struct Model {
     /// session's model to the next).
     #[serde(default)]
     pub pods: crate::Pods,
+    /// Kubernetes Services and EndpointSlices (the driver's own watch, not Felix's: carried
+    /// from one session's model to the next).
+    #[serde(default)]
+    pub kube: crate::kube::KubeState,
+    /// Both of the watch's initial lists are in: services may be programmed and pruned.
+    #[serde(default)]
+    pub kube_synced: bool,
 }
 
 impl Model {

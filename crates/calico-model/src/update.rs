@@ -241,6 +241,10 @@ pub struct Changes {
     pub felix_config: BTreeSet<String>,
     /// Pod interfaces (by host interface name) added, changed or removed by the CNI side.
     pub pods: BTreeSet<String>,
+    /// Kubernetes services whose Service or EndpointSlices changed.
+    pub kube_services: BTreeSet<crate::kube::ServiceKey>,
+    /// The Kubernetes state was replaced as a whole (a list, or a relist).
+    pub kube_resync: bool,
     /// `InSync` arrived (first time) while these changes were recorded.
     pub became_in_sync: bool,
 }
@@ -272,6 +276,8 @@ impl Changes {
         self.encapsulation |= later.encapsulation;
         self.felix_config.extend(later.felix_config);
         self.pods.extend(later.pods);
+        self.kube_services.extend(later.kube_services);
+        self.kube_resync |= later.kube_resync;
         self.became_in_sync |= later.became_in_sync;
     }
 }

@@ -85,6 +85,40 @@ impl SimState {
         })
     }
 
+    /// cnat's destination translation of a new flow: the backend (address, port) a
+    /// translation of `proto` `dst`:`dport` sends it to, chosen by a hash of the flow's
+    /// source as cnat's default load balancing does (any backend is as right); `None` when
+    /// no translation matches (the flow goes to `dst` itself).
+    pub fn service_backend(
+        &self,
+        proto: u8,
+        src: IpAddr,
+        sport: u16,
+        dst: IpAddr,
+        dport: u16,
+    ) -> Option<(IpAddr, u16)> {
+        let t = self
+            .cnat
+            .translations
+            .iter()
+            .map(|(_, t)| t)
+            .find(|t| t.proto == proto && t.vip.addr == dst && t.vip.port == dport)?;
+        if t.paths.is_empty() {
+            return None;
+        }
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let src_bytes = match src {
+            IpAddr::V4(a) => a.octets().to_vec(),
+            IpAddr::V6(a) => a.octets().to_vec(),
+        };
+        for b in src_bytes.into_iter().chain(sport.to_be_bytes()) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        let p = &t.paths[(h % t.paths.len() as u64) as usize];
+        Some((p.dst.addr, p.dst.port))
+    }
+
     /// The interface and neighbour for `dst` in `table` (recursing through next hops).
     fn resolve(&self, table: u32, dst: IpAddr, depth: u8) -> Hop {
         if depth > 4 {

@@ -395,3 +395,48 @@ fn state_serializes_to_json() {
     assert!(v["neighbors"].is_array());
     assert!(s.render_text().contains("local0"));
 }
+
+#[test]
+fn a_service_frontend_sends_each_flow_to_one_of_its_backends() {
+    let mut s = SimState::new();
+    let ep = |a: &str, port| Endpoint {
+        addr: a.parse().unwrap(),
+        sw_if_index: u32::MAX,
+        if_af: 0,
+        port,
+    };
+    let backends = ["10.70.0.2", "10.70.0.3", "10.70.0.4"];
+    s.cnat_translation_update(Translation {
+        vip: ep("10.96.0.10", 80),
+        proto: 6,
+        is_real_ip: 0,
+        flags: 0,
+        lb_type: 0,
+        flow_hash_config: 0,
+        paths: backends
+            .iter()
+            .map(|b| TranslationPath {
+                src: ep("0.0.0.0", 0),
+                dst: ep(b, 8080),
+                flags: 0,
+            })
+            .collect(),
+    });
+    let client: IpAddr = "10.70.1.2".parse().unwrap();
+    let vip: IpAddr = "10.96.0.10".parse().unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for sport in 1000..1300 {
+        let (b, p) = s.service_backend(6, client, sport, vip, 80).unwrap();
+        assert_eq!(p, 8080);
+        seen.insert(b);
+        // The same flow always goes to the same backend.
+        assert_eq!(s.service_backend(6, client, sport, vip, 80), Some((b, p)));
+    }
+    assert_eq!(seen.len(), 3, "flows spread over every backend");
+    assert_eq!(
+        s.service_backend(17, client, 1000, vip, 80),
+        None,
+        "UDP is another frontend"
+    );
+    assert_eq!(s.service_backend(6, client, 1000, vip, 81), None);
+}

@@ -63,7 +63,11 @@ impl Kind for Acls {
         Op::AclDelete { index: real.id }
     }
 
-    fn retain_unused(realized: &Realized, stale: &mut Vec<(AclKey, RealAcl)>) {
+    fn retain_unused(
+        realized: &Realized,
+        _desired: &calico_compile::DesiredState,
+        stale: &mut Vec<(AclKey, RealAcl)>,
+    ) {
         let used = realized.referenced_acls();
         stale.retain(|(_, a)| !used.contains(&a.id));
     }

@@ -39,6 +39,7 @@ pub mod npol_objects;
 pub mod pod;
 pub mod route;
 pub mod snat;
+pub mod translation;
 pub mod tunnel;
 pub mod uplink;
 
@@ -153,9 +154,14 @@ pub trait Kind: Sized + Send + Sync + 'static {
     /// The write that deletes a realized object.
     fn delete(key: &Self::Key, real: &Self::Real) -> Op;
 
-    /// Drops from `stale` what something realized still uses (deleted once it does not).
-    /// Called only when there is something to delete.
-    fn retain_unused(_realized: &Realized, _stale: &mut Vec<(Self::Key, Self::Real)>) {}
+    /// Drops from `stale` what something realized still uses (deleted once it does not), or
+    /// what may not be deleted yet. Called only when there is something to delete.
+    fn retain_unused(
+        _realized: &Realized,
+        _desired: &DesiredState,
+        _stale: &mut Vec<(Self::Key, Self::Real)>,
+    ) {
+    }
 
     /// Objects of other kinds to look at again in a changed pass because these keys'
     /// realized records changed or they are now held back.
@@ -487,6 +493,7 @@ kinds! {
     snat_excludes: snat::SnatExcludes,
     snat_interfaces: snat::SnatInterfaces,
     pod_links: pod::PodLinks,
+    translations: translation::Translations,
 }
 
 impl<D: Dataplane> Reconciler<D> {
@@ -621,7 +628,7 @@ impl<D: Dataplane> Reconciler<D> {
         if stale.is_empty() {
             return Ok(());
         }
-        K::retain_unused(&self.realized, &mut stale);
+        K::retain_unused(&self.realized, desired, &mut stale);
         let ops: Vec<Op> = stale.iter().map(|(k, r)| K::delete(k, r)).collect();
         let results = self.exec(ops, report).await?;
         let mut ok = Vec::new();
@@ -703,7 +710,8 @@ mod tests {
                 "snat_excludes",
                 "snat_interfaces",
                 "pods",
-                "pod_links"
+                "pod_links",
+                "translations"
             ])
         );
         let mut old = v.clone();

@@ -69,7 +69,11 @@ impl Kind for Rules {
         Op::RuleDelete { id: real.id }
     }
 
-    fn retain_unused(realized: &Realized, stale: &mut Vec<(RuleKey, RealRule)>) {
+    fn retain_unused(
+        realized: &Realized,
+        _desired: &calico_compile::DesiredState,
+        stale: &mut Vec<(RuleKey, RealRule)>,
+    ) {
         let used = realized.referenced_rules();
         stale.retain(|(_, r)| !used.contains(&r.id));
     }
@@ -187,7 +191,11 @@ impl Kind for Policies {
         Op::PolicyDelete { id: real.id }
     }
 
-    fn retain_unused(realized: &Realized, stale: &mut Vec<(PolicyKey, RealPolicy)>) {
+    fn retain_unused(
+        realized: &Realized,
+        _desired: &calico_compile::DesiredState,
+        stale: &mut Vec<(PolicyKey, RealPolicy)>,
+    ) {
         let used = realized.referenced_policies();
         stale.retain(|(_, p)| !used.contains(&p.id));
     }

@@ -4,12 +4,17 @@
 //! [`Pods`] (before endpoints are bound) builds VPP's side of the pod link, one write per
 //! round: the interface (`af_packet_create_v3` on the veth's host end, or `tap_create_v3`
 //! in TUN mode inside the pod's namespace), the tag that binds Felix's endpoint to it (a
-//! tap gets it at creation), interrupt mode (VPP does not spin polling it), and unnumbered
-//! to the uplink (IP-enabled without an address of its own). It stays **down**.
+//! tap gets it at creation), and unnumbered to the uplink (IP-enabled without an address of
+//! its own). It stays **down**.
 //!
 //! [`PodLinks`] (after endpoints are bound) sets it up once the endpoint's policy holds on
 //! it (bound, with cnat on): a pod whose endpoint Felix has not sent gets nothing through,
-//! as Felix's Linux dataplane drops traffic of `cali` interfaces it does not know.
+//! as Felix's Linux dataplane drops traffic of `cali` interfaces it does not know. Then, and
+//! only then, interrupt mode (VPP does not spin polling it). Not before: VPP does not read
+//! the receive ring of a down interface in interrupt mode, its socket stays readable, and
+//! VPP's main loop takes at most 16 ready files per poll — with more than a dozen such pods
+//! the API socket was never served again (VPP hung for every client; seen on a real VPP).
+//! Polled, a down interface's frames are read and dropped.
 //!
 //! An af_packet interface on the pod's host link that VPP already has while the record has
 //! none (the driver stopped between the create and its state file) is adopted by tagging it:
@@ -31,7 +36,6 @@ pub struct RealPod {
     /// A TUN tap (deleted by index) rather than an af_packet interface (deleted by name).
     pub tun: bool,
     pub tagged: bool,
-    pub rx_interrupt: bool,
     /// The interface whose addresses it borrows, once set.
     pub unnumbered: Option<SwIfIndex>,
 }
@@ -39,7 +43,7 @@ pub struct RealPod {
 impl RealPod {
     /// Built as far as this kind goes: the endpoint can bind to it.
     pub fn ready(&self) -> bool {
-        self.tagged && self.rx_interrupt && self.unnumbered.is_some()
+        self.tagged && self.unnumbered.is_some()
     }
 }
 
@@ -96,9 +100,6 @@ impl Kind for Pods {
                 tag: key.0.clone(),
             }));
         }
-        if !have.rx_interrupt {
-            return Ok(Some(Op::SetRxInterrupt { sw_if_index }));
-        }
         let uplink = ctx.uplink()?;
         if have.unnumbered != Some(uplink) {
             return Ok(Some(Op::SetUnnumbered {
@@ -124,7 +125,6 @@ impl Kind for Pods {
                     tun,
                     // A tap is tagged by its creation.
                     tagged: tun,
-                    rx_interrupt: false,
                     unnumbered: None,
                 })
             }
@@ -132,14 +132,9 @@ impl Kind for Pods {
                 sw_if_index,
                 tun,
                 tagged: true,
-                rx_interrupt: false,
                 unnumbered: None,
             }),
             (Op::SetTag { .. }, Some(h), _) => Ok(RealPod { tagged: true, ..*h }),
-            (Op::SetRxInterrupt { .. }, Some(h), _) => Ok(RealPod {
-                rx_interrupt: true,
-                ..*h
-            }),
             (Op::SetUnnumbered { to, .. }, Some(h), _) => Ok(RealPod {
                 unnumbered: Some(to),
                 ..*h
@@ -187,11 +182,14 @@ pub struct PodLinks;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RealPodLink {
     pub sw_if_index: SwIfIndex,
+    /// In interrupt mode.
+    pub rx_interrupt: bool,
 }
 
 impl Kind for PodLinks {
     const NAME: &'static str = "pod link";
     const STAGE: Stage = Stage::AfterInterfaces;
+    const MULTI_STEP: bool = true;
     type Key = InterfaceKey;
     type Want = DesiredPodLink;
     type Real = RealPodLink;
@@ -216,27 +214,39 @@ impl Kind for PodLinks {
                     want.interface
                 )
             })?;
-        if have.is_some_and(|h| h.sw_if_index == pod.sw_if_index) {
-            return Ok(None);
+        let sw_if_index = pod.sw_if_index;
+        match have.filter(|h| h.sw_if_index == sw_if_index) {
+            None => Ok(Some(Op::SetAdminUp {
+                sw_if_index,
+                up: true,
+            })),
+            Some(h) if !h.rx_interrupt => Ok(Some(Op::SetRxInterrupt { sw_if_index })),
+            Some(_) => Ok(None),
         }
-        Ok(Some(Op::SetAdminUp {
-            sw_if_index: pod.sw_if_index,
-            up: true,
-        }))
     }
 
     fn applied(
         _: &DesiredPodLink,
-        _: Option<&RealPodLink>,
+        have: Option<&RealPodLink>,
         op: Op,
         _: OpReply,
     ) -> Result<RealPodLink, String> {
-        match op {
-            Op::SetAdminUp {
+        match (op, have) {
+            (
+                Op::SetAdminUp {
+                    sw_if_index,
+                    up: true,
+                },
+                _,
+            ) => Ok(RealPodLink {
                 sw_if_index,
-                up: true,
-            } => Ok(RealPodLink { sw_if_index }),
-            op => Err(format!("unexpected {} for a pod link", op.name())),
+                rx_interrupt: false,
+            }),
+            (Op::SetRxInterrupt { .. }, Some(h)) => Ok(RealPodLink {
+                rx_interrupt: true,
+                ..*h
+            }),
+            (op, _) => Err(format!("unexpected {} for a pod link", op.name())),
         }
     }
 

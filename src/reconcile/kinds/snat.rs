@@ -84,7 +84,11 @@ impl Kind for Snat {
     }
 
     /// The entry holds the exclusions and inclusions: it stays until they are gone.
-    fn retain_unused(realized: &Realized, stale: &mut Vec<(SnatKey, RealSnat)>) {
+    fn retain_unused(
+        realized: &Realized,
+        _desired: &calico_compile::DesiredState,
+        stale: &mut Vec<(SnatKey, RealSnat)>,
+    ) {
         if !realized.kinds.snat_excludes.is_empty() || !realized.kinds.snat_interfaces.is_empty() {
             stale.clear();
         }

@@ -202,6 +202,7 @@ impl Kind for Tunnels {
     /// A tunnel a realized route still goes through stays until that route is gone.
     fn retain_unused(
         realized: &crate::reconcile::realized::Realized,
+        _desired: &calico_compile::DesiredState,
         stale: &mut Vec<(TunnelKey, RealTunnel)>,
     ) {
         let used: std::collections::BTreeSet<TunnelKey> = realized

@@ -703,6 +703,8 @@ pub fn changes(a: &Model, b: &Model) -> calico_compile::ChangeSet {
         bgp: a.global_bgp != b.global_bgp,
         vteps: a.vteps != b.vteps,
         pods: diff(&a.pods, &b.pods),
+        kube_services: Default::default(),
+        kube_resync: a.kube != b.kube || a.kube_synced != b.kube_synced,
         node: a.felix_config != b.felix_config,
     }
 }
