@@ -165,6 +165,19 @@ impl Node {
         ))
     }
 
+    /// The tags of the ACLs on interface `idx`: (input, output).
+    fn acl_tags(&self, idx: u32) -> (Vec<String>, Vec<String>) {
+        self.sim.with_state(|s| {
+            let tags = |list: Option<&Vec<u32>>| -> Vec<String> {
+                list.into_iter()
+                    .flatten()
+                    .filter_map(|a| s.acl.acls.get(*a).map(|a| a.tag.clone()))
+                    .collect()
+            };
+            (tags(s.acl.input.get(&idx)), tags(s.acl.output.get(&idx)))
+        })
+    }
+
     /// (admin up, tag, name) of the pod's VPP interface, if any.
     fn pod_interface(&self) -> Option<(u32, bool, String)> {
         self.sim.with_state(|s| {
@@ -226,7 +239,15 @@ async fn pod_lifecycle(backend: PodBackend) {
     let (idx, up, name) = node
         .pod_interface()
         .expect("VPP's side exists when Add returns");
-    assert!(!up, "down until Felix's endpoint binds: fail closed");
+    assert!(up, "up, so VPP drains what the pod sends");
+    assert_eq!(
+        node.acl_tags(idx),
+        (
+            vec!["calico-pod-dark".to_string()],
+            vec!["calico-pod-dark".to_string()]
+        ),
+        "dark until Felix's endpoint binds: fail closed"
+    );
     match backend {
         PodBackend::Veth => {
             assert_eq!(name, format!("host-{NAME}"));
@@ -262,6 +283,12 @@ async fn pod_lifecycle(backend: PodBackend) {
     let (idx2, up, _) = node.pod_interface().unwrap();
     assert_eq!(idx2, idx);
     assert!(up);
+    let (input, output) = node.acl_tags(idx);
+    assert!(
+        !input.contains(&"calico-pod-dark".to_string())
+            && !output.contains(&"calico-pod-dark".to_string()),
+        "the endpoint's guard replaced the dark ACL: {input:?} {output:?}"
+    );
     let neighbour = node.sim.with_state(|s| {
         s.neighbors
             .get(&(idx, "10.71.0.2".parse().unwrap()))

@@ -156,7 +156,7 @@ pub struct PodState {
     pub sw_if_index: Option<SwIfIndex>,
     /// Built as far as it goes before its endpoint: the endpoint can bind to it.
     pub ready: bool,
-    /// Up: its endpoint's policy holds on it.
+    /// Its endpoint is bound with its policy live (before, it is dark).
     pub up: bool,
     /// The last failure: (error, permanent).
     pub failure: Option<(String, bool)>,
@@ -448,10 +448,11 @@ impl<D: Dataplane> Reconciler<D> {
             .pods
             .iter()
             .map(|(k, r)| {
-                let up = kinds
-                    .pod_links
+                let up = self
+                    .realized
+                    .interfaces
                     .get(k)
-                    .is_some_and(|l| l.sw_if_index == r.sw_if_index);
+                    .is_some_and(|i| i.sw_if_index == r.sw_if_index && i.cnat);
                 let state = PodState {
                     sw_if_index: Some(r.sw_if_index),
                     ready: r.ready(),

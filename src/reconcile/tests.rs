@@ -1906,11 +1906,11 @@ async fn vxlan_tunnels_are_l2_with_a_static_neighbour_for_the_remote_vtep() {
     assert!(h.objects().vxlan.is_empty());
 }
 
-/// Pod interfaces the driver creates: built down (af_packet, tag, interrupt mode,
-/// unnumbered), bound to their endpoint in the same pass, up only once its policy holds;
-/// adopted on restart with no write; deleted with their pod; rebuilt after VPP loses them.
+/// Pod interfaces the driver creates: built dark (af_packet, tag, unnumbered, the dark ACL,
+/// interrupt mode, up), bound to their endpoint in the same pass (its guard replaces the
+/// dark ACL); adopted on restart with no write; deleted with their pod.
 #[tokio::test]
-async fn pod_interfaces_are_built_down_bound_then_up_adopted_and_deleted() {
+async fn pod_interfaces_are_built_dark_bound_adopted_and_deleted() {
     use calico_compile::{DesiredPod, DesiredPodLink, PodLink};
     let dir = tempfile::tempdir().unwrap();
     let cfg = ReconcilerConfig {
@@ -1925,6 +1925,7 @@ async fn pod_interfaces_are_built_down_bound_then_up_adopted_and_deleted() {
     let vpp_mac = MacAddr([2, 0xca, 1, 2, 3, 4]);
     let mut d = DesiredState::default();
     d.acls.extend(calico_compile::guard::guard_acls());
+    d.acls.extend([calico_compile::guard::pod_dark_acl()]);
     d.pods.insert(
         key.clone(),
         DesiredPod {
@@ -1951,38 +1952,39 @@ async fn pod_interfaces_are_built_down_bound_then_up_adopted_and_deleted() {
         .find(|i| i.name == format!("host-{name}"))
         .expect("the af_packet interface");
     assert_eq!(pod.tag, name, "tagged with Felix's interface name");
-    assert!(
-        !pod.admin_up,
-        "down while Felix has sent no endpoint for it"
-    );
+    assert!(pod.admin_up, "up: VPP drains what the pod sends");
     let o = h.objects();
+    let dark = o
+        .acls
+        .iter()
+        .find(|(_, a)| a.tag == calico_compile::guard::POD_DARK)
+        .map(|(i, _)| *i)
+        .unwrap();
+    assert_eq!(
+        o.acl_lists[&pod.sw_if_index],
+        (vec![dark], vec![dark]),
+        "dark while Felix has sent no endpoint for it"
+    );
     assert_eq!(o.macs[&pod.sw_if_index], vpp_mac);
     assert_eq!(o.unnumbered[&pod.sw_if_index], uplink);
     assert_eq!(report.waiting_objects, 1, "{:?}", r.waiting());
     let s = r.summary();
     assert!(s.pods[name].ready && !s.pods[name].up);
 
-    // Felix's endpoint arrives: bound in the pass, then up.
+    // Felix's endpoint arrives: bound in the pass; its guard replaces the dark ACL.
     let mut ep = iface(name, "10.71.0.2", &[]);
     ep.neighbours = vec![(ip("10.71.0.2"), MAC)];
     d.interfaces.insert(key.clone(), ep);
     h.clear_log();
     let report = r.apply(&d).await.unwrap();
     assert_eq!(report.waiting_objects, 0, "{:?}", r.waiting());
-    let log = names(&h);
-    let up = log
-        .iter()
-        .position(|n| *n == "sw_interface_set_flags")
-        .unwrap();
-    let cnat = log
-        .iter()
-        .position(|n| *n == "feature_cnat_enable_disable")
-        .unwrap();
-    assert!(cnat < up, "up only after the policy holds: {log:?}");
-    assert!(h
-        .interfaces()
-        .iter()
-        .any(|i| i.sw_if_index == pod.sw_if_index && i.admin_up));
+    let o = h.objects();
+    let (input, output) = &o.acl_lists[&pod.sw_if_index];
+    assert!(
+        !input.contains(&dark) && !output.contains(&dark),
+        "{input:?} {output:?}"
+    );
+    assert!(o.cnat.contains(&pod.sw_if_index));
     assert!(r.summary().pods[name].up);
 
     // A driver restart adopts it all: no write.

@@ -362,6 +362,10 @@ impl Compiler {
         c.out.uplinks = crate::routes::desired_uplinks();
         c.out.local_routes = crate::routes::desired_local_routes(model);
         (c.out.pods, c.out.pod_links) = crate::pods::desired_pods(model);
+        if !model.pods.is_empty() {
+            let (k, a) = crate::guard::pod_dark_acl();
+            c.out.acls.insert(k, a);
+        }
         c.out.translations = crate::services::desired_translations(
             &model.kube,
             model.hostname(),
@@ -517,7 +521,17 @@ impl Compiler {
         self.out.services_synced = model.kube_synced;
         let mut ifaces: BTreeSet<InterfaceKey> = BTreeSet::new();
         let (mut pods, mut pod_links) = Default::default();
+        let mut acls = crate::KindDiff::default();
         if !changes.pods.is_empty() {
+            // Pods go dark on creation: the dark ACL is desired while there is a pod.
+            let (dark, acl) = crate::guard::pod_dark_acl();
+            let had = self.out.acls.get(&dark).cloned();
+            let want = (!model.pods.is_empty()).then_some(acl);
+            acls.note(&dark, had.as_ref(), want.as_ref());
+            match want {
+                Some(a) => self.out.acls.insert(dark, a),
+                None => self.out.acls.remove(&dark),
+            };
             for name in &changes.pods {
                 let key = InterfaceKey(name.clone());
                 let new = model.pods.get(name).map(crate::pods::desired_pod);
@@ -587,6 +601,7 @@ impl Compiler {
             snat_interfaces,
             pods,
             pod_links,
+            acls,
             translations,
             services_synced,
             ..DesiredDiff::default()

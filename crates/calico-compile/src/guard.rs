@@ -252,6 +252,24 @@ pub fn guard_acl_with(dir: CalicoDirection, opts: GuardOptions) -> Acl {
 }
 
 /// Both guard ACLs (default options), keyed as the desired state holds them.
+/// The ACL a pod interface the driver made carries (both directions) until Felix's endpoint
+/// is bound to it: everything dropped. The binding's guard ACLs replace it.
+pub const POD_DARK: &str = "calico-pod-dark";
+
+/// [`POD_DARK`]: deny every packet of both families.
+pub fn pod_dark_acl() -> (AclKey, Acl) {
+    (
+        AclKey(POD_DARK.into()),
+        Acl {
+            tag: POD_DARK.into(),
+            rules: vec![
+                any_ports(AclAction::Deny, AclFamily::V4, 0),
+                any_ports(AclAction::Deny, AclFamily::V6, 0),
+            ],
+        },
+    )
+}
+
 pub fn guard_acls() -> [(AclKey, Acl); 2] {
     guard_acls_with(GuardOptions::default())
 }

@@ -4,10 +4,13 @@
 //! Two objects per pod, so that each is one step of the reconciler:
 //! - [`DesiredPod`] (before interfaces are bound): the interface itself, tagged with Felix's
 //!   interface name (which binds the endpoint to it), IP-enabled by borrowing the uplink's
-//!   addresses, and **down**;
-//! - [`DesiredPodLink`] (after interfaces are bound): up, once the endpoint's policy holds on
-//!   it. Until Felix's endpoint for it arrives the pod gets nothing through, as with Felix's
-//!   Linux dataplane, which drops traffic of `cali` interfaces it does not know.
+//!   addresses, **dark** (the [`crate::guard::POD_DARK`] ACL drops everything both ways),
+//!   in interrupt mode, and up (so VPP reads and drops what the pod sends: a down af_packet
+//!   interface's ring is never read, and a dozen of them starved VPP's API socket);
+//! - [`DesiredPodLink`] (after interfaces are bound): recorded once the endpoint's policy
+//!   holds on it (its guard ACLs replace the dark one). Until Felix's endpoint for it arrives
+//!   the pod gets nothing through, as with Felix's Linux dataplane, which drops traffic of
+//!   `cali` interfaces it does not know.
 
 use std::collections::BTreeMap;
 

@@ -1,20 +1,20 @@
-//! Pod interfaces: interfaces the driver creates and owns for the CNI plugin's pods, in two
-//! kinds so that each step has its place in a pass.
+//! Pod interfaces: interfaces the driver creates and owns for the CNI plugin's pods.
 //!
 //! [`Pods`] (before endpoints are bound) builds VPP's side of the pod link, one write per
 //! round: the interface (`af_packet_create_v3` on the veth's host end, or `tap_create_v3`
 //! in TUN mode inside the pod's namespace), the tag that binds Felix's endpoint to it (a
-//! tap gets it at creation), and unnumbered to the uplink (IP-enabled without an address of
-//! its own). It stays **down**.
+//! tap gets it at creation), unnumbered to the uplink (IP-enabled without an address of its
+//! own), **dark** (the pod-dark ACL drops everything in both directions), interrupt mode
+//! (VPP does not spin polling it), and up. A pod whose endpoint Felix has not sent gets
+//! nothing through, as Felix's Linux dataplane drops traffic of `cali` interfaces it does
+//! not know; binding the endpoint replaces the dark ACL with the endpoint's guard, its
+//! policy and cnat, in the same pass.
 //!
-//! [`PodLinks`] (after endpoints are bound) sets it up once the endpoint's policy holds on
-//! it (bound, with cnat on): a pod whose endpoint Felix has not sent gets nothing through,
-//! as Felix's Linux dataplane drops traffic of `cali` interfaces it does not know. Then, and
-//! only then, interrupt mode (VPP does not spin polling it). Not before: VPP does not read
-//! the receive ring of a down interface in interrupt mode, its socket stays readable, and
-//! VPP's main loop takes at most 16 ready files per poll — with more than a dozen such pods
-//! the API socket was never served again (VPP hung for every client; seen on a real VPP).
-//! Polled, a down interface's frames are read and dropped.
+//! Up from the start, not down until bound: VPP never reads the receive ring of a down
+//! af_packet interface, so its socket stays readable, and with a dozen such pods VPP's main
+//! loop stopped serving its API socket altogether (seen on a real VPP, every client hung).
+//!
+//! [`PodLinks`] writes nothing: it waits (and says so) until the endpoint is bound.
 //!
 //! An af_packet interface on the pod's host link that VPP already has while the record has
 //! none (the driver stopped between the create and its state file) is adopted by tagging it:
@@ -22,7 +22,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use calico_compile::{DesiredPod, DesiredPodLink, InterfaceKey, PodLink};
+use calico_compile::{AclKey, DesiredPod, DesiredPodLink, InterfaceKey, PodLink};
 
 use super::{Ctx, Kind, Stage};
 use crate::dataplane::{Op, OpError, OpReply, SwIfIndex, RETVAL_INVALID_SW_IF_INDEX};
@@ -38,12 +38,31 @@ pub struct RealPod {
     pub tagged: bool,
     /// The interface whose addresses it borrows, once set.
     pub unnumbered: Option<SwIfIndex>,
+    /// The pod-dark ACL was attached (until the endpoint's binding replaced it).
+    #[serde(default)]
+    pub dark: bool,
+    #[serde(default)]
+    pub rx_interrupt: bool,
+    #[serde(default)]
+    pub up: bool,
 }
 
 impl RealPod {
+    fn new(sw_if_index: SwIfIndex, tun: bool, tagged: bool) -> RealPod {
+        RealPod {
+            sw_if_index,
+            tun,
+            tagged,
+            unnumbered: None,
+            dark: false,
+            rx_interrupt: false,
+            up: false,
+        }
+    }
+
     /// Built as far as this kind goes: the endpoint can bind to it.
     pub fn ready(&self) -> bool {
-        self.tagged && self.unnumbered.is_some()
+        self.tagged && self.unnumbered.is_some() && self.dark && self.rx_interrupt && self.up
     }
 }
 
@@ -108,6 +127,25 @@ impl Kind for Pods {
                 is_add: true,
             }));
         }
+        if !have.dark {
+            let dark = ctx
+                .dependency::<super::acl::Acls>(&AclKey(calico_compile::guard::POD_DARK.into()))?
+                .id;
+            return Ok(Some(Op::AclInterfaceSet {
+                sw_if_index,
+                input: vec![dark],
+                output: vec![dark],
+            }));
+        }
+        if !have.rx_interrupt {
+            return Ok(Some(Op::SetRxInterrupt { sw_if_index }));
+        }
+        if !have.up {
+            return Ok(Some(Op::SetAdminUp {
+                sw_if_index,
+                up: true,
+            }));
+        }
         Ok(None)
     }
 
@@ -119,22 +157,18 @@ impl Kind for Pods {
     ) -> Result<RealPod, String> {
         let tun = matches!(want.kind, PodLink::Tun { .. });
         match (op, have, reply) {
+            // A tap is tagged by its creation.
             (Op::AfPacketCreate { .. } | Op::TunCreate { .. }, _, OpReply::Created(i)) => {
-                Ok(RealPod {
-                    sw_if_index: SwIfIndex(i),
-                    tun,
-                    // A tap is tagged by its creation.
-                    tagged: tun,
-                    unnumbered: None,
-                })
+                Ok(RealPod::new(SwIfIndex(i), tun, tun))
             }
-            (Op::SetTag { sw_if_index, .. }, None, _) => Ok(RealPod {
-                sw_if_index,
-                tun,
-                tagged: true,
-                unnumbered: None,
-            }),
+            (Op::SetTag { sw_if_index, .. }, None, _) => Ok(RealPod::new(sw_if_index, tun, true)),
             (Op::SetTag { .. }, Some(h), _) => Ok(RealPod { tagged: true, ..*h }),
+            (Op::AclInterfaceSet { .. }, Some(h), _) => Ok(RealPod { dark: true, ..*h }),
+            (Op::SetRxInterrupt { .. }, Some(h), _) => Ok(RealPod {
+                rx_interrupt: true,
+                ..*h
+            }),
+            (Op::SetAdminUp { up, .. }, Some(h), _) => Ok(RealPod { up, ..*h }),
             (Op::SetUnnumbered { to, .. }, Some(h), _) => Ok(RealPod {
                 unnumbered: Some(to),
                 ..*h
@@ -178,27 +212,26 @@ impl Kind for Pods {
 
 pub struct PodLinks;
 
-/// A pod link VPP holds up for us.
+/// Never recorded: a pod link writes nothing (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RealPodLink {
     pub sw_if_index: SwIfIndex,
-    /// In interrupt mode.
-    pub rx_interrupt: bool,
 }
 
 impl Kind for PodLinks {
     const NAME: &'static str = "pod link";
     const STAGE: Stage = Stage::AfterInterfaces;
-    const MULTI_STEP: bool = true;
     type Key = InterfaceKey;
     type Want = DesiredPodLink;
     type Real = RealPodLink;
 
+    /// Settled once Felix's endpoint is bound to the pod's interface with its policy live;
+    /// until then it waits, which names the pod in the reconciler's summary.
     fn plan(
         ctx: &Ctx<'_>,
         key: &InterfaceKey,
         want: &DesiredPodLink,
-        have: Option<&RealPodLink>,
+        _have: Option<&RealPodLink>,
     ) -> Result<Option<Op>, String> {
         let pod = ctx.dependency::<Pods>(key)?;
         if !pod.ready() {
@@ -208,59 +241,26 @@ impl Kind for PodLinks {
             .interfaces
             .get(&want.interface)
             .filter(|i| i.cnat && i.config.is_some() && i.sw_if_index == pod.sw_if_index)
+            .map(|_| None)
             .ok_or_else(|| {
                 format!(
-                    "down until Felix's endpoint for {} is bound with its policy",
+                    "dark until Felix's endpoint for {} is bound with its policy",
                     want.interface
                 )
-            })?;
-        let sw_if_index = pod.sw_if_index;
-        match have.filter(|h| h.sw_if_index == sw_if_index) {
-            None => Ok(Some(Op::SetAdminUp {
-                sw_if_index,
-                up: true,
-            })),
-            Some(h) if !h.rx_interrupt => Ok(Some(Op::SetRxInterrupt { sw_if_index })),
-            Some(_) => Ok(None),
-        }
+            })
     }
 
     fn applied(
         _: &DesiredPodLink,
-        have: Option<&RealPodLink>,
+        _: Option<&RealPodLink>,
         op: Op,
         _: OpReply,
     ) -> Result<RealPodLink, String> {
-        match (op, have) {
-            (
-                Op::SetAdminUp {
-                    sw_if_index,
-                    up: true,
-                },
-                _,
-            ) => Ok(RealPodLink {
-                sw_if_index,
-                rx_interrupt: false,
-            }),
-            (Op::SetRxInterrupt { .. }, Some(h)) => Ok(RealPodLink {
-                rx_interrupt: true,
-                ..*h
-            }),
-            (op, _) => Err(format!("unexpected {} for a pod link", op.name())),
-        }
+        Err(format!("a pod link writes nothing, not {}", op.name()))
     }
 
-    fn lost(error: &OpError) -> bool {
-        error.retval == RETVAL_INVALID_SW_IF_INDEX
-    }
-
-    fn interface(real: &RealPodLink) -> Option<SwIfIndex> {
-        Some(real.sw_if_index)
-    }
-
-    /// Down before the interface goes (or when the pod stays and its link is no longer
-    /// wanted up).
     fn delete(_key: &InterfaceKey, real: &RealPodLink) -> Op {
+        // Never recorded, so never deleted; the interface itself goes with its pod.
         Op::SetAdminUp {
             sw_if_index: real.sw_if_index,
             up: false,

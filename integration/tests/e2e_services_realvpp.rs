@@ -1,0 +1,275 @@
+//! Kubernetes services on a real VPP with real packets (issue 15). The driver watches an
+//! in-process fake API server (through the real kube-rs client) for Services and
+//! EndpointSlices and programs cnat translations.
+//!
+//! One node: a client pod, a second client, three backend pods, and an external host on the
+//! node's uplink (VPP 192.168.83.1). A ClusterIP service (10.96.0.50:80, NodePort 30080)
+//! whose EndpointSlice holds the three backends on their named port 8080. Shown: 300 TCP
+//! connections from the client to the ClusterIP spread over all three backends; the
+//! NodePort reached from the external host through the node's address; a backend taken out
+//! of the EndpointSlice gets no new connection; the backends' policy (allow only the first
+//! client) holds for connections made through the ClusterIP.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use calico_vpp_driver::felix::proto;
+use calico_vpp_driver::felix::proto::to_dataplane::Payload;
+use calico_vpp_driver::felix::script::{self, envelope};
+use common::driver::{wait_until, Driver};
+use common::realvpp::{ipam_pool, serialise, unique, Pod, VppInstance};
+use kube_watch::fake::FakeApiServer;
+use kube_watch::k8s_openapi::api::core::v1::Service;
+use kube_watch::k8s_openapi::api::discovery::v1::EndpointSlice;
+
+const CONVERGE: Duration = Duration::from_secs(30);
+const NODE_IP: &str = "192.168.83.1";
+const VIP: &str = "10.96.0.50";
+
+/// Answers each TCP connection on argv[1] with argv[2] (its name), then closes it.
+const NAMED_SERVER: &str = r#"
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+s.listen(128)
+while True:
+    c, a = s.accept()
+    try:
+        c.sendall(sys.argv[2].encode())
+    finally:
+        c.close()
+"#;
+
+/// argv[3] connections to argv[1]:argv[2], one after another; prints what each answered
+/// ("-" for none).
+const CLIENT: &str = r#"
+import socket, sys
+for i in range(int(sys.argv[3])):
+    try:
+        c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1.0)
+        c.settimeout(1.0)
+        print(c.recv(64).decode() or "-", flush=True)
+        c.close()
+    except Exception:
+        print("-", flush=True)
+"#;
+
+/// Who answered `n` connections from `from` to `dst`:`port`, counted.
+fn answers(from: &Pod, dst: &str, port: u16, n: usize) -> BTreeMap<String, usize> {
+    let (_, out) = from.python(CLIENT, &[dst, &port.to_string(), &n.to_string()]);
+    let mut seen = BTreeMap::new();
+    for l in out.lines() {
+        *seen.entry(l.trim().to_string()).or_insert(0) += 1;
+    }
+    seen
+}
+
+fn service() -> Service {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {
+            "type": "NodePort",
+            "clusterIP": VIP,
+            "clusterIPs": [VIP],
+            "ports": [{"name": "http", "protocol": "TCP", "port": 80,
+                        "targetPort": "http", "nodePort": 30080}]
+        }
+    }))
+    .unwrap()
+}
+
+fn slice(backends: &[&Pod]) -> EndpointSlice {
+    let endpoints: Vec<serde_json::Value> = backends
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "addresses": [p.v4.to_string()],
+                "conditions": {"ready": true},
+                "nodeName": "node1"
+            })
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web-x1", "namespace": "shop",
+                     "labels": {"kubernetes.io/service-name": "web"}},
+        "addressType": "IPv4",
+        "ports": [{"name": "http", "protocol": "TCP", "port": 8080}],
+        "endpoints": endpoints
+    }))
+    .unwrap()
+}
+
+/// Backends accept TCP 8080 from `client` only; clients and the external host are open.
+fn profiles(client: &Pod) -> Vec<proto::ToDataplane> {
+    let allow = || proto::Rule {
+        action: "allow".into(),
+        ..Default::default()
+    };
+    let only_client = proto::Rule {
+        action: "allow".into(),
+        protocol: Some(proto::Protocol {
+            number_or_name: Some(proto::protocol::NumberOrName::Name("tcp".into())),
+        }),
+        src_net: vec![format!("{}/32", client.v4)],
+        dst_ports: vec![proto::PortRange {
+            first: 8080,
+            last: 8080,
+        }],
+        ..Default::default()
+    };
+    let from_outside = proto::Rule {
+        action: "allow".into(),
+        src_net: vec![format!("{NODE_IP}/24")],
+        ..Default::default()
+    };
+    vec![
+        envelope(Payload::ActiveProfileUpdate(proto::ActiveProfileUpdate {
+            id: Some(proto::ProfileId {
+                name: "kns.open".into(),
+            }),
+            profile: Some(proto::Profile {
+                inbound_rules: vec![allow()],
+                outbound_rules: vec![allow()],
+            }),
+        })),
+        envelope(Payload::ActiveProfileUpdate(proto::ActiveProfileUpdate {
+            id: Some(proto::ProfileId {
+                name: "kns.backend".into(),
+            }),
+            profile: Some(proto::Profile {
+                inbound_rules: vec![only_client, from_outside],
+                outbound_rules: vec![allow()],
+            }),
+        })),
+    ]
+}
+
+#[test]
+#[ignore = "needs a real VPP: set CALICO_VPP_TEST_VPP_PREFIX (see README)"]
+fn cluster_ip_and_node_port_reach_ready_backends_under_policy() {
+    let _one = serialise();
+    let vpp = VppInstance::start();
+    let ext = Pod::attach_as(&vpp, &unique("x"), [192, 168, 83], "fd83:83");
+    let uplink = format!("host-{}", ext.host_if);
+    let client = Pod::attach_as(&vpp, &unique("c"), [10, 78, 9], "fd78:9");
+    let client2 = Pod::attach_as(&vpp, &unique("c"), [10, 78, 10], "fd78:a");
+    let b: Vec<Pod> = (1..=3)
+        .map(|n| Pod::attach_as(&vpp, &unique("b"), [10, 78, n], &format!("fd78:{n:x}")))
+        .collect();
+    let _servers: Vec<_> = b
+        .iter()
+        .enumerate()
+        .map(|(i, p)| p.spawn_python(NAMED_SERVER, &["8080", &format!("b{}", i + 1)]))
+        .collect();
+
+    // The API server, as the driver's watch sees it.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let api = rt.block_on(FakeApiServer::start()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, api.kubeconfig_yaml()).unwrap();
+    api.apply_service(service());
+    api.apply_slice(slice(&[&b[0], &b[1], &b[2]]));
+
+    let mut d = Driver::on_vpp(
+        &vpp,
+        &[
+            ("CALICO_VPP_UPLINK_INTERFACE", uplink.as_str()),
+            ("CALICO_VPP_SERVICES", "on"),
+            ("KUBECONFIG", kubeconfig.to_str().unwrap()),
+        ],
+    );
+    let mut felix = vec![
+        envelope(Payload::ConfigUpdate(proto::ConfigUpdate {
+            config: script::labels(&[("FelixHostname", "node1")]),
+            ..Default::default()
+        })),
+        envelope(Payload::HostMetadataUpdate(proto::HostMetadataUpdate {
+            hostname: "node1".into(),
+            ipv4_addr: format!("{NODE_IP}/24"),
+            ..Default::default()
+        })),
+        ipam_pool("10.78.0.0/16", false, "Never"),
+    ];
+    felix.extend(profiles(&client));
+    felix.push(client.endpoint("shop/client", "kns.open", false));
+    felix.push(client2.endpoint("shop/client2", "kns.open", false));
+    for (i, p) in b.iter().enumerate() {
+        felix.push(p.endpoint(&format!("shop/b{}", i + 1), "kns.backend", false));
+    }
+    felix.push(script::in_sync());
+    d.send(&felix);
+    for w in [
+        "shop/client",
+        "shop/client2",
+        "shop/b1",
+        "shop/b2",
+        "shop/b3",
+    ] {
+        d.wait_status(w, Some("up"), CONVERGE);
+    }
+    assert!(
+        wait_until(CONVERGE, || vpp.cli("show cnat translation").contains(VIP)),
+        "no translation for the ClusterIP\n{}",
+        d.log()
+    );
+
+    // 300 connections through the ClusterIP spread over the three backends.
+    let seen = answers(&client, VIP, 80, 300);
+    let total: usize = ["b1", "b2", "b3"]
+        .iter()
+        .map(|k| seen.get(*k).copied().unwrap_or(0))
+        .sum();
+    assert_eq!(
+        total, 300,
+        "every connection answered by a backend: {seen:?}"
+    );
+    for k in ["b1", "b2", "b3"] {
+        assert!(
+            seen.get(k).copied().unwrap_or(0) >= 30,
+            "{k} got too few: {seen:?}"
+        );
+    }
+    println!("ClusterIP, 300 connections: {seen:?}");
+
+    // Policy on the backends holds through the ClusterIP: the second client is refused.
+    let denied = answers(&client2, VIP, 80, 5);
+    assert_eq!(
+        denied.get("-").copied(),
+        Some(5),
+        "client2 must not reach any backend: {denied:?}"
+    );
+
+    // NodePort from the external host, through the node's address.
+    let np = answers(&ext, NODE_IP, 30080, 10);
+    assert_eq!(
+        np.iter()
+            .filter(|(k, _)| k.starts_with('b'))
+            .map(|(_, n)| n)
+            .sum::<usize>(),
+        10,
+        "NodePort from outside: {np:?}\n{}",
+        vpp.cli("show cnat translation")
+    );
+
+    // b3 leaves the EndpointSlice: new connections never reach it.
+    api.apply_slice(slice(&[&b[0], &b[1]]));
+    assert!(
+        wait_until(CONVERGE, || !vpp
+            .cli("show cnat translation")
+            .contains(&b[2].v4.to_string())),
+        "b3 still a backend\n{}",
+        vpp.cli("show cnat translation")
+    );
+    let after = answers(&client, VIP, 80, 60);
+    assert_eq!(after.get("b3"), None, "{after:?}");
+    assert_eq!(after.values().sum::<usize>(), 60);
+    assert_eq!(after.get("-"), None, "{after:?}");
+
+    d.stop();
+    drop(api);
+    drop(rt);
+}
