@@ -174,14 +174,12 @@ fn cluster_ip_and_node_port_reach_ready_backends_under_policy() {
     api.apply_service(service());
     api.apply_slice(slice(&[&b[0], &b[1], &b[2]]));
 
-    let mut d = Driver::on_vpp(
-        &vpp,
-        &[
-            ("CALICO_VPP_UPLINK_INTERFACE", uplink.as_str()),
-            ("CALICO_VPP_SERVICES", "on"),
-            ("KUBECONFIG", kubeconfig.to_str().unwrap()),
-        ],
-    );
+    let env = [
+        ("CALICO_VPP_UPLINK_INTERFACE", uplink.as_str()),
+        ("CALICO_VPP_SERVICES", "on"),
+        ("KUBECONFIG", kubeconfig.to_str().unwrap()),
+    ];
+    let mut d = Driver::on_vpp(&vpp, &env);
     let mut felix = vec![
         envelope(Payload::ConfigUpdate(proto::ConfigUpdate {
             config: script::labels(&[("FelixHostname", "node1")]),
@@ -268,6 +266,19 @@ fn cluster_ip_and_node_port_reach_ready_backends_under_policy() {
     assert_eq!(after.get("b3"), None, "{after:?}");
     assert_eq!(after.values().sum::<usize>(), 60);
     assert_eq!(after.get("-"), None, "{after:?}");
+
+    // A driver restart adopts the translations: no write, and the service still answers.
+    d.stop();
+    let mut d = Driver::on_vpp(&vpp, &env);
+    d.send(&felix);
+    for w in ["shop/client", "shop/b1"] {
+        d.wait_status(w, Some("up"), CONVERGE);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(d.writes(), 0, "restart made writes:\n{}", d.log());
+    let again = answers(&client, VIP, 80, 20);
+    assert_eq!(again.get("-"), None, "{again:?}");
+    assert_eq!(again.get("b3"), None, "{again:?}");
 
     d.stop();
     drop(api);

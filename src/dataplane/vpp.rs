@@ -125,6 +125,9 @@ pub fn required_messages() -> Vec<MessageInfo> {
     ]
 }
 
+/// TX ring frames of a pod's af_packet interface (see `Op::AfPacketCreate`).
+const POD_TX_FRAMES: u32 = 64;
+
 /// The tap plugin's messages: required only when pods get TUN interfaces (a veth-only node
 /// runs on a VPP without the tap plugin).
 pub fn tun_messages() -> Vec<MessageInfo> {
@@ -750,6 +753,10 @@ fn push_op(
                 host_if_name: host_if_name.clone(),
                 flags: AfPacketFlags::AF_PACKET_API_FLAG_QDISC_BYPASS
                     | AfPacketFlags::AF_PACKET_API_FLAG_CKSUM_GSO,
+                // VPP's default TX ring is 1024 frames of 66 KiB (for GSO): 66 MiB of kernel
+                // memory per interface, whose mmap starts failing (-11) after a few dozen
+                // pods. 64 frames still hold a burst of full-size GSO packets.
+                tx_frames_per_block: POD_TX_FRAMES,
                 ..Default::default()
             })?))
         }

@@ -361,8 +361,17 @@ impl<D: Dataplane> Reconciler<D> {
         self.last_refresh = Some(Instant::now());
         let table: BTreeMap<_, _> = list.into_iter().map(|i| (i.sw_if_index, i)).collect();
         if table != self.interfaces {
-            // Bindings may have moved: the next pass looks at every endpoint.
-            self.in_step = false;
+            // Bindings may have moved: the next pass looks at every endpoint. Not when the
+            // only change is interfaces the driver just created (a pod's): the pass that made
+            // them binds them, and a full pass per new pod would make pod creation quadratic.
+            let only_ours_added = self.interfaces.iter().all(|(k, v)| table.get(k) == Some(v))
+                && table
+                    .keys()
+                    .filter(|k| !self.interfaces.contains_key(k))
+                    .all(|k| self.realized.kinds.owns_interface(*k));
+            if !only_ours_added {
+                self.in_step = false;
+            }
             self.realized
                 .kinds
                 .forget_interfaces(|i| !table.contains_key(&i));

@@ -69,11 +69,28 @@ pub(crate) fn configure(
         ethtool::disable_tx_checksum(ifname)
             .map_err(|e| NetnsError::io(format!("turn TX checksum offload off on {where_}"), e))?;
     }
+    let has_v4 = link.addrs.iter().any(|a| a.addr().is_ipv4());
+    let has_v6 = link.addrs.iter().any(|a| a.addr().is_ipv6());
+    // A quiet link: without an IPv6 address the pod has no IPv6 at all (no router
+    // solicitations, MLD reports or link-local traffic towards VPP), and with one it asks no
+    // router (routes are static). Set before the link goes up, when the kernel would send
+    // them. VPP reads a pod's frames only as it polls: unsolicited ones from many pods at
+    // once are what it can least afford.
+    if sysctl::has_ipv6() {
+        if has_v6 {
+            sysctl::write(&format!("net/ipv6/conf/{ifname}/accept_ra"), "0", &place)?;
+            sysctl::write(
+                &format!("net/ipv6/conf/{ifname}/router_solicitations"),
+                "0",
+                &place,
+            )?;
+        } else {
+            sysctl::write(&format!("net/ipv6/conf/{ifname}/disable_ipv6"), "1", &place)?;
+        }
+    }
     rtnl.set_up(dev.index, link.mtu)
         .map_err(nl("set the MTU and bring the pod interface up", &where_))?;
 
-    let has_v4 = link.addrs.iter().any(|a| a.addr().is_ipv4());
-    let has_v6 = link.addrs.iter().any(|a| a.addr().is_ipv6());
     if link.ip_forwarding {
         if has_v4 {
             sysctl::write("net/ipv4/ip_forward", "1", &place)?;

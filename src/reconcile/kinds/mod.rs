@@ -325,6 +325,11 @@ macro_rules! kinds {
         )*
 
         impl KindTables {
+            /// Whether `idx` is an interface the driver created (a realized record is it).
+            pub(crate) fn owns_interface(&self, idx: SwIfIndex) -> bool {
+                false $( || self.$field.values().any(|r| <$kind as Kind>::interface(r) == Some(idx)) )*
+            }
+
             /// Forgets the records of created interfaces VPP no longer has; how many.
             pub(crate) fn forget_interfaces(&mut self, gone: impl Fn(SwIfIndex) -> bool) -> usize {
                 let mut n = 0;
