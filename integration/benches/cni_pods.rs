@@ -21,7 +21,8 @@ use calico_vpp_driver::felix::proto::to_dataplane::Payload;
 use calico_vpp_driver::felix::script::{self, envelope};
 use common::driver::{wait_until, Driver};
 use common::realvpp::{
-    attach_af_packet, ipam_pool, profile_allowing, run, VppInstance, Wire, PREFIX_ENV,
+    attach_af_packet, cni_endpoint, interface_count, ipam_pool, node1, profile_allowing, run,
+    VppInstance, Wire, PREFIX_ENV,
 };
 
 const NODE_IP: &str = "192.168.82.1";
@@ -70,22 +71,12 @@ fn add_request(i: usize) -> cni::AddRequest {
 }
 
 fn endpoint(i: usize) -> proto::ToDataplane {
-    envelope(Payload::WorkloadEndpointUpdate(
-        proto::WorkloadEndpointUpdate {
-            id: Some(proto::WorkloadEndpointId {
-                orchestrator_id: "k8s".into(),
-                workload_id: format!("bench/p{i}"),
-                endpoint_id: "eth0".into(),
-            }),
-            endpoint: Some(proto::WorkloadEndpoint {
-                state: "active".into(),
-                name: host_name(i),
-                profile_ids: vec!["kns.bench".into()],
-                ipv4_nets: vec![format!("{}/32", pod_ip(i))],
-                ..Default::default()
-            }),
-        },
-    ))
+    cni_endpoint(
+        &format!("bench/p{i}"),
+        &host_name(i),
+        &pod_ip(i),
+        "kns.bench",
+    )
 }
 
 /// Runs `calls` (pod indexes) `parallel` at a time, each on a connection of its own; the
@@ -134,11 +125,7 @@ fn ms(d: Duration) -> String {
 
 /// (interfaces, IPv4 FIB entries) in VPP.
 fn vpp_counts(vpp: &VppInstance) -> (usize, usize) {
-    let ifs = vpp
-        .cli("show interface")
-        .lines()
-        .filter(|l| !l.is_empty() && !l.starts_with(' ') && !l.trim_start().starts_with("Name"))
-        .count();
+    let ifs = interface_count(vpp);
     let routes = vpp
         .cli("show ip fib")
         .lines()
@@ -187,20 +174,13 @@ fn main() {
             ),
         ],
     );
-    d.send(&[
-        envelope(Payload::ConfigUpdate(proto::ConfigUpdate {
-            config: script::labels(&[("FelixHostname", "node1")]),
-            ..Default::default()
-        })),
-        envelope(Payload::HostMetadataUpdate(proto::HostMetadataUpdate {
-            hostname: "node1".into(),
-            ipv4_addr: format!("{NODE_IP}/24"),
-            ..Default::default()
-        })),
+    let mut snapshot = node1(NODE_IP);
+    snapshot.extend([
         profile_allowing("kns.bench", false),
         ipam_pool("10.77.0.0/16", false, "Never"),
         script::in_sync(),
     ]);
+    d.send(&snapshot);
     assert!(
         wait_until(Duration::from_secs(20), || socket.exists()),
         "no CNI socket\n{}",

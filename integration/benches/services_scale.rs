@@ -12,12 +12,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use calico_vpp_driver::felix::proto;
-use calico_vpp_driver::felix::proto::to_dataplane::Payload;
-use calico_vpp_driver::felix::script::{self, envelope};
+use calico_vpp_driver::felix::script;
 use common::driver::{wait_until, Driver};
 use common::realvpp::{
-    ipam_pool, profile_allowing, unique, Pod, VppInstance, PREFIX_ENV, TCP_SERVER,
+    ipam_pool, node1, profile_allowing, unique, Pod, VppInstance, PREFIX_ENV, TCP_SERVER,
 };
 use kube_watch::fake::FakeApiServer;
 use kube_watch::k8s_openapi::api::core::v1::Service;
@@ -115,16 +113,8 @@ fn main() {
             ("CALICO_VPP_LOG_LEVEL", "warn"),
         ],
     );
-    d.send(&[
-        envelope(Payload::ConfigUpdate(proto::ConfigUpdate {
-            config: script::labels(&[("FelixHostname", "node1")]),
-            ..Default::default()
-        })),
-        envelope(Payload::HostMetadataUpdate(proto::HostMetadataUpdate {
-            hostname: "node1".into(),
-            ipv4_addr: format!("{NODE_IP}/24"),
-            ..Default::default()
-        })),
+    let mut snapshot = node1(NODE_IP);
+    snapshot.extend([
         profile_allowing("kns.scale", false),
         ipam_pool("10.79.0.0/16", false, "Never"),
         client.endpoint("scale/client", "kns.scale", false),
@@ -132,6 +122,7 @@ fn main() {
         b2.endpoint("scale/b2", "kns.scale", false),
         script::in_sync(),
     ]);
+    d.send(&snapshot);
     for w in ["scale/client", "scale/b1", "scale/b2"] {
         d.wait_status(w, Some("up"), Duration::from_secs(30));
     }

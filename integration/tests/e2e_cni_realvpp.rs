@@ -18,12 +18,11 @@ use std::time::Duration;
 
 use calico_vpp_driver::cni::{client, proto as cni};
 use calico_vpp_driver::felix::proto;
-use calico_vpp_driver::felix::proto::to_dataplane::Payload;
-use calico_vpp_driver::felix::script::{self, envelope};
+use calico_vpp_driver::felix::script;
 use common::driver::{wait_until, Driver};
 use common::realvpp::{
-    attach_af_packet, block_on, ipam_pool, profile_allowing, run, serialise, unique, Background,
-    VppInstance, Wire, PYTHON, TCP_SERVER,
+    attach_af_packet, block_on, cni_endpoint, interface_count, ipam_pool, node1, profile_allowing,
+    run, serialise, unique, Background, VppInstance, Wire, PYTHON, TCP_SERVER,
 };
 
 const CONVERGE: Duration = Duration::from_secs(20);
@@ -139,53 +138,23 @@ fn del(socket: &Path, ns: &Netns) -> cni::DelReply {
     })
 }
 
-/// Felix's endpoint for a CNI pod: no MAC (the Kubernetes datastore sends none).
+/// Felix's endpoint for one of the test's pods (no MAC, profile `kns.cni`).
 fn endpoint(workload: &str, name: &str, ip: &str) -> proto::ToDataplane {
-    envelope(Payload::WorkloadEndpointUpdate(
-        proto::WorkloadEndpointUpdate {
-            id: Some(proto::WorkloadEndpointId {
-                orchestrator_id: "k8s".into(),
-                workload_id: workload.into(),
-                endpoint_id: "eth0".into(),
-            }),
-            endpoint: Some(proto::WorkloadEndpoint {
-                state: "active".into(),
-                name: name.into(),
-                profile_ids: vec!["kns.cni".into()],
-                ipv4_nets: vec![format!("{ip}/32")],
-                ..Default::default()
-            }),
-        },
-    ))
+    cni_endpoint(workload, name, ip, "kns.cni")
 }
 
 fn snapshot() -> Vec<proto::ToDataplane> {
-    vec![
-        envelope(Payload::ConfigUpdate(proto::ConfigUpdate {
-            config: script::labels(&[("FelixHostname", "node1")]),
-            ..Default::default()
-        })),
-        envelope(Payload::HostMetadataUpdate(proto::HostMetadataUpdate {
-            hostname: "node1".into(),
-            ipv4_addr: format!("{NODE_IP}/24"),
-            ..Default::default()
-        })),
+    let mut s = node1(NODE_IP);
+    s.extend([
         profile_allowing("kns.cni", true),
         ipam_pool("10.76.0.0/16", false, "Never"),
         script::in_sync(),
-    ]
+    ]);
+    s
 }
 
 fn vpp_has(vpp: &VppInstance, name: &str) -> bool {
     vpp.cli("show interface").contains(&format!("host-{name}"))
-}
-
-/// How many interfaces VPP has.
-fn interface_count(vpp: &VppInstance) -> usize {
-    vpp.cli("show interface")
-        .lines()
-        .filter(|l| !l.is_empty() && !l.starts_with(' ') && !l.trim_start().starts_with("Name"))
-        .count()
 }
 
 const UPLINK_MAC: [u8; 6] = [0x02, 0, 0, 0x51, 0, 1];

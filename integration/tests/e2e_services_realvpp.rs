@@ -19,7 +19,7 @@ use calico_vpp_driver::felix::proto;
 use calico_vpp_driver::felix::proto::to_dataplane::Payload;
 use calico_vpp_driver::felix::script::{self, envelope};
 use common::driver::{wait_until, Driver};
-use common::realvpp::{ipam_pool, serialise, unique, Pod, VppInstance};
+use common::realvpp::{ipam_pool, node1, serialise, unique, Pod, VppInstance};
 use kube_watch::fake::FakeApiServer;
 use kube_watch::k8s_openapi::api::core::v1::Service;
 use kube_watch::k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -180,18 +180,8 @@ fn cluster_ip_and_node_port_reach_ready_backends_under_policy() {
         ("KUBECONFIG", kubeconfig.to_str().unwrap()),
     ];
     let mut d = Driver::on_vpp(&vpp, &env);
-    let mut felix = vec![
-        envelope(Payload::ConfigUpdate(proto::ConfigUpdate {
-            config: script::labels(&[("FelixHostname", "node1")]),
-            ..Default::default()
-        })),
-        envelope(Payload::HostMetadataUpdate(proto::HostMetadataUpdate {
-            hostname: "node1".into(),
-            ipv4_addr: format!("{NODE_IP}/24"),
-            ..Default::default()
-        })),
-        ipam_pool("10.78.0.0/16", false, "Never"),
-    ];
+    let mut felix = node1(NODE_IP);
+    felix.push(ipam_pool("10.78.0.0/16", false, "Never"));
     felix.extend(profiles(&client));
     felix.push(client.endpoint("shop/client", "kns.open", false));
     felix.push(client2.endpoint("shop/client2", "kns.open", false));

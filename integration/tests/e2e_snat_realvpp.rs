@@ -15,7 +15,7 @@ use calico_vpp_driver::felix::proto;
 use calico_vpp_driver::felix::proto::to_dataplane::Payload;
 use calico_vpp_driver::felix::script::{self, envelope};
 use common::driver::{wait_until, Driver};
-use common::realvpp::{ipam_pool, serialise, unique, Pod, VppInstance};
+use common::realvpp::{ipam_pool, node1, serialise, unique, Pod, VppInstance};
 
 const CONVERGE: Duration = Duration::from_secs(20);
 const NODE_IP: &str = "192.168.80.1";
@@ -56,16 +56,8 @@ fn snapshot(a: &Pod, b: &Pod) -> Vec<proto::ToDataplane> {
         action: "allow".into(),
         ..Default::default()
     };
-    vec![
-        envelope(Payload::ConfigUpdate(proto::ConfigUpdate {
-            config: script::labels(&[("FelixHostname", "node1")]),
-            ..Default::default()
-        })),
-        envelope(Payload::HostMetadataUpdate(proto::HostMetadataUpdate {
-            hostname: "node1".into(),
-            ipv4_addr: format!("{NODE_IP}/24"),
-            ..Default::default()
-        })),
+    let mut s = node1(NODE_IP);
+    s.extend([
         envelope(Payload::ActiveProfileUpdate(proto::ActiveProfileUpdate {
             id: Some(proto::ProfileId {
                 name: "kns.snat".into(),
@@ -80,7 +72,8 @@ fn snapshot(a: &Pod, b: &Pod) -> Vec<proto::ToDataplane> {
         a.endpoint("snat/a", "kns.snat", false),
         b.endpoint("snat/b", "kns.snat", false),
         script::in_sync(),
-    ]
+    ]);
+    s
 }
 
 fn driver(vpp: &VppInstance, uplink: &str) -> Driver {

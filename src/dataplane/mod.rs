@@ -128,7 +128,7 @@ pub enum Op {
         output: Vec<AclIndex>,
     },
     /// `ip_route_add_del` in the default table: `dst` via `via`. An add replaces the
-    /// route's paths.
+    /// route's paths; a delete removes the prefix whatever its paths (`via` is not sent).
     Route {
         dst: ipnet::IpNet,
         via: RoutePath,

@@ -634,7 +634,10 @@ fn push_op(
                 route: ip::IpRoute {
                     table_id: 0,
                     prefix: (*dst).into(),
-                    paths: vec![path],
+                    // A delete names no path: VPP removes the whole prefix (the driver owns
+                    // it), and does not refuse it when the path's interface is gone (a deleted
+                    // pod's) — a path naming it would be refused and the route would leak.
+                    paths: if *is_add { vec![path] } else { Vec::new() },
                     ..Default::default()
                 },
             })?)])

@@ -326,6 +326,8 @@ pub struct Compiler {
     derived_by_set: HashMap<IpSetId, BTreeSet<IpSetKey>>,
     ep_iface: BTreeMap<WorkloadEndpointId, InterfaceKey>,
     iface_eps: BTreeMap<InterfaceKey, BTreeSet<WorkloadEndpointId>>,
+    /// The service frontends of `out.translations`, by service.
+    frontends: crate::services::FrontendIndex,
     track: Option<Tracker>,
 }
 
@@ -348,6 +350,7 @@ impl Compiler {
             derived_by_set: HashMap::new(),
             ep_iface: BTreeMap::new(),
             iface_eps: BTreeMap::new(),
+            frontends: Default::default(),
             track: None,
         };
         c.node_notes(model);
@@ -372,6 +375,7 @@ impl Compiler {
             &crate::services::node_ips(model),
         );
         c.out.services_synced = model.kube_synced;
+        c.frontends = crate::services::FrontendIndex::of(&c.out.translations);
         let snat = crate::snat::desired_snat(model);
         (c.out.snat, c.out.snat_excludes, c.out.snat_interfaces) =
             (snat.snat, snat.excludes, snat.interfaces);
@@ -507,10 +511,12 @@ impl Compiler {
                 &crate::services::node_ips(model),
             );
             translations.note_all(&self.out.translations, &new);
+            self.frontends = crate::services::FrontendIndex::of(&new);
             self.out.translations = new;
         } else if !changes.kube_services.is_empty() {
             crate::services::update_translations(
                 &mut self.out.translations,
+                &mut self.frontends,
                 &mut translations,
                 model,
                 &changes.kube_services,

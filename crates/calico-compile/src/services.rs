@@ -203,13 +203,40 @@ pub fn desired_translations(
     node: Option<&str>,
     node_ips: &[IpAddr],
 ) -> BTreeMap<FrontendKey, DesiredTranslation> {
+    // The slices grouped by service once: looking them up per service would cost
+    // services × slices.
+    let mut by_service: BTreeMap<(&str, &str), Vec<&KubeEndpointSlice>> = BTreeMap::new();
+    for (k, s) in &state.slices {
+        by_service
+            .entry((k.namespace.as_str(), s.service.as_str()))
+            .or_default()
+            .push(s);
+    }
     let mut out = BTreeMap::new();
     for (key, svc) in &state.services {
-        let slices = slices_of(state, key);
-        let (t, _) = service_translations(key, svc, &slices, node, node_ips);
+        let slices = by_service
+            .get(&(key.namespace.as_str(), key.name.as_str()))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let (t, _) = service_translations(key, svc, slices, node, node_ips);
         merge(&mut out, t);
     }
     out
+}
+
+/// Which frontends each service (`namespace/name`) holds in a translation table, so that a
+/// change of one service touches only its own frontends.
+#[derive(Debug, Clone, Default)]
+pub struct FrontendIndex(BTreeMap<String, BTreeSet<FrontendKey>>);
+
+impl FrontendIndex {
+    pub fn of(table: &BTreeMap<FrontendKey, DesiredTranslation>) -> FrontendIndex {
+        let mut idx = FrontendIndex::default();
+        for (k, t) in table {
+            idx.0.entry(t.service.clone()).or_default().insert(*k);
+        }
+        idx
+    }
 }
 
 /// This node's addresses (node ports listen on them).
@@ -227,6 +254,7 @@ pub fn node_ips(model: &calico_model::Model) -> Vec<IpAddr> {
 /// `diff`. Work is proportional to those services and their frontends.
 pub fn update_translations(
     out: &mut BTreeMap<FrontendKey, DesiredTranslation>,
+    index: &mut FrontendIndex,
     diff: &mut crate::KindDiff<FrontendKey, DesiredTranslation>,
     model: &calico_model::Model,
     changed: &BTreeSet<ServiceKey>,
@@ -234,11 +262,7 @@ pub fn update_translations(
     let node_ips = node_ips(model);
     for key in changed {
         let name = key.to_string();
-        let old: Vec<FrontendKey> = out
-            .iter()
-            .filter(|(_, t)| t.service == name)
-            .map(|(k, _)| *k)
-            .collect();
+        let old = index.0.remove(&name).unwrap_or_default();
         let new = match model.kube.services.get(key) {
             Some(svc) => {
                 let slices = slices_of(&model.kube, key);
@@ -252,6 +276,7 @@ pub fn update_translations(
                 diff.note(k, was.as_ref(), None);
             }
         }
+        let mut mine = BTreeSet::new();
         for (k, t) in new {
             match out.get(&k) {
                 Some(have) if have.service != name => {
@@ -261,18 +286,27 @@ pub fn update_translations(
                 have => {
                     diff.note(&k, have, Some(&t));
                     out.insert(k, t);
+                    mine.insert(k);
                 }
             }
+        }
+        if !mine.is_empty() {
+            index.0.insert(name, mine);
         }
     }
 }
 
-/// The slices of service `key`.
+/// The slices of service `key` (those of its namespace are looked at).
 pub fn slices_of<'a>(state: &'a KubeState, key: &ServiceKey) -> Vec<&'a KubeEndpointSlice> {
+    let from = calico_model::kube::SliceKey {
+        namespace: key.namespace.clone(),
+        name: String::new(),
+    };
     state
         .slices
-        .iter()
-        .filter(|(k, s)| k.namespace == key.namespace && s.service == key.name)
+        .range(from..)
+        .take_while(|(k, _)| k.namespace == key.namespace)
+        .filter(|(_, s)| s.service == key.name)
         .map(|(_, s)| s)
         .collect()
 }

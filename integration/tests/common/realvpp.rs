@@ -921,3 +921,47 @@ for seq in range(count):
             break
 print(got)
 "#;
+
+/// Felix's start of a one-node session: this node is `node1`, its address `node_ip`/24.
+pub fn node1(node_ip: &str) -> Vec<proto::ToDataplane> {
+    vec![
+        envelope(Payload::ConfigUpdate(proto::ConfigUpdate {
+            config: calico_vpp_driver::felix::script::labels(&[("FelixHostname", "node1")]),
+            ..Default::default()
+        })),
+        envelope(Payload::HostMetadataUpdate(proto::HostMetadataUpdate {
+            hostname: "node1".into(),
+            ipv4_addr: format!("{node_ip}/24"),
+            ..Default::default()
+        })),
+    ]
+}
+
+/// Felix's endpoint for a pod the driver wired (`k8s`, `workload`, `eth0`): interface
+/// `name`, IPv4 `ip`, profile `profile`, and no MAC (the Kubernetes datastore sends none).
+pub fn cni_endpoint(workload: &str, name: &str, ip: &str, profile: &str) -> proto::ToDataplane {
+    envelope(Payload::WorkloadEndpointUpdate(
+        proto::WorkloadEndpointUpdate {
+            id: Some(proto::WorkloadEndpointId {
+                orchestrator_id: "k8s".into(),
+                workload_id: workload.into(),
+                endpoint_id: "eth0".into(),
+            }),
+            endpoint: Some(proto::WorkloadEndpoint {
+                state: "active".into(),
+                name: name.into(),
+                profile_ids: vec![profile.into()],
+                ipv4_nets: vec![format!("{ip}/32")],
+                ..Default::default()
+            }),
+        },
+    ))
+}
+
+/// How many interfaces VPP has (`show interface`'s unindented lines, header left out).
+pub fn interface_count(vpp: &VppInstance) -> usize {
+    vpp.cli("show interface")
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with(' ') && !l.trim_start().starts_with("Name"))
+        .count()
+}

@@ -2,8 +2,9 @@
 //! (attached: via the address itself on an Ethernet interface, whose static neighbour the
 //! binding made; straight out of a point-to-point one). A route waits until its interface
 //! is bound with its policy live (cnat on), so no traffic is steered to a pod before its
-//! policy holds; it follows the interface when it is re-created, and is forgotten with it.
-//! Only addresses in the realized record are ever deleted.
+//! policy holds; it follows the interface when it is re-created. A route whose interface VPP
+//! deleted stays in VPP's FIB (dead) until the driver deletes it, so its record is kept
+//! until then. Only addresses in the realized record are ever deleted.
 
 use serde::{Deserialize, Serialize};
 
@@ -81,10 +82,6 @@ impl Kind for LocalRoutes {
 
     fn lost(error: &OpError) -> bool {
         error.retval == RETVAL_INVALID_SW_IF_INDEX
-    }
-
-    fn interface(real: &RealLocalRoute) -> Option<SwIfIndex> {
-        Some(real.sw_if_index)
     }
 
     fn delete(key: &RouteKey, real: &RealLocalRoute) -> Op {
