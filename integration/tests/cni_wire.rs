@@ -257,6 +257,13 @@ fn calico_cni_plugin_requests_from_the_upstream_proto_add_and_delete_pods() {
         "no CNI socket\n{}",
         d.log()
     );
+    // The driver refuses Adds (the plugin retries) until it has Felix's pools: its first
+    // reconcile pass follows Felix's snapshot.
+    assert!(
+        wait_until(CONVERGE, || d.log().contains("reconcile pass")),
+        "Felix's snapshot never applied\n{}",
+        d.log()
+    );
     let plugin = Plugin { proto, socket };
     let (a, b, c, never) = (Netns::new(), Netns::new(), Netns::new(), Netns::new());
     let (pa, pb, pc) = (a.path(), b.path(), c.path());

@@ -187,6 +187,13 @@ fn pods_added_through_the_cni_server_are_policed_and_survive_a_vpp_restart() {
         "no CNI socket\n{}",
         d.log()
     );
+    // The driver refuses Adds (the plugin retries) until it has Felix's pools: its first
+    // reconcile pass follows Felix's snapshot.
+    assert!(
+        wait_until(CONVERGE, || d.log().contains("reconcile pass")),
+        "Felix's snapshot never applied\n{}",
+        d.log()
+    );
     let (a, b) = (Netns::new(), Netns::new());
     let (name_a, name_b) = (host_name(1), host_name(2));
     let (ip_a, ip_b) = ("10.76.0.2", "10.76.0.3");
@@ -258,8 +265,11 @@ fn pods_added_through_the_cni_server_are_policed_and_survive_a_vpp_restart() {
     attach_uplink(&vpp, &wire);
     assert!(
         wait_until(CONVERGE, || a.connects(ip_b, 8080)),
-        "pods reach each other after the VPP restart\n{}\n{}",
+        "pods reach each other after the VPP restart\n{}\n{}\n{}\n{}\n{}",
         vpp.cli("show interface"),
+        vpp.cli("show ip fib 10.76.0.3/32"),
+        vpp.cli("show ip neighbors"),
+        vpp.cli("show acl-plugin interface"),
         d.log()
     );
     assert!(!a.connects(ip_b, 9090));

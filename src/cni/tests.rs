@@ -116,6 +116,12 @@ impl Node {
             script::in_sync(),
         ])
         .await;
+        // Felix's pools are in the model once the first batch reached the reconciler.
+        let mut summary = monitor.summary.clone();
+        tokio::time::timeout(Duration::from_secs(10), summary.wait_for(|s| s.inputs >= 1))
+            .await
+            .expect("Felix's snapshot applied")
+            .expect("the reconciler runs");
         node
     }
 

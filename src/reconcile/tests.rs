@@ -2069,3 +2069,72 @@ async fn service_translations_are_updated_in_place_and_pruned_only_after_the_lis
     assert_eq!(h.objects().translations.len(), 1);
     assert_eq!(names(&h), vec!["cnat_translation_del"]);
 }
+
+/// A pod built while the uplink is missing (after a VPP restart, before VPP's own uplink is
+/// back) is dark before it waits, so its endpoint's binding in the same pass replaces the
+/// dark ACL for good: the uplink arriving later must not make the pod dark again.
+#[tokio::test]
+async fn a_pod_waiting_for_the_uplink_is_not_darkened_after_its_binding() {
+    use calico_compile::{DesiredPod, DesiredPodLink, PodLink};
+    let cfg = ReconcilerConfig {
+        uplink: Some("host-eth0".into()),
+        ..ReconcilerConfig::default()
+    };
+    let (dp, h) = fake::new();
+    let name = "cali0123456789b";
+    let key = InterfaceKey(name.into());
+    let mut d = DesiredState::default();
+    d.acls.extend(calico_compile::guard::guard_acls());
+    d.acls.extend([calico_compile::guard::pod_dark_acl()]);
+    d.pods.insert(
+        key.clone(),
+        DesiredPod {
+            tag: name.into(),
+            kind: PodLink::AfPacket {
+                host_ifname: name.into(),
+                mac: MacAddr([2, 0xca, 1, 2, 3, 5]),
+            },
+        },
+    );
+    d.pod_links.insert(
+        key.clone(),
+        DesiredPodLink {
+            interface: key.clone(),
+        },
+    );
+    d.interfaces
+        .insert(key.clone(), iface(name, "10.71.0.3", &[]));
+    let mut r = Reconciler::new(dp, cfg);
+    r.connect().await.unwrap();
+    r.apply(&d).await.unwrap();
+    let pod = h
+        .interfaces()
+        .into_iter()
+        .find(|i| i.name == format!("host-{name}"))
+        .unwrap();
+    let guard = |h: &FakeHandle| {
+        let o = h.objects();
+        let dark = o
+            .acls
+            .iter()
+            .find(|(_, a)| a.tag == calico_compile::guard::POD_DARK)
+            .map(|(i, _)| *i)
+            .unwrap();
+        let (input, output) = o.acl_lists[&pod.sw_if_index].clone();
+        !input.contains(&dark) && !output.contains(&dark)
+    };
+    assert!(guard(&h), "bound in the pass that built it");
+    assert!(r
+        .waiting()
+        .keys()
+        .any(|k| k.to_string().contains("pod interface")));
+    h.add_interface("host-eth0", "");
+    r.refresh_interfaces().await.unwrap();
+    let report = r.apply(&d).await.unwrap();
+    assert_eq!(report.waiting_objects, 0, "{:?}", r.waiting());
+    assert!(
+        guard(&h),
+        "the uplink's arrival left the endpoint's guard in place"
+    );
+    assert!(h.objects().unnumbered.contains_key(&pod.sw_if_index));
+}

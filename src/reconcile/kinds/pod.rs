@@ -3,9 +3,9 @@
 //! [`Pods`] (before endpoints are bound) builds VPP's side of the pod link, one write per
 //! round: the interface (`af_packet_create_v3` on the veth's host end, or `tap_create_v3`
 //! in TUN mode inside the pod's namespace), the tag that binds Felix's endpoint to it (a
-//! tap gets it at creation), unnumbered to the uplink (IP-enabled without an address of its
-//! own), **dark** (the pod-dark ACL drops everything in both directions), interrupt mode
-//! (VPP does not spin polling it), and up. A pod whose endpoint Felix has not sent gets
+//! tap gets it at creation), **dark** (the pod-dark ACL drops everything in both
+//! directions), interrupt mode (VPP does not spin polling it), up, and unnumbered to the
+//! uplink (IP-enabled without an address of its own; the only step that may wait). A pod whose endpoint Felix has not sent gets
 //! nothing through, as Felix's Linux dataplane drops traffic of `cali` interfaces it does
 //! not know; binding the endpoint replaces the dark ACL with the endpoint's guard, its
 //! policy and cnat, in the same pass.
@@ -38,7 +38,8 @@ pub struct RealPod {
     pub tagged: bool,
     /// The interface whose addresses it borrows, once set.
     pub unnumbered: Option<SwIfIndex>,
-    /// The pod-dark ACL was attached (until the endpoint's binding replaced it).
+    /// Past the dark step: the pod-dark ACL was attached (until the endpoint's binding
+    /// replaced it), or the interface was bound already.
     #[serde(default)]
     pub dark: bool,
     #[serde(default)]
@@ -119,15 +120,15 @@ impl Kind for Pods {
                 tag: key.0.clone(),
             }));
         }
-        let uplink = ctx.uplink()?;
-        if have.unnumbered != Some(uplink) {
-            return Ok(Some(Op::SetUnnumbered {
-                sw_if_index,
-                to: uplink,
-                is_add: true,
-            }));
-        }
-        if !have.dark {
+        // Dark before anything can wait (the uplink may be missing): the endpoint's binding,
+        // later in this pass, replaces the dark ACL with its guard and must not find it
+        // coming back afterwards. An interface bound already (a retried step) stays as bound.
+        let bound = ctx
+            .realized
+            .interfaces
+            .get(key)
+            .is_some_and(|i| i.sw_if_index == sw_if_index);
+        if !have.dark && !bound {
             let dark = ctx
                 .dependency::<super::acl::Acls>(&AclKey(calico_compile::guard::POD_DARK.into()))?
                 .id;
@@ -144,6 +145,14 @@ impl Kind for Pods {
             return Ok(Some(Op::SetAdminUp {
                 sw_if_index,
                 up: true,
+            }));
+        }
+        let uplink = ctx.uplink()?;
+        if have.unnumbered != Some(uplink) {
+            return Ok(Some(Op::SetUnnumbered {
+                sw_if_index,
+                to: uplink,
+                is_add: true,
             }));
         }
         Ok(None)
@@ -164,8 +173,10 @@ impl Kind for Pods {
             (Op::SetTag { sw_if_index, .. }, None, _) => Ok(RealPod::new(sw_if_index, tun, true)),
             (Op::SetTag { .. }, Some(h), _) => Ok(RealPod { tagged: true, ..*h }),
             (Op::AclInterfaceSet { .. }, Some(h), _) => Ok(RealPod { dark: true, ..*h }),
+            // Past the dark step (taken, or skipped for a bound interface).
             (Op::SetRxInterrupt { .. }, Some(h), _) => Ok(RealPod {
                 rx_interrupt: true,
+                dark: true,
                 ..*h
             }),
             (Op::SetAdminUp { up, .. }, Some(h), _) => Ok(RealPod { up, ..*h }),
