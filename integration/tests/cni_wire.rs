@@ -6,7 +6,7 @@
 //!
 //! Shown: two pods in real network namespaces get veths (eth0 inside, the `cali…` name the
 //! plugin derives from sha1("<namespace>.<pod>") outside) and a VPP interface tagged with
-//! that name, down until Felix's endpoint binds; each reply names the host interface and
+//! that name, dark until Felix's endpoint binds; each reply names the host interface and
 //! eth0's MAC; a repeated Add answers the same; an address outside every pool is refused
 //! with a reason and leaves nothing; Felix's endpoint (no MAC) binds to the interface the
 //! Add made and goes up; Del removes VPP's interface and the veth, and succeeds for a pod
@@ -179,6 +179,23 @@ fn is_cali_name(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// Whether interface `idx` carries the pod-dark ACL (drop everything) in both directions.
+fn dark(rig: &Rig, idx: u32) -> bool {
+    rig.sim.with_state(|s| {
+        let has = |lists: &std::collections::BTreeMap<u32, Vec<u32>>| {
+            lists.get(&idx).is_some_and(|l| {
+                l.iter().any(|a| {
+                    s.acl
+                        .acls
+                        .get(*a)
+                        .is_some_and(|a| a.tag == calico_compile::guard::POD_DARK)
+                })
+            })
+        };
+        has(&s.acl.input) && has(&s.acl.output)
+    })
+}
+
 /// (sw_if_index, admin up) of the simulator's interface tagged `tag`.
 fn sim_interface(rig: &Rig, tag: &str) -> Option<(u32, bool)> {
     rig.sim.with_state(|s| {
@@ -317,11 +334,11 @@ fn calico_cni_plugin_requests_from_the_upstream_proto_add_and_delete_pods() {
             routes6.trim().replace('\n', "; ")
         );
         assert!(host_has_link(name), "the veth's host end {name} is there");
-        let (_, up) = sim_interface(&rig, name)
+        let (idx, _) = sim_interface(&rig, name)
             .unwrap_or_else(|| panic!("no VPP interface tagged {name}\n{}", d.log()));
         assert!(
-            !up,
-            "{name} is down until Felix's endpoint binds (fail closed)"
+            dark(&rig, idx),
+            "{name} is dark until Felix's endpoint binds (fail closed)"
         );
         names.push(name.to_string());
     }
@@ -356,6 +373,7 @@ fn calico_cni_plugin_requests_from_the_upstream_proto_add_and_delete_pods() {
         Some((idx_a, true)),
         "the endpoint is up on the Add's interface"
     );
+    assert!(!dark(&rig, idx_a), "its guard replaced the dark ACL");
 
     // Del as CleanUpNamespace sends it; then a pod never wired, and a pod deleted already.
     let pn = never.path();

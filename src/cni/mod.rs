@@ -6,8 +6,8 @@
 //! pod's Linux side is built here (a veth, or nothing for a TUN tap VPP creates in the pod),
 //! then the pod joins the model and the reconciler builds VPP's side as owned objects
 //! (`reconcile::kinds::pod`). The reply waits until VPP's interface is there, so the
-//! endpoint Felix sends next binds at once. A pod stays down in VPP until its endpoint's
-//! policy holds.
+//! endpoint Felix sends next binds at once. A pod is dark in VPP (an ACL drops everything) until
+//! its endpoint's binding replaces it.
 
 pub mod book;
 pub mod client;

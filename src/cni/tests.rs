@@ -1,5 +1,5 @@
 //! The CNI server end to end on the simulator, for both back-ends: an `Add` through the
-//! agent (Felix's pools checked), the reconciler building VPP's side (down until Felix's
+//! agent (Felix's pools checked), the reconciler building VPP's side (dark until Felix's
 //! endpoint binds), the endpoint binding with the pod's MAC from the veth, status up to
 //! Felix, idempotent `Add`, `Del` (also of unknown pods), and refusals that leave nothing.
 
