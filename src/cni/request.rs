@@ -20,6 +20,15 @@ pub struct PodSettings {
 /// Linux's limit on interface names (IFNAMSIZ less the terminating NUL).
 const MAX_IFNAME: usize = 15;
 
+/// The interface name inside the pod: `eth0` when the plugin sends none.
+fn or_eth0(name: String) -> String {
+    if name.is_empty() {
+        "eth0".to_string()
+    } else {
+        name
+    }
+}
+
 fn check_ifname(what: &str, name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err(format!("no {what}"));
@@ -49,11 +58,7 @@ pub fn pod_from_add(
         workload,
         dataplane_options: _,
     } = req;
-    let ifname = if interface_name.is_empty() {
-        "eth0".to_string()
-    } else {
-        interface_name
-    };
+    let ifname = or_eth0(interface_name);
     check_ifname("interface name", &ifname)?;
     check_ifname("host interface name", &desired_host_interface_name)?;
     if netns.is_empty() {
@@ -150,11 +155,7 @@ pub fn key_from_del(req: proto::DelRequest) -> Result<PodKey, String> {
         netns,
         dataplane_options: _,
     } = req;
-    let ifname = if interface_name.is_empty() {
-        "eth0".to_string()
-    } else {
-        interface_name
-    };
+    let ifname = or_eth0(interface_name);
     Ok(PodKey {
         netns: PathBuf::from(netns),
         ifname,

@@ -1906,12 +1906,33 @@ async fn vxlan_tunnels_are_l2_with_a_static_neighbour_for_the_remote_vtep() {
     assert!(h.objects().vxlan.is_empty());
 }
 
+/// The guard and dark ACLs and one af_packet pod `name` (VPP's MAC `mac`) with its link.
+fn pod_desired(name: &str, mac: MacAddr) -> DesiredState {
+    use calico_compile::{DesiredPod, DesiredPodLink, PodLink};
+    let key = InterfaceKey(name.into());
+    let mut d = DesiredState::default();
+    d.acls.extend(calico_compile::guard::guard_acls());
+    d.acls.extend([calico_compile::guard::pod_dark_acl()]);
+    d.pods.insert(
+        key.clone(),
+        DesiredPod {
+            tag: name.into(),
+            kind: PodLink::AfPacket {
+                host_ifname: name.into(),
+                mac,
+            },
+        },
+    );
+    d.pod_links
+        .insert(key.clone(), DesiredPodLink { interface: key });
+    d
+}
+
 /// Pod interfaces the driver creates: built dark (af_packet, tag, unnumbered, the dark ACL,
 /// interrupt mode, up), bound to their endpoint in the same pass (its guard replaces the
 /// dark ACL); adopted on restart with no write; deleted with their pod.
 #[tokio::test]
 async fn pod_interfaces_are_built_dark_bound_adopted_and_deleted() {
-    use calico_compile::{DesiredPod, DesiredPodLink, PodLink};
     let dir = tempfile::tempdir().unwrap();
     let cfg = ReconcilerConfig {
         state_dir: Some(dir.path().to_path_buf()),
@@ -1923,25 +1944,7 @@ async fn pod_interfaces_are_built_dark_bound_adopted_and_deleted() {
     let name = "cali0123456789a";
     let key = InterfaceKey(name.into());
     let vpp_mac = MacAddr([2, 0xca, 1, 2, 3, 4]);
-    let mut d = DesiredState::default();
-    d.acls.extend(calico_compile::guard::guard_acls());
-    d.acls.extend([calico_compile::guard::pod_dark_acl()]);
-    d.pods.insert(
-        key.clone(),
-        DesiredPod {
-            tag: name.into(),
-            kind: PodLink::AfPacket {
-                host_ifname: name.into(),
-                mac: vpp_mac,
-            },
-        },
-    );
-    d.pod_links.insert(
-        key.clone(),
-        DesiredPodLink {
-            interface: key.clone(),
-        },
-    );
+    let mut d = pod_desired(name, vpp_mac);
     let mut r = Reconciler::new(dp, cfg.clone());
     r.connect().await.unwrap();
     let report = r.apply(&d).await.unwrap();
@@ -2075,7 +2078,6 @@ async fn service_translations_are_updated_in_place_and_pruned_only_after_the_lis
 /// dark ACL for good: the uplink arriving later must not make the pod dark again.
 #[tokio::test]
 async fn a_pod_waiting_for_the_uplink_is_not_darkened_after_its_binding() {
-    use calico_compile::{DesiredPod, DesiredPodLink, PodLink};
     let cfg = ReconcilerConfig {
         uplink: Some("host-eth0".into()),
         ..ReconcilerConfig::default()
@@ -2083,25 +2085,7 @@ async fn a_pod_waiting_for_the_uplink_is_not_darkened_after_its_binding() {
     let (dp, h) = fake::new();
     let name = "cali0123456789b";
     let key = InterfaceKey(name.into());
-    let mut d = DesiredState::default();
-    d.acls.extend(calico_compile::guard::guard_acls());
-    d.acls.extend([calico_compile::guard::pod_dark_acl()]);
-    d.pods.insert(
-        key.clone(),
-        DesiredPod {
-            tag: name.into(),
-            kind: PodLink::AfPacket {
-                host_ifname: name.into(),
-                mac: MacAddr([2, 0xca, 1, 2, 3, 5]),
-            },
-        },
-    );
-    d.pod_links.insert(
-        key.clone(),
-        DesiredPodLink {
-            interface: key.clone(),
-        },
-    );
+    let mut d = pod_desired(name, MacAddr([2, 0xca, 1, 2, 3, 5]));
     d.interfaces
         .insert(key.clone(), iface(name, "10.71.0.3", &[]));
     let mut r = Reconciler::new(dp, cfg);
