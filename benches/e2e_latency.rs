@@ -7,7 +7,7 @@
 //! `E2E_SCALE=0.1`, deltas with `E2E_DELTAS=200`). Targets: convergence < 1 s on a real VPP,
 //! ≤ 5 VPP write calls per new pod, delta p99 < 5 ms.
 
-#[path = "../integration/tests/common/mod.rs"]
+#[path = "../integration/tests/e2e/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};

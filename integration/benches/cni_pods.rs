@@ -7,7 +7,7 @@
 //! Run (root): `CALICO_VPP_TEST_VPP_PREFIX=<unpacked VPP> cargo bench -p integration --bench
 //! cni_pods` (`CNI_PODS=n`, `CNI_PARALLEL=k` to change the 100 and the 10).
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/e2e/common/mod.rs"]
 mod common;
 
 use std::path::{Path, PathBuf};

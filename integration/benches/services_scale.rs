@@ -7,7 +7,7 @@
 //! Run (root): `CALICO_VPP_TEST_VPP_PREFIX=<unpacked VPP> cargo bench -p integration --bench
 //! services_scale` (`SERVICES_SCALE=10,1000,10000` to change the steps).
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/e2e/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};

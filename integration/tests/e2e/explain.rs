@@ -3,7 +3,7 @@
 //! with Calico's reference on Felix's model and with the compiled objects, and the admin
 //! socket is root-only.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
@@ -165,7 +165,7 @@ fn explain_without_a_driver_fails_clearly() {
 
 /// Every demo flow (but the forged-source one, which no address names): `explain` gives
 /// Calico's verdict and the compiled objects agree with it, on the simulator. (Against a
-/// real VPP, `e2e_icmp_realvpp` checks VPP's own `npol match` the same way.)
+/// real VPP, `icmp_realvpp` checks VPP's own `npol match` the same way.)
 #[test]
 fn explain_agrees_on_every_demo_flow() {
     use calico_vpp_driver::demo::scenario;

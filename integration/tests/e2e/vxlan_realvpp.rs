@@ -11,7 +11,7 @@
 //! the VPP pod's policy enforced on what came through the tunnel; a driver restart with the
 //! same snapshot makes no write.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

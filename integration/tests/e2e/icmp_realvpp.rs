@@ -18,7 +18,7 @@
 //! a code other than 0 is dropped by the protocol guard (npol sees no ICMP code; see
 //! `calico_compile::guard`).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -7,7 +7,7 @@
 //! (pool to pool) keeps A's; a driver restart with the same snapshot makes no write; a
 //! masquerade flip on A's pool is followed both ways.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! simulator) through the demo scenario: readiness flips only once Felix's snapshot reached
 //! VPP, and the counters move as Felix's messages and the VPP writes do.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -3,7 +3,7 @@
 //! reconnects, rebinds and reprograms them, and every endpoint is reported `up` to Felix again
 //! within seconds, the last one too; policy holds on real packets afterwards.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -5,7 +5,7 @@
 //! it, the route is replaced in place when the block moves, and a block whose pool needs a
 //! tunnel is never routed unencapsulated.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

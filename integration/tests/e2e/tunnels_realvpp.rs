@@ -10,7 +10,7 @@
 //! traffic that came through a tunnel; a driver restart with the same snapshot makes no
 //! write; and a withdrawn route takes its tunnel with it.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

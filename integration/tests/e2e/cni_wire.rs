@@ -16,7 +16,7 @@
 //! grpc-core's own default there (the percent-encoded socket path) is refused by the
 //! server's HTTP/2 layer (see `cni_client.py --authority ''`).
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;

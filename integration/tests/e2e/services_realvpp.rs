@@ -10,7 +10,7 @@
 //! of the EndpointSlice gets no new connection; the backends' policy (allow only the first
 //! client) holds for connections made through the ClusterIP.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

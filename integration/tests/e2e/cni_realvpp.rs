@@ -10,7 +10,7 @@
 //! being re-added; a driver restart adopts them with no write; `Del` leaves VPP's interface
 //! table and the host's links as they were.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

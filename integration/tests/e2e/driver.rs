@@ -6,7 +6,7 @@
 //! Convergence is polled with bounded waits; nothing here asserts how fast it is (see
 //! `benches/e2e_latency.rs`).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

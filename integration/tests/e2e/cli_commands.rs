@@ -1,7 +1,7 @@
 //! The operator subcommands of the real binary: `check-vpp` against the simulator (exit 0
 //! when compatible, 1 without a VPP) and `demo` (exit 0 when every verdict agrees).
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output};
 

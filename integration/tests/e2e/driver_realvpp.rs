@@ -16,7 +16,7 @@
 //! to show Felix's anti-spoofing and `allow_spoofed_source_prefixes` on real packets. The
 //! tests run one at a time (`common::realvpp::serialise`).
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

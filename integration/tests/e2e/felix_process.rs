@@ -15,7 +15,7 @@ use calico_vpp_driver::felix::proto::from_dataplane::Payload as Out;
 use calico_vpp_driver::felix::proto::to_dataplane::Payload;
 use calico_vpp_driver::felix::script::{self, ClusterShape};
 
-mod common;
+use crate::common;
 use common::driver::{driver_bin, read_frame, spawn_with_felix_fds};
 
 /// A driver process with Felix's side of its pipes.

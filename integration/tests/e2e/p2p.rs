@@ -4,7 +4,7 @@
 //! five VPP writes (guard ACLs, npol configuration, cnat, and its anti-spoofing rule and
 //! policy) plus one per IP set it joins.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! produces, the built driver runs, the installer puts it where the calico-node patches point
 //! Felix, and the CNI configuration, RBAC and DaemonSets agree with each other.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
