@@ -122,7 +122,7 @@ fn drop_tunnel(
     o.neighbours.retain(|(i, _), _| *i != idx);
     o.routes.retain(|_, p| match p {
         RoutePath::Interface(i) | RoutePath::ViaOn(_, i) => *i != idx,
-        RoutePath::Via(_) => true,
+        RoutePath::Via(_) | RoutePath::Unreachable => true,
     });
 }
 

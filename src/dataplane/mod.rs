@@ -314,6 +314,8 @@ pub enum RoutePath {
     Interface(SwIfIndex),
     /// To this address out of this interface (an L2 tunnel: the neighbour behind it).
     ViaOn(IpAddr, SwIfIndex),
+    /// Nowhere: VPP answers with an ICMP destination unreachable.
+    Unreachable,
 }
 
 /// What a successful operation returned.

@@ -627,6 +627,13 @@ fn push_op(
                     },
                     ..Default::default()
                 },
+                RoutePath::Unreachable => fib_types::FibPath {
+                    sw_if_index: u32::MAX,
+                    weight: 1,
+                    proto,
+                    type_: fib_types::FibPathType::FibApiPathTypeIcmpUnreach,
+                    ..Default::default()
+                },
             };
             Pending::Done(vec![DoneHandle::Route(b.push(&ip::IpRouteAddDel {
                 is_add: *is_add,

@@ -839,6 +839,7 @@ impl Changed {
             pods: _,
             pod_links: _,
             translations: _,
+            service_rejects: _,
             services_synced: _,
         } = diff;
         self.kinds.add_diff(diff);

@@ -275,6 +275,7 @@ pub fn apply_diff(state: &mut DesiredState, mut diff: DesiredDiff) {
         pods: _,
         pod_links: _,
         translations: _,
+        service_rejects: _,
         services_synced,
     } = diff;
     for k in ipsets_removed {

@@ -2071,6 +2071,29 @@ async fn service_translations_are_updated_in_place_and_pruned_only_after_the_lis
     r.apply(&d).await.unwrap();
     assert_eq!(h.objects().translations.len(), 1);
     assert_eq!(names(&h), vec!["cnat_translation_del"]);
+
+    // A ClusterIP with an unserved port: an unreachable route, once; adopted on restart;
+    // kept before the list, deleted after it.
+    let vip = calico_compile::RouteKey("10.96.0.11/32".parse().unwrap());
+    let reject = calico_compile::services::DesiredReject {
+        service: "shop/api".into(),
+    };
+    d.service_rejects.insert(vip, reject);
+    h.clear_log();
+    assert_eq!(r.apply(&d).await.unwrap().writes, 1);
+    assert_eq!(
+        h.objects().routes.get(&vip.0),
+        Some(&RoutePath::Unreachable)
+    );
+    drop(r);
+    let mut r = Reconciler::new(h.reconnect_dataplane(), cfg.clone());
+    r.connect().await.unwrap();
+    h.clear_log();
+    assert_eq!(r.apply(&early).await.unwrap().writes, 0, "{:?}", names(&h));
+    assert_eq!(r.apply(&d).await.unwrap().writes, 0, "{:?}", names(&h));
+    d.service_rejects.clear();
+    r.apply(&d).await.unwrap();
+    assert!(h.objects().routes.is_empty());
 }
 
 /// A pod built while the uplink is missing (after a VPP restart, before VPP's own uplink is

@@ -326,8 +326,8 @@ pub struct Compiler {
     derived_by_set: HashMap<IpSetId, BTreeSet<IpSetKey>>,
     ep_iface: BTreeMap<WorkloadEndpointId, InterfaceKey>,
     iface_eps: BTreeMap<InterfaceKey, BTreeSet<WorkloadEndpointId>>,
-    /// The service frontends of `out.translations`, by service.
-    frontends: crate::services::FrontendIndex,
+    /// The objects of `out.translations` and `out.service_rejects`, by service.
+    services: crate::services::ServiceIndex,
     track: Option<Tracker>,
 }
 
@@ -350,7 +350,7 @@ impl Compiler {
             derived_by_set: HashMap::new(),
             ep_iface: BTreeMap::new(),
             iface_eps: BTreeMap::new(),
-            frontends: Default::default(),
+            services: Default::default(),
             track: None,
         };
         c.node_notes(model);
@@ -369,13 +369,15 @@ impl Compiler {
             let (k, a) = crate::guard::pod_dark_acl();
             c.out.acls.insert(k, a);
         }
-        c.out.translations = crate::services::desired_translations(
+        let services = crate::services::desired_services(
             &model.kube,
             model.hostname(),
             &crate::services::node_ips(model),
         );
+        c.services = crate::services::ServiceIndex::of(&services);
+        c.out.translations = services.translations;
+        c.out.service_rejects = services.rejects;
         c.out.services_synced = model.kube_synced;
-        c.frontends = crate::services::FrontendIndex::of(&c.out.translations);
         let snat = crate::snat::desired_snat(model);
         (c.out.snat, c.out.snat_excludes, c.out.snat_interfaces) =
             (snat.snat, snat.excludes, snat.interfaces);
@@ -503,24 +505,36 @@ impl Compiler {
                 self.report.set(Subject::Profile(pid.clone()), Vec::new());
             }
         }
-        let mut translations = crate::KindDiff::default();
+        let mut services = crate::services::ServiceDiff::default();
         if changes.kube_resync || changes.hosts {
-            let new = crate::services::desired_translations(
+            let new = crate::services::desired_services(
                 &model.kube,
                 model.hostname(),
                 &crate::services::node_ips(model),
             );
-            translations.note_all(&self.out.translations, &new);
-            self.frontends = crate::services::FrontendIndex::of(&new);
-            self.out.translations = new;
+            services
+                .translations
+                .note_all(&self.out.translations, &new.translations);
+            services
+                .rejects
+                .note_all(&self.out.service_rejects, &new.rejects);
+            self.services = crate::services::ServiceIndex::of(&new);
+            self.out.translations = new.translations;
+            self.out.service_rejects = new.rejects;
         } else if !changes.kube_services.is_empty() {
-            crate::services::update_translations(
-                &mut self.out.translations,
-                &mut self.frontends,
-                &mut translations,
+            let mut objects = crate::services::ServiceObjects {
+                translations: std::mem::take(&mut self.out.translations),
+                rejects: std::mem::take(&mut self.out.service_rejects),
+            };
+            crate::services::update_services(
+                &mut objects,
+                &mut self.services,
+                &mut services,
                 model,
                 &changes.kube_services,
             );
+            self.out.translations = objects.translations;
+            self.out.service_rejects = objects.rejects;
         }
         let services_synced =
             (self.out.services_synced != model.kube_synced).then_some(model.kube_synced);
@@ -608,7 +622,8 @@ impl Compiler {
             pods,
             pod_links,
             acls,
-            translations,
+            translations: services.translations,
+            service_rejects: services.rejects,
             services_synced,
             ..DesiredDiff::default()
         };

@@ -16,7 +16,7 @@ use crate::pods::{DesiredPod, DesiredPodLink};
 use crate::routes::{
     DesiredLocalRoute, DesiredRoute, DesiredTunnel, DesiredUplink, RouteKey, TunnelKey, UplinkKey,
 };
-use crate::services::{DesiredTranslation, FrontendKey};
+use crate::services::{DesiredReject, DesiredTranslation, FrontendKey};
 use crate::snat::{
     DesiredSnat, DesiredSnatExclude, DesiredSnatIf, SnatExcludeKey, SnatIfKey, SnatKey,
 };
@@ -146,6 +146,9 @@ pub struct DesiredState {
     /// Kubernetes service frontends (see [`crate::services`]).
     #[serde(default)]
     pub translations: BTreeMap<FrontendKey, DesiredTranslation>,
+    /// ClusterIPs routed to an ICMP unreachable (see [`crate::services::DesiredReject`]).
+    #[serde(default)]
+    pub service_rejects: BTreeMap<RouteKey, DesiredReject>,
     /// The Kubernetes watch has both its lists: translations not desired may be deleted
     /// (before, the realized ones are kept: nothing is known yet).
     #[serde(default)]
@@ -183,6 +186,7 @@ pub struct DesiredDiff {
     pub pods: KindDiff<InterfaceKey, DesiredPod>,
     pub pod_links: KindDiff<InterfaceKey, DesiredPodLink>,
     pub translations: KindDiff<FrontendKey, DesiredTranslation>,
+    pub service_rejects: KindDiff<RouteKey, DesiredReject>,
     /// `services_synced` changed to this.
     pub services_synced: Option<bool>,
 }
@@ -265,6 +269,7 @@ impl DesiredDiff {
             && self.pods.is_empty()
             && self.pod_links.is_empty()
             && self.translations.is_empty()
+            && self.service_rejects.is_empty()
             && self.services_synced.is_none()
     }
 
@@ -292,6 +297,7 @@ impl DesiredDiff {
             + self.pods.len()
             + self.pod_links.len()
             + self.translations.len()
+            + self.service_rejects.len()
     }
 
     /// Records the change of one ipset from `old` to `new`.
@@ -380,6 +386,8 @@ impl DesiredState {
         d.pod_links.note_all(&self.pod_links, &new.pod_links);
         d.translations
             .note_all(&self.translations, &new.translations);
+        d.service_rejects
+            .note_all(&self.service_rejects, &new.service_rejects);
         d.services_synced =
             (self.services_synced != new.services_synced).then_some(new.services_synced);
         d

@@ -7,9 +7,14 @@
 //! service's EndpointSlices of the frontend's family, at the slice's port of the service
 //! port's name (so named target ports resolve per slice); serving-but-terminating endpoints
 //! only when none is ready. `internalTrafficPolicy: Local` keeps this node's endpoints for
-//! ClusterIPs, `externalTrafficPolicy: Local` for everything reached from outside (and a
-//! frontend left with no backend is not programmed: its traffic is not translated and dies
-//! in VPP). Headless and ExternalName services are ignored.
+//! ClusterIPs, `externalTrafficPolicy: Local` for everything reached from outside. A
+//! frontend left with no backend is not translated; a ClusterIP none of whose ports has a
+//! backend is routed to an ICMP unreachable ([`DesiredReject`]) so that a new connection is
+//! refused at once, as kube-proxy refuses it, instead of leaving by the default route or
+//! timing out. A ClusterIP with some ports served cannot be: cnat's translation claims the
+//! address exclusively (its FIB entry replaces any route to it) and drops the unserved
+//! ports. External, load-balancer and node addresses are never rejected as a whole: they
+//! may carry other traffic. Headless and ExternalName services are ignored.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -19,7 +24,10 @@ use std::str::FromStr;
 use calico_model::kube::{
     KubeEndpointSlice, KubeService, KubeServicePort, KubeState, L4Proto, ServiceKey, ServiceType,
 };
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+
+use crate::RouteKey;
 
 /// The annotation that selects Maglev load balancing for a service (as the Calico/VPP agent
 /// names it).
@@ -82,6 +90,37 @@ pub struct DesiredTranslation {
     pub service: String,
 }
 
+/// A ClusterIP routed to an ICMP unreachable: no port of its service has a backend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredReject {
+    /// `namespace/name`, for logs.
+    pub service: String,
+}
+
+/// What the services ask of VPP: cnat translations, and ClusterIPs to reject.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceObjects {
+    pub translations: BTreeMap<FrontendKey, DesiredTranslation>,
+    pub rejects: BTreeMap<RouteKey, DesiredReject>,
+}
+
+/// An object owned by one service (two services claiming one is logged, the first keeps it).
+trait Owned {
+    fn service(&self) -> &str;
+}
+
+impl Owned for DesiredTranslation {
+    fn service(&self) -> &str {
+        &self.service
+    }
+}
+
+impl Owned for DesiredReject {
+    fn service(&self) -> &str {
+        &self.service
+    }
+}
+
 /// Where a service stands, for logs and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServiceNote {
@@ -90,19 +129,16 @@ pub enum ServiceNote {
     NoBackend(Vec<FrontendKey>),
 }
 
-/// The translations of one service; frontends without a backend are left out (listed in
-/// the note).
-pub fn service_translations(
+/// The translations of one service, and its ClusterIPs to reject; frontends without a
+/// backend are not translated (listed in the note).
+pub fn service_objects(
     key: &ServiceKey,
     svc: &KubeService,
     slices: &[&KubeEndpointSlice],
     node: Option<&str>,
     node_ips: &[IpAddr],
-) -> (
-    BTreeMap<FrontendKey, DesiredTranslation>,
-    Option<ServiceNote>,
-) {
-    let mut out = BTreeMap::new();
+) -> (ServiceObjects, Option<ServiceNote>) {
+    let mut out = ServiceObjects::default();
     if svc.kind == ServiceType::ExternalName {
         return (out, Some(ServiceNote::Ignored("ExternalName")));
     }
@@ -132,7 +168,7 @@ pub fn service_translations(
                 empty.push(fk);
                 return;
             }
-            out.insert(
+            out.translations.insert(
                 fk,
                 DesiredTranslation {
                     real_ip,
@@ -154,6 +190,19 @@ pub fn service_translations(
                     add(*ip, np, true, svc.external_local);
                 }
             }
+        }
+    }
+    // A ClusterIP none of whose ports is served. (One with a served port keeps only cnat's
+    // translation: cnat claims the address exclusively and drops its other ports.)
+    for fk in &empty {
+        let served = out.translations.keys().any(|t| t.vip == fk.vip);
+        if svc.cluster_ips.contains(&fk.vip) && !served {
+            out.rejects.insert(
+                RouteKey(IpNet::from(fk.vip)),
+                DesiredReject {
+                    service: key.to_string(),
+                },
+            );
         }
     }
     let note = (!empty.is_empty()).then_some(ServiceNote::NoBackend(empty));
@@ -196,13 +245,13 @@ fn backends(
     chosen.into_iter().collect()
 }
 
-/// Every service's translations (a frontend claimed by two services goes to the first by
-/// key, and the clash is logged).
-pub fn desired_translations(
+/// Every service's translations and rejects (an object claimed by two services goes to the
+/// first by key, and the clash is logged).
+pub fn desired_services(
     state: &KubeState,
     node: Option<&str>,
     node_ips: &[IpAddr],
-) -> BTreeMap<FrontendKey, DesiredTranslation> {
+) -> ServiceObjects {
     // The slices grouped by service once: looking them up per service would cost
     // services × slices.
     let mut by_service: BTreeMap<(&str, &str), Vec<&KubeEndpointSlice>> = BTreeMap::new();
@@ -212,31 +261,42 @@ pub fn desired_translations(
             .or_default()
             .push(s);
     }
-    let mut out = BTreeMap::new();
+    let mut out = ServiceObjects::default();
     for (key, svc) in &state.services {
         let slices = by_service
             .get(&(key.namespace.as_str(), key.name.as_str()))
             .map(Vec::as_slice)
             .unwrap_or_default();
-        let (t, _) = service_translations(key, svc, slices, node, node_ips);
-        merge(&mut out, t);
+        let (mine, _) = service_objects(key, svc, slices, node, node_ips);
+        merge(&mut out.translations, mine.translations);
+        merge(&mut out.rejects, mine.rejects);
     }
     out
 }
 
-/// Which frontends each service (`namespace/name`) holds in a translation table, so that a
-/// change of one service touches only its own frontends.
+/// Which objects each service (`namespace/name`) holds in the desired tables, so that a
+/// change of one service touches only its own.
 #[derive(Debug, Clone, Default)]
-pub struct FrontendIndex(BTreeMap<String, BTreeSet<FrontendKey>>);
+pub struct ServiceIndex {
+    frontends: BTreeMap<String, BTreeSet<FrontendKey>>,
+    rejects: BTreeMap<String, BTreeSet<RouteKey>>,
+}
 
-impl FrontendIndex {
-    pub fn of(table: &BTreeMap<FrontendKey, DesiredTranslation>) -> FrontendIndex {
-        let mut idx = FrontendIndex::default();
-        for (k, t) in table {
-            idx.0.entry(t.service.clone()).or_default().insert(*k);
+impl ServiceIndex {
+    pub fn of(objects: &ServiceObjects) -> ServiceIndex {
+        ServiceIndex {
+            frontends: index(&objects.translations),
+            rejects: index(&objects.rejects),
         }
-        idx
     }
+}
+
+fn index<K: Ord + Copy, V: Owned>(table: &BTreeMap<K, V>) -> BTreeMap<String, BTreeSet<K>> {
+    let mut idx: BTreeMap<String, BTreeSet<K>> = BTreeMap::new();
+    for (k, v) in table {
+        idx.entry(v.service().to_string()).or_default().insert(*k);
+    }
+    idx
 }
 
 /// This node's addresses (node ports listen on them).
@@ -250,49 +310,83 @@ pub fn node_ips(model: &calico_model::Model) -> Vec<IpAddr> {
     .collect()
 }
 
-/// Recomputes the translations of `changed` services in `out`, noting the difference in
-/// `diff`. Work is proportional to those services and their frontends.
-pub fn update_translations(
-    out: &mut BTreeMap<FrontendKey, DesiredTranslation>,
-    index: &mut FrontendIndex,
-    diff: &mut crate::KindDiff<FrontendKey, DesiredTranslation>,
+/// The changes of [`update_services`], one per desired table.
+#[derive(Debug, Default)]
+pub struct ServiceDiff {
+    pub translations: crate::KindDiff<FrontendKey, DesiredTranslation>,
+    pub rejects: crate::KindDiff<RouteKey, DesiredReject>,
+}
+
+/// Recomputes the objects of `changed` services in `out`, noting the difference in `diff`.
+/// Work is proportional to those services and their objects.
+pub fn update_services(
+    out: &mut ServiceObjects,
+    index: &mut ServiceIndex,
+    diff: &mut ServiceDiff,
     model: &calico_model::Model,
     changed: &BTreeSet<ServiceKey>,
 ) {
     let node_ips = node_ips(model);
     for key in changed {
         let name = key.to_string();
-        let old = index.0.remove(&name).unwrap_or_default();
         let new = match model.kube.services.get(key) {
             Some(svc) => {
                 let slices = slices_of(&model.kube, key);
-                service_translations(key, svc, &slices, model.hostname(), &node_ips).0
+                service_objects(key, svc, &slices, model.hostname(), &node_ips).0
             }
-            None => BTreeMap::new(),
+            None => ServiceObjects::default(),
         };
-        for k in &old {
-            if !new.contains_key(k) {
-                let was = out.remove(k);
-                diff.note(k, was.as_ref(), None);
+        replace_owned(
+            &mut out.translations,
+            &mut index.frontends,
+            &mut diff.translations,
+            &name,
+            new.translations,
+        );
+        replace_owned(
+            &mut out.rejects,
+            &mut index.rejects,
+            &mut diff.rejects,
+            &name,
+            new.rejects,
+        );
+    }
+}
+
+/// Replaces service `name`'s objects in `out` by `new`.
+fn replace_owned<K, V>(
+    out: &mut BTreeMap<K, V>,
+    index: &mut BTreeMap<String, BTreeSet<K>>,
+    diff: &mut crate::KindDiff<K, V>,
+    name: &str,
+    new: BTreeMap<K, V>,
+) where
+    K: Ord + Copy + fmt::Display,
+    V: Owned + Clone + PartialEq,
+{
+    let old = index.remove(name).unwrap_or_default();
+    for k in &old {
+        if !new.contains_key(k) {
+            let was = out.remove(k);
+            diff.note(k, was.as_ref(), None);
+        }
+    }
+    let mut mine = BTreeSet::new();
+    for (k, v) in new {
+        match out.get(&k) {
+            Some(have) if have.service() != name => {
+                tracing::warn!(object = %k, service = %name, owner = %have.service(),
+                    "two services claim one frontend; the first keeps it");
+            }
+            have => {
+                diff.note(&k, have, Some(&v));
+                out.insert(k, v);
+                mine.insert(k);
             }
         }
-        let mut mine = BTreeSet::new();
-        for (k, t) in new {
-            match out.get(&k) {
-                Some(have) if have.service != name => {
-                    tracing::warn!(frontend = %k, service = %name, owner = %have.service,
-                        "two services claim one frontend; the first keeps it");
-                }
-                have => {
-                    diff.note(&k, have, Some(&t));
-                    out.insert(k, t);
-                    mine.insert(k);
-                }
-            }
-        }
-        if !mine.is_empty() {
-            index.0.insert(name, mine);
-        }
+    }
+    if !mine.is_empty() {
+        index.insert(name.to_string(), mine);
     }
 }
 
@@ -311,14 +405,11 @@ pub fn slices_of<'a>(state: &'a KubeState, key: &ServiceKey) -> Vec<&'a KubeEndp
         .collect()
 }
 
-fn merge(
-    out: &mut BTreeMap<FrontendKey, DesiredTranslation>,
-    t: BTreeMap<FrontendKey, DesiredTranslation>,
-) {
-    for (k, v) in t {
+fn merge<K: Ord + fmt::Display, V: Owned>(out: &mut BTreeMap<K, V>, new: BTreeMap<K, V>) {
+    for (k, v) in new {
         match out.get(&k) {
             Some(have) => {
-                tracing::warn!(frontend = %k, service = %v.service, owner = %have.service,
+                tracing::warn!(object = %k, service = %v.service(), owner = %have.service(),
                 "two services claim one frontend; the first keeps it")
             }
             None => {
@@ -335,6 +426,24 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    fn service_translations(
+        key: &ServiceKey,
+        svc: &KubeService,
+        slices: &[&KubeEndpointSlice],
+        node: Option<&str>,
+        node_ips: &[IpAddr],
+    ) -> (
+        BTreeMap<FrontendKey, DesiredTranslation>,
+        Option<ServiceNote>,
+    ) {
+        let (o, note) = service_objects(key, svc, slices, node, node_ips);
+        (o.translations, note)
+    }
+
+    fn reject(vip: &str) -> RouteKey {
+        RouteKey(IpNet::from(ip(vip)))
     }
 
     fn svc(kind: ServiceType) -> KubeService {
@@ -428,11 +537,59 @@ mod tests {
             !t.contains_key(&fk("192.168.0.1", 30080)),
             "no node port on a ClusterIP service"
         );
-        // No IPv6 endpoint: the IPv6 ClusterIP has no backend.
+        // No IPv6 endpoint: the IPv6 ClusterIP has no backend, and is rejected.
         assert_eq!(
             note,
             Some(ServiceNote::NoBackend(vec![fk("fd00:96::10", 80)]))
         );
+        let (o, _) = service_objects(
+            &key(),
+            &svc(ServiceType::ClusterIp),
+            &[&s],
+            Some("n1"),
+            &node_ips(),
+        );
+        assert_eq!(
+            o.rejects.keys().copied().collect::<Vec<_>>(),
+            vec![reject("fd00:96::10")]
+        );
+    }
+
+    #[test]
+    fn cluster_ips_with_no_served_port_are_rejected_and_other_addresses_never_are() {
+        // No endpoint at all: both ClusterIPs rejected; the external IP and the node
+        // address (node port) are not: they may carry other traffic.
+        let (o, note) = service_objects(
+            &key(),
+            &svc(ServiceType::NodePort),
+            &[],
+            Some("n1"),
+            &node_ips(),
+        );
+        assert!(o.translations.is_empty());
+        assert_eq!(
+            o.rejects.keys().copied().collect::<Vec<_>>(),
+            vec![reject("10.96.0.10"), reject("fd00:96::10")]
+        );
+        let Some(ServiceNote::NoBackend(empty)) = note else {
+            panic!("{note:?}")
+        };
+        assert!(empty.contains(&fk("192.0.2.10", 80)) && empty.contains(&fk("192.168.0.1", 30080)));
+        // Two ports, one served: not rejected (cnat claims the address for the served one,
+        // and drops the other port).
+        let s = slice(8080, vec![ep("10.70.0.2", "n1", true, false)]);
+        let mut two = svc(ServiceType::ClusterIp);
+        two.cluster_ips = vec![ip("10.96.0.10")];
+        let mut other = two.ports[0].clone();
+        other.name = "metrics".into();
+        other.port = 9100;
+        two.ports.push(other);
+        let (o, _) = service_objects(&key(), &two, &[&s], None, &[]);
+        assert!(o.translations.contains_key(&fk("10.96.0.10", 80)));
+        assert!(o.rejects.is_empty());
+        // Neither served: rejected.
+        let (o, _) = service_objects(&key(), &two, &[], None, &[]);
+        assert_eq!(o.rejects.len(), 1);
     }
 
     #[test]
@@ -571,7 +728,7 @@ mod tests {
             },
             slice(8080, vec![ep("10.70.9.9", "n1", true, false)]),
         );
-        let t = desired_translations(&st, None, &[]);
+        let t = desired_services(&st, None, &[]).translations;
         assert_eq!(
             t[&fk("10.96.0.10", 80)].backends,
             vec![(ip("10.70.0.2"), 8080)]
@@ -628,10 +785,33 @@ mod tests {
             crate::Compiler::new(&m).desired(),
             "incremental equals full"
         );
-        // The service goes: its frontends go.
-        m.kube.services.clear();
+        assert_eq!(
+            c.desired()
+                .service_rejects
+                .keys()
+                .copied()
+                .collect::<Vec<_>>(),
+            vec![reject("fd00:96::10")],
+            "no IPv6 endpoint"
+        );
+        // The last endpoint goes: the IPv4 ClusterIP is rejected too, the external IP not.
+        m.kube.slices.insert(sk.clone(), slice(8080, vec![]));
         let d = c.update(&m, &ch);
         assert_eq!(d.translations.removed.len(), 2);
+        assert_eq!(
+            d.service_rejects
+                .upserted
+                .keys()
+                .copied()
+                .collect::<Vec<_>>(),
+            vec![reject("10.96.0.10")]
+        );
+        assert_eq!(c.desired(), crate::Compiler::new(&m).desired());
+        // The service goes: its rejects go.
+        m.kube.services.clear();
+        let d = c.update(&m, &ch);
+        assert_eq!(d.service_rejects.removed.len(), 2);
+        assert!(c.desired().service_rejects.is_empty());
         assert_eq!(c.desired(), crate::Compiler::new(&m).desired());
     }
 }

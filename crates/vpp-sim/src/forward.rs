@@ -16,6 +16,9 @@ const SNAT_POLICY_NONE: u8 = 0;
 const SNAT_POLICY_IF_PFX: u8 = 1;
 const SNAT_INCLUDE_V4: u8 = 0;
 const SNAT_INCLUDE_V6: u8 = 1;
+/// FIB path types that answer with an ICMP destination unreachable.
+const PATH_TYPE_ICMP_UNREACH: u32 = 5;
+const PATH_TYPE_ICMP_PROHIBIT: u32 = 6;
 
 /// How a packet leaves VPP.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +50,9 @@ pub enum NotForwarded {
     Local(IpAddr),
     #[error("dropped by the route to {0}")]
     Dropped(IpAddr),
+    /// The route answers with an ICMP destination unreachable (a rejected service address).
+    #[error("{0} is unreachable (ICMP destination unreachable sent back)")]
+    Unreachable(IpAddr),
     #[error("no interface {0}")]
     NoInterface(u32),
 }
@@ -157,8 +163,12 @@ impl SimState {
                 let Some(p) = paths.first() else {
                     return Err(NotForwarded::Dropped(dst));
                 };
-                if p.path_type != 0 {
-                    return Err(NotForwarded::Dropped(dst));
+                match p.path_type {
+                    0 => {}
+                    PATH_TYPE_ICMP_UNREACH | PATH_TYPE_ICMP_PROHIBIT => {
+                        return Err(NotForwarded::Unreachable(dst))
+                    }
+                    _ => return Err(NotForwarded::Dropped(dst)),
                 }
                 let nh = next_hop(&p.nh, dst.is_ipv6());
                 let r = match (p.sw_if_index, nh) {

@@ -38,6 +38,7 @@ pub mod local_route;
 pub mod npol_objects;
 pub mod pod;
 pub mod route;
+pub mod service_reject;
 pub mod snat;
 pub mod translation;
 pub mod tunnel;
@@ -499,6 +500,7 @@ kinds! {
     snat_interfaces: snat::SnatInterfaces,
     pod_links: pod::PodLinks,
     translations: translation::Translations,
+    service_rejects: service_reject::ServiceRejects,
 }
 
 impl<D: Dataplane> Reconciler<D> {
@@ -716,7 +718,8 @@ mod tests {
                 "snat_interfaces",
                 "pods",
                 "pod_links",
-                "translations"
+                "translations",
+                "service_rejects"
             ])
         );
         let mut old = v.clone();

@@ -82,7 +82,9 @@ impl Kind for Routes {
             next_hop: want.next_hop,
             via: match via {
                 RoutePath::Via(_) => None,
-                p @ (RoutePath::Interface(_) | RoutePath::ViaOn(..)) => Some(p),
+                p @ (RoutePath::Interface(_) | RoutePath::ViaOn(..) | RoutePath::Unreachable) => {
+                    Some(p)
+                }
             },
         })
     }
