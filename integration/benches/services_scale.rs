@@ -154,6 +154,17 @@ fn main() {
         let _ = client.python(CONNECT_TIMES, &[&vip(target), "80", "5"]);
         let (_, out) = client.python(CONNECT_TIMES, &[&vip(target), "80", "300"]);
         let f: Vec<&str> = out.split_whitespace().collect();
+        if f.get(2).is_some_and(|n| *n != "0") {
+            // Failures: what VPP counted, for the record.
+            for cmd in ["show errors", "show cnat session", "show cnat client"] {
+                let o = vpp.cli(cmd);
+                let lines: Vec<&str> = o.lines().filter(|l| !l.trim().is_empty()).collect();
+                eprintln!("--- {cmd} ({} lines)", lines.len());
+                for l in lines.iter().take(25) {
+                    eprintln!("{l}");
+                }
+            }
+        }
         println!(
             "  {n:>8}  {:>12.2}  {:>10}  {:>10}  {:>8}",
             programmed.as_secs_f64(),

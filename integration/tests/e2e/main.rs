@@ -22,6 +22,7 @@ mod metrics;
 mod p2p;
 mod reconcile;
 mod routes_realvpp;
+mod services;
 mod services_realvpp;
 mod snat_realvpp;
 mod tunnels_realvpp;
