@@ -222,9 +222,11 @@ impl DataplaneHook for VppHook {
                 }
             }
             previous => {
+                let started = std::time::Instant::now();
                 let c = Compiler::new(batch.model);
                 let d = c.desired();
                 info!(
+                    elapsed_us = started.elapsed().as_micros() as u64,
                     ipsets = d.ipsets.len(),
                     rules = d.rules.len(),
                     policies = d.policies.len(),

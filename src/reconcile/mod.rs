@@ -128,6 +128,11 @@ pub struct PassReport {
     pub waiting_objects: usize,
     /// Endpoints whose interface is not in VPP yet.
     pub pending_interfaces: usize,
+    /// Batches sent to VPP.
+    pub batches: usize,
+    /// Time inside the dataplane's `execute` for those batches: encoding, VPP's work and its
+    /// replies (the rest of a pass is the driver's own: diffing and planning).
+    pub vpp_wait: Duration,
 }
 
 /// The reconciler's health in one value, for the agent's status and logs.
@@ -209,6 +214,10 @@ pub struct Reconciler<D> {
     /// due a `rescan_interval` after it, however often other wake-ups come.
     last_refresh: Option<Instant>,
     events: Vec<EndpointStatusEvent>,
+    /// See [`Reconciler::defer_saves`].
+    defer_saves: bool,
+    /// A pass left the state file to [`Reconciler::save_deferred`].
+    save_due: bool,
     passes: u64,
 }
 
@@ -263,6 +272,8 @@ impl<D: Dataplane> Reconciler<D> {
             connections: 0,
             last_refresh: None,
             events: Vec::new(),
+            defer_saves: false,
+            save_due: false,
             passes: 0,
         }
     }
@@ -485,6 +496,22 @@ impl<D: Dataplane> Reconciler<D> {
     }
 
     /// Status changes since the last call, in order.
+    /// From now on a successful pass leaves writing the state file to
+    /// [`save_deferred`](Self::save_deferred), so that its status events can go out first:
+    /// status reflects VPP, which is programmed by then, and Felix should not wait for the
+    /// file (a million IP set members take a while to write). A crash in between is no worse
+    /// than one during the pass: the file is behind VPP either way.
+    pub fn defer_saves(&mut self) {
+        self.defer_saves = true;
+    }
+
+    /// Writes the state file if a pass left it to this.
+    pub fn save_deferred(&mut self) {
+        if std::mem::take(&mut self.save_due) {
+            self.save_state();
+        }
+    }
+
     pub fn take_status_events(&mut self) -> Vec<EndpointStatusEvent> {
         std::mem::take(&mut self.events)
     }
@@ -748,9 +775,9 @@ impl<D: Dataplane> Reconciler<D> {
         self.books.clear_waiting();
         let result = self.pass(desired, &mut work, &mut report).await;
         self.passes += 1;
-        // Whatever VPP acknowledged before a break is recorded: keep the file in step.
-        self.save_state();
         if let Err(e) = result {
+            // Whatever VPP acknowledged before a break is recorded: keep the file in step.
+            self.save_state();
             self.in_step = false;
             return Err(e);
         }
@@ -761,6 +788,11 @@ impl<D: Dataplane> Reconciler<D> {
         self.link_changed.clear();
         self.retain_relevant_failures(desired);
         self.emit_status_changes(work.as_ref().map(|w| &w.interfaces));
+        if self.defer_saves {
+            self.save_due = true;
+        } else {
+            self.save_state();
+        }
         self.publish_metrics(desired, full);
         report.failed_objects = self.failures.len() + self.books.failures().len();
         report.waiting_objects = self.waiting.len() + self.books.waiting_len();
@@ -776,6 +808,8 @@ impl<D: Dataplane> Reconciler<D> {
             failed_objects = report.failed_objects,
             waiting = report.waiting_objects,
             pending_interfaces = report.pending_interfaces,
+            batches = report.batches,
+            vpp_us = report.vpp_wait.as_micros() as u64,
             elapsed_us = started.elapsed().as_micros() as u64,
             "reconcile pass"
         );

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use calico_compile::{DesiredInterface, DesiredState, InterfaceKey, IpSetKey};
 use tokio::time::Instant;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::kinds::npol_objects::Policies;
 use super::kinds::Stage;
@@ -155,7 +155,17 @@ impl<D: Dataplane> Reconciler<D> {
             })
             .count();
         let names: Vec<&'static str> = ops.iter().map(Op::name).collect();
+        let sent = Instant::now();
         let r = self.dp.execute(ops).await;
+        report.batches += 1;
+        report.vpp_wait += sent.elapsed();
+        debug!(
+            ops = n,
+            first = names.first().copied().unwrap_or(""),
+            last = names.last().copied().unwrap_or(""),
+            elapsed_us = sent.elapsed().as_micros() as u64,
+            "batch executed"
+        );
         if r.is_err() && creates > 0 {
             // npol has no dump: an object VPP created but whose reply was lost is unknown to
             // us and stays in VPP (unused) until VPP restarts.

@@ -155,6 +155,7 @@ async fn run<D: Dataplane>(
     let mut next_connect = Instant::now();
     let mut last_pass: Option<Instant> = None;
     let mut rescan = false;
+    r.defer_saves();
     loop {
         if rescan && r.is_connected() {
             rescan = false;
@@ -212,11 +213,19 @@ async fn run<D: Dataplane>(
                 }
             }
             last_pass = Some(Instant::now());
-            for ev in r.take_status_events() {
+            let events = r.take_status_events();
+            let any = !events.is_empty();
+            for ev in events {
                 if status_tx.send(ev).is_err() {
+                    r.save_deferred();
                     return;
                 }
             }
+            if any {
+                // Let the status reach Felix before the state file is written.
+                tokio::task::yield_now().await;
+            }
+            r.save_deferred();
         }
         summary_tx.send_if_modified(|s| {
             let mut now = r.summary();

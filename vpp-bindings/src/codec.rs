@@ -416,7 +416,9 @@ pub fn union_get<T: Decode>(bytes: &[u8]) -> Result<T, DecodeError> {
 
 /// Encodes a member into a union's bytes, zero-padded to the union's size.
 pub fn union_set<T: Encode, const N: usize>(v: &T) -> Result<[u8; N], EncodeError> {
-    let b = to_bytes(v)?;
+    let mut w = Writer::with_capacity(N);
+    v.encode(&mut w)?;
+    let b = w.as_slice();
     if b.len() > N {
         return Err(EncodeError::UnionOverflow {
             len: b.len(),
@@ -424,7 +426,7 @@ pub fn union_set<T: Encode, const N: usize>(v: &T) -> Result<[u8; N], EncodeErro
         });
     }
     let mut out = [0u8; N];
-    out[..b.len()].copy_from_slice(&b);
+    out[..b.len()].copy_from_slice(b);
     Ok(out)
 }
 

@@ -28,11 +28,89 @@ pub enum IpSetType {
 }
 
 /// One member of an npol ipset. Its variant must agree with the set's [`IpSetType`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+///
+/// Serialized as serde's derive would (externally tagged, addresses as text in readable
+/// formats), but IPv4 text is written without `core::fmt`: the driver's state file holds
+/// every member of every set, a million of them in a large cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
 pub enum IpSetMember {
     Ip(IpAddr),
     Net(IpNet),
     IpAndPort { addr: IpAddr, proto: u8, port: u16 },
+}
+
+impl Serialize for IpSetMember {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStructVariant;
+        match self {
+            IpSetMember::Ip(a) => {
+                s.serialize_newtype_variant("IpSetMember", 0, "Ip", &Text::Addr(*a))
+            }
+            IpSetMember::Net(n) => {
+                s.serialize_newtype_variant("IpSetMember", 1, "Net", &Text::Net(*n))
+            }
+            IpSetMember::IpAndPort { addr, proto, port } => {
+                let mut v = s.serialize_struct_variant("IpSetMember", 2, "IpAndPort", 3)?;
+                v.serialize_field("addr", &Text::Addr(*addr))?;
+                v.serialize_field("proto", proto)?;
+                v.serialize_field("port", port)?;
+                v.end()
+            }
+        }
+    }
+}
+
+/// An address or prefix serialized as its own `Serialize` does, IPv4 text written by hand.
+enum Text {
+    Addr(IpAddr),
+    Net(IpNet),
+}
+
+impl Serialize for Text {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = [0u8; 18];
+        let n = match (s.is_human_readable(), self) {
+            (true, Text::Addr(IpAddr::V4(a))) => v4_text(a.octets(), None, &mut buf),
+            (true, Text::Net(IpNet::V4(n))) => {
+                v4_text(n.addr().octets(), Some(n.prefix_len()), &mut buf)
+            }
+            (_, Text::Addr(a)) => return a.serialize(s),
+            (_, Text::Net(n)) => return n.serialize(s),
+        };
+        match std::str::from_utf8(&buf[..n]) {
+            Ok(text) => s.serialize_str(text),
+            Err(e) => Err(serde::ser::Error::custom(e)),
+        }
+    }
+}
+
+/// Writes `a.b.c.d` (and `/len`) into `buf`; returns the length.
+fn v4_text(octets: [u8; 4], len: Option<u8>, buf: &mut [u8; 18]) -> usize {
+    fn decimal(v: u8, buf: &mut [u8; 18], mut i: usize) -> usize {
+        if v >= 100 {
+            buf[i] = b'0' + v / 100;
+            i += 1;
+        }
+        if v >= 10 {
+            buf[i] = b'0' + v / 10 % 10;
+            i += 1;
+        }
+        buf[i] = b'0' + v % 10;
+        i + 1
+    }
+    let mut i = 0;
+    for (k, o) in octets.into_iter().enumerate() {
+        if k > 0 {
+            buf[i] = b'.';
+            i += 1;
+        }
+        i = decimal(o, buf, i);
+    }
+    if let Some(len) = len {
+        buf[i] = b'/';
+        i = decimal(len, buf, i + 1);
+    }
+    i
 }
 
 impl IpSetMember {
@@ -194,4 +272,73 @@ pub enum Direction {
 pub enum Verdict {
     Allow,
     Deny,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What `#[derive(Serialize)]` writes: the hand-written impl must write the same.
+    #[derive(Serialize)]
+    enum Derived {
+        Ip(IpAddr),
+        Net(IpNet),
+        IpAndPort { addr: IpAddr, proto: u8, port: u16 },
+    }
+
+    fn derived(m: &IpSetMember) -> Derived {
+        match *m {
+            IpSetMember::Ip(a) => Derived::Ip(a),
+            IpSetMember::Net(n) => Derived::Net(n),
+            IpSetMember::IpAndPort { addr, proto, port } => {
+                Derived::IpAndPort { addr, proto, port }
+            }
+        }
+    }
+
+    fn addr() -> impl Strategy<Value = IpAddr> {
+        prop_oneof![
+            any::<[u8; 4]>().prop_map(IpAddr::from),
+            any::<[u8; 16]>().prop_map(IpAddr::from),
+        ]
+    }
+
+    fn member() -> impl Strategy<Value = IpSetMember> {
+        prop_oneof![
+            addr().prop_map(IpSetMember::Ip),
+            (addr(), 0u8..=128).prop_map(|(a, l)| {
+                let max = if a.is_ipv4() { 32 } else { 128 };
+                IpSetMember::Net(IpNet::new(a, l.min(max)).unwrap())
+            }),
+            (addr(), any::<u8>(), any::<u16>())
+                .prop_map(|(addr, proto, port)| IpSetMember::IpAndPort { addr, proto, port }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn members_serialize_as_derived_and_round_trip(m in member()) {
+            let json = serde_json::to_string(&m).unwrap();
+            prop_assert_eq!(&json, &serde_json::to_string(&derived(&m)).unwrap());
+            prop_assert_eq!(serde_json::from_str::<IpSetMember>(&json).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn ipv4_text_edges() {
+        for (m, text) in [
+            (IpSetMember::Ip([0, 0, 0, 0].into()), r#"{"Ip":"0.0.0.0"}"#),
+            (
+                IpSetMember::Net("255.255.255.255/32".parse().unwrap()),
+                r#"{"Net":"255.255.255.255/32"}"#,
+            ),
+            (
+                IpSetMember::Net("10.100.9.0/24".parse().unwrap()),
+                r#"{"Net":"10.100.9.0/24"}"#,
+            ),
+        ] {
+            assert_eq!(serde_json::to_string(&m).unwrap(), text);
+        }
+    }
 }

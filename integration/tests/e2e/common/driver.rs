@@ -119,6 +119,8 @@ pub struct Driver {
     /// Every workload status frame in arrival order: (workload_id, status or None).
     pub status_log: Arc<Mutex<StatusLog>>,
     log: Arc<Mutex<String>>,
+    /// Every log line with the time it arrived.
+    timed: Arc<Mutex<Vec<(Instant, String)>>>,
     /// Every logged reconcile pass that wrote something: when its line arrived, its writes.
     pub passes: Arc<Mutex<PassLog>>,
     seq: u64,
@@ -220,7 +222,8 @@ impl Driver {
         let log = Arc::new(Mutex::new(String::new()));
         let passes = Arc::new(Mutex::new(Vec::new()));
         let err = BufReader::new(child.stderr.take().unwrap());
-        let (sink, pass_sink) = (log.clone(), passes.clone());
+        let timed = Arc::new(Mutex::new(Vec::new()));
+        let (sink, pass_sink, timed_sink) = (log.clone(), passes.clone(), timed.clone());
         std::thread::spawn(move || {
             for line in err.split(b'\n') {
                 let Ok(line) = line else { return };
@@ -233,6 +236,10 @@ impl Driver {
                         .unwrap_or(0);
                     pass_sink.lock().unwrap().push((Instant::now(), writes));
                 }
+                timed_sink
+                    .lock()
+                    .unwrap()
+                    .push((Instant::now(), line.to_string()));
                 let mut l = sink.lock().unwrap();
                 l.push_str(&line);
                 l.push('\n');
@@ -245,6 +252,7 @@ impl Driver {
             status,
             status_log,
             log,
+            timed,
             passes,
             seq: 0,
             model: Model::default(),
@@ -317,6 +325,16 @@ impl Driver {
             self.status.lock().unwrap().get(workload_id),
             self.log()
         );
+    }
+
+    /// Every log line so far with the time it arrived.
+    pub fn timed_log(&self) -> Vec<(Instant, String)> {
+        self.timed.lock().unwrap().clone()
+    }
+
+    /// The driver's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn log(&self) -> String {
