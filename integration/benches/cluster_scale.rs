@@ -241,10 +241,10 @@ fn ups(d: &Driver) -> usize {
         .count()
 }
 
-/// The driver's peak resident set (VmHWM), in MiB.
-fn peak_rss_mib(pid: u32) -> Option<f64> {
+/// The driver's peak resident set (`VmHWM`) or current one (`VmRSS`), in MiB.
+fn rss_mib(pid: u32, which: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(which))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
 }
@@ -326,7 +326,8 @@ fn run(s: &Shape, stream: &[proto::ToDataplane]) {
     let up = t0.elapsed();
     assert!(ok, "not every endpoint up within {WAIT:?}:\n{}", d.log());
     std::thread::sleep(Duration::from_millis(500));
-    let rss = peak_rss_mib(d.pid());
+    let rss = rss_mib(d.pid(), "VmHWM:");
+    let rss_now = rss_mib(d.pid(), "VmRSS:");
     let lines = d.timed_log();
     let since = |l: &Option<(Instant, String)>| {
         l.as_ref()
@@ -340,7 +341,7 @@ fn run(s: &Shape, stream: &[proto::ToDataplane]) {
     println!(
         "  snapshot written to fd 3 in {:.2} s; after InSync: ingest done {}, compiled {}, first \
          pass logged {} (pass {} µs, {} writes, {} failed ops), every endpoint up {:.3} s; peak \
-         RSS {}",
+         RSS {} (now {})",
         sent.as_secs_f64(),
         since(&insync),
         since(&compiled),
@@ -350,6 +351,9 @@ fn run(s: &Shape, stream: &[proto::ToDataplane]) {
         field(pass_line, "failed_ops").unwrap_or("?"),
         up.as_secs_f64(),
         rss.map(|m| format!("{m:.0} MiB"))
+            .unwrap_or_else(|| "?".into()),
+        rss_now
+            .map(|m| format!("{m:.0} MiB"))
             .unwrap_or_else(|| "?".into()),
     );
     if let Some((_, l)) = compiled {

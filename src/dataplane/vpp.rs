@@ -1133,14 +1133,17 @@ impl Dataplane for VppDataplane {
             }
         }
         let mut batch = client.batch();
-        let mut pending = Vec::with_capacity(ops.len());
-        for op in &ops {
-            match push_op(&mut batch, op, self.vxlan_decap_next) {
+        let n = ops.len();
+        let mut pending = Vec::with_capacity(n);
+        // Each op is dropped once encoded: a batch of a million IP set members is held once,
+        // as frames, not also as ops.
+        for op in ops {
+            match push_op(&mut batch, &op, self.vxlan_decap_next) {
                 Ok(p) => pending.push((op.name(), p)),
                 Err(e) => return Err(self.lost(e)),
             }
         }
-        debug!(ops = ops.len(), messages = batch.len(), "sending batch");
+        debug!(ops = n, messages = batch.len(), "sending batch");
         let replies = match batch.send().await {
             Ok(r) => r,
             Err(e) => return Err(self.lost(e)),

@@ -565,12 +565,15 @@ impl<D: Dataplane> Reconciler<D> {
     /// Brings the state file up to date with `realized`: what changed is appended to the
     /// journal; a new VPP run, an outgrown journal or a failed write get a whole snapshot.
     fn save_state(&mut self) {
-        let record = self.realized.take_changes(&mut self.orphans_written);
         let (Some(store), Some(vpp)) = (self.store.as_mut(), &self.realized_for) else {
+            self.realized.forget_changes(&mut self.orphans_written);
             self.snapshot_needed = false;
             return;
         };
-        if !self.snapshot_needed {
+        if self.snapshot_needed {
+            self.realized.forget_changes(&mut self.orphans_written);
+        } else {
+            let record = self.realized.take_changes(&mut self.orphans_written);
             if record.is_empty() {
                 return;
             }

@@ -313,7 +313,11 @@ impl<D: Dataplane> Reconciler<D> {
         // member delete is broken, DESIGN section 3).
         let mut creates: Vec<(&IpSetKey, bool)> = Vec::new();
         let mut create_ops = Vec::new();
+        // (key, new set id, rebuild or add): a new set's fill needs nothing back once sent; a
+        // delta keeps its members to record once VPP took them (the op itself is consumed by
+        // the send, so 1M members are not held twice).
         let mut fills: Vec<(&IpSetKey, Option<IpSetId>, bool)> = Vec::new();
+        let mut deltas: Vec<Vec<npol::IpSetMember>> = Vec::new();
         let mut fill_ops = Vec::new();
         for (key, want) in scoped(&desired.ipsets, keys) {
             if !self.failures.is_empty() && !self.due(&ObjectRef::IpSet(key.clone()), now) {
@@ -338,22 +342,26 @@ impl<D: Dataplane> Reconciler<D> {
                     log.ok(ObjectRef::IpSet(key.clone()));
                 }
                 if !added.is_empty() {
+                    let members: Vec<_> = added.iter().copied().collect();
                     fills.push((key, None, true));
+                    deltas.push(members.clone());
                     fill_ops.push(Op::IpSetAddMembers {
                         set: have.id,
-                        members: added.iter().copied().collect(),
+                        members,
                     });
                 }
                 if !removed.is_empty() {
+                    let members: Vec<_> = removed.iter().copied().collect();
                     fills.push((key, None, false));
+                    deltas.push(members.clone());
                     fill_ops.push(Op::IpSetDelMembers {
                         set: have.id,
-                        members: removed.iter().copied().collect(),
+                        members,
                     });
                 }
                 continue;
             }
-            if have.set == *want {
+            if have.set == **want {
                 log.ok(ObjectRef::IpSet(key.clone()));
                 continue;
             }
@@ -381,6 +389,7 @@ impl<D: Dataplane> Reconciler<D> {
             }
             if !added.is_empty() {
                 fills.push((key, None, true));
+                deltas.push(added.clone());
                 fill_ops.push(Op::IpSetAddMembers {
                     set: have.id,
                     members: added,
@@ -388,6 +397,7 @@ impl<D: Dataplane> Reconciler<D> {
             }
             if !removed.is_empty() {
                 fills.push((key, None, false));
+                deltas.push(removed.clone());
                 fill_ops.push(Op::IpSetDelMembers {
                     set: have.id,
                     members: removed,
@@ -426,14 +436,15 @@ impl<D: Dataplane> Reconciler<D> {
                 log.ok(obj);
             } else {
                 fills.push((key, Some(id), rebuild));
+                deltas.push(Vec::new());
                 fill_ops.push(Op::IpSetAddMembers {
                     set: id,
                     members: want.members.iter().copied().collect(),
                 });
             }
         }
-        let results = self.exec(fill_ops.clone(), report).await?;
-        for (((key, new_id, flag), op), res) in fills.into_iter().zip(fill_ops).zip(results) {
+        let results = self.exec(fill_ops, report).await?;
+        for (((key, new_id, flag), members), res) in fills.into_iter().zip(deltas).zip(results) {
             let obj = ObjectRef::IpSet(key.clone());
             if let Err(e) = res {
                 // A rebuilt set that failed stays an orphan and is deleted later.
@@ -441,15 +452,10 @@ impl<D: Dataplane> Reconciler<D> {
                 continue;
             }
             log.ok(obj);
-            match (new_id, op) {
-                (Some(id), _) => self.finish_fill(key, id, flag, &desired.ipsets[key]),
-                (None, Op::IpSetAddMembers { members, .. }) => {
-                    self.realized.ipsets.add_members(key, &members);
-                }
-                (None, Op::IpSetDelMembers { members, .. }) => {
-                    self.realized.ipsets.remove_members(key, &members);
-                }
-                (None, _) => {}
+            match new_id {
+                Some(id) => self.finish_fill(key, id, flag, &desired.ipsets[key]),
+                None if flag => self.realized.ipsets.add_members(key, &members),
+                None => self.realized.ipsets.remove_members(key, &members),
             }
         }
         self.finish_stage(log, now);

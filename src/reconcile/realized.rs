@@ -128,6 +128,11 @@ impl<K: Ord + Clone, V> Table<K, V> {
             .collect()
     }
 
+    /// Forgets which keys changed, copying nothing (a whole snapshot is written instead).
+    pub(super) fn forget_changed(&mut self) {
+        self.changed.clear();
+    }
+
     pub(super) fn apply_changed(&mut self, changes: Vec<(K, Option<V>)>) {
         for (k, v) in changes {
             match v {
@@ -289,6 +294,20 @@ impl Realized {
             kinds: self.kinds.take_changes(),
             orphans,
         }
+    }
+
+    /// Forgets everything changed since the last call, as [`Realized::take_changes`] does but
+    /// without building the record: for when a whole snapshot is written anyway (the first
+    /// sync of a million IP set members would otherwise be copied once more only to be
+    /// dropped).
+    pub fn forget_changes(&mut self, orphans_written: &mut Orphans) {
+        self.ipsets.table.forget_changed();
+        self.ipsets.members.0.clear();
+        if self.orphans != *orphans_written {
+            *orphans_written = self.orphans.clone();
+        }
+        self.interfaces.forget_changed();
+        self.kinds.forget_changes();
     }
 
     /// Applies a journal record read back from the file.

@@ -294,6 +294,8 @@ pub fn apply_diff(state: &mut DesiredState, mut diff: DesiredDiff) {
     for (k, delta) in ipset_members {
         match state.ipsets.get_mut(&k) {
             Some(set) => {
+                // The compiler copied its side before changing it: no copy here.
+                let set = std::sync::Arc::make_mut(set);
                 for m in &delta.removed {
                     set.members.remove(m);
                 }

@@ -6,6 +6,7 @@
 //! own IP set. Never used by the driver itself.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
 use calico_compile::{DesiredInterface, DesiredState, InterfaceKey, IpSetKey, PolicyKey, RuleKey};
 use calico_model::MacAddr;
@@ -60,7 +61,8 @@ pub fn synthetic(endpoints: usize, policies: usize, members: usize) -> DesiredSt
             port: 8080 + k,
         });
     }
-    d.ipsets.insert(IpSetKey("named-port".into()), named);
+    d.ipsets
+        .insert(IpSetKey("named-port".into()), Arc::new(named));
     for p in 0..policies {
         let mut set = npol::IpSet::new(npol::IpSetType::Ip);
         for m in 0..per_set {
@@ -71,7 +73,7 @@ pub fn synthetic(endpoints: usize, policies: usize, members: usize) -> DesiredSt
                 ))));
         }
         let set_key = IpSetKey(format!("set-{p}"));
-        d.ipsets.insert(set_key.clone(), set);
+        d.ipsets.insert(set_key.clone(), Arc::new(set));
         let entry = |is_src, data| npol::Entry {
             is_src,
             is_not: false,
@@ -151,7 +153,8 @@ pub fn add_pod(d: &mut DesiredState, j: usize, existing_endpoints: usize, polici
     let nss = namespaces(existing_endpoints);
     let ns = j / ENDPOINTS_PER_NAMESPACE % nss;
     if let Some(set) = namespace_set(ns, policies).and_then(|k| d.ipsets.get_mut(&k)) {
-        set.members
+        Arc::make_mut(set)
+            .members
             .insert(npol::IpSetMember::Ip(endpoint_address(j)));
     }
     insert_endpoint(d, j, policies, nss);

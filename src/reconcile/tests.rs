@@ -19,18 +19,18 @@ fn ip(s: &str) -> IpAddr {
 
 const MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
 
-fn ip_set(members: &[&str]) -> npol::IpSet {
-    npol::IpSet {
+fn ip_set(members: &[&str]) -> Arc<npol::IpSet> {
+    Arc::new(npol::IpSet {
         kind: npol::IpSetType::Ip,
         members: members
             .iter()
             .map(|m| npol::IpSetMember::Ip(ip(m)))
             .collect(),
-    }
+    })
 }
 
-fn port_set(members: &[(&str, u16)]) -> npol::IpSet {
-    npol::IpSet {
+fn port_set(members: &[(&str, u16)]) -> Arc<npol::IpSet> {
+    Arc::new(npol::IpSet {
         kind: npol::IpSetType::IpAndPort,
         members: members
             .iter()
@@ -40,7 +40,7 @@ fn port_set(members: &[(&str, u16)]) -> npol::IpSet {
                 port: *p,
             })
             .collect(),
-    }
+    })
 }
 
 fn rule(action: npol::RuleAction, set: &str, port_set: bool) -> npol::Rule<IpSetKey> {
@@ -294,9 +294,10 @@ fn member_deltas_compose_between_passes() {
 
     c.add_diff(&delta("b", vec![m(1)], vec![]));
     let mut replace = DesiredDiff::default();
-    replace
-        .ipsets_upserted
-        .insert(IpSetKey("b".into()), npol::IpSet::new(npol::IpSetType::Net));
+    replace.ipsets_upserted.insert(
+        IpSetKey("b".into()),
+        Arc::new(npol::IpSet::new(npol::IpSetType::Net)),
+    );
     c.add_diff(&replace);
     c.add_diff(&delta("b", vec![m(4)], vec![]));
     assert!(!c.members.contains_key(&IpSetKey("b".into())));
@@ -471,7 +472,7 @@ async fn ip_and_port_member_removal_rebuilds_the_set_and_repoints_rules() {
     assert_ne!(new_id, old_id);
     let o = h.objects();
     assert!(!o.ipsets.contains_key(&old_id));
-    assert_eq!(o.ipsets[&new_id], port_set(&[("10.0.0.1", 80)]));
+    assert_eq!(o.ipsets[&new_id], *port_set(&[("10.0.0.1", 80)]));
     let repointed = o
         .rules
         .values()
@@ -505,7 +506,7 @@ async fn ip_set_member_changes_are_sent_as_deltas() {
             },
         ]
     );
-    assert_eq!(h.objects().ipsets[&id], ip_set(&["10.0.0.2", "10.0.0.3"]));
+    assert_eq!(h.objects().ipsets[&id], *ip_set(&["10.0.0.2", "10.0.0.3"]));
 }
 
 #[tokio::test]
@@ -778,9 +779,7 @@ async fn churn_is_coalesced_into_few_passes() {
     // 50 updates within 50 ms, each adding one member.
     let mut d = base();
     for i in 0..50 {
-        d.ipsets
-            .get_mut(&IpSetKey("s-ip".into()))
-            .unwrap()
+        Arc::make_mut(d.ipsets.get_mut(&IpSetKey("s-ip".into())).unwrap())
             .members
             .insert(npol::IpSetMember::Ip(ip(&format!("10.1.0.{i}"))));
         handle.apply(Arc::new(d.clone()));
@@ -803,7 +802,7 @@ fn state_file_round_trips_and_leaves_no_temporary_file() {
         IpSetKey("s".into()),
         realized::RealIpSet {
             id: crate::dataplane::IpSetId(3),
-            set: ip_set(&["10.0.0.1"]),
+            set: (*ip_set(&["10.0.0.1"])).clone(),
         },
     );
     let state = PersistedState {
@@ -1011,7 +1010,7 @@ mod converge {
                     for m in &s.members[set as usize] {
                         ipset.members.insert(member(kind, *m));
                     }
-                    d.ipsets.insert(IpSetKey(set_name), ipset);
+                    d.ipsets.insert(IpSetKey(set_name), Arc::new(ipset));
                 }
             }
         }
@@ -1025,7 +1024,7 @@ mod converge {
         assert_eq!(o.rules.len(), d.rules.len(), "rules");
         assert_eq!(o.policies.len(), d.policies.len(), "policies");
         for (k, want) in &d.ipsets {
-            assert_eq!(&o.ipsets[&real.ipsets[k].id], want, "ipset {k}");
+            assert_eq!(&o.ipsets[&real.ipsets[k].id], &**want, "ipset {k}");
         }
         for (k, want) in &d.rules {
             let got = &o.rules[&real.kinds.rules[k].id];
@@ -1299,9 +1298,7 @@ mod hinted {
         handle.apply(Arc::new(d.clone()));
         for i in 0..20 {
             let old = d.clone();
-            d.ipsets
-                .get_mut(&IpSetKey("s-ip".into()))
-                .unwrap()
+            Arc::make_mut(d.ipsets.get_mut(&IpSetKey("s-ip".into())).unwrap())
                 .members
                 .insert(npol::IpSetMember::Ip(ip(&format!("10.2.0.{i}"))));
             handle.apply_diff(old.diff(&d));

@@ -6,6 +6,7 @@
 //! Never does I/O; never emits an object more permissive than the model says.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use calico_model::{
     Action, Changes, HostEndpointId, IpSetChange, IpSetId, IpSetMember, Model, PolicyId, ProfileId,
@@ -299,7 +300,7 @@ fn compile_rules(
 
 #[derive(Debug, Default)]
 struct Tracker {
-    ipsets: BTreeMap<IpSetKey, Option<npol::IpSet>>,
+    ipsets: BTreeMap<IpSetKey, Option<Arc<npol::IpSet>>>,
     /// Member changes applied in place to sets not in `ipsets` (their old value is not
     /// kept: a Felix member delta passes through without copying or re-diffing the set).
     /// Net changes: a member added then removed within one update is in neither list.
@@ -663,7 +664,7 @@ impl Compiler {
 
     fn set_ipset(&mut self, k: &IpSetKey, v: Option<npol::IpSet>) {
         let old = match v {
-            Some(v) => self.out.ipsets.insert(k.clone(), v),
+            Some(v) => self.out.ipsets.insert(k.clone(), Arc::new(v)),
             None => self.out.ipsets.remove(k),
         };
         if let Some(t) = &mut self.track {
@@ -674,10 +675,11 @@ impl Compiler {
             // is the current one with those changes undone.
             let old = match (old, t.members.remove(k)) {
                 (Some(mut set), Some((added, removed))) => {
+                    let s = Arc::make_mut(&mut set);
                     for m in &added {
-                        set.members.remove(m);
+                        s.members.remove(m);
                     }
-                    set.members.extend(removed);
+                    s.members.extend(removed);
                     Some(set)
                 }
                 (old, _) => old,
@@ -732,7 +734,7 @@ impl Compiler {
                     Vec::new()
                 };
                 self.report.set(Subject::IpSet(id.clone()), notes);
-                if self.out.ipsets.get(&key) != Some(&s) {
+                if self.out.ipsets.get(&key).map(|a| &**a) != Some(&s) {
                     self.set_ipset(&key, Some(s));
                 }
             }
@@ -785,6 +787,8 @@ impl Compiler {
         let Some(set) = self.out.ipsets.get_mut(k) else {
             return;
         };
+        // Shared with the reconciler's copy until now: this copies the set once.
+        let set = Arc::make_mut(set);
         // A set whose old value is kept is diffed whole at the end; only record otherwise.
         let mut net = match &mut self.track {
             Some(t) if !t.ipsets.contains_key(k) => Some(t.members.entry(k.clone()).or_default()),

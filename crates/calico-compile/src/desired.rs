@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use calico_model::MacAddr;
 use serde::{Deserialize, Serialize};
@@ -113,7 +114,9 @@ pub struct DesiredInterface {
 /// Everything the compiler wants in VPP.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DesiredState {
-    pub ipsets: BTreeMap<IpSetKey, npol::IpSet>,
+    /// Shared (`Arc`) with the reconciler's copy: a million members are held once, and a
+    /// set is copied only when one side changes it.
+    pub ipsets: BTreeMap<IpSetKey, Arc<npol::IpSet>>,
     pub rules: BTreeMap<RuleKey, npol::Rule<IpSetKey>>,
     pub policies: BTreeMap<PolicyKey, npol::Policy<RuleKey>>,
     pub interfaces: BTreeMap<InterfaceKey, DesiredInterface>,
@@ -167,7 +170,7 @@ pub struct MemberDelta {
 /// `ipset_members`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DesiredDiff {
-    pub ipsets_upserted: BTreeMap<IpSetKey, npol::IpSet>,
+    pub ipsets_upserted: BTreeMap<IpSetKey, Arc<npol::IpSet>>,
     pub ipset_members: BTreeMap<IpSetKey, MemberDelta>,
     pub ipsets_removed: Vec<IpSetKey>,
     pub interfaces_upserted: BTreeMap<InterfaceKey, DesiredInterface>,
@@ -304,10 +307,11 @@ impl DesiredDiff {
     pub fn note_ipset(
         &mut self,
         key: &IpSetKey,
-        old: Option<&npol::IpSet>,
-        new: Option<&npol::IpSet>,
+        old: Option<&Arc<npol::IpSet>>,
+        new: Option<&Arc<npol::IpSet>>,
     ) {
         match (old, new) {
+            (Some(o), Some(n)) if Arc::ptr_eq(o, n) => {}
             (None, None) => {}
             (Some(_), None) => self.ipsets_removed.push(key.clone()),
             (Some(o), Some(n)) if o.kind == n.kind => {

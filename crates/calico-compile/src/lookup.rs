@@ -15,7 +15,7 @@ impl npol::Lookup for DesiredState {
     type PolicyRef = PolicyKey;
 
     fn ipset(&self, r: &IpSetKey) -> Option<&npol::IpSet> {
-        self.ipsets.get(r)
+        self.ipsets.get(r).map(|s| &**s)
     }
 
     fn rule(&self, r: &RuleKey) -> Option<&npol::Rule<IpSetKey>> {

@@ -354,6 +354,10 @@ macro_rules! kinds {
                 KindRecords { $( $field: self.$field.take_changed(), )* }
             }
 
+            pub(super) fn forget_changes(&mut self) {
+                $( self.$field.forget_changed(); )*
+            }
+
             pub(super) fn replay(&mut self, rec: KindRecords) {
                 $( self.$field.apply_changed(rec.$field); )*
             }

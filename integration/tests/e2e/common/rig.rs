@@ -189,7 +189,7 @@ fn desired_config(
     d: &DesiredState,
     c: &npol::InterfaceConfig<calico_compile::PolicyKey>,
 ) -> npol::InterfaceConfig<RPolicy> {
-    let set = |k: &calico_compile::IpSetKey| d.ipsets.get(k).cloned();
+    let set = |k: &calico_compile::IpSetKey| d.ipsets.get(k).map(|s| (**s).clone());
     let rule = |k: &calico_compile::RuleKey| d.rules.get(k).map(|r| map_rule(r, &set));
     let policy = |k: &calico_compile::PolicyKey| d.policies.get(k).map(|p| map_policy(p, &rule));
     map_config(c, &policy)
