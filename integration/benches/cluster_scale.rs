@@ -85,29 +85,8 @@ fn policy(t: usize, i: usize, s: &Shape) -> proto::Policy {
         rule_id: format!("r{t}-{i}-in"),
         ..Default::default()
     };
-    let deny_echo = proto::Rule {
-        action: "deny".into(),
-        ip_version: proto::IpVersion::Ipv4 as i32,
-        protocol: Some(proto::Protocol {
-            number_or_name: Some(proto::protocol::NumberOrName::Number(1)),
-        }),
-        icmp: Some(proto::rule::Icmp::IcmpTypeCode(proto::IcmpTypeAndCode {
-            r#type: 8,
-            code: 0,
-        })),
-        rule_id: format!("r{t}-{i}-icmp"),
-        ..Default::default()
-    };
-    let egress = proto::Rule {
-        action: "allow".into(),
-        dst_net: vec!["10.65.0.0/16".into()],
-        not_dst_ports: vec![proto::PortRange {
-            first: 1,
-            last: 1023,
-        }],
-        rule_id: format!("r{t}-{i}-out"),
-        ..Default::default()
-    };
+    let deny_echo = script::deny_echo_v4(format!("r{t}-{i}-icmp"));
+    let egress = script::egress_to_pool(format!("r{t}-{i}-out"));
     proto::Policy {
         namespace: if t == 0 {
             ns_name(i % s.namespaces)

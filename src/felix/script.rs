@@ -115,6 +115,37 @@ pub fn named_port_set_id(n: usize) -> String {
     format!("n:ns{n}-http")
 }
 
+/// Egress to the pool CIDR on unprivileged ports (the scripted policies' outbound rule).
+pub fn egress_to_pool(rule_id: String) -> proto::Rule {
+    proto::Rule {
+        action: "allow".into(),
+        dst_net: vec!["10.65.0.0/16".into()],
+        not_dst_ports: vec![proto::PortRange {
+            first: 1,
+            last: 1023,
+        }],
+        rule_id,
+        ..Default::default()
+    }
+}
+
+/// Deny IPv4 echo requests (ICMP type 8 code 0).
+pub fn deny_echo_v4(rule_id: String) -> proto::Rule {
+    proto::Rule {
+        action: "deny".into(),
+        ip_version: proto::IpVersion::Ipv4 as i32,
+        protocol: Some(proto::Protocol {
+            number_or_name: Some(proto::protocol::NumberOrName::Number(1)),
+        }),
+        icmp: Some(proto::rule::Icmp::IcmpTypeCode(proto::IcmpTypeAndCode {
+            r#type: 8,
+            code: 0,
+        })),
+        rule_id,
+        ..Default::default()
+    }
+}
+
 /// A policy of the scripted cluster: ingress from its namespace's pods on the named port
 /// "http" and TCP 8443, egress to the pool CIDR; every fourth one passes to the next tier.
 pub fn policy(tier: usize, i: usize, namespaces: usize) -> proto::Policy {
@@ -128,29 +159,8 @@ pub fn policy(tier: usize, i: usize, namespaces: usize) -> proto::Policy {
         rule_id: format!("r{tier}-{i}-in"),
         ..Default::default()
     };
-    let egress = proto::Rule {
-        action: "allow".into(),
-        dst_net: vec!["10.65.0.0/16".into()],
-        not_dst_ports: vec![proto::PortRange {
-            first: 1,
-            last: 1023,
-        }],
-        rule_id: format!("r{tier}-{i}-out"),
-        ..Default::default()
-    };
-    let deny_icmp = proto::Rule {
-        action: "deny".into(),
-        ip_version: proto::IpVersion::Ipv4 as i32,
-        protocol: Some(proto::Protocol {
-            number_or_name: Some(proto::protocol::NumberOrName::Number(1)),
-        }),
-        icmp: Some(proto::rule::Icmp::IcmpTypeCode(proto::IcmpTypeAndCode {
-            r#type: 8,
-            code: 0,
-        })),
-        rule_id: format!("r{tier}-{i}-icmp"),
-        ..Default::default()
-    };
+    let egress = egress_to_pool(format!("r{tier}-{i}-out"));
+    let deny_icmp = deny_echo_v4(format!("r{tier}-{i}-icmp"));
     proto::Policy {
         namespace: if tier == 0 { ns_name(n) } else { String::new() },
         inbound_rules: vec![deny_icmp, ingress],
