@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use calico_vpp_driver::felix::proto;
 use calico_vpp_driver::felix::proto::to_dataplane::Payload;
-use calico_vpp_driver::felix::script::{self, envelope, labels};
+use calico_vpp_driver::felix::script::{self, envelope, labels, ns_name};
 use common::driver::{wait_until, Driver};
 use common::realvpp::{block_on, VppInstance, PREFIX_ENV};
 use vpp_bindings::gen::interface as itf;
@@ -43,10 +43,6 @@ fn tier_name(t: usize) -> String {
     } else {
         format!("tier{t}")
     }
-}
-
-fn ns_name(n: usize) -> String {
-    format!("ns{n}")
 }
 
 fn set_id(k: usize) -> String {
@@ -159,27 +155,7 @@ fn snapshot(s: &Shape) -> Vec<proto::ToDataplane> {
             r#type: proto::ip_set_update::IpSetType::Ip as i32,
         })));
     }
-    for n in 0..s.namespaces {
-        out.push(envelope(Payload::ActiveProfileUpdate(
-            proto::ActiveProfileUpdate {
-                id: Some(proto::ProfileId {
-                    name: format!("kns.{}", ns_name(n)),
-                }),
-                profile: Some(proto::Profile {
-                    inbound_rules: vec![proto::Rule {
-                        action: "allow".into(),
-                        rule_id: format!("kns{n}-in"),
-                        ..Default::default()
-                    }],
-                    outbound_rules: vec![proto::Rule {
-                        action: "allow".into(),
-                        rule_id: format!("kns{n}-out"),
-                        ..Default::default()
-                    }],
-                }),
-            },
-        )));
-    }
+    out.extend((0..s.namespaces).map(script::namespace_profile));
     for t in 0..s.tiers {
         for i in 0..s.per_tier {
             out.push(envelope(Payload::ActivePolicyUpdate(
@@ -269,6 +245,18 @@ fn make_loopbacks(vpp: &VppInstance, pods: usize) {
     });
 }
 
+/// Sends `InSync` and waits for every endpoint to be reported up: when InSync went, and how
+/// long "every endpoint up" took. Then lets the driver settle (state file, RSS).
+fn converge(d: &mut Driver, s: &Shape) -> (Instant, Duration) {
+    let t0 = Instant::now();
+    d.send(&[script::in_sync()]);
+    let ok = wait_until(WAIT, || ups(d) >= s.pods);
+    let up = t0.elapsed();
+    assert!(ok, "not every endpoint up within {WAIT:?}:\n{}", d.log());
+    std::thread::sleep(Duration::from_millis(500));
+    (t0, up)
+}
+
 /// The first logged line containing `what` after `from`, and when it arrived.
 fn line_at(lines: &[(Instant, String)], what: &str) -> Option<(Instant, String)> {
     lines.iter().find(|(_, l)| l.contains(what)).cloned()
@@ -299,12 +287,7 @@ fn run(s: &Shape, stream: &[proto::ToDataplane]) {
     let t_send = Instant::now();
     d.send(stream);
     let sent = t_send.elapsed();
-    let t0 = Instant::now();
-    d.send(&[script::in_sync()]);
-    let ok = wait_until(WAIT, || ups(&d) >= s.pods);
-    let up = t0.elapsed();
-    assert!(ok, "not every endpoint up within {WAIT:?}:\n{}", d.log());
-    std::thread::sleep(Duration::from_millis(500));
+    let (t0, up) = converge(&mut d, s);
     let rss = rss_mib(d.pid(), "VmHWM:");
     let rss_now = rss_mib(d.pid(), "VmRSS:");
     let lines = d.timed_log();
@@ -351,12 +334,7 @@ fn run(s: &Shape, stream: &[proto::ToDataplane]) {
     d.stop();
     let mut d = Driver::on_vpp(&vpp, &[("CALICO_VPP_LOG_LEVEL", "info")]);
     d.send(stream);
-    let t0 = Instant::now();
-    d.send(&[script::in_sync()]);
-    let ok = wait_until(WAIT, || ups(&d) >= s.pods);
-    let up = t0.elapsed();
-    assert!(ok, "restart: not every endpoint up:\n{}", d.log());
-    std::thread::sleep(Duration::from_millis(500));
+    let (_, up) = converge(&mut d, s);
     println!(
         "  restart, same snapshot: every endpoint up {:.3} s after InSync, {} VPP writes",
         up.as_secs_f64(),

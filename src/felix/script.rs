@@ -48,7 +48,7 @@ pub fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn ns_name(i: usize) -> String {
+pub fn ns_name(i: usize) -> String {
     format!("ns{i}")
 }
 
@@ -113,6 +113,27 @@ pub fn ns_set_id(n: usize) -> String {
 /// The named-port set for port "http" of namespace `n`'s pods.
 pub fn named_port_set_id(n: usize) -> String {
     format!("n:ns{n}-http")
+}
+
+/// The profile of namespace `n` (`kns.nsN`, allow in and out), as Felix sends it.
+pub fn namespace_profile(n: usize) -> proto::ToDataplane {
+    envelope(Payload::ActiveProfileUpdate(proto::ActiveProfileUpdate {
+        id: Some(proto::ProfileId {
+            name: format!("kns.{}", ns_name(n)),
+        }),
+        profile: Some(proto::Profile {
+            inbound_rules: vec![proto::Rule {
+                action: "allow".into(),
+                rule_id: format!("kns{n}-in"),
+                ..Default::default()
+            }],
+            outbound_rules: vec![proto::Rule {
+                action: "allow".into(),
+                rule_id: format!("kns{n}-out"),
+                ..Default::default()
+            }],
+        }),
+    }))
 }
 
 /// Egress to the pool CIDR on unprivileged ports (the scripted policies' outbound rule).
@@ -252,25 +273,7 @@ pub fn snapshot(shape: &ClusterShape) -> Vec<proto::ToDataplane> {
                 .collect(),
             r#type: proto::ip_set_update::IpSetType::IpAndPort as i32,
         })));
-        out.push(envelope(Payload::ActiveProfileUpdate(
-            proto::ActiveProfileUpdate {
-                id: Some(proto::ProfileId {
-                    name: format!("kns.{}", ns_name(n)),
-                }),
-                profile: Some(proto::Profile {
-                    inbound_rules: vec![proto::Rule {
-                        action: "allow".into(),
-                        rule_id: format!("kns{n}-in"),
-                        ..Default::default()
-                    }],
-                    outbound_rules: vec![proto::Rule {
-                        action: "allow".into(),
-                        rule_id: format!("kns{n}-out"),
-                        ..Default::default()
-                    }],
-                }),
-            },
-        )));
+        out.push(namespace_profile(n));
     }
     out.push(envelope(Payload::ActiveProfileUpdate(
         proto::ActiveProfileUpdate {

@@ -495,7 +495,6 @@ impl<D: Dataplane> Reconciler<D> {
         out
     }
 
-    /// Status changes since the last call, in order.
     /// From now on a successful pass leaves writing the state file to
     /// [`save_deferred`](Self::save_deferred), so that its status events can go out first:
     /// status reflects VPP, which is programmed by then, and Felix should not wait for the
@@ -512,6 +511,7 @@ impl<D: Dataplane> Reconciler<D> {
         }
     }
 
+    /// Status changes since the last call, in order.
     pub fn take_status_events(&mut self) -> Vec<EndpointStatusEvent> {
         std::mem::take(&mut self.events)
     }

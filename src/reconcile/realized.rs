@@ -733,6 +733,31 @@ mod tests {
     }
 
     #[test]
+    fn forgetting_changes_leaves_nothing_for_the_journal_and_notes_the_orphans() {
+        let mut r = Realized::default();
+        let mut written = Orphans::default();
+        r.ipsets.insert(key("a"), set(1, &[1, 2]));
+        let _ = r.take_changes(&mut written);
+        r.ipsets.add_members(&key("a"), &[member(3)]);
+        r.ipsets.insert(key("b"), set(2, &[1]));
+        r.kinds.rules.insert(RuleKey("r".into()), rule(7));
+        r.orphans.ipsets.insert(IpSetId(9));
+
+        r.forget_changes(&mut written);
+        assert_eq!(
+            written, r.orphans,
+            "a snapshot holds the orphans: noted as written"
+        );
+        assert!(
+            r.take_changes(&mut written).is_empty(),
+            "everything forgotten is in the snapshot written instead"
+        );
+        // What changes afterwards is journaled as before.
+        r.ipsets.remove_members(&key("b"), &[member(1)]);
+        assert_eq!(r.take_changes(&mut written).members.len(), 1);
+    }
+
+    #[test]
     fn a_member_added_back_after_its_removal_is_present_after_replay() {
         let mut r = Realized::default();
         let mut written = Orphans::default();

@@ -33,8 +33,8 @@ pub fn npol_type(kind: IpSetKind) -> npol::IpSetType {
 pub fn convert(set: &IpSet) -> (npol::IpSet, usize) {
     let kind = npol_type(set.kind);
     let mut bad = 0;
-    // The model's order and npol's agree within a kind, so the members come out sorted and
-    // the set is built in bulk (a million members: a sorted build, not a million inserts).
+    // Collected first, then built in bulk: `BTreeSet::from_iter` sorts once and fills its
+    // nodes, where a million inserts would leave them half full.
     let members: Vec<npol::IpSetMember> = set
         .members
         .iter()
