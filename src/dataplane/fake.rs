@@ -1,8 +1,12 @@
-//! An in-memory VPP for tests and benchmarks: keeps npol objects, interfaces, cnat and
-//! neighbours the way VPP would, records every operation, and fails on command.
+//! An in-memory VPP for tests and benchmarks: the simulator's model of VPP
+//! ([`vpp_sim::SimState`], the one model of VPP here, kept in agreement with a real VPP by
+//! the real-VPP tests) behind the [`Dataplane`] trait, without a socket. It records every
+//! operation, fails on command, refuses connections, and restarts empty.
 //!
-//! It checks references the way npol does (an unknown id is an error), so an ordering bug in
-//! the reconciler shows up as a failed operation. It never sleeps and never does I/O.
+//! One thing it adds to the model, on purpose: it is stricter than npol about references.
+//! A rule naming an ipset, or a policy naming a rule, that VPP does not hold fails with
+//! `NO_SUCH_ENTRY` (npol would store the dangling id), so an ordering bug in the
+//! reconciler shows up as a failed operation. It never sleeps and never does I/O.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -11,18 +15,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use calico_model::MacAddr;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use vpp_bindings::gen::{cnat as cnat_api, fib_types};
+use vpp_sim::state::{self as sim, InterfaceKind, SimState, NONE};
 
 use super::{
-    AclIndex, Dataplane, DataplaneError, InterfaceEvent, InterfaceInfo, IpSetId, Op, OpError,
-    OpReply, OpResult, PolicyId, RoutePath, RuleId, SwIfIndex, VppIdentity,
-    RETVAL_FEATURE_DISABLED, RETVAL_INVALID_SW_IF_INDEX, RETVAL_NO_SUCH_ENTRY,
+    AclIndex, AclRule, Dataplane, DataplaneError, InterfaceEvent, InterfaceInfo, IpSetId, Op,
+    OpError, OpReply, OpResult, PolicyId, RoutePath, RuleId, SwIfIndex, VppIdentity,
+    RETVAL_NO_SUCH_ENTRY,
 };
-
-/// `retval` npol gives `npol_configure_policies` naming an unknown policy.
-const RETVAL_CONFIGURE_UNKNOWN_POLICY: i32 = 1;
-const RETVAL_INVALID_VALUE: i32 = -7;
-/// VPP's `VNET_API_ERROR_IF_ALREADY_EXISTS` (a second tunnel with the same endpoints).
-const RETVAL_IF_ALREADY_EXISTS: i32 = -79;
 
 type OpMatcher = Box<dyn Fn(&Op) -> bool + Send>;
 
@@ -45,26 +45,35 @@ pub struct Recorded {
     pub result: OpResult,
 }
 
-/// The objects a fake VPP holds, readable by tests.
+/// An ACL as the fake's VPP holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeAcl {
+    pub tag: String,
+    pub rules: Vec<AclRule>,
+}
+
+/// What the fake's VPP holds, in the dataplane's terms: a read-only view of the
+/// simulator's state for tests (computed on each call; changing it changes nothing).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FakeObjects {
     pub ipsets: BTreeMap<IpSetId, npol::IpSet>,
     pub rules: BTreeMap<RuleId, npol::Rule<IpSetId>>,
     pub policies: BTreeMap<PolicyId, npol::Policy<RuleId>>,
     pub configs: BTreeMap<SwIfIndex, npol::InterfaceConfig<PolicyId>>,
+    /// Interfaces with the cnat feature on.
     pub cnat: BTreeSet<SwIfIndex>,
     pub neighbours: BTreeMap<(SwIfIndex, IpAddr), MacAddr>,
-    /// Routes in the default table: destination → path.
+    /// Routes in the default tables: destination → path (the first, for multipath).
     pub routes: BTreeMap<ipnet::IpNet, RoutePath>,
     /// IP-in-IP tunnels: interface → (source, destination).
     pub ipip: BTreeMap<SwIfIndex, (IpAddr, IpAddr)>,
     /// L2 VXLAN tunnels: interface → (source, destination, VNI, port).
     pub vxlan: BTreeMap<SwIfIndex, (IpAddr, IpAddr, u32, u16)>,
-    /// MAC addresses set on interfaces.
+    /// Interfaces' MAC addresses (those of the Ethernet class).
     pub macs: BTreeMap<SwIfIndex, MacAddr>,
     /// Unnumbered interfaces: interface → the interface whose addresses it uses.
     pub unnumbered: BTreeMap<SwIfIndex, SwIfIndex>,
-    pub acls: BTreeMap<AclIndex, calico_compile::Acl>,
+    pub acls: BTreeMap<AclIndex, FakeAcl>,
     /// Input and output ACL lists per interface.
     pub acl_lists: BTreeMap<SwIfIndex, (Vec<AclIndex>, Vec<AclIndex>)>,
     /// cnat's SNAT source addresses, once set.
@@ -82,55 +91,16 @@ pub struct FakeObjects {
 
 enum Signal {
     Event(InterfaceEvent),
+    /// VPP reported a change of this interface (`sw_interface_event`): the dataplane reads
+    /// its state when it takes the event, as the VPP implementation does.
+    Vpp(SwIfIndex),
     /// The VPP run with this boot number died.
     Disconnect(u64),
 }
 
-/// A tunnel interface VPP creates (down, as VPP makes them).
-fn new_tunnel(
-    interfaces: &mut BTreeMap<SwIfIndex, InterfaceInfo>,
-    next: &mut u32,
-    name: String,
-    point_to_point: bool,
-) -> SwIfIndex {
-    let idx = SwIfIndex(*next);
-    *next += 1;
-    interfaces.insert(
-        idx,
-        InterfaceInfo {
-            sw_if_index: idx,
-            name,
-            tag: String::new(),
-            admin_up: false,
-            link_up: false,
-            point_to_point,
-        },
-    );
-    idx
-}
-
-/// A deleted tunnel takes its interface state and the routes through it.
-fn drop_tunnel(
-    interfaces: &mut BTreeMap<SwIfIndex, InterfaceInfo>,
-    o: &mut FakeObjects,
-    idx: SwIfIndex,
-) {
-    interfaces.remove(&idx);
-    o.unnumbered.remove(&idx);
-    o.macs.remove(&idx);
-    o.cnat.remove(&idx);
-    o.neighbours.retain(|(i, _), _| *i != idx);
-    o.routes.retain(|_, p| match p {
-        RoutePath::Interface(i) | RoutePath::ViaOn(_, i) => *i != idx,
-        RoutePath::Via(_) | RoutePath::Unreachable => true,
-    });
-}
-
 struct FakeVpp {
     boot: u64,
-    objects: FakeObjects,
-    interfaces: BTreeMap<SwIfIndex, InterfaceInfo>,
-    next_sw_if_index: u32,
+    state: SimState,
     log: Vec<Recorded>,
     faults: Vec<Fault>,
     /// Set by a VPP restart: every call fails until the client connects again.
@@ -139,7 +109,7 @@ struct FakeVpp {
     /// Connection attempts still to refuse (VPP not up yet), and when each was made.
     refuse_connects: usize,
     connect_attempts: Vec<Instant>,
-    /// Member deletes on IP_AND_PORT sets (npol's bug empties the set).
+    /// Member deletes on IP_AND_PORT sets (npol's bug loses other members).
     ip_and_port_deletes: usize,
     events: Option<mpsc::UnboundedSender<Signal>>,
 }
@@ -159,23 +129,9 @@ pub struct FakeDataplane {
 /// A fresh fake VPP (only `local0`) and the dataplane connected to it.
 pub fn new() -> (FakeDataplane, FakeHandle) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let mut interfaces = BTreeMap::new();
-    interfaces.insert(
-        SwIfIndex(0),
-        InterfaceInfo {
-            sw_if_index: SwIfIndex(0),
-            name: "local0".into(),
-            tag: String::new(),
-            admin_up: false,
-            link_up: false,
-            point_to_point: false,
-        },
-    );
     let handle = FakeHandle(Arc::new(Mutex::new(FakeVpp {
         boot: 1,
-        objects: FakeObjects::default(),
-        interfaces,
-        next_sw_if_index: 1,
+        state: SimState::new(),
         log: Vec::new(),
         faults: Vec::new(),
         broken: false,
@@ -194,6 +150,21 @@ pub fn new() -> (FakeDataplane, FakeHandle) {
         },
         handle,
     )
+}
+
+fn mac_of(bytes: [u8; 6]) -> MacAddr {
+    MacAddr(bytes)
+}
+
+fn info(idx: u32, i: &sim::Interface) -> InterfaceInfo {
+    InterfaceInfo {
+        sw_if_index: SwIfIndex(idx),
+        name: i.name.clone(),
+        tag: i.tag.clone(),
+        admin_up: i.admin_up,
+        link_up: i.link_up,
+        point_to_point: i.kind.is_p2p(),
+    }
 }
 
 impl FakeHandle {
@@ -237,8 +208,14 @@ impl FakeHandle {
         self.lock().log.clear();
     }
 
+    /// What VPP holds now.
     pub fn objects(&self) -> FakeObjects {
-        self.lock().objects.clone()
+        objects(&self.lock().state)
+    }
+
+    /// Reads the simulator's state itself.
+    pub fn with_state<T>(&self, f: impl FnOnce(&SimState) -> T) -> T {
+        f(&self.lock().state)
     }
 
     pub fn connects(&self) -> usize {
@@ -302,8 +279,8 @@ impl FakeHandle {
         self.lock().faults.clear();
     }
 
-    /// Adds an Ethernet-class interface (admin and link up, neighbours resolved by ARP/ND)
-    /// and announces it; returns its index.
+    /// Adds an Ethernet-class interface (an Ethernet tap: neighbours resolved by ARP/ND),
+    /// admin and link up, as a CNI plugin would, and announces it; returns its index.
     pub fn add_interface(&self, name: &str, tag: &str) -> SwIfIndex {
         self.add(name, tag, false)
     }
@@ -314,35 +291,23 @@ impl FakeHandle {
         self.add(name, tag, true)
     }
 
-    fn add(&self, name: &str, tag: &str, point_to_point: bool) -> SwIfIndex {
+    fn add(&self, name: &str, tag: &str, tun: bool) -> SwIfIndex {
         let mut vpp = self.lock();
-        let idx = SwIfIndex(vpp.next_sw_if_index);
-        vpp.next_sw_if_index += 1;
-        vpp.interfaces.insert(
-            idx,
-            InterfaceInfo {
-                sw_if_index: idx,
-                name: name.into(),
-                tag: tag.into(),
-                admin_up: true,
-                link_up: true,
-                point_to_point,
-            },
-        );
+        let idx = vpp.state.attach_interface(name, tag, tun, None);
+        vpp.state.events.clear();
         vpp.signal(Signal::Event(InterfaceEvent::Rescan));
-        idx
+        SwIfIndex(idx)
     }
 
     /// Sets an interface's tag the way VPP does: without any event.
     pub fn set_tag_silently(&self, sw_if_index: SwIfIndex, tag: &str) {
-        if let Some(i) = self.lock().interfaces.get_mut(&sw_if_index) {
-            i.tag = tag.into();
-        }
+        self.lock().state.set_tag(sw_if_index.0, true, tag);
     }
 
+    /// The host side takes the link (and the admin state) to these values.
     pub fn set_link(&self, sw_if_index: SwIfIndex, admin_up: bool, link_up: bool) {
         let mut vpp = self.lock();
-        if let Some(i) = vpp.interfaces.get_mut(&sw_if_index) {
+        if let Some(i) = vpp.state.interfaces.get_mut(sw_if_index.0) {
             i.admin_up = admin_up;
             i.link_up = link_up;
         }
@@ -353,30 +318,18 @@ impl FakeHandle {
         }));
     }
 
-    /// Deletes an interface and everything VPP keeps per interface.
+    /// Deletes an interface and everything VPP keeps per interface (as its owner, say the
+    /// CNI plugin, would).
     pub fn delete_interface(&self, sw_if_index: SwIfIndex) {
         let mut vpp = self.lock();
-        vpp.interfaces.remove(&sw_if_index);
-        vpp.objects.configs.remove(&sw_if_index);
-        vpp.objects.cnat.remove(&sw_if_index);
-        vpp.objects.neighbours.retain(|(i, _), _| *i != sw_if_index);
-        vpp.objects.acl_lists.remove(&sw_if_index);
-        vpp.objects.ipip.remove(&sw_if_index);
-        vpp.objects.vxlan.remove(&sw_if_index);
-        vpp.objects.macs.remove(&sw_if_index);
-        vpp.objects.unnumbered.remove(&sw_if_index);
-        vpp.objects
-            .snat_interfaces
-            .retain(|(i, _)| *i != sw_if_index);
+        vpp.state.detach_interface(sw_if_index.0);
+        vpp.state.events.clear();
         vpp.signal(Signal::Event(InterfaceEvent::Deleted { sw_if_index }));
     }
 
     /// Creates an ipset behind the driver's back (another user of VPP).
     pub fn create_foreign_ipset(&self, kind: npol::IpSetType) -> IpSetId {
-        let mut vpp = self.lock();
-        let id = IpSetId(free_index(&vpp.objects.ipsets, |k| k.0));
-        vpp.objects.ipsets.insert(id, npol::IpSet::new(kind));
-        id
+        IpSetId(self.lock().state.npol_ipset_create(kind))
     }
 
     /// VPP dies and comes back empty: the connection breaks, interfaces other than `local0`
@@ -385,34 +338,224 @@ impl FakeHandle {
         let mut vpp = self.lock();
         let died = vpp.boot;
         vpp.boot += 1;
-        vpp.objects = FakeObjects::default();
-        vpp.interfaces.retain(|i, _| i.0 == 0);
+        vpp.state = SimState::new();
         vpp.broken = true;
         vpp.signal(Signal::Disconnect(died));
     }
 
-    /// Recreates an interface after a VPP restart, keeping its name and tag.
+    /// Recreates an interface (after a VPP restart, or a delete) with its index, name, tag
+    /// and state.
     pub fn readd_interface(&self, info: InterfaceInfo) {
         let mut vpp = self.lock();
-        vpp.interfaces.insert(info.sw_if_index, info);
+        let idx = vpp.state.attach_interface(
+            &info.name,
+            &info.tag,
+            info.point_to_point,
+            Some(info.sw_if_index.0),
+        );
+        if let Some(i) = vpp.state.interfaces.get_mut(idx) {
+            i.admin_up = info.admin_up;
+            i.link_up = info.link_up;
+        }
+        vpp.state.events.clear();
         vpp.signal(Signal::Event(InterfaceEvent::Rescan));
     }
 
     pub fn interfaces(&self) -> Vec<InterfaceInfo> {
-        self.lock().interfaces.values().cloned().collect()
+        let vpp = self.lock();
+        vpp.state
+            .interfaces
+            .iter()
+            .map(|(idx, i)| info(idx, i))
+            .collect()
     }
 }
 
-fn free_index<K: Ord, V>(map: &BTreeMap<K, V>, id: impl Fn(&K) -> u32) -> u32 {
-    // npol keeps objects in pools: the lowest free index is reused.
-    let mut next = 0u32;
-    for k in map.keys() {
-        if id(k) != next {
-            break;
-        }
-        next += 1;
+/// The dataplane's view of what `s` holds.
+fn objects(s: &SimState) -> FakeObjects {
+    let mut o = FakeObjects::default();
+    for (id, set) in s.npol.ipsets.iter() {
+        o.ipsets.insert(IpSetId(id), set.clone());
     }
-    next
+    for (id, rule) in s.npol.rules.iter() {
+        o.rules.insert(RuleId(id), rule.clone().map_sets(IpSetId));
+    }
+    for (id, policy) in s.npol.policies.iter() {
+        o.policies
+            .insert(PolicyId(id), policy.clone().map_rules(RuleId));
+    }
+    for (idx, cfg) in &s.npol.interfaces {
+        o.configs
+            .insert(SwIfIndex(*idx), cfg.clone().map_policies(PolicyId));
+    }
+    for (idx, i) in s.interfaces.iter() {
+        let sw = SwIfIndex(idx);
+        if i.cnat {
+            o.cnat.insert(sw);
+        }
+        if i.mac_bytes != [0; 6] {
+            o.macs.insert(sw, mac_of(i.mac_bytes));
+        }
+        if let Some(to) = i.unnumbered {
+            o.unnumbered.insert(sw, SwIfIndex(to));
+        }
+        match &i.kind {
+            InterfaceKind::Ipip { src, dst, .. } => {
+                o.ipip.insert(sw, (*src, *dst));
+            }
+            InterfaceKind::Vxlan {
+                src,
+                dst,
+                vni,
+                dst_port,
+                ..
+            } => {
+                o.vxlan.insert(sw, (*src, *dst, *vni, *dst_port));
+            }
+            _ => {}
+        }
+    }
+    for ((idx, ip), n) in &s.neighbors {
+        o.neighbours
+            .insert((SwIfIndex(*idx), *ip), mac_of(n.mac_bytes));
+    }
+    for (key, table) in &s.tables {
+        if key.table_id != 0 {
+            continue;
+        }
+        for (dst, paths) in &table.routes {
+            if let Some(p) = paths.first() {
+                o.routes.insert(*dst, route_path(p));
+            }
+        }
+    }
+    for (id, acl) in s.acl.acls.iter() {
+        let rules = acl.rules.iter().map(acl_rule_from_sim).collect();
+        o.acls.insert(
+            AclIndex(id),
+            FakeAcl {
+                tag: acl.tag.clone(),
+                rules,
+            },
+        );
+    }
+    let lists: BTreeSet<u32> = s
+        .acl
+        .input
+        .keys()
+        .chain(s.acl.output.keys())
+        .copied()
+        .collect();
+    for idx in lists {
+        let ids = |m: &BTreeMap<u32, Vec<u32>>| {
+            m.get(&idx)
+                .map(|l| l.iter().copied().map(AclIndex).collect())
+                .unwrap_or_default()
+        };
+        o.acl_lists
+            .insert(SwIfIndex(idx), (ids(&s.acl.input), ids(&s.acl.output)));
+    }
+    if let Some(snat) = &s.cnat.snat {
+        let v4 = match snat.ip4 {
+            Some(IpAddr::V4(a)) => Some(a),
+            _ => None,
+        };
+        let v6 = match snat.ip6 {
+            Some(IpAddr::V6(a)) => Some(a),
+            _ => None,
+        };
+        o.snat_addresses = Some((v4, v6));
+        o.snat_if_pfx = snat.policy == cnat_api::CnatSnatPolicies::CnatPolicyIfPfx.to_raw();
+        o.snat_excludes = snat.exclude.clone();
+        o.snat_interfaces = snat
+            .interfaces
+            .iter()
+            .map(|(i, t)| {
+                let v6 = *t == cnat_api::CnatSnatPolicyTable::CnatPolicyIncludeV6.to_raw();
+                (SwIfIndex(*i), v6)
+            })
+            .collect();
+    }
+    for (id, t) in s.cnat.translations.iter() {
+        let backends = t.paths.iter().map(|p| (p.dst.addr, p.dst.port)).collect();
+        let maglev = t.lb_type == cnat_api::CnatLbType::CnatLbTypeMaglev.to_raw();
+        o.translations.insert(
+            id,
+            (
+                t.vip.addr,
+                t.proto,
+                t.vip.port,
+                t.is_real_ip != 0,
+                backends,
+                maglev,
+            ),
+        );
+    }
+    o
+}
+
+fn nh_addr(p: &sim::Path) -> IpAddr {
+    let mut b = [0u8; 16];
+    let n = p.nh.len().min(16);
+    b[..n].copy_from_slice(&p.nh[..n]);
+    if p.proto == 1 {
+        IpAddr::from(b)
+    } else {
+        IpAddr::from([b[0], b[1], b[2], b[3]])
+    }
+}
+
+/// The route path `p` is, as the dataplane sends them (see `vpp.rs`).
+fn route_path(p: &sim::Path) -> RoutePath {
+    if p.path_type == fib_types::FibPathType::FibApiPathTypeIcmpUnreach.to_raw() {
+        return RoutePath::Unreachable;
+    }
+    let has_nh = p.nh.iter().any(|b| *b != 0);
+    match (p.sw_if_index, has_nh) {
+        (NONE, _) => RoutePath::Via(nh_addr(p)),
+        (i, false) => RoutePath::Interface(SwIfIndex(i)),
+        (i, true) => RoutePath::ViaOn(nh_addr(p), SwIfIndex(i)),
+    }
+}
+
+fn sim_path(dst: &ipnet::IpNet, via: &RoutePath) -> sim::Path {
+    match via {
+        RoutePath::Via(ip) => sim::Path::new(NONE, Some(*ip)),
+        RoutePath::Interface(i) => {
+            let mut p = sim::Path::new(i.0, None);
+            p.proto = u32::from(dst.addr().is_ipv6());
+            p
+        }
+        RoutePath::ViaOn(ip, i) => sim::Path::new(i.0, Some(*ip)),
+        RoutePath::Unreachable => {
+            let mut p = sim::Path::new(NONE, None);
+            p.proto = u32::from(dst.addr().is_ipv6());
+            p.path_type = fib_types::FibPathType::FibApiPathTypeIcmpUnreach.to_raw();
+            p
+        }
+    }
+}
+
+fn acl_rule_to_sim(r: &AclRule) -> vpp_sim::acl::AclRule {
+    vpp_sim::acl::AclRule {
+        action: u8::from(r.permit),
+        src: r.src,
+        dst: r.dst,
+        proto: r.proto,
+        sport_or_type: r.sport_or_icmp_type,
+        dport_or_code: r.dport_or_icmp_code,
+    }
+}
+
+fn acl_rule_from_sim(r: &vpp_sim::acl::AclRule) -> AclRule {
+    AclRule {
+        permit: r.action != 0,
+        src: r.src,
+        dst: r.dst,
+        proto: r.proto,
+        sport_or_icmp_type: r.sport_or_type,
+        dport_or_icmp_code: r.dport_or_code,
+    }
 }
 
 impl FakeVpp {
@@ -442,383 +585,189 @@ impl FakeVpp {
 
     fn apply(&mut self, op: &Op) -> OpResult {
         let name = op.name();
-        let err = |retval| {
-            Err(OpError {
-                op: name,
-                retval,
-                name: vpp_bindings::errno::error_name(retval),
-                permanent: false,
-            })
-        };
         if let Some((retval, permanent)) = self.injected_fault(op) {
             return Err(OpError {
                 permanent,
                 ..OpError::new(name, retval)
             });
         }
-        let o = &mut self.objects;
+        let result = self.apply_to_state(op);
+        // What VPP announces to `want_interface_events` subscribers.
+        for e in std::mem::take(&mut self.state.events) {
+            let sw_if_index = SwIfIndex(e.sw_if_index);
+            let signal = if e.deleted {
+                Signal::Event(InterfaceEvent::Deleted { sw_if_index })
+            } else {
+                Signal::Vpp(sw_if_index)
+            };
+            self.signal(signal);
+        }
+        match result {
+            Ok(reply) => Ok(reply),
+            Err(retval) => Err(OpError {
+                op: name,
+                retval,
+                name: vpp_bindings::errno::error_name(retval),
+                permanent: false,
+            }),
+        }
+    }
+
+    /// `op` on the simulator's state: the reply, or VPP's `retval`.
+    fn apply_to_state(&mut self, op: &Op) -> Result<OpReply, i32> {
+        let s = &mut self.state;
+        let done = |rv: i32| if rv == 0 { Ok(OpReply::Done) } else { Err(rv) };
+        let created = |r: Result<u32, i32>| r.map(OpReply::Created);
         match op {
-            Op::IpSetCreate { kind } => {
-                let id = free_index(&o.ipsets, |k| k.0);
-                o.ipsets.insert(IpSetId(id), npol::IpSet::new(*kind));
-                Ok(OpReply::Created(id))
-            }
+            Op::IpSetCreate { kind } => Ok(OpReply::Created(s.npol_ipset_create(*kind))),
             Op::IpSetAddMembers { set, members } | Op::IpSetDelMembers { set, members } => {
                 let is_add = matches!(op, Op::IpSetAddMembers { .. });
-                let Some(s) = o.ipsets.get_mut(set) else {
-                    return err(RETVAL_NO_SUCH_ENTRY);
-                };
-                if members.iter().any(|m| m.kind() != s.kind) {
-                    return err(RETVAL_INVALID_VALUE);
-                }
-                if is_add {
-                    s.members.extend(members.iter().copied());
-                } else if s.kind == npol::IpSetType::IpAndPort {
-                    // npol's bug: deleting from an IP_AND_PORT set loses other members.
+                let kind = s.npol.ipsets.get(set.0).map(|k| k.kind);
+                if !is_add && kind == Some(npol::IpSetType::IpAndPort) {
                     self.ip_and_port_deletes += 1;
-                    s.members.clear();
-                } else {
-                    for m in members {
-                        s.members.remove(m);
-                    }
                 }
-                Ok(OpReply::Done)
+                let members = members.iter().map(|m| Ok(*m)).collect();
+                done(s.npol_ipset_add_del(set.0, is_add, members))
             }
-            Op::IpSetDelete { set } => match o.ipsets.remove(set) {
-                Some(_) => Ok(OpReply::Done),
-                None => err(RETVAL_NO_SUCH_ENTRY),
-            },
+            Op::IpSetDelete { set } => done(s.npol_ipset_delete(set.0)),
             Op::RuleCreate { rule } | Op::RuleUpdate { rule, .. } => {
                 let missing = rule.entries.iter().any(|e| match &e.data {
-                    npol::EntryData::IpSet(s) | npol::EntryData::PortIpSet(s) => {
-                        !o.ipsets.contains_key(s)
+                    npol::EntryData::IpSet(set) | npol::EntryData::PortIpSet(set) => {
+                        !s.npol.ipsets.contains(set.0)
                     }
                     _ => false,
                 });
                 if missing {
-                    return err(RETVAL_NO_SUCH_ENTRY);
+                    return Err(RETVAL_NO_SUCH_ENTRY);
                 }
+                let rule = rule.clone().map_sets(|i| i.0);
                 match op {
-                    Op::RuleUpdate { id, .. } => match o.rules.get_mut(id) {
-                        Some(r) => {
-                            *r = rule.clone();
-                            Ok(OpReply::Done)
+                    Op::RuleUpdate { id, .. } => {
+                        if !s.npol.rules.contains(id.0) {
+                            return Err(RETVAL_NO_SUCH_ENTRY);
                         }
-                        None => err(RETVAL_NO_SUCH_ENTRY),
-                    },
-                    _ => {
-                        let id = free_index(&o.rules, |k| k.0);
-                        o.rules.insert(RuleId(id), rule.clone());
-                        Ok(OpReply::Created(id))
+                        s.npol_rule_put(Some(id.0), rule);
+                        Ok(OpReply::Done)
                     }
+                    _ => Ok(OpReply::Created(s.npol_rule_put(None, rule))),
                 }
             }
-            Op::RuleDelete { id } => match o.rules.remove(id) {
-                Some(_) => Ok(OpReply::Done),
-                None => err(RETVAL_NO_SUCH_ENTRY),
-            },
+            Op::RuleDelete { id } => done(s.npol_rule_delete(id.0)),
             Op::PolicyCreate { policy } | Op::PolicyUpdate { policy, .. } => {
                 let missing = policy
                     .inbound
                     .iter()
                     .chain(&policy.outbound)
-                    .any(|r| !o.rules.contains_key(r));
+                    .any(|r| !s.npol.rules.contains(r.0));
                 if missing {
-                    return err(RETVAL_NO_SUCH_ENTRY);
+                    return Err(RETVAL_NO_SUCH_ENTRY);
                 }
+                let policy = policy.clone().map_rules(|r| r.0);
                 match op {
-                    Op::PolicyUpdate { id, .. } => match o.policies.get_mut(id) {
-                        Some(p) => {
-                            *p = policy.clone();
-                            Ok(OpReply::Done)
+                    Op::PolicyUpdate { id, .. } => {
+                        if !s.npol.policies.contains(id.0) {
+                            return Err(RETVAL_NO_SUCH_ENTRY);
                         }
-                        None => err(RETVAL_NO_SUCH_ENTRY),
-                    },
-                    _ => {
-                        let id = free_index(&o.policies, |k| k.0);
-                        o.policies.insert(PolicyId(id), policy.clone());
-                        Ok(OpReply::Created(id))
+                        s.npol_policy_put(Some(id.0), policy);
+                        Ok(OpReply::Done)
                     }
+                    _ => Ok(OpReply::Created(s.npol_policy_put(None, policy))),
                 }
             }
-            Op::PolicyDelete { id } => match o.policies.remove(id) {
-                Some(_) => Ok(OpReply::Done),
-                None => err(RETVAL_NO_SUCH_ENTRY),
-            },
+            Op::PolicyDelete { id } => done(s.npol_policy_delete(id.0)),
             Op::ConfigurePolicies {
                 sw_if_index,
                 config,
-            } => {
-                if !self.interfaces.contains_key(sw_if_index) {
-                    return err(RETVAL_INVALID_SW_IF_INDEX);
-                }
-                let missing = config
-                    .rx_policies
-                    .iter()
-                    .chain(&config.tx_policies)
-                    .chain(&config.profiles)
-                    .any(|p| !o.policies.contains_key(p));
-                if missing {
-                    return err(RETVAL_CONFIGURE_UNKNOWN_POLICY);
-                }
-                o.configs.insert(*sw_if_index, config.clone());
-                Ok(OpReply::Done)
-            }
+            } => done(s.npol_configure(sw_if_index.0, config.clone().map_policies(|p| p.0))),
             Op::CnatFeature {
                 sw_if_index,
                 enable,
-            } => {
-                if !self.interfaces.contains_key(sw_if_index) {
-                    return err(RETVAL_INVALID_SW_IF_INDEX);
+            } => done(s.cnat_enable(sw_if_index.0, *enable)),
+            Op::AclAddReplace { index, tag, rules } => {
+                let rules = rules.iter().map(acl_rule_to_sim).collect();
+                let index = index.map_or(NONE, |i| i.0);
+                match s.acl_add_replace(index, tag.clone(), rules) {
+                    (0, id) => Ok(OpReply::Created(id)),
+                    (rv, _) => Err(rv),
                 }
-                if *enable {
-                    o.cnat.insert(*sw_if_index);
-                } else {
-                    o.cnat.remove(sw_if_index);
-                }
-                Ok(OpReply::Done)
             }
-            Op::AclAddReplace { index, acl } => match index {
-                None => {
-                    let id = free_index(&o.acls, |k| k.0);
-                    o.acls.insert(AclIndex(id), acl.clone());
-                    Ok(OpReply::Created(id))
-                }
-                Some(i) => match o.acls.get_mut(i) {
-                    Some(a) => {
-                        *a = acl.clone();
-                        Ok(OpReply::Created(i.0))
-                    }
-                    None => err(RETVAL_NO_SUCH_ENTRY),
-                },
-            },
-            Op::AclDelete { index } => {
-                if !o.acls.contains_key(index) {
-                    return err(RETVAL_NO_SUCH_ENTRY);
-                }
-                if o.acl_lists.values().any(|(i, _)| i.contains(index)) {
-                    return err(super::RETVAL_ACL_IN_USE_INBOUND);
-                }
-                if o.acl_lists.values().any(|(_, out)| out.contains(index)) {
-                    return err(super::RETVAL_ACL_IN_USE_OUTBOUND);
-                }
-                o.acls.remove(index);
-                Ok(OpReply::Done)
-            }
+            Op::AclDelete { index } => done(s.acl_del(index.0)),
             Op::AclInterfaceSet {
                 sw_if_index,
                 input,
                 output,
             } => {
-                if !self.interfaces.contains_key(sw_if_index) {
-                    return err(RETVAL_INVALID_SW_IF_INDEX);
-                }
-                if input.iter().chain(output).any(|a| !o.acls.contains_key(a)) {
-                    return err(RETVAL_NO_SUCH_ENTRY);
-                }
-                if input.is_empty() && output.is_empty() {
-                    o.acl_lists.remove(sw_if_index);
-                } else {
-                    o.acl_lists
-                        .insert(*sw_if_index, (input.clone(), output.clone()));
-                }
-                Ok(OpReply::Done)
+                let n_input = u8::try_from(input.len()).map_err(|_| sim::rv::INVALID_VALUE)?;
+                let acls: Vec<u32> = input.iter().chain(output).map(|a| a.0).collect();
+                done(s.acl_set_interface_list(sw_if_index.0, n_input, &acls))
             }
             Op::Route { dst, via, is_add } => {
-                if let RoutePath::Interface(i) = via {
-                    if !self.interfaces.contains_key(i) {
-                        return err(RETVAL_INVALID_SW_IF_INDEX);
-                    }
-                }
-                if *is_add {
-                    o.routes.insert(*dst, *via);
-                    Ok(OpReply::Done)
+                let paths = if *is_add {
+                    vec![sim_path(dst, via)]
                 } else {
-                    match o.routes.remove(dst) {
-                        Some(_) => Ok(OpReply::Done),
-                        None => err(RETVAL_NO_SUCH_ENTRY),
-                    }
-                }
+                    Vec::new()
+                };
+                done(s.route_add_del(*is_add, false, 0, *dst, paths))
             }
-            Op::IpipTunnelCreate { src, dst } => {
-                if o.ipip.values().any(|t| *t == (*src, *dst)) {
-                    return err(RETVAL_IF_ALREADY_EXISTS);
-                }
-                let name = format!("ipip{}", o.ipip.len());
-                let idx = new_tunnel(&mut self.interfaces, &mut self.next_sw_if_index, name, true);
-                o.ipip.insert(idx, (*src, *dst));
-                Ok(OpReply::Created(idx.0))
-            }
+            Op::IpipTunnelCreate { src, dst } => created(s.add_ipip(NONE, *src, *dst, 0)),
+            Op::IpipTunnelDelete { sw_if_index } => done(s.del_ipip(sw_if_index.0)),
             Op::VxlanTunnelCreate {
                 src,
                 dst,
                 vni,
                 port,
-            } => {
-                let t = (*src, *dst, *vni, *port);
-                if o.vxlan.values().any(|v| *v == t) {
-                    return err(RETVAL_IF_ALREADY_EXISTS);
-                }
-                let name = format!("vxlan_tunnel{}", o.vxlan.len());
-                let idx = new_tunnel(
-                    &mut self.interfaces,
-                    &mut self.next_sw_if_index,
-                    name,
-                    false,
-                );
-                o.vxlan.insert(idx, t);
-                Ok(OpReply::Created(idx.0))
-            }
+            } => created(s.add_del_vxlan(true, NONE, *src, *dst, *port, *port, *vni, 0, false)),
             Op::VxlanTunnelDelete {
                 src,
                 dst,
                 vni,
                 port,
-            } => {
-                let t = (*src, *dst, *vni, *port);
-                match o.vxlan.iter().find(|(_, v)| **v == t).map(|(i, _)| *i) {
-                    Some(idx) => {
-                        o.vxlan.remove(&idx);
-                        drop_tunnel(&mut self.interfaces, o, idx);
-                        Ok(OpReply::Done)
-                    }
-                    None => err(RETVAL_NO_SUCH_ENTRY),
-                }
-            }
-            Op::SetMac { sw_if_index, mac } => {
-                if !self.interfaces.contains_key(sw_if_index) {
-                    return err(RETVAL_INVALID_SW_IF_INDEX);
-                }
-                o.macs.insert(*sw_if_index, *mac);
-                Ok(OpReply::Done)
-            }
-            Op::IpipTunnelDelete { sw_if_index } => match o.ipip.remove(sw_if_index) {
-                Some(_) => {
-                    drop_tunnel(&mut self.interfaces, o, *sw_if_index);
-                    Ok(OpReply::Done)
-                }
-                None => err(RETVAL_NO_SUCH_ENTRY),
-            },
+            } => s
+                .add_del_vxlan(false, NONE, *src, *dst, *port, *port, *vni, 0, false)
+                .map(|_| OpReply::Done),
+            Op::SetMac { sw_if_index, mac } => done(s.set_mac(sw_if_index.0, mac.0)),
             Op::SetUnnumbered {
                 sw_if_index,
                 to,
                 is_add,
-            } => {
-                if !self.interfaces.contains_key(sw_if_index) || !self.interfaces.contains_key(to) {
-                    return err(RETVAL_INVALID_SW_IF_INDEX);
-                }
-                if *is_add {
-                    o.unnumbered.insert(*sw_if_index, *to);
-                } else {
-                    o.unnumbered.remove(sw_if_index);
-                }
-                Ok(OpReply::Done)
-            }
+            } => done(s.set_unnumbered(to.0, sw_if_index.0, *is_add)),
+            Op::SetAdminUp { sw_if_index, up } => done(s.set_flags(sw_if_index.0, *up)),
             Op::SnatSet { v4, v6 } => {
-                if v4.is_none() && v6.is_none() {
-                    // The entry goes, with everything it holds.
-                    if o.snat_addresses.take().is_none() {
-                        return err(RETVAL_FEATURE_DISABLED);
-                    }
-                    o.snat_if_pfx = false;
-                    o.snat_excludes.clear();
-                    o.snat_interfaces.clear();
-                } else {
-                    o.snat_addresses = Some((*v4, *v6));
-                    o.snat_if_pfx = true;
+                let rv = s.cnat_set_snat(v4.map(IpAddr::V4), v6.map(IpAddr::V6), NONE);
+                if rv != 0 || (v4.is_none() && v6.is_none()) {
+                    return done(rv);
                 }
-                Ok(OpReply::Done)
+                done(s.cnat_set_snat_policy(cnat_api::CnatSnatPolicies::CnatPolicyIfPfx.to_raw()))
             }
-            Op::SnatExclude { prefix, is_add } => {
-                if o.snat_addresses.is_none() {
-                    return err(RETVAL_FEATURE_DISABLED);
-                }
-                if *is_add {
-                    *o.snat_excludes.entry(*prefix).or_default() += 1;
-                    return Ok(OpReply::Done);
-                }
-                match o.snat_excludes.get_mut(prefix) {
-                    Some(n) if *n > 1 => *n -= 1,
-                    Some(_) => {
-                        o.snat_excludes.remove(prefix);
-                    }
-                    None => return err(RETVAL_NO_SUCH_ENTRY),
-                }
-                Ok(OpReply::Done)
-            }
+            Op::SnatExclude { prefix, is_add } => done(s.cnat_snat_exclude(*is_add, *prefix)),
             Op::SnatInterface {
                 sw_if_index,
                 v6,
                 is_add,
             } => {
-                if !self.interfaces.contains_key(sw_if_index) {
-                    return err(RETVAL_INVALID_SW_IF_INDEX);
-                }
-                if o.snat_addresses.is_none() {
-                    return err(RETVAL_FEATURE_DISABLED);
-                }
-                if *is_add {
-                    o.snat_interfaces.insert((*sw_if_index, *v6));
+                let table = if *v6 {
+                    cnat_api::CnatSnatPolicyTable::CnatPolicyIncludeV6
                 } else {
-                    o.snat_interfaces.remove(&(*sw_if_index, *v6));
-                }
-                Ok(OpReply::Done)
+                    cnat_api::CnatSnatPolicyTable::CnatPolicyIncludeV4
+                };
+                done(s.cnat_snat_if(sw_if_index.0, *is_add, table.to_raw()))
             }
-            Op::SetAdminUp { sw_if_index, up } => match self.interfaces.get_mut(sw_if_index) {
-                Some(i) => {
-                    i.admin_up = *up;
-                    i.link_up = *up;
-                    Ok(OpReply::Done)
-                }
-                None => err(RETVAL_INVALID_SW_IF_INDEX),
-            },
+            Op::Neighbour {
+                sw_if_index,
+                ip,
+                mac,
+                is_add,
+            } => done(s.neighbor_add_del(*is_add, sw_if_index.0, *ip, mac.0, 1)),
             Op::AfPacketCreate { host_if_name, mac } => {
-                let name = format!("host-{host_if_name}");
-                if self.interfaces.values().any(|i| i.name == name) {
-                    return err(RETVAL_IF_ALREADY_EXISTS);
-                }
-                let idx = new_tunnel(
-                    &mut self.interfaces,
-                    &mut self.next_sw_if_index,
-                    name,
-                    false,
-                );
-                o.macs.insert(idx, *mac);
-                Ok(OpReply::Created(idx.0))
+                created(s.create_af_packet(host_if_name, Some(mac.0)))
             }
-            Op::AfPacketDelete { host_if_name } => {
-                let name = format!("host-{host_if_name}");
-                match self.interfaces.values().find(|i| i.name == name) {
-                    Some(i) => {
-                        let idx = i.sw_if_index;
-                        drop_tunnel(&mut self.interfaces, o, idx);
-                        Ok(OpReply::Done)
-                    }
-                    None => err(RETVAL_NO_SUCH_ENTRY),
-                }
-            }
-            Op::TunCreate { tag, .. } => {
-                let name = format!("tap{}", self.next_sw_if_index);
-                let idx = new_tunnel(&mut self.interfaces, &mut self.next_sw_if_index, name, true);
-                if let Some(i) = self.interfaces.get_mut(&idx) {
-                    i.tag = tag.clone();
-                }
-                Ok(OpReply::Created(idx.0))
-            }
-            Op::TapDelete { sw_if_index } => {
-                if !self.interfaces.contains_key(sw_if_index) {
-                    return err(RETVAL_INVALID_SW_IF_INDEX);
-                }
-                drop_tunnel(&mut self.interfaces, o, *sw_if_index);
-                Ok(OpReply::Done)
-            }
-            Op::SetTag { sw_if_index, tag } => match self.interfaces.get_mut(sw_if_index) {
-                Some(i) => {
-                    i.tag = tag.clone();
-                    Ok(OpReply::Done)
-                }
-                None => err(RETVAL_INVALID_SW_IF_INDEX),
-            },
+            Op::AfPacketDelete { host_if_name } => done(s.delete_af_packet(host_if_name)),
+            Op::TunCreate {
+                tag, host_if_name, ..
+            } => created(s.create_tun(NONE, Some(host_if_name), tag)),
+            Op::TapDelete { sw_if_index } => done(s.delete_tap(sw_if_index.0)),
+            Op::SetTag { sw_if_index, tag } => done(s.set_tag(sw_if_index.0, true, tag)),
+            Op::SetRxInterrupt { sw_if_index } => done(s.set_rx_mode(sw_if_index.0)),
             Op::CnatTranslation {
                 vip,
                 proto,
@@ -827,48 +776,40 @@ impl FakeVpp {
                 backends,
                 maglev,
             } => {
-                // Same frontend: replaced in place, same id.
-                let same = o
-                    .translations
-                    .iter()
-                    .find(|(_, t)| t.0 == *vip && t.1 == *proto && t.2 == *port)
-                    .map(|(id, _)| *id);
-                let id = same.unwrap_or_else(|| free_index(&o.translations, |i| *i));
-                o.translations.insert(
-                    id,
-                    (*vip, *proto, *port, *real_ip, backends.clone(), *maglev),
-                );
-                Ok(OpReply::Created(id))
-            }
-            Op::CnatTranslationDel { id } => match o.translations.remove(id) {
-                Some(_) => Ok(OpReply::Done),
-                None => err(RETVAL_NO_SUCH_ENTRY),
-            },
-            Op::SetRxInterrupt { sw_if_index } => {
-                if !self.interfaces.contains_key(sw_if_index) {
-                    return err(RETVAL_INVALID_SW_IF_INDEX);
-                }
-                Ok(OpReply::Done)
-            }
-            Op::Neighbour {
-                sw_if_index,
-                ip,
-                mac,
-                is_add,
-            } => {
-                if !self.interfaces.contains_key(sw_if_index) {
-                    return err(RETVAL_INVALID_SW_IF_INDEX);
-                }
-                if *is_add {
-                    o.neighbours.insert((*sw_if_index, *ip), *mac);
-                    Ok(OpReply::Done)
+                let endpoint = |addr: IpAddr, port: u16| sim::Endpoint {
+                    addr,
+                    sw_if_index: NONE,
+                    if_af: 0,
+                    port,
+                };
+                let unspecified = match vip {
+                    IpAddr::V4(_) => IpAddr::from([0u8; 4]),
+                    IpAddr::V6(_) => IpAddr::from([0u16; 8]),
+                };
+                let lb_type = if *maglev {
+                    cnat_api::CnatLbType::CnatLbTypeMaglev
                 } else {
-                    match o.neighbours.remove(&(*sw_if_index, *ip)) {
-                        Some(_) => Ok(OpReply::Done),
-                        None => err(RETVAL_NO_SUCH_ENTRY),
-                    }
-                }
+                    cnat_api::CnatLbType::CnatLbTypeDefault
+                };
+                let t = sim::Translation {
+                    vip: endpoint(*vip, *port),
+                    proto: *proto,
+                    is_real_ip: u8::from(*real_ip),
+                    flags: 0,
+                    lb_type: lb_type.to_raw(),
+                    flow_hash_config: 0,
+                    paths: backends
+                        .iter()
+                        .map(|(a, p)| sim::TranslationPath {
+                            src: endpoint(unspecified, 0),
+                            dst: endpoint(*a, *p),
+                            flags: 0,
+                        })
+                        .collect(),
+                };
+                Ok(OpReply::Created(s.cnat_translation_update(t)))
             }
+            Op::CnatTranslationDel { id } => done(s.cnat_translation_del(*id)),
         }
     }
 }
@@ -925,6 +866,19 @@ impl Dataplane for FakeDataplane {
                 Some(Signal::Event(e)) => {
                     if self.connected {
                         return Ok(e);
+                    }
+                }
+                Some(Signal::Vpp(sw_if_index)) => {
+                    if self.connected {
+                        let vpp = self.vpp.lock();
+                        return Ok(match vpp.state.interfaces.get(sw_if_index.0) {
+                            Some(i) => InterfaceEvent::Changed {
+                                sw_if_index,
+                                admin_up: i.admin_up,
+                                link_up: i.link_up,
+                            },
+                            None => InterfaceEvent::Deleted { sw_if_index },
+                        });
                     }
                 }
                 Some(Signal::Disconnect(boot)) => {

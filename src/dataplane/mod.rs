@@ -116,7 +116,9 @@ pub enum Op {
     /// interface using it sees the new rules at once).
     AclAddReplace {
         index: Option<AclIndex>,
-        acl: calico_compile::Acl,
+        /// Stored with the ACL, for operators (`show acl-plugin acl`).
+        tag: String,
+        rules: Vec<AclRule>,
     },
     AclDelete {
         index: AclIndex,
@@ -303,6 +305,22 @@ impl Op {
             Op::CnatTranslationDel { .. } => "cnat_translation_del",
         }
     }
+}
+
+/// One rule of an ACL plugin ACL (`acl_rule_t`), stateless: the first rule an IP packet
+/// matches decides; an ACL no rule of matches denies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AclRule {
+    pub permit: bool,
+    /// Source and destination prefixes; both of one family (VPP refuses a mix).
+    pub src: ipnet::IpNet,
+    pub dst: ipnet::IpNet,
+    /// IP protocol; 0 matches every protocol and ignores the ranges.
+    pub proto: u8,
+    /// Inclusive ranges: ports for TCP and UDP, the ICMP type and code for the family's
+    /// ICMP.
+    pub sport_or_icmp_type: (u16, u16),
+    pub dport_or_icmp_code: (u16, u16),
 }
 
 /// Where a route sends its destination.

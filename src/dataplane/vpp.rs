@@ -420,21 +420,21 @@ enum DoneHandle {
     TranslationDel(ReplyHandle<vpp_bindings::gen::cnat::CnatTranslationDelReply>),
 }
 
-/// An ACL rule with any source and destination of its family.
-fn acl_rule(r: &calico_compile::AclRule) -> Result<acl_types::AclRule, String> {
-    let any: Prefix = match r.family {
-        calico_compile::AclFamily::V4 => ipnet::IpNet::V4(ipnet::Ipv4Net::default()).into(),
-        calico_compile::AclFamily::V6 => ipnet::IpNet::V6(ipnet::Ipv6Net::default()).into(),
-    };
+/// One ACL rule as `acl_add_replace` carries it.
+fn acl_rule(r: &super::AclRule) -> Result<acl_types::AclRule, String> {
+    if r.src.addr().is_ipv6() != r.dst.addr().is_ipv6() {
+        return Err(format!("ACL rule mixes families: {} and {}", r.src, r.dst));
+    }
     let proto = IpProto::from_raw(r.proto)
         .ok_or_else(|| format!("IP protocol {} has no ip_proto value", r.proto))?;
     Ok(acl_types::AclRule {
-        is_permit: match r.action {
-            calico_compile::AclAction::Deny => acl_types::AclAction::AclActionApiDeny,
-            calico_compile::AclAction::Permit => acl_types::AclAction::AclActionApiPermit,
+        is_permit: if r.permit {
+            acl_types::AclAction::AclActionApiPermit
+        } else {
+            acl_types::AclAction::AclActionApiDeny
         },
-        src_prefix: any,
-        dst_prefix: any,
+        src_prefix: r.src.into(),
+        dst_prefix: r.dst.into(),
         proto,
         srcport_or_icmptype_first: r.sport_or_icmp_type.0,
         srcport_or_icmptype_last: r.sport_or_icmp_type.1,
@@ -550,12 +550,12 @@ fn push_op(
                 enable_disable: *enable,
             },
         )?)]),
-        Op::AclAddReplace { index, acl } => {
-            let rules: Result<Vec<_>, _> = acl.rules.iter().map(acl_rule).collect();
+        Op::AclAddReplace { index, tag, rules } => {
+            let rules: Result<Vec<_>, _> = rules.iter().map(acl_rule).collect();
             match rules {
                 Ok(r) => Pending::Created(CreatedHandle::Acl(b.push(&acl_api::AclAddReplace {
                     acl_index: index.map_or(u32::MAX, |i| i.0),
-                    tag: acl.tag.clone(),
+                    tag: tag.clone(),
                     r,
                 })?)),
                 Err(why) => encode_failed(why),

@@ -229,12 +229,47 @@ pub struct Rule<S> {
     pub entries: Vec<Entry<S>>,
 }
 
+impl<S> Rule<S> {
+    /// The same rule with its ipset references mapped by `f` (stable keys to VPP ids, or
+    /// back).
+    pub fn map_sets<T>(self, mut f: impl FnMut(S) -> T) -> Rule<T> {
+        Rule {
+            action: self.action,
+            filters: self.filters,
+            entries: self
+                .entries
+                .into_iter()
+                .map(|e| Entry {
+                    is_src: e.is_src,
+                    is_not: e.is_not,
+                    data: match e.data {
+                        EntryData::Cidr(c) => EntryData::Cidr(c),
+                        EntryData::PortRange { start, end } => EntryData::PortRange { start, end },
+                        EntryData::PortIpSet(s) => EntryData::PortIpSet(f(s)),
+                        EntryData::IpSet(s) => EntryData::IpSet(f(s)),
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
 /// An npol policy: ordered rule references for each direction.
 /// `inbound` are the items sent with `is_inbound = true`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Policy<R> {
     pub inbound: Vec<R>,
     pub outbound: Vec<R>,
+}
+
+impl<R> Policy<R> {
+    /// The same policy with its rule references mapped by `f`.
+    pub fn map_rules<T>(self, mut f: impl FnMut(R) -> T) -> Policy<T> {
+        Policy {
+            inbound: self.inbound.into_iter().map(&mut f).collect(),
+            outbound: self.outbound.into_iter().map(&mut f).collect(),
+        }
+    }
 }
 
 /// `npol_policy_default`.
@@ -257,6 +292,22 @@ pub struct InterfaceConfig<P> {
     pub policy_default_tx: PolicyDefault,
     pub profile_default_rx: PolicyDefault,
     pub profile_default_tx: PolicyDefault,
+}
+
+impl<P> InterfaceConfig<P> {
+    /// The same configuration with its policy references mapped by `f`.
+    pub fn map_policies<T>(self, mut f: impl FnMut(P) -> T) -> InterfaceConfig<T> {
+        InterfaceConfig {
+            rx_policies: self.rx_policies.into_iter().map(&mut f).collect(),
+            tx_policies: self.tx_policies.into_iter().map(&mut f).collect(),
+            profiles: self.profiles.into_iter().map(&mut f).collect(),
+            invert_rx_tx: self.invert_rx_tx,
+            policy_default_rx: self.policy_default_rx,
+            policy_default_tx: self.policy_default_tx,
+            profile_default_rx: self.profile_default_rx,
+            profile_default_tx: self.profile_default_tx,
+        }
+    }
 }
 
 /// Which way a packet crosses the interface, as npol sees it: RX enters VPP from the

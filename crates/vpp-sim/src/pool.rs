@@ -36,6 +36,21 @@ impl<T> Pool<T> {
         u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
     }
 
+    /// Stores `v` at index `i` (as VPP would hand it out again, e.g. after a restart), in
+    /// place of what was there. Indexes skipped on the way become free.
+    pub fn insert_at(&mut self, i: u32, v: T) {
+        let at = i as usize;
+        while self.slots.len() <= at {
+            let free = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
+            self.slots.push(None);
+            if free != i {
+                self.free.push(free);
+            }
+        }
+        self.free.retain(|f| *f != i);
+        self.slots[at] = Some(v);
+    }
+
     pub fn get(&self, i: u32) -> Option<&T> {
         self.slots.get(i as usize).and_then(Option::as_ref)
     }

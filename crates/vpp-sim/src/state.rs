@@ -255,7 +255,10 @@ pub struct Snat {
     pub ip6: Option<IpAddr>,
     pub sw_if_index: u32,
     pub policy: u8,
-    pub exclude: BTreeSet<IpNet>,
+    /// Excluded prefixes, with the number of adds of each: cnat counts an add of a present
+    /// prefix (its prefix-length refcount), so each add needs its own delete.
+    #[serde(serialize_with = "as_entries")]
+    pub exclude: BTreeMap<IpNet, u32>,
     /// `(sw_if_index, table)` from `cnat_snat_policy_add_del_if`.
     pub interfaces: BTreeSet<(u32, u8)>,
 }
@@ -265,9 +268,6 @@ pub struct Cnat {
     pub translations: Pool<Translation>,
     /// Set once `cnat_set_snat_addresses` ran: cnat's default SNAT policy entry.
     pub snat: Option<Snat>,
-    /// Prefix exclusions added before the SNAT entry exists are kept here (VPP would
-    /// dereference a null entry; the simulator keeps them instead of crashing).
-    pub pending_exclude: BTreeSet<IpNet>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -453,6 +453,45 @@ impl SimState {
     }
 
     // ---- interfaces ------------------------------------------------------------------------
+
+    /// An interface made outside the API, as a CNI plugin or an operator makes one: a tap
+    /// (`tun`: point-to-point) named `name` and tagged `tag`, admin and link up, at index
+    /// `at` when given (re-created after a restart) or the next free one. No event: the
+    /// maker announces it.
+    pub fn attach_interface(&mut self, name: &str, tag: &str, tun: bool, at: Option<u32>) -> u32 {
+        let used = |k: &InterfaceKind| match k {
+            InterfaceKind::Tap { id, .. } => Some(*id),
+            _ => None,
+        };
+        let id = self.lowest_free_instance(used);
+        let kind = InterfaceKind::Tap {
+            id,
+            host_if_name: name.to_string(),
+            tun,
+        };
+        let mac = if kind.is_p2p() {
+            [0; 6]
+        } else {
+            self.next_mac()
+        };
+        let mut itf = Interface::new(name.to_string(), kind, mac);
+        itf.tag = tag.to_string();
+        itf.admin_up = true;
+        itf.link_up = true;
+        match at {
+            Some(i) => {
+                self.interfaces.insert_at(i, itf);
+                i
+            }
+            None => self.interfaces.insert(itf),
+        }
+    }
+
+    /// Deletes an interface the way its maker would (with what hangs off it); no event.
+    pub fn detach_interface(&mut self, sw_if_index: u32) {
+        self.delete_interface(sw_if_index);
+        self.events.clear();
+    }
 
     pub fn create_loopback(&mut self, mac: [u8; 6], instance: Option<u32>) -> Result<u32, i32> {
         let used = |k: &InterfaceKind| match k {
@@ -1070,12 +1109,10 @@ impl SimState {
                 None => rv::FEATURE_DISABLED,
             };
         }
-        let pending = std::mem::take(&mut self.cnat.pending_exclude);
         let snat = self.cnat.snat.get_or_insert_with(Snat::default);
         snat.ip4 = ip4;
         snat.ip6 = ip6;
         snat.sw_if_index = sw_if_index;
-        snat.exclude.extend(pending);
         rv::OK
     }
 
@@ -1089,26 +1126,35 @@ impl SimState {
         }
     }
 
+    /// `cnat_snat_policy_add_del_exclude_pfx`: needs the SNAT entry (`FEATURE_DISABLED`
+    /// before `cnat_set_snat_addresses`, as `cnat_snat_policy_add_pfx` answers).
     pub fn cnat_snat_exclude(&mut self, is_add: bool, pfx: IpNet) -> i32 {
-        let set = match self.cnat.snat.as_mut() {
-            Some(s) => &mut s.exclude,
-            None => &mut self.cnat.pending_exclude,
+        let Some(snat) = self.cnat.snat.as_mut() else {
+            return rv::FEATURE_DISABLED;
         };
+        let pfx = pfx.trunc();
         if is_add {
-            set.insert(pfx);
-            rv::OK
-        } else if set.remove(&pfx) {
-            rv::OK
-        } else {
-            rv::NO_SUCH_ENTRY
+            *snat.exclude.entry(pfx).or_default() += 1;
+            return rv::OK;
         }
+        match snat.exclude.get_mut(&pfx) {
+            Some(n) if *n > 1 => *n -= 1,
+            Some(_) => {
+                snat.exclude.remove(&pfx);
+            }
+            None => return rv::NO_SUCH_ENTRY,
+        }
+        rv::OK
     }
 
+    /// `cnat_snat_policy_add_del_if`: needs the SNAT entry, like exclusions.
     pub fn cnat_snat_if(&mut self, sw_if_index: u32, is_add: bool, table: u8) -> i32 {
         if let Err(e) = self.valid(sw_if_index) {
             return e;
         }
-        let snat = self.cnat.snat.get_or_insert_with(Snat::default);
+        let Some(snat) = self.cnat.snat.as_mut() else {
+            return rv::FEATURE_DISABLED;
+        };
         if is_add {
             snat.interfaces.insert((sw_if_index, table));
         } else {

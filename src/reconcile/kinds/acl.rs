@@ -5,11 +5,11 @@
 
 use std::collections::BTreeSet;
 
-use calico_compile::{Acl, AclKey, DesiredState};
+use calico_compile::{Acl, AclAction, AclFamily, AclKey, DesiredState};
 use serde::{Deserialize, Serialize};
 
 use super::{Ctx, Kind, Stage};
-use crate::dataplane::{AclIndex, Op, OpError, OpReply, RETVAL_NO_SUCH_ENTRY};
+use crate::dataplane::{self, AclIndex, Op, OpError, OpReply, RETVAL_NO_SUCH_ENTRY};
 use crate::reconcile::realized::Realized;
 use crate::reconcile::Changed;
 
@@ -40,7 +40,8 @@ impl Kind for Acls {
         }
         Ok(Some(Op::AclAddReplace {
             index: have.map(|h| h.id),
-            acl: want.clone(),
+            tag: want.tag.clone(),
+            rules: want.rules.iter().map(acl_rule).collect(),
         }))
     }
 
@@ -81,5 +82,21 @@ impl Kind for Acls {
                 .filter(|(_, i)| hit.contains(&i.guard.input) || hit.contains(&i.guard.output))
                 .map(|(k, _)| k.clone()),
         );
+    }
+}
+
+/// A guard rule as VPP's ACL plugin takes it: any source and destination of its family.
+pub fn acl_rule(r: &calico_compile::AclRule) -> dataplane::AclRule {
+    let any = match r.family {
+        AclFamily::V4 => ipnet::IpNet::V4(ipnet::Ipv4Net::default()),
+        AclFamily::V6 => ipnet::IpNet::V6(ipnet::Ipv6Net::default()),
+    };
+    dataplane::AclRule {
+        permit: r.action == AclAction::Permit,
+        src: any,
+        dst: any,
+        proto: r.proto,
+        sport_or_icmp_type: r.sport_or_icmp_type,
+        dport_or_icmp_code: r.dport_or_icmp_code,
     }
 }
