@@ -1,27 +1,19 @@
-//! Maps the reconciler's endpoint names (the compiler's `DesiredInterface::endpoint`, which is
-//! the endpoint id's `Display`) back to Felix's endpoint ids, and turns the reconciler's
+//! Follows Felix's endpoints (by the typed id the compiler puts in
+//! `DesiredInterface::endpoint` and the reconciler reports under) and turns the reconciler's
 //! endpoint status into status for Felix. It only relays what the reconciler saw: it never
 //! reports an endpoint up on its own.
 
 use std::collections::HashMap;
 
 use calico_compile::InterfaceKey;
-use calico_model::{HostEndpointId, Model, WorkloadEndpointId};
+use calico_model::{EndpointId, HostEndpointId, Model, WorkloadEndpointId};
 use tracing::{debug, warn};
 
 use crate::reconcile::{EndpointOperStatus, EndpointStatusEvent};
 use crate::status::{EndpointStatus, EndpointSummary, StatusEvent};
 
-/// A Felix endpoint id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EndpointRef {
-    Workload(WorkloadEndpointId),
-    Host(HostEndpointId),
-}
-
 #[derive(Debug)]
 struct Known {
-    id: EndpointRef,
     /// Workloads: what Felix's status files need, kept current with the model.
     summary: Option<EndpointSummary>,
     /// What Felix was last told, and for which interface (an endpoint that moves to another
@@ -29,14 +21,14 @@ struct Known {
     reported: Option<(EndpointStatus, InterfaceKey)>,
 }
 
-/// The endpoints the model holds, by the name the reconciler reports them under.
+/// The endpoints the model holds.
 #[derive(Debug, Default)]
 pub struct EndpointDirectory {
-    live: HashMap<String, Known>,
+    live: HashMap<EndpointId, Known>,
     /// Endpoints removed from the model after Felix had a status for them. Felix was told
     /// at once; the reconciler's later events for them (a pass on an older state, then its
     /// remove) are swallowed. Cleared by that remove or when the endpoint comes back.
-    gone: HashMap<String, EndpointRef>,
+    gone: std::collections::HashSet<EndpointId>,
 }
 
 impl EndpointDirectory {
@@ -60,7 +52,7 @@ impl EndpointDirectory {
         for id in ids {
             let summary = model.workload_endpoints.get(id).map(EndpointSummary::from);
             self.follow(
-                EndpointRef::Workload(id.clone()),
+                EndpointId::Workload(id.clone()),
                 summary.map(Some),
                 &mut out,
             );
@@ -77,7 +69,7 @@ impl EndpointDirectory {
         let mut out = Vec::new();
         for id in ids {
             let present = model.host_endpoints.contains_key(id).then_some(None);
-            self.follow(EndpointRef::Host(id.clone()), present, &mut out);
+            self.follow(EndpointId::Host(id.clone()), present, &mut out);
         }
         out
     }
@@ -95,7 +87,7 @@ impl EndpointDirectory {
             let Some(hep) = model.host_endpoints.get(id) else {
                 continue;
             };
-            let key = endpoint_name(&EndpointRef::Host(id.clone()));
+            let key = EndpointId::Host(id.clone());
             let Some(k) = self.live.get_mut(&key) else {
                 continue;
             };
@@ -103,7 +95,7 @@ impl EndpointDirectory {
                 warn!(host_endpoint = %id, interface = %hep.name,
                     "host endpoint reported in error: its policy is not enforced by this dataplane");
                 k.reported = Some((EndpointStatus::Error, InterfaceKey(hep.name.clone())));
-                out.push(event(&k.id, Some(EndpointStatus::Error), &None));
+                out.push(event(&key, Some(EndpointStatus::Error), &None));
             }
         }
         out
@@ -114,10 +106,10 @@ impl EndpointDirectory {
         let mut workloads: Vec<WorkloadEndpointId> =
             model.workload_endpoints.keys().cloned().collect();
         let mut hosts: Vec<HostEndpointId> = model.host_endpoints.keys().cloned().collect();
-        for k in self.live.values() {
-            match &k.id {
-                EndpointRef::Workload(id) => workloads.push(id.clone()),
-                EndpointRef::Host(id) => hosts.push(id.clone()),
+        for id in self.live.keys() {
+            match id {
+                EndpointId::Workload(id) => workloads.push(id.clone()),
+                EndpointId::Host(id) => hosts.push(id.clone()),
             }
         }
         let mut out = self.workloads_changed(model, &workloads);
@@ -128,28 +120,26 @@ impl EndpointDirectory {
     /// `present`: `None` when the model no longer has the endpoint, else its summary.
     fn follow(
         &mut self,
-        id: EndpointRef,
+        id: EndpointId,
         present: Option<Option<EndpointSummary>>,
         out: &mut Vec<StatusEvent>,
     ) {
-        let key = endpoint_name(&id);
         match present {
             Some(summary) => {
-                self.gone.remove(&key);
-                match self.live.get_mut(&key) {
+                self.gone.remove(&id);
+                match self.live.get_mut(&id) {
                     Some(k) => {
                         if k.summary != summary {
                             k.summary = summary;
                             if let Some((status, _)) = &k.reported {
-                                out.push(event(&k.id, Some(*status), &k.summary));
+                                out.push(event(&id, Some(*status), &k.summary));
                             }
                         }
                     }
                     None => {
                         self.live.insert(
-                            key,
+                            id,
                             Known {
-                                id,
                                 summary,
                                 reported: None,
                             },
@@ -158,12 +148,12 @@ impl EndpointDirectory {
                 }
             }
             None => {
-                if let Some(k) = self.live.remove(&key) {
+                if let Some(k) = self.live.remove(&id) {
                     if k.reported.is_some() {
-                        out.push(event(&k.id, None, &None));
+                        out.push(event(&id, None, &None));
                         // Only workloads get late reconciler events to swallow.
-                        if matches!(k.id, EndpointRef::Workload(_)) {
-                            self.gone.insert(key, k.id);
+                        if matches!(id, EndpointId::Workload(_)) {
+                            self.gone.insert(id);
                         }
                     }
                 }
@@ -180,7 +170,7 @@ impl EndpointDirectory {
                 status,
                 reason,
             } => {
-                if self.gone.contains_key(&endpoint) {
+                if self.gone.contains(&endpoint) {
                     debug!(%endpoint, "status of a removed endpoint ignored");
                     return None;
                 }
@@ -188,7 +178,7 @@ impl EndpointDirectory {
                     debug!(%endpoint, "status of an endpoint the model does not have ignored");
                     return None;
                 };
-                let felix = felix_status(&k.id, status);
+                let felix = felix_status(&endpoint, status);
                 if status != EndpointOperStatus::Up {
                     let level_warn = status == EndpointOperStatus::Error;
                     let reason = reason.as_deref().unwrap_or("");
@@ -200,13 +190,13 @@ impl EndpointDirectory {
                     }
                 }
                 k.reported = Some((felix, interface));
-                Some(event(&k.id, Some(felix), &k.summary))
+                Some(event(&endpoint, Some(felix), &k.summary))
             }
             EndpointStatusEvent::Remove {
                 endpoint,
                 interface,
             } => {
-                if self.gone.remove(&endpoint).is_some() {
+                if self.gone.remove(&endpoint) {
                     return None;
                 }
                 let k = self.live.get_mut(&endpoint)?;
@@ -214,7 +204,7 @@ impl EndpointDirectory {
                 match &k.reported {
                     Some((_, reported_on)) if *reported_on == interface => {
                         k.reported = None;
-                        Some(event(&k.id, None, &None))
+                        Some(event(&endpoint, None, &None))
                     }
                     _ => None,
                 }
@@ -223,37 +213,29 @@ impl EndpointDirectory {
     }
 }
 
-/// The name the compiler gives an endpoint (`DesiredInterface::endpoint`).
-pub fn endpoint_name(id: &EndpointRef) -> String {
-    match id {
-        EndpointRef::Workload(id) => id.to_string(),
-        EndpointRef::Host(id) => id.to_string(),
-    }
-}
-
 /// Felix's Linux dataplane reports workloads only `up` or `down` (`error` is for host
 /// endpoints); a workload whose policy failed is `down`, so the CNI plugin never takes it
 /// for ready.
-fn felix_status(id: &EndpointRef, s: EndpointOperStatus) -> EndpointStatus {
+fn felix_status(id: &EndpointId, s: EndpointOperStatus) -> EndpointStatus {
     match (s, id) {
         (EndpointOperStatus::Up, _) => EndpointStatus::Up,
         (EndpointOperStatus::Down, _) => EndpointStatus::Down,
-        (EndpointOperStatus::Error, EndpointRef::Workload(_)) => EndpointStatus::Down,
-        (EndpointOperStatus::Error, EndpointRef::Host(_)) => EndpointStatus::Error,
+        (EndpointOperStatus::Error, EndpointId::Workload(_)) => EndpointStatus::Down,
+        (EndpointOperStatus::Error, EndpointId::Host(_)) => EndpointStatus::Error,
     }
 }
 
 fn event(
-    id: &EndpointRef,
+    id: &EndpointId,
     status: Option<EndpointStatus>,
     summary: &Option<EndpointSummary>,
 ) -> StatusEvent {
     match id {
-        EndpointRef::Workload(id) => StatusEvent::Workload {
+        EndpointId::Workload(id) => StatusEvent::Workload {
             id: id.clone(),
             status: status.map(|s| (s, summary.clone())),
         },
-        EndpointRef::Host(id) => StatusEvent::Host {
+        EndpointId::Host(id) => StatusEvent::Host {
             id: id.clone(),
             status,
         },

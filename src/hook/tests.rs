@@ -65,7 +65,7 @@ fn wid(i: usize, shape: &ClusterShape) -> WorkloadEndpointId {
 
 fn update(id: &WorkloadEndpointId, iface: &str, status: EndpointOperStatus) -> EndpointStatusEvent {
     EndpointStatusEvent::Update {
-        endpoint: id.to_string(),
+        endpoint: id.clone().into(),
         interface: InterfaceKey(iface.into()),
         status,
         reason: None,
@@ -74,7 +74,7 @@ fn update(id: &WorkloadEndpointId, iface: &str, status: EndpointOperStatus) -> E
 
 fn remove(id: &WorkloadEndpointId, iface: &str) -> EndpointStatusEvent {
     EndpointStatusEvent::Remove {
-        endpoint: id.to_string(),
+        endpoint: id.clone().into(),
         interface: InterfaceKey(iface.into()),
     }
 }

@@ -28,6 +28,7 @@
 //! instead: [`Reconciler::connect`], [`Reconciler::apply`], [`Reconciler::apply_changes`],
 //! [`Reconciler::take_status_events`].
 
+use calico_model::EndpointId;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -170,7 +171,7 @@ pub struct PodState {
 /// Where one desired interface stands after a pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct InterfaceOutcome {
-    endpoint: String,
+    endpoint: EndpointId,
     status: EndpointOperStatus,
     reason: Option<String>,
 }

@@ -6,6 +6,7 @@
 //! A dependant of a failed or waiting object waits too; an interface is never left on a
 //! configuration more permissive than its desired one.
 
+use calico_model::EndpointId;
 use std::collections::{BTreeMap, BTreeSet};
 
 use calico_compile::{DesiredInterface, DesiredState, InterfaceKey, IpSetKey};
@@ -127,7 +128,7 @@ pub(super) fn deny_all(invert_rx_tx: bool) -> npol::InterfaceConfig<PolicyId> {
 struct InterfacePlan {
     key: InterfaceKey,
     sw_if_index: SwIfIndex,
-    endpoint: String,
+    endpoint: EndpointId,
 }
 
 impl<D: Dataplane> Reconciler<D> {

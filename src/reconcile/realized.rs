@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use calico_compile::{InterfaceKey, IpSetKey};
 
 use super::kinds::{KindRecords, KindTables};
-use calico_model::MacAddr;
+use calico_model::{EndpointId, MacAddr};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tracing::warn;
@@ -34,7 +34,7 @@ pub struct RealGuard {
 /// An interface we configured.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RealInterface {
-    pub endpoint: String,
+    pub endpoint: EndpointId,
     pub sw_if_index: SwIfIndex,
     /// The configuration VPP accepted last; `None` before the first one.
     pub config: Option<npol::InterfaceConfig<PolicyId>>,

@@ -2,6 +2,7 @@
 //!
 //! Pure data: nothing here talks to VPP or to Felix.
 
+use calico_model::EndpointId;
 use std::fmt;
 use std::time::Duration;
 
@@ -120,20 +121,19 @@ impl EndpointOperStatus {
 }
 
 /// What the agent turns into `WorkloadEndpointStatusUpdate` / `WorkloadEndpointStatusRemove`.
-/// `endpoint` is `DesiredInterface::endpoint` as the compiler gave it; the agent maps it back
-/// to Felix's endpoint id. An update is sent on every change, a remove once when the endpoint
+/// `endpoint` is `DesiredInterface::endpoint` as the compiler gave it. An update is sent on every change, a remove once when the endpoint
 /// leaves the desired state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EndpointStatusEvent {
     Update {
-        endpoint: String,
+        endpoint: EndpointId,
         interface: InterfaceKey,
         status: EndpointOperStatus,
         /// Why it is not up, for logs.
         reason: Option<String>,
     },
     Remove {
-        endpoint: String,
+        endpoint: EndpointId,
         interface: InterfaceKey,
     },
 }

@@ -128,7 +128,7 @@ fn insert_endpoint(d: &mut DesiredState, j: usize, policies: usize, nss: usize) 
     d.interfaces.insert(
         InterfaceKey(name.clone()),
         DesiredInterface {
-            endpoint: format!("k8s/ns{ns}/pod{j}/eth0"),
+            endpoint: calico_model::EndpointId::workload("k8s", &format!("ns{ns}/pod{j}"), "eth0"),
             interface_name: name,
             neighbours: vec![(endpoint_address(j), endpoint_mac(j))],
             config: npol::InterfaceConfig {

@@ -75,7 +75,7 @@ fn config(tx: &[&str]) -> npol::InterfaceConfig<PolicyKey> {
 
 fn iface(name: &str, addr: &str, tx: &[&str]) -> DesiredInterface {
     DesiredInterface {
-        endpoint: format!("k8s/ns/{name}/eth0"),
+        endpoint: calico_model::EndpointId::workload("k8s", &format!("ns/{name}"), "eth0"),
         interface_name: name.into(),
         neighbours: vec![(ip(addr), MAC)],
         config: config(tx),
@@ -670,7 +670,7 @@ async fn endpoint_is_pending_until_its_interface_appears() {
     assert_eq!(
         r.take_status_events(),
         vec![EndpointStatusEvent::Update {
-            endpoint: "k8s/ns/cali-a/eth0".into(),
+            endpoint: calico_model::EndpointId::workload("k8s", "ns/cali-a", "eth0"),
             interface: InterfaceKey("cali-a".into()),
             status: EndpointOperStatus::Down,
             reason: Some(pass::NOT_FOUND.into()),
@@ -697,7 +697,7 @@ async fn endpoint_is_pending_until_its_interface_appears() {
     assert_eq!(
         r.take_status_events(),
         vec![EndpointStatusEvent::Remove {
-            endpoint: "k8s/ns/cali-a/eth0".into(),
+            endpoint: calico_model::EndpointId::workload("k8s", "ns/cali-a", "eth0"),
             interface: InterfaceKey("cali-a".into()),
         }]
     );

@@ -1375,7 +1375,7 @@ fn desired_interface(
         }
     }
     DesiredInterface {
-        endpoint: id.to_string(),
+        endpoint: id.clone().into(),
         interface_name: ep.name.clone(),
         neighbours,
         config,

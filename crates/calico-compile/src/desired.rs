@@ -98,9 +98,8 @@ key!(
 /// One endpoint's interface and what to program on it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DesiredInterface {
-    /// Which Calico endpoint this is, for status and logs (e.g. `k8s/ns/pod/eth0` or a host
-    /// endpoint id).
-    pub endpoint: String,
+    /// Which Calico endpoint this is, for status and logs.
+    pub endpoint: calico_model::EndpointId,
     /// Felix's interface name: matched against VPP interface tags, then names.
     pub interface_name: String,
     /// Static neighbour entries to program before the policy goes live (DESIGN section 3).

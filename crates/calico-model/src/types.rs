@@ -40,6 +40,79 @@ pub struct WorkloadEndpointId {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct HostEndpointId(pub String);
 
+/// A Felix endpoint: a workload's or a host's. Carried, typed, from the compiler through
+/// the reconciler to the status Felix hears.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum EndpointId {
+    Workload(WorkloadEndpointId),
+    Host(HostEndpointId),
+}
+
+impl fmt::Display for EndpointId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EndpointId::Workload(id) => id.fmt(f),
+            EndpointId::Host(id) => id.fmt(f),
+        }
+    }
+}
+
+impl EndpointId {
+    /// A workload endpoint by its three parts (`k8s`, `ns/pod`, `eth0`).
+    pub fn workload(orchestrator: &str, workload: &str, endpoint: &str) -> Self {
+        EndpointId::Workload(WorkloadEndpointId {
+            orchestrator_id: orchestrator.into(),
+            workload_id: workload.into(),
+            endpoint_id: endpoint.into(),
+        })
+    }
+}
+
+impl From<WorkloadEndpointId> for EndpointId {
+    fn from(id: WorkloadEndpointId) -> Self {
+        EndpointId::Workload(id)
+    }
+}
+
+impl From<HostEndpointId> for EndpointId {
+    fn from(id: HostEndpointId) -> Self {
+        EndpointId::Host(id)
+    }
+}
+
+/// Reads the tagged form this type serialises to, and the plain string state files written
+/// before it existed held (a workload's `orchestrator/workload/endpoint`, where the
+/// workload part may hold slashes, or a host endpoint's id, which holds none).
+impl<'de> Deserialize<'de> for EndpointId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        enum Tagged {
+            Workload(WorkloadEndpointId),
+            Host(HostEndpointId),
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Tagged(Tagged),
+            Legacy(String),
+        }
+        Ok(match Either::deserialize(d)? {
+            Either::Tagged(Tagged::Workload(id)) => EndpointId::Workload(id),
+            Either::Tagged(Tagged::Host(id)) => EndpointId::Host(id),
+            Either::Legacy(s) => match (s.split_once('/'), s.rsplit_once('/')) {
+                (Some((orchestrator, _)), Some((rest, endpoint))) if rest.contains('/') => {
+                    EndpointId::Workload(WorkloadEndpointId {
+                        orchestrator_id: orchestrator.to_string(),
+                        workload_id: rest[orchestrator.len() + 1..].to_string(),
+                        endpoint_id: endpoint.to_string(),
+                    })
+                }
+                _ => EndpointId::Host(HostEndpointId(s)),
+            },
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct NamespaceId(pub String);
 
@@ -567,5 +640,23 @@ mod tests {
         assert!("10.0.0.1,icmp:1".parse::<IpSetMember>().is_err());
         assert!("10.0.0.1,tcp:99999".parse::<IpSetMember>().is_err());
         assert!("nonsense".parse::<IpSetMember>().is_err());
+    }
+
+    #[test]
+    fn endpoint_ids_round_trip_and_read_the_legacy_strings() {
+        let wl = EndpointId::Workload(WorkloadEndpointId {
+            orchestrator_id: "k8s".into(),
+            workload_id: "ns/pod".into(),
+            endpoint_id: "eth0".into(),
+        });
+        let host = EndpointId::Host(HostEndpointId("node1-eth0".into()));
+        for id in [&wl, &host] {
+            let json = serde_json::to_string(id).unwrap();
+            assert_eq!(&serde_json::from_str::<EndpointId>(&json).unwrap(), id);
+            // What state files held before the type existed: its display string.
+            let legacy = serde_json::to_string(&id.to_string()).unwrap();
+            assert_eq!(&serde_json::from_str::<EndpointId>(&legacy).unwrap(), id);
+        }
+        assert_eq!(wl.to_string(), "k8s/ns/pod/eth0");
     }
 }
