@@ -264,27 +264,14 @@ async fn run<D: Dataplane>(
 
 /// Applies `diff` (computed from a state equal to `state`) to `state`.
 pub fn apply_diff(state: &mut DesiredState, mut diff: DesiredDiff) {
-    super::kinds::apply_diffs(state, &mut diff);
+    std::mem::take(&mut diff.kinds).apply_to(state);
     let DesiredDiff {
         ipsets_upserted,
         ipset_members,
         ipsets_removed,
         interfaces_upserted,
         interfaces_removed,
-        rules: _,
-        policies: _,
-        acls: _,
-        routes: _,
-        local_routes: _,
-        tunnels: _,
-        uplinks: _,
-        snat: _,
-        snat_excludes: _,
-        snat_interfaces: _,
-        pods: _,
-        pod_links: _,
-        translations: _,
-        service_rejects: _,
+        kinds: _,
         services_synced,
     } = diff;
     for k in ipsets_removed {

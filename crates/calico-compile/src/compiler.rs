@@ -614,17 +614,20 @@ impl Compiler {
 
         let track = self.track.take().unwrap_or_default();
         let mut diff = DesiredDiff {
-            routes,
-            local_routes,
-            tunnels,
-            snat,
-            snat_excludes,
-            snat_interfaces,
-            pods,
-            pod_links,
-            acls,
-            translations: services.translations,
-            service_rejects: services.rejects,
+            kinds: crate::KindDiffs {
+                routes,
+                local_routes,
+                tunnels,
+                snat,
+                snat_excludes,
+                snat_interfaces,
+                pods,
+                pod_links,
+                acls,
+                translations: services.translations,
+                service_rejects: services.rejects,
+                ..crate::KindDiffs::default()
+            },
             services_synced,
             ..DesiredDiff::default()
         };
@@ -643,10 +646,13 @@ impl Compiler {
             }
         }
         for (k, old) in &track.rules {
-            diff.rules.note(k, old.as_ref(), self.out.rules.get(k));
+            diff.kinds
+                .rules
+                .note(k, old.as_ref(), self.out.rules.get(k));
         }
         for (k, old) in &track.policies {
-            diff.policies
+            diff.kinds
+                .policies
                 .note(k, old.as_ref(), self.out.policies.get(k));
         }
         for (k, old) in &track.interfaces {

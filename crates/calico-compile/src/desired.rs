@@ -110,51 +110,83 @@ pub struct DesiredInterface {
     pub guard: InterfaceGuard,
 }
 
-/// Everything the compiler wants in VPP.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DesiredState {
-    /// Shared (`Arc`) with the reconciler's copy: a million members are held once, and a
-    /// set is copied only when one side changes it.
-    pub ipsets: BTreeMap<IpSetKey, Arc<npol::IpSet>>,
-    pub rules: BTreeMap<RuleKey, npol::Rule<IpSetKey>>,
-    pub policies: BTreeMap<PolicyKey, npol::Policy<RuleKey>>,
-    pub interfaces: BTreeMap<InterfaceKey, DesiredInterface>,
+/// Declares the tables of the reconciler's generic object kinds, once: their fields in
+/// [`DesiredState`], their [`KindDiff`]s in [`KindDiffs`], and the diff's bookkeeping. A new
+/// kind of VPP object is one line here (its key and desired value), the compiler code that
+/// fills its table, and its kind in the reconciler's registry.
+macro_rules! generic_kinds {
+    ($( $(#[$doc:meta])* $field:ident: $key:ty => $want:ty, )*) => {
+        /// Everything the compiler wants in VPP.
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct DesiredState {
+            /// Shared (`Arc`) with the reconciler's copy: a million members are held once,
+            /// and a set is copied only when one side changes it.
+            pub ipsets: BTreeMap<IpSetKey, Arc<npol::IpSet>>,
+            pub interfaces: BTreeMap<InterfaceKey, DesiredInterface>,
+            $(
+                $(#[$doc])*
+                #[serde(default)]
+                pub $field: BTreeMap<$key, $want>,
+            )*
+            /// The Kubernetes watch has both its lists: translations not desired may be
+            /// deleted (before, the realized ones are kept: nothing is known yet).
+            #[serde(default)]
+            pub services_synced: bool,
+        }
+
+        /// What changed in each generic kind's table, named as in [`DesiredState`].
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct KindDiffs {
+            $( pub $field: KindDiff<$key, $want>, )*
+        }
+
+        impl KindDiffs {
+            pub fn is_empty(&self) -> bool {
+                true $( && self.$field.is_empty() )*
+            }
+
+            pub fn len(&self) -> usize {
+                0 $( + self.$field.len() )*
+            }
+
+            /// Records every difference of the generic tables from `old` to `new`.
+            pub fn note_all(&mut self, old: &DesiredState, new: &DesiredState) {
+                $( self.$field.note_all(&old.$field, &new.$field); )*
+            }
+
+            /// Applies every change to `state` (which must equal the state they were
+            /// computed from).
+            pub fn apply_to(self, state: &mut DesiredState) {
+                $( self.$field.apply_to(&mut state.$field); )*
+            }
+        }
+    };
+}
+
+generic_kinds! {
+    rules: RuleKey => npol::Rule<IpSetKey>,
+    policies: PolicyKey => npol::Policy<RuleKey>,
     /// ACLs interfaces refer to (see [`crate::guard`]).
-    pub acls: BTreeMap<AclKey, Acl>,
+    acls: AclKey => Acl,
     /// Routes to other nodes' workloads (see [`crate::routes`]).
-    #[serde(default)]
-    pub routes: BTreeMap<RouteKey, DesiredRoute>,
+    routes: RouteKey => DesiredRoute,
     /// Routes to this node's workloads (see [`crate::routes::desired_local_routes`]).
-    #[serde(default)]
-    pub local_routes: BTreeMap<RouteKey, DesiredLocalRoute>,
+    local_routes: RouteKey => DesiredLocalRoute,
     /// Tunnels to other nodes the routes go through (see [`crate::routes`]).
-    #[serde(default)]
-    pub tunnels: BTreeMap<TunnelKey, DesiredTunnel>,
+    tunnels: TunnelKey => DesiredTunnel,
     /// The uplink's preparation (see [`crate::routes::desired_uplinks`]).
-    #[serde(default)]
-    pub uplinks: BTreeMap<UplinkKey, DesiredUplink>,
+    uplinks: UplinkKey => DesiredUplink,
     /// SNAT for masquerading pools (see [`crate::snat`]).
-    #[serde(default)]
-    pub snat: BTreeMap<SnatKey, DesiredSnat>,
-    #[serde(default)]
-    pub snat_excludes: BTreeMap<SnatExcludeKey, DesiredSnatExclude>,
-    #[serde(default)]
-    pub snat_interfaces: BTreeMap<SnatIfKey, DesiredSnatIf>,
+    snat: SnatKey => DesiredSnat,
+    snat_excludes: SnatExcludeKey => DesiredSnatExclude,
+    snat_interfaces: SnatIfKey => DesiredSnatIf,
     /// Pod interfaces the driver creates (see [`crate::pods`]).
-    #[serde(default)]
-    pub pods: BTreeMap<InterfaceKey, DesiredPod>,
-    #[serde(default)]
-    pub pod_links: BTreeMap<InterfaceKey, DesiredPodLink>,
+    pods: InterfaceKey => DesiredPod,
+    pod_links: InterfaceKey => DesiredPodLink,
     /// Kubernetes service frontends (see [`crate::services`]).
-    #[serde(default)]
-    pub translations: BTreeMap<FrontendKey, DesiredTranslation>,
+    translations: FrontendKey => DesiredTranslation,
     /// ClusterIPs routed to an ICMP unreachable (see [`crate::services::DesiredReject`]).
-    #[serde(default)]
-    pub service_rejects: BTreeMap<RouteKey, DesiredReject>,
-    /// The Kubernetes watch has both its lists: translations not desired may be deleted
-    /// (before, the realized ones are kept: nothing is known yet).
-    #[serde(default)]
-    pub services_synced: bool,
+    service_rejects: RouteKey => DesiredReject,
 }
 
 /// Members to add to and remove from an ipset whose key and type did not change.
@@ -174,21 +206,8 @@ pub struct DesiredDiff {
     pub ipsets_removed: Vec<IpSetKey>,
     pub interfaces_upserted: BTreeMap<InterfaceKey, DesiredInterface>,
     pub interfaces_removed: Vec<InterfaceKey>,
-    /// Generic kinds: one [`KindDiff`] each, named as in [`DesiredState`].
-    pub rules: KindDiff<RuleKey, npol::Rule<IpSetKey>>,
-    pub policies: KindDiff<PolicyKey, npol::Policy<RuleKey>>,
-    pub acls: KindDiff<AclKey, Acl>,
-    pub routes: KindDiff<RouteKey, DesiredRoute>,
-    pub local_routes: KindDiff<RouteKey, DesiredLocalRoute>,
-    pub tunnels: KindDiff<TunnelKey, DesiredTunnel>,
-    pub uplinks: KindDiff<UplinkKey, DesiredUplink>,
-    pub snat: KindDiff<SnatKey, DesiredSnat>,
-    pub snat_excludes: KindDiff<SnatExcludeKey, DesiredSnatExclude>,
-    pub snat_interfaces: KindDiff<SnatIfKey, DesiredSnatIf>,
-    pub pods: KindDiff<InterfaceKey, DesiredPod>,
-    pub pod_links: KindDiff<InterfaceKey, DesiredPodLink>,
-    pub translations: KindDiff<FrontendKey, DesiredTranslation>,
-    pub service_rejects: KindDiff<RouteKey, DesiredReject>,
+    /// The generic kinds' tables.
+    pub kinds: KindDiffs,
     /// `services_synced` changed to this.
     pub services_synced: Option<bool>,
 }
@@ -256,22 +275,9 @@ impl DesiredDiff {
         self.ipsets_upserted.is_empty()
             && self.ipset_members.is_empty()
             && self.ipsets_removed.is_empty()
-            && self.rules.is_empty()
-            && self.policies.is_empty()
             && self.interfaces_upserted.is_empty()
             && self.interfaces_removed.is_empty()
-            && self.acls.is_empty()
-            && self.routes.is_empty()
-            && self.local_routes.is_empty()
-            && self.tunnels.is_empty()
-            && self.uplinks.is_empty()
-            && self.snat.is_empty()
-            && self.snat_excludes.is_empty()
-            && self.snat_interfaces.is_empty()
-            && self.pods.is_empty()
-            && self.pod_links.is_empty()
-            && self.translations.is_empty()
-            && self.service_rejects.is_empty()
+            && self.kinds.is_empty()
             && self.services_synced.is_none()
     }
 
@@ -284,22 +290,9 @@ impl DesiredDiff {
                 .map(|d| d.added.len() + d.removed.len())
                 .sum::<usize>()
             + self.ipsets_removed.len()
-            + self.rules.len()
-            + self.policies.len()
             + self.interfaces_upserted.len()
             + self.interfaces_removed.len()
-            + self.acls.len()
-            + self.routes.len()
-            + self.local_routes.len()
-            + self.tunnels.len()
-            + self.uplinks.len()
-            + self.snat.len()
-            + self.snat_excludes.len()
-            + self.snat_interfaces.len()
-            + self.pods.len()
-            + self.pod_links.len()
-            + self.translations.len()
-            + self.service_rejects.len()
+            + self.kinds.len()
     }
 
     /// Records the change of one ipset from `old` to `new`.
@@ -369,28 +362,10 @@ impl DesiredState {
         for k in union(self.ipsets.keys(), new.ipsets.keys()) {
             d.note_ipset(k, self.ipsets.get(k), new.ipsets.get(k));
         }
-        d.rules.note_all(&self.rules, &new.rules);
-        d.policies.note_all(&self.policies, &new.policies);
         for k in union(self.interfaces.keys(), new.interfaces.keys()) {
             d.note_interface(k, self.interfaces.get(k), new.interfaces.get(k));
         }
-        d.acls.note_all(&self.acls, &new.acls);
-        d.routes.note_all(&self.routes, &new.routes);
-        d.local_routes
-            .note_all(&self.local_routes, &new.local_routes);
-        d.tunnels.note_all(&self.tunnels, &new.tunnels);
-        d.uplinks.note_all(&self.uplinks, &new.uplinks);
-        d.snat.note_all(&self.snat, &new.snat);
-        d.snat_excludes
-            .note_all(&self.snat_excludes, &new.snat_excludes);
-        d.snat_interfaces
-            .note_all(&self.snat_interfaces, &new.snat_interfaces);
-        d.pods.note_all(&self.pods, &new.pods);
-        d.pod_links.note_all(&self.pod_links, &new.pod_links);
-        d.translations
-            .note_all(&self.translations, &new.translations);
-        d.service_rejects
-            .note_all(&self.service_rejects, &new.service_rejects);
+        d.kinds.note_all(self, new);
         d.services_synced =
             (self.services_synced != new.services_synced).then_some(new.services_synced);
         d

@@ -49,7 +49,7 @@ pub use compiler::{compile, ChangeSet, Compiled, Compiler};
 pub use config::{EndpointToHostAction, PolicyConfig};
 pub use desired::{
     AclKey, DesiredDiff, DesiredInterface, DesiredState, InterfaceKey, IpSetKey, KindDiff,
-    MemberDelta, PolicyKey, RuleKey,
+    KindDiffs, MemberDelta, PolicyKey, RuleKey,
 };
 pub use guard::{Acl, AclAction, AclFamily, AclRule, GuardOptions, InterfaceGuard};
 pub use lookup::{evaluate_compiled, explain_compiled, npol_direction, ExplainedStep};

@@ -776,7 +776,7 @@ mod tests {
         };
         let d = c.update(&m, &ch);
         assert_eq!(
-            d.translations.upserted.len(),
+            d.kinds.translations.upserted.len(),
             2,
             "the ClusterIP and the external IP"
         );
@@ -797,9 +797,10 @@ mod tests {
         // The last endpoint goes: the IPv4 ClusterIP is rejected too, the external IP not.
         m.kube.slices.insert(sk.clone(), slice(8080, vec![]));
         let d = c.update(&m, &ch);
-        assert_eq!(d.translations.removed.len(), 2);
+        assert_eq!(d.kinds.translations.removed.len(), 2);
         assert_eq!(
-            d.service_rejects
+            d.kinds
+                .service_rejects
                 .upserted
                 .keys()
                 .copied()
@@ -810,7 +811,7 @@ mod tests {
         // The service goes: its rejects go.
         m.kube.services.clear();
         let d = c.update(&m, &ch);
-        assert_eq!(d.service_rejects.removed.len(), 2);
+        assert_eq!(d.kinds.service_rejects.removed.len(), 2);
         assert!(c.desired().service_rejects.is_empty());
         assert_eq!(c.desired(), crate::Compiler::new(&m).desired());
     }

@@ -429,13 +429,13 @@ mod tests {
                 "step {i}"
             );
             assert_eq!(
-                diff.snat_interfaces,
-                before.diff(want).snat_interfaces,
+                diff.kinds.snat_interfaces,
+                before.diff(want).kinds.snat_interfaces,
                 "step {i}"
             );
             assert_eq!(
-                diff.snat_excludes,
-                before.diff(want).snat_excludes,
+                diff.kinds.snat_excludes,
+                before.diff(want).kinds.snat_excludes,
                 "step {i}"
             );
         }

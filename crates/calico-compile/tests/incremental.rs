@@ -90,15 +90,16 @@ fn adding_a_policy_to_a_tier_changes_only_that_tiers_objects() {
     // The default tier's npol policy is replaced (its policy list is its key); the
     // security tier's, the profile's and every ipset are untouched.
     assert!(diff.ipsets_upserted.is_empty() && diff.ipset_members.is_empty());
-    assert_eq!(diff.rules.upserted.len(), 1, "only the new deny rule");
-    assert!(diff.rules.removed.is_empty());
-    assert_eq!(diff.policies.upserted.len(), 1);
-    assert_eq!(diff.policies.removed.len(), 1);
+    assert_eq!(diff.kinds.rules.upserted.len(), 1, "only the new deny rule");
+    assert!(diff.kinds.rules.removed.is_empty());
+    assert_eq!(diff.kinds.policies.upserted.len(), 1);
+    assert_eq!(diff.kinds.policies.removed.len(), 1);
     let touched: Vec<&str> = diff
+        .kinds
         .policies
         .upserted
         .keys()
-        .chain(&diff.policies.removed)
+        .chain(&diff.kinds.policies.removed)
         .map(|k| k.0.as_str())
         .collect();
     assert!(
@@ -130,14 +131,15 @@ fn a_new_pod_in_an_existing_namespace_adds_only_its_interface_anti_spoofing_and_
     // the route to its address.
     assert_eq!(diff.len(), 4, "{diff:?}");
     assert_eq!(diff.interfaces_upserted.len(), 1);
-    assert_eq!(diff.local_routes.upserted.len(), 1);
-    assert_eq!(diff.policies.upserted.len(), 1);
+    assert_eq!(diff.kinds.local_routes.upserted.len(), 1);
+    assert_eq!(diff.kinds.policies.upserted.len(), 1);
     assert!(diff
+        .kinds
         .policies
         .upserted
         .keys()
         .all(|k| k.0.starts_with(ANTI_SPOOF_PREFIX)));
-    assert_eq!(diff.rules.upserted.len(), 1);
+    assert_eq!(diff.kinds.rules.upserted.len(), 1);
     assert_eq!(c.desired(), &compile(&after).desired);
 }
 
@@ -186,14 +188,15 @@ fn new_allowed_spoofed_prefix_replaces_only_that_pods_anti_spoofing_policy() {
     let diff = c.update(&after, &endpoint_changed(wid("a")));
     let full = compile(&after);
     assert_eq!(c.desired(), &full.desired);
-    assert_eq!(diff.policies.upserted.len(), 1, "{diff:?}");
-    assert_eq!(diff.policies.removed.len(), 1, "{diff:?}");
-    assert!(old_keys.contains(&diff.policies.removed[0]));
-    assert_eq!(diff.rules.upserted.len(), 1);
-    assert_eq!(diff.rules.removed.len(), 1);
+    assert_eq!(diff.kinds.policies.upserted.len(), 1, "{diff:?}");
+    assert_eq!(diff.kinds.policies.removed.len(), 1, "{diff:?}");
+    assert!(old_keys.contains(&diff.kinds.policies.removed[0]));
+    assert_eq!(diff.kinds.rules.upserted.len(), 1);
+    assert_eq!(diff.kinds.rules.removed.len(), 1);
     assert_eq!(diff.interfaces_upserted.len(), 1);
     let a = &full.desired.interfaces[&calico_compile::InterfaceKey("calia".into())];
     assert!(diff
+        .kinds
         .policies
         .upserted
         .contains_key(&a.config.rx_policies[0]));
@@ -209,8 +212,8 @@ fn changed_pod_address_recompiles_its_anti_spoofing_policy() {
     ep.ipv6_nets = vec!["fd00::9/128".parse().unwrap()];
     let diff = c.update(&after, &endpoint_changed(wid("b")));
     assert_eq!(c.desired(), &compile(&after).desired);
-    assert_eq!(diff.policies.upserted.len(), 1);
-    assert_eq!(diff.policies.removed.len(), 1);
+    assert_eq!(diff.kinds.policies.upserted.len(), 1);
+    assert_eq!(diff.kinds.policies.removed.len(), 1);
 }
 
 #[test]
@@ -229,7 +232,7 @@ fn pods_with_the_same_sources_share_anti_spoofing_until_the_last_goes() {
     let diff = c.update(&after, &endpoint_changed(wid("a")));
     assert_eq!(c.desired(), &compile(&after).desired);
     assert!(
-        diff.policies.removed.is_empty(),
+        diff.kinds.policies.removed.is_empty(),
         "still used by b: {diff:?}"
     );
     assert_eq!(diff.interfaces_removed.len(), 1);
@@ -238,6 +241,6 @@ fn pods_with_the_same_sources_share_anti_spoofing_until_the_last_goes() {
     gone.workload_endpoints.remove(&wid("b"));
     let diff = c.update(&gone, &endpoint_changed(wid("b")));
     assert_eq!(c.desired(), &compile(&gone).desired);
-    assert!(diff.policies.removed.contains(&shared), "{diff:?}");
+    assert!(diff.kinds.policies.removed.contains(&shared), "{diff:?}");
     assert!(anti_spoof_keys(c.desired()).is_empty());
 }

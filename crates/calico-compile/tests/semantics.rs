@@ -897,7 +897,10 @@ fn guard_keeps_passing_icmp_errors_even_when_asked_not_to() {
             ..Default::default()
         },
     );
-    assert!(diff.acls.upserted.is_empty(), "the guard does not change");
+    assert!(
+        diff.kinds.acls.upserted.is_empty(),
+        "the guard does not change"
+    );
     let unreachable = Packet::icmp(ip(PEER), ip(POD), 3, 4, 0);
     let got =
         calico_compile::evaluate_compiled(inc.desired(), &iface, Ingress, &unreachable).unwrap();

@@ -14,7 +14,8 @@
 //!   objects in the realized record, which holds only what this driver made.
 //!
 //! A new kind is its own module here (the [`Kind`] impl), one line in the registry below,
-//! its field in `DesiredState`/`DesiredDiff`, and its VPP calls in `dataplane/`.
+//! one line in `calico_compile`'s `generic_kinds!` (its desired table), the compiler code
+//! that fills that table, and its VPP calls in `dataplane/`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -268,7 +269,8 @@ pub struct KindFailure {
 
 /// The registry: one line per kind, `field: Type`, in stage order within each [`Stage`]
 /// (an object's dependencies come before it). `field` names the kind's table in
-/// `DesiredState`, `DesiredDiff`, the state file and `Changed`.
+/// `DesiredState` and `KindDiffs` (declared once, in `calico_compile::desired`'s
+/// `generic_kinds!`), the state file and `Changed`.
 macro_rules! kinds {
     ($($field:ident: $kind:ty),* $(,)?) => {
         /// The realized records of the generic kinds (flattened into [`Realized`]).
@@ -376,7 +378,7 @@ macro_rules! kinds {
 
         impl KindKeys {
             pub fn add_diff(&mut self, diff: &DesiredDiff) {
-                $( self.$field.extend(diff.$field.keys().cloned()); )*
+                $( self.$field.extend(diff.kinds.$field.keys().cloned()); )*
             }
         }
 
@@ -483,10 +485,6 @@ macro_rules! kinds {
             }
         }
 
-        /// Applies the generic kinds' parts of `diff` to `state`, leaving them empty.
-        pub fn apply_diffs(state: &mut DesiredState, diff: &mut DesiredDiff) {
-            $( std::mem::take(&mut diff.$field).apply_to(&mut state.$field); )*
-        }
     };
 }
 
