@@ -80,8 +80,8 @@ pub struct FakeObjects {
     pub snat_addresses: Option<(Option<std::net::Ipv4Addr>, Option<std::net::Ipv6Addr>)>,
     /// cnat's SNAT policy is "interface + prefix" (else none: everything is translated).
     pub snat_if_pfx: bool,
-    /// Excluded prefixes with VPP's add count (an add of a present prefix counts up).
-    pub snat_excludes: BTreeMap<ipnet::IpNet, u32>,
+    /// Excluded prefixes.
+    pub snat_excludes: BTreeSet<ipnet::IpNet>,
     /// Included interfaces: (interface, IPv6).
     pub snat_interfaces: BTreeSet<(SwIfIndex, bool)>,
     /// cnat translations by id: (VIP, protocol, port, real IP, backends, Maglev).

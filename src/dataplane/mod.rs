@@ -58,6 +58,9 @@ pub const RETVAL_NO_SUCH_ENTRY: i32 = -6;
 /// VPP's `retval` for a feature not set up: cnat's SNAT exclusions and inclusions before
 /// its SNAT entry exists, and deleting an entry that does not.
 pub const RETVAL_FEATURE_DISABLED: i32 = -30;
+/// VPP's `retval` for a failed system call; `af_packet_delete` answers it for a host
+/// interface VPP has no af_packet interface on.
+pub const RETVAL_SYSCALL_ERROR_1: i32 = -11;
 /// VPP's `retval` for an interface index that does not exist (any more).
 pub const RETVAL_INVALID_SW_IF_INDEX: i32 = -2;
 /// The ACL plugin's `acl_del` of an ACL still applied as input / output.
@@ -192,7 +195,9 @@ pub enum Op {
         v6: Option<std::net::Ipv6Addr>,
     },
     /// `cnat_snat_policy_add_del_exclude_pfx`: traffic towards `prefix` keeps its source.
-    /// VPP counts adds: each add needs exactly one delete.
+    /// A set member: one delete removes it however often it was added, and deleting an
+    /// absent prefix succeeds; but each add bumps a per-prefix-length refcount in cnat that
+    /// only a delete of a present prefix brings down, so write each exclusion once.
     SnatExclude {
         prefix: ipnet::IpNet,
         is_add: bool,

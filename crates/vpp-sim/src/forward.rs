@@ -202,7 +202,7 @@ impl SimState {
             SNAT_POLICY_NONE => true,
             SNAT_POLICY_IF_PFX => {
                 snat.interfaces.contains(&(ingress, table))
-                    && !snat.exclude.keys().any(|p| p.contains(&IpNet::from(dst)))
+                    && !snat.exclude.iter().any(|p| p.contains(&IpNet::from(dst)))
             }
             _ => false,
         };

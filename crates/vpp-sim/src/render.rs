@@ -136,10 +136,7 @@ impl SimState {
             let _ = writeln!(
                 o,
                 "  snat ip4 {:?} ip6 {:?} policy {} exclude {:?}",
-                s.ip4,
-                s.ip6,
-                s.policy,
-                s.exclude.keys().collect::<std::collections::BTreeSet<_>>()
+                s.ip4, s.ip6, s.policy, s.exclude
             );
         }
     }

@@ -18,6 +18,8 @@ pub mod rv {
     pub const INVALID_SW_IF_INDEX: i32 = -2;
     pub const NO_SUCH_FIB: i32 = -3;
     pub const NO_SUCH_ENTRY: i32 = -6;
+    pub const INVALID_SW_IF_INDEX_2: i32 = -10;
+    pub const SYSCALL_ERROR_1: i32 = -11;
     pub const INVALID_VALUE: i32 = -7;
     pub const UNIMPLEMENTED: i32 = -9;
     pub const FEATURE_DISABLED: i32 = -30;
@@ -34,6 +36,9 @@ pub mod rv {
     pub const INSTANCE_IN_USE: i32 = -147;
     pub const INVALID_PREFIX_LENGTH: i32 = -171;
 }
+
+/// cnat's interface maps (`cnat_snat_interface_map_type_t`: include v4, include v6, pods).
+pub const SNAT_IF_MAPS: u8 = 3;
 
 /// `~0`: "none" for sw_if_index, instance, id fields.
 pub const NONE: u32 = u32::MAX;
@@ -255,10 +260,9 @@ pub struct Snat {
     pub ip6: Option<IpAddr>,
     pub sw_if_index: u32,
     pub policy: u8,
-    /// Excluded prefixes, with the number of adds of each: cnat counts an add of a present
-    /// prefix (its prefix-length refcount), so each add needs its own delete.
-    #[serde(serialize_with = "as_entries")]
-    pub exclude: BTreeMap<IpNet, u32>,
+    /// Excluded prefixes: a set (an add of a present prefix changes nothing but cnat's
+    /// per-length refcount, which no API shows; one delete removes it).
+    pub exclude: BTreeSet<IpNet>,
     /// `(sw_if_index, table)` from `cnat_snat_policy_add_del_if`.
     pub interfaces: BTreeSet<(u32, u8)>,
 }
@@ -548,7 +552,8 @@ impl SimState {
                 self.delete_interface(idx);
                 rv::OK
             }
-            None => rv::INVALID_INTERFACE,
+            // `af_packet_delete_if`: no such host interface.
+            None => rv::SYSCALL_ERROR_1,
         }
     }
 
@@ -622,18 +627,20 @@ impl SimState {
     }
 
     /// `sw_interface_set_unnumbered`: `unnumbered` uses `sw_if_index`'s addresses (or
-    /// stops, with `is_add` false).
+    /// stops, with `is_add` false). The borrower is checked first (`INVALID_SW_IF_INDEX`),
+    /// the lender only for an add (`INVALID_SW_IF_INDEX_2`); VPP accepts an interface
+    /// borrowing from itself.
     pub fn set_unnumbered(&mut self, sw_if_index: u32, unnumbered: u32, is_add: bool) -> i32 {
-        if sw_if_index == unnumbered || self.interfaces.get(sw_if_index).is_none() {
+        if self.interfaces.get(unnumbered).is_none() {
             return rv::INVALID_SW_IF_INDEX;
         }
-        match self.interfaces.get_mut(unnumbered) {
-            Some(i) => {
-                i.unnumbered = is_add.then_some(sw_if_index);
-                rv::OK
-            }
-            None => rv::INVALID_SW_IF_INDEX,
+        if is_add && self.interfaces.get(sw_if_index).is_none() {
+            return rv::INVALID_SW_IF_INDEX_2;
         }
+        if let Some(i) = self.interfaces.get_mut(unnumbered) {
+            i.unnumbered = is_add.then_some(sw_if_index);
+        }
+        rv::OK
     }
 
     /// `ipip_add_tunnel`: one tunnel per (src, dst, table); `instance = ~0` picks the lowest
@@ -1127,30 +1134,30 @@ impl SimState {
     }
 
     /// `cnat_snat_policy_add_del_exclude_pfx`: needs the SNAT entry (`FEATURE_DISABLED`
-    /// before `cnat_set_snat_addresses`, as `cnat_snat_policy_add_pfx` answers).
+    /// before `cnat_set_snat_addresses`, for an add or a delete); deleting a prefix that is
+    /// not excluded is a no-op that succeeds (`cnat_snat_policy_del_pfx`).
     pub fn cnat_snat_exclude(&mut self, is_add: bool, pfx: IpNet) -> i32 {
         let Some(snat) = self.cnat.snat.as_mut() else {
             return rv::FEATURE_DISABLED;
         };
         let pfx = pfx.trunc();
         if is_add {
-            *snat.exclude.entry(pfx).or_default() += 1;
-            return rv::OK;
-        }
-        match snat.exclude.get_mut(&pfx) {
-            Some(n) if *n > 1 => *n -= 1,
-            Some(_) => {
-                snat.exclude.remove(&pfx);
-            }
-            None => return rv::NO_SUCH_ENTRY,
+            snat.exclude.insert(pfx);
+        } else {
+            snat.exclude.remove(&pfx);
         }
         rv::OK
     }
 
-    /// `cnat_snat_policy_add_del_if`: needs the SNAT entry, like exclusions.
+    /// `cnat_snat_policy_add_del_if`: a table beyond cnat's interface maps is
+    /// `INVALID_VALUE`; without the SNAT entry `FEATURE_DISABLED`; otherwise a bit set or
+    /// cleared (clearing an absent one succeeds).
     pub fn cnat_snat_if(&mut self, sw_if_index: u32, is_add: bool, table: u8) -> i32 {
         if let Err(e) = self.valid(sw_if_index) {
             return e;
+        }
+        if table >= SNAT_IF_MAPS {
+            return rv::INVALID_VALUE;
         }
         let Some(snat) = self.cnat.snat.as_mut() else {
             return rv::FEATURE_DISABLED;

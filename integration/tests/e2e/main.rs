@@ -19,6 +19,7 @@ mod guard;
 mod icmp_realvpp;
 mod manifests;
 mod metrics;
+mod model_realvpp;
 mod p2p;
 mod reconcile;
 mod routes_realvpp;

@@ -156,6 +156,13 @@ pub trait Kind: Sized + Send + Sync + 'static {
     /// The write that deletes a realized object.
     fn delete(key: &Self::Key, real: &Self::Real) -> Op;
 
+    /// A refused delete that means VPP does not hold the object any more: the goal either
+    /// way. VPP says so with `NO_SUCH_ENTRY` for most objects; a kind whose delete message
+    /// answers otherwise says which answers mean it.
+    fn already_gone(error: &OpError) -> bool {
+        error.retval == RETVAL_NO_SUCH_ENTRY
+    }
+
     /// Drops from `stale` what something realized still uses (deleted once it does not), or
     /// what may not be deleted yet. Called only when there is something to delete.
     fn retain_unused(
@@ -644,7 +651,7 @@ impl<D: Dataplane> Reconciler<D> {
         let mut err = BTreeMap::new();
         for ((key, _), res) in stale.into_iter().zip(results) {
             match res {
-                Err(e) if e.retval != RETVAL_NO_SUCH_ENTRY => {
+                Err(e) if !K::already_gone(&e) => {
                     err.insert(key, ObjectError::from_op(&e));
                 }
                 // Deleted, or already gone: the goal either way.

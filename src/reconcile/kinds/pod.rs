@@ -25,7 +25,10 @@ use serde::{Deserialize, Serialize};
 use calico_compile::{AclKey, DesiredPod, DesiredPodLink, InterfaceKey, PodLink};
 
 use super::{Ctx, Kind, Stage};
-use crate::dataplane::{Op, OpError, OpReply, SwIfIndex, RETVAL_INVALID_SW_IF_INDEX};
+use crate::dataplane::{
+    Op, OpError, OpReply, SwIfIndex, RETVAL_INVALID_SW_IF_INDEX, RETVAL_NO_SUCH_ENTRY,
+    RETVAL_SYSCALL_ERROR_1,
+};
 
 pub struct Pods;
 
@@ -197,6 +200,17 @@ impl Kind for Pods {
 
     fn interface(real: &RealPod) -> Option<SwIfIndex> {
         Some(real.sw_if_index)
+    }
+
+    /// `af_packet_delete` names no interface but the host's: for one VPP does not have it
+    /// answers `SYSCALL_ERROR_1` (`af_packet_delete_if`); `tap_delete_v2` of an index VPP
+    /// does not have answers `INVALID_SW_IF_INDEX`.
+    fn already_gone(error: &OpError) -> bool {
+        match error.op {
+            "af_packet_delete" => error.retval == RETVAL_SYSCALL_ERROR_1,
+            "tap_delete_v2" => error.retval == RETVAL_INVALID_SW_IF_INDEX,
+            _ => error.retval == RETVAL_NO_SUCH_ENTRY,
+        }
     }
 
     fn delete(key: &InterfaceKey, real: &RealPod) -> Op {

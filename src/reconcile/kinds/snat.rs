@@ -5,10 +5,10 @@
 //! Exclusions and inclusions live in cnat's SNAT entry, which the settings create: they
 //! wait for it, and it is deleted only after them.
 //!
-//! cnat has no read-back for any of it, and counts exclusion adds (an exclusion added
-//! twice needs two deletes): the realized record is the only truth, so each object is
-//! written once and never re-applied blindly; a restart with the same record makes no
-//! write. An inclusion follows its pod's interface: it waits until the interface is bound
+//! cnat has no read-back for any of it, and each exclusion add bumps a per-prefix-length
+//! refcount that a later delete does not fully undo (one delete removes the prefix): the
+//! realized record is the only truth, so each object is written once and never re-applied
+//! blindly; a restart with the same record makes no write. An inclusion follows its pod's interface: it waits until the interface is bound
 //! with cnat on (without cnat on the pod's interface nothing is translated), and is
 //! forgotten with the interface when VPP deletes it.
 
