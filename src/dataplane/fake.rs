@@ -156,6 +156,8 @@ fn mac_of(bytes: [u8; 6]) -> MacAddr {
     MacAddr(bytes)
 }
 
+/// An interface as `sw_interface_dump` describes it, and as the VPP implementation reads it:
+/// no L2 address means no neighbour resolution (`local0` included).
 fn info(idx: u32, i: &sim::Interface) -> InterfaceInfo {
     InterfaceInfo {
         sw_if_index: SwIfIndex(idx),
@@ -163,7 +165,7 @@ fn info(idx: u32, i: &sim::Interface) -> InterfaceInfo {
         tag: i.tag.clone(),
         admin_up: i.admin_up,
         link_up: i.link_up,
-        point_to_point: i.kind.is_p2p(),
+        point_to_point: i.mac_bytes == [0; 6],
     }
 }
 
@@ -839,7 +841,19 @@ impl Dataplane for FakeDataplane {
         vpp.connects += 1;
         self.connected = true;
         self.connected_boot = vpp.boot;
-        Ok(VppIdentity(format!("fake-boot-{}", vpp.boot)))
+        // As the VPP implementation does: the identity is a tag on `local0`, so it goes
+        // with the VPP run it vouches for.
+        let prefix = super::vpp::BOOT_TAG_PREFIX;
+        let tag = vpp.state.interface(0).map(|i| i.tag.clone());
+        let token = match tag.filter(|t| t.starts_with(prefix)) {
+            Some(t) => t,
+            None => {
+                let t = format!("{prefix}fake-{}", vpp.boot);
+                vpp.state.set_tag(0, true, &t);
+                t
+            }
+        };
+        Ok(VppIdentity(token))
     }
 
     async fn execute(&mut self, ops: Vec<Op>) -> Result<Vec<OpResult>, DataplaneError> {
@@ -912,7 +926,20 @@ mod tests {
             .filter(|i| i.point_to_point)
             .map(|i| i.sw_if_index)
             .collect();
-        assert_eq!(p2p, [tun]);
+        // local0 has no L2 address either (a real VPP lists it so too).
+        assert_eq!(p2p, [SwIfIndex(0), tun]);
         assert_ne!(tap, tun);
+    }
+
+    /// The identity lives in VPP (a tag on local0): a reconnect to the same run finds it, a
+    /// restarted VPP has none and gets a new one.
+    #[tokio::test]
+    async fn the_identity_is_kept_in_vpp_and_dies_with_it() {
+        let (mut dp, h) = new();
+        let first = dp.connect().await.unwrap();
+        assert_eq!(dp.connect().await.unwrap(), first);
+        assert_eq!(h.reconnect_dataplane().connect().await.unwrap(), first);
+        h.restart_vpp();
+        assert_ne!(dp.connect().await.unwrap(), first);
     }
 }

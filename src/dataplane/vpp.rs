@@ -36,7 +36,7 @@ use super::{
 };
 
 /// Tag prefix of the boot token on `local0`.
-const BOOT_TAG_PREFIX: &str = "calico-vpp-boot-";
+pub(crate) const BOOT_TAG_PREFIX: &str = "calico-vpp-boot-";
 /// Members per `npol_ipset_add_del_members`, to keep each message well under VPP's limits.
 const MEMBERS_PER_MESSAGE: usize = 1024;
 /// `retval` reported for a request VPP never answered (it answered a later ping).

@@ -43,7 +43,13 @@ enum Save {
     Translation,
 }
 
-type Step = (&'static str, Save, Box<dyn Fn(&Ids) -> Op>);
+/// A write built from the ids so far, or a comparison of the interface tables.
+enum Action {
+    Write(Box<dyn Fn(&Ids) -> Op>),
+    Interfaces,
+}
+
+type Step = (&'static str, Save, Action);
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -54,7 +60,11 @@ fn net(s: &str) -> ipnet::IpNet {
 }
 
 fn step(what: &'static str, save: Save, op: impl Fn(&Ids) -> Op + 'static) -> Step {
-    (what, save, Box::new(op))
+    (what, save, Action::Write(Box::new(op)))
+}
+
+fn interfaces(what: &'static str) -> Step {
+    (what, Save::Nothing, Action::Interfaces)
 }
 
 fn allow_from_set(set: u32) -> npol::Rule<IpSetId> {
@@ -280,6 +290,7 @@ fn script() -> Vec<Step> {
             to: SwIfIndex(i.ipip),
             is_add: true,
         }),
+        interfaces("interfaces with an up, tagged tunnel"),
         // FIB.
         step("route into the tunnel", Nothing, |i| Op::Route {
             dst: net("10.80.0.0/24"),
@@ -387,6 +398,11 @@ fn script() -> Vec<Step> {
             sw_if_index: SwIfIndex(i.vxlan),
             mac: MacAddr([2, 0, 0, 0, 0, 0x42]),
         }),
+        step("vxlan up", Nothing, |i| Op::SetAdminUp {
+            sw_if_index: SwIfIndex(i.vxlan),
+            up: true,
+        }),
+        interfaces("interfaces with two tunnels up"),
         step("neighbour on the vxlan tunnel", Nothing, |i| {
             Op::Neighbour {
                 sw_if_index: SwIfIndex(i.vxlan),
@@ -478,6 +494,7 @@ fn script() -> Vec<Step> {
             v4: None,
             v6: None,
         }),
+        interfaces("interfaces after the deletes"),
     ]
 }
 
@@ -507,6 +524,30 @@ fn save(ids: &mut Ids, what: Save, r: &OpResult) {
     *slot = *id;
 }
 
+/// The interface table as the reconciler reads it, one line per interface.
+async fn table(dp: &mut impl Dataplane) -> String {
+    let mut rows: Vec<String> = dp
+        .interfaces()
+        .await
+        .expect("the connection holds")
+        .into_iter()
+        .map(|i| {
+            // The boot token on local0 differs by nature (time, process).
+            let tag = if i.tag.starts_with("calico-vpp-boot-") {
+                "<boot token>"
+            } else {
+                i.tag.as_str()
+            };
+            format!(
+                "{} {} tag={tag:?} admin_up={} link_up={} p2p={}",
+                i.sw_if_index, i.name, i.admin_up, i.link_up, i.point_to_point
+            )
+        })
+        .collect();
+    rows.sort();
+    rows.join("; ")
+}
+
 async fn one(dp: &mut impl Dataplane, op: Op) -> OpResult {
     let mut results = dp.execute(vec![op]).await.expect("the connection holds");
     results.pop().expect("one result per operation")
@@ -529,7 +570,18 @@ fn the_test_dataplane_answers_every_write_as_a_real_vpp_does() {
         let (mut real_ids, mut model_ids) = (Ids::default(), Ids::default());
         let mut differ = Vec::new();
         let steps = script();
-        for (what, keep, op) in &steps {
+        for (what, keep, action) in &steps {
+            let op = match action {
+                Action::Write(op) => op,
+                Action::Interfaces => {
+                    let (r, m) = (table(&mut real).await, table(&mut model).await);
+                    println!("{what}:\n  real VPP: {r}\n  model:    {m}");
+                    if r != m {
+                        differ.push(format!("{what}: real VPP [{r}], model [{m}]"));
+                    }
+                    continue;
+                }
+            };
             let from_real = one(&mut real, op(&real_ids)).await;
             let from_model = one(&mut model, op(&model_ids)).await;
             let (r, m) = (shape(&from_real), shape(&from_model));
