@@ -118,7 +118,7 @@ fn main() {
         .build()
         .expect("tokio runtime");
     rt.block_on(async {
-        // Into the fake: the reconciler's own cost.
+        // Into the fake: the reconciler's cost plus the simulator's model, no socket.
         let (dp, h) = fake::new();
         for j in 0..=sizes.endpoints {
             h.add_interface(&format!("tap{j}"), &synthetic::interface_name(j));

@@ -89,11 +89,13 @@ pub struct FakeObjects {
     pub translations: BTreeMap<u32, (IpAddr, u8, u16, bool, Vec<(IpAddr, u16)>, bool)>,
 }
 
+/// What the fake's VPP tells its subscriber, each stamped with the boot number of the VPP
+/// run that said it: a connection to a later run never hears an earlier run's events.
 enum Signal {
-    Event(InterfaceEvent),
+    Event(u64, InterfaceEvent),
     /// VPP reported a change of this interface (`sw_interface_event`): the dataplane reads
     /// its state when it takes the event, as the VPP implementation does.
-    Vpp(SwIfIndex),
+    Vpp(u64, SwIfIndex),
     /// The VPP run with this boot number died.
     Disconnect(u64),
 }
@@ -297,7 +299,7 @@ impl FakeHandle {
         let mut vpp = self.lock();
         let idx = vpp.state.attach_interface(name, tag, tun, None);
         vpp.state.events.clear();
-        vpp.signal(Signal::Event(InterfaceEvent::Rescan));
+        vpp.signal_event(InterfaceEvent::Rescan);
         SwIfIndex(idx)
     }
 
@@ -313,11 +315,11 @@ impl FakeHandle {
             i.admin_up = admin_up;
             i.link_up = link_up;
         }
-        vpp.signal(Signal::Event(InterfaceEvent::Changed {
+        vpp.signal_event(InterfaceEvent::Changed {
             sw_if_index,
             admin_up,
             link_up,
-        }));
+        });
     }
 
     /// Deletes an interface and everything VPP keeps per interface (as its owner, say the
@@ -326,7 +328,7 @@ impl FakeHandle {
         let mut vpp = self.lock();
         vpp.state.detach_interface(sw_if_index.0);
         vpp.state.events.clear();
-        vpp.signal(Signal::Event(InterfaceEvent::Deleted { sw_if_index }));
+        vpp.signal_event(InterfaceEvent::Deleted { sw_if_index });
     }
 
     /// Creates an ipset behind the driver's back (another user of VPP).
@@ -360,7 +362,7 @@ impl FakeHandle {
             i.link_up = info.link_up;
         }
         vpp.state.events.clear();
-        vpp.signal(Signal::Event(InterfaceEvent::Rescan));
+        vpp.signal_event(InterfaceEvent::Rescan);
     }
 
     pub fn interfaces(&self) -> Vec<InterfaceInfo> {
@@ -568,6 +570,11 @@ impl FakeVpp {
         }
     }
 
+    /// An event of the current VPP run.
+    fn signal_event(&mut self, e: InterfaceEvent) {
+        self.signal(Signal::Event(self.boot, e));
+    }
+
     fn injected_fault(&mut self, op: &Op) -> Option<(i32, bool)> {
         for f in &mut self.faults {
             if f.remaining == 0 || !(f.matches)(op) {
@@ -598,9 +605,9 @@ impl FakeVpp {
         for e in std::mem::take(&mut self.state.events) {
             let sw_if_index = SwIfIndex(e.sw_if_index);
             let signal = if e.deleted {
-                Signal::Event(InterfaceEvent::Deleted { sw_if_index })
+                Signal::Event(self.boot, InterfaceEvent::Deleted { sw_if_index })
             } else {
-                Signal::Vpp(sw_if_index)
+                Signal::Vpp(self.boot, sw_if_index)
             };
             self.signal(signal);
         }
@@ -877,13 +884,13 @@ impl Dataplane for FakeDataplane {
     async fn next_interface_event(&mut self) -> Result<InterfaceEvent, DataplaneError> {
         loop {
             match self.events.recv().await {
-                Some(Signal::Event(e)) => {
-                    if self.connected {
+                Some(Signal::Event(boot, e)) => {
+                    if self.connected && boot == self.connected_boot {
                         return Ok(e);
                     }
                 }
-                Some(Signal::Vpp(sw_if_index)) => {
-                    if self.connected {
+                Some(Signal::Vpp(boot, sw_if_index)) => {
+                    if self.connected && boot == self.connected_boot {
                         let vpp = self.vpp.lock();
                         return Ok(match vpp.state.interfaces.get(sw_if_index.0) {
                             Some(i) => InterfaceEvent::Changed {

@@ -426,10 +426,22 @@ impl<D: Dataplane> Reconciler<D> {
                 None => self.refresh_interfaces().await?,
             },
             InterfaceEvent::Deleted { sw_if_index } => {
+                // Only an interface something realized refers to changes what the next pass
+                // must look at; the driver's own deletes (a pod's interface, a tunnel) come
+                // back here after their records are gone, and must not cost a full pass.
+                let referred = self
+                    .realized
+                    .interfaces
+                    .values()
+                    .any(|b| b.sw_if_index == sw_if_index)
+                    || self.realized.orphans.interfaces.contains_key(&sw_if_index)
+                    || self.realized.kinds.owns_interface(sw_if_index);
                 self.interfaces.remove(&sw_if_index);
                 self.index_interfaces();
                 self.realized.kinds.forget_interfaces(|i| i == sw_if_index);
-                self.in_step = false;
+                if referred {
+                    self.in_step = false;
+                }
             }
             InterfaceEvent::Rescan => self.refresh_interfaces().await?,
         }

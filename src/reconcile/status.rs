@@ -121,8 +121,8 @@ impl EndpointOperStatus {
 }
 
 /// What the agent turns into `WorkloadEndpointStatusUpdate` / `WorkloadEndpointStatusRemove`.
-/// `endpoint` is `DesiredInterface::endpoint` as the compiler gave it. An update is sent on every change, a remove once when the endpoint
-/// leaves the desired state.
+/// `endpoint` is `DesiredInterface::endpoint` as the compiler gave it. An update is sent on
+/// every change, a remove once when the endpoint leaves the desired state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EndpointStatusEvent {
     Update {

@@ -7,6 +7,9 @@ use std::collections::BTreeMap;
 
 use serde::{Serialize, Serializer};
 
+/// Beyond any index a test re-creates an object at (`insert_at` grows the pool to it).
+const MAX_INDEX: u32 = 1 << 20;
+
 #[derive(Debug, Clone)]
 pub struct Pool<T> {
     slots: Vec<Option<T>>,
@@ -36,9 +39,13 @@ impl<T> Pool<T> {
         u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
     }
 
-    /// Stores `v` at index `i` (as VPP would hand it out again, e.g. after a restart), in
-    /// place of what was there. Indexes skipped on the way become free.
-    pub fn insert_at(&mut self, i: u32, v: T) {
+    /// Stores `v` at index `i`, which must be free (tests re-create an object with the index
+    /// it had); indexes skipped on the way become free. Returns `v` back when `i` is taken
+    /// or beyond what a pool holds.
+    pub fn insert_at(&mut self, i: u32, v: T) -> Result<(), T> {
+        if self.contains(i) || i >= MAX_INDEX {
+            return Err(v);
+        }
         let at = i as usize;
         while self.slots.len() <= at {
             let free = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
@@ -49,6 +56,7 @@ impl<T> Pool<T> {
         }
         self.free.retain(|f| *f != i);
         self.slots[at] = Some(v);
+        Ok(())
     }
 
     pub fn get(&self, i: u32) -> Option<&T> {

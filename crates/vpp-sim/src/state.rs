@@ -37,8 +37,9 @@ pub mod rv {
     pub const INVALID_PREFIX_LENGTH: i32 = -171;
 }
 
-/// cnat's interface maps (`cnat_snat_interface_map_type_t`: include v4, include v6, pods).
-pub const SNAT_IF_MAPS: u8 = 3;
+/// cnat's interface maps (`cnat_snat_interface_map_type_t`: include v4, include v6, pods,
+/// host).
+pub const SNAT_IF_MAPS: u8 = 4;
 
 /// `~0`: "none" for sw_if_index, instance, id fields.
 pub const NONE: u32 = u32::MAX;
@@ -460,8 +461,8 @@ impl SimState {
 
     /// An interface made outside the API, as a CNI plugin or an operator makes one: a tap
     /// (`tun`: point-to-point) named `name` and tagged `tag`, admin and link up, at index
-    /// `at` when given (re-created after a restart) or the next free one. No event: the
-    /// maker announces it.
+    /// `at` when given and free (a test re-creating an interface with its old index) or
+    /// else the next free one. No event: the maker announces it.
     pub fn attach_interface(&mut self, name: &str, tag: &str, tun: bool, at: Option<u32>) -> u32 {
         let used = |k: &InterfaceKind| match k {
             InterfaceKind::Tap { id, .. } => Some(*id),
@@ -483,10 +484,10 @@ impl SimState {
         itf.admin_up = true;
         itf.link_up = true;
         match at {
-            Some(i) => {
-                self.interfaces.insert_at(i, itf);
-                i
-            }
+            Some(i) => match self.interfaces.insert_at(i, itf) {
+                Ok(()) => i,
+                Err(itf) => self.interfaces.insert(itf),
+            },
             None => self.interfaces.insert(itf),
         }
     }
@@ -621,8 +622,8 @@ impl SimState {
                 self.delete_interface(sw_if_index);
                 rv::OK
             }
-            Some(_) => rv::INVALID_INTERFACE,
-            None => rv::INVALID_SW_IF_INDEX,
+            // `tap_delete_if`: any index that is not a tap's.
+            _ => rv::INVALID_SW_IF_INDEX,
         }
     }
 

@@ -1,10 +1,12 @@
 //! One model of VPP: the test dataplane (`dataplane::fake`, the simulator's `SimState` behind
 //! the `Dataplane` trait) and a real VPP, through the driver's own `VppDataplane`, are given
 //! the same operations one by one and must answer each the same way: done, created with the
-//! same id, or refused with the same `retval`. The script covers every kind of write the
-//! reconciler makes, and the corners it relies on (deletes of what is gone, objects in use,
-//! cnat's SNAT entry missing). Where the fake is stricter than npol on purpose (references
-//! to objects VPP does not hold) the script does not go.
+//! same id, or refused with the same `retval`; at three points their interface tables must
+//! read the same. The script covers the writes the reconciler makes that need no host
+//! interface (not `af_packet_create_v3`, whose host side the simulator cannot check, nor the
+//! tap plugin's, which needs `/dev/vhost-net`), and the corners it relies on (deletes of what
+//! is gone, objects in use, cnat's SNAT entry missing). Where the fake is stricter than npol
+//! on purpose (references to objects VPP does not hold) the script does not go.
 
 use crate::common;
 
@@ -291,6 +293,14 @@ fn script() -> Vec<Step> {
             is_add: true,
         }),
         interfaces("interfaces with an up, tagged tunnel"),
+        step("interrupt mode on the tunnel", Nothing, |i| Op::SetRxInterrupt {
+            sw_if_index: SwIfIndex(i.ipip),
+        }),
+        step("interrupt mode on an unknown interface", Nothing, |_| {
+            Op::SetRxInterrupt {
+                sw_if_index: SwIfIndex(999),
+            }
+        }),
         // FIB.
         step("route into the tunnel", Nothing, |i| Op::Route {
             dst: net("10.80.0.0/24"),

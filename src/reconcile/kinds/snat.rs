@@ -8,9 +8,10 @@
 //! cnat has no read-back for any of it, and each exclusion add bumps a per-prefix-length
 //! refcount that a later delete does not fully undo (one delete removes the prefix): the
 //! realized record is the only truth, so each object is written once and never re-applied
-//! blindly; a restart with the same record makes no write. An inclusion follows its pod's interface: it waits until the interface is bound
-//! with cnat on (without cnat on the pod's interface nothing is translated), and is
-//! forgotten with the interface when VPP deletes it.
+//! blindly; a restart with the same record makes no write. An inclusion follows its pod's
+//! interface: it waits until the interface is bound with cnat on (without cnat on the pod's
+//! interface nothing is translated), and is forgotten with the interface when VPP deletes
+//! it.
 
 use serde::{Deserialize, Serialize};
 
@@ -23,7 +24,9 @@ use std::collections::BTreeSet;
 use calico_compile::DesiredState;
 
 use super::{Ctx, Kind, Stage};
-use crate::dataplane::{Op, OpError, OpReply, SwIfIndex, RETVAL_INVALID_SW_IF_INDEX};
+use crate::dataplane::{
+    Op, OpError, OpReply, SwIfIndex, RETVAL_FEATURE_DISABLED, RETVAL_INVALID_SW_IF_INDEX,
+};
 use crate::reconcile::realized::Realized;
 use crate::reconcile::Changed;
 
@@ -81,6 +84,11 @@ impl Kind for Snat {
     /// everything, so the policy is never just switched off).
     fn delete(_: &SnatKey, _: &RealSnat) -> Op {
         Op::SnatSet { v4: None, v6: None }
+    }
+
+    /// Deleting an entry cnat does not have answers `FEATURE_DISABLED`.
+    fn already_gone(error: &OpError) -> bool {
+        error.retval == RETVAL_FEATURE_DISABLED
     }
 
     /// The entry holds the exclusions and inclusions: it stays until they are gone.
@@ -150,6 +158,12 @@ impl Kind for SnatExcludes {
             is_add: false,
         }
     }
+
+    /// An absent prefix is deleted without complaint; without the SNAT entry (which held
+    /// it) cnat answers `FEATURE_DISABLED`.
+    fn already_gone(error: &OpError) -> bool {
+        error.retval == RETVAL_FEATURE_DISABLED
+    }
 }
 
 /// Pod interfaces whose traffic is translated.
@@ -213,6 +227,15 @@ impl Kind for SnatInterfaces {
 
     fn interface(real: &RealSnatIf) -> Option<SwIfIndex> {
         Some(real.sw_if_index)
+    }
+
+    /// Without the SNAT entry cnat answers `FEATURE_DISABLED`; for an interface VPP no
+    /// longer has, `INVALID_SW_IF_INDEX` (the record would have been forgotten with the
+    /// interface had its delete been seen first). cnat keeps the bit of a deleted interface
+    /// (it has no interface-delete hook), so an index VPP hands out again inherits it: see
+    /// the README's SNAT notes.
+    fn already_gone(error: &OpError) -> bool {
+        error.retval == RETVAL_FEATURE_DISABLED || error.retval == RETVAL_INVALID_SW_IF_INDEX
     }
 
     fn delete(key: &SnatIfKey, real: &RealSnatIf) -> Op {
