@@ -384,9 +384,10 @@ impl<D: Dataplane> Reconciler<D> {
             if !only_ours_added {
                 self.in_step = false;
             }
-            self.realized
+            let realized = &mut self.realized;
+            realized
                 .kinds
-                .forget_interfaces(|i| !table.contains_key(&i));
+                .forget_interfaces(|i| !table.contains_key(&i), &mut realized.orphans);
             self.interfaces = table;
             self.index_interfaces();
         }
@@ -438,7 +439,10 @@ impl<D: Dataplane> Reconciler<D> {
                     || self.realized.kinds.owns_interface(sw_if_index);
                 self.interfaces.remove(&sw_if_index);
                 self.index_interfaces();
-                self.realized.kinds.forget_interfaces(|i| i == sw_if_index);
+                let realized = &mut self.realized;
+                realized
+                    .kinds
+                    .forget_interfaces(|i| i == sw_if_index, &mut realized.orphans);
                 if referred {
                     self.in_step = false;
                 }

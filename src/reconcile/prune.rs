@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use calico_compile::{DesiredState, IpSetKey};
 use tokio::time::Instant;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::kinds::Stage;
 use super::pass::{deny_all, StageLog};
@@ -17,7 +17,7 @@ use super::realized::{RealInterface, Realized};
 use super::status::ObjectRef;
 use super::{PassReport, Reconciler};
 use crate::dataplane::{
-    AclIndex, Dataplane, DataplaneError, IpSetId, Op, OpResult, SwIfIndex,
+    AclIndex, Dataplane, DataplaneError, IpSetId, Op, OpResult, SwIfIndex, RETVAL_FEATURE_DISABLED,
     RETVAL_INVALID_SW_IF_INDEX, RETVAL_NO_SUCH_ENTRY,
 };
 
@@ -50,10 +50,71 @@ impl<D: Dataplane> Reconciler<D> {
     ) -> Result<(), DataplaneError> {
         self.prune_kinds(Stage::AfterInterfaces, desired, now, report)
             .await?;
+        self.clear_stale_inclusions(report).await?;
         self.unbind_interfaces(desired, now, report).await?;
         self.prune_kinds(Stage::BeforeInterfaces, desired, now, report)
             .await?;
         self.delete_stale::<IpSets>(desired, now, report).await
+    }
+
+    /// cnat inclusion bits the driver set and holds no record of (see
+    /// `Orphans::snat_inclusions`): cleared once VPP has an interface at that index again
+    /// and no inclusion is wanted there; forgotten with the SNAT entry, which takes every
+    /// bit with it.
+    async fn clear_stale_inclusions(
+        &mut self,
+        report: &mut PassReport,
+    ) -> Result<(), DataplaneError> {
+        if self.realized.orphans.snat_inclusions.is_empty() {
+            return Ok(());
+        }
+        if self.realized.kinds.snat.is_empty() {
+            self.realized.orphans.snat_inclusions.clear();
+            return Ok(());
+        }
+        let wanted: BTreeSet<(SwIfIndex, bool)> = self
+            .realized
+            .kinds
+            .snat_interfaces
+            .iter()
+            .map(|(k, r)| (r.sw_if_index, k.v6))
+            .collect();
+        self.realized
+            .orphans
+            .snat_inclusions
+            .retain(|bit| !wanted.contains(bit));
+        let due: Vec<(SwIfIndex, bool)> = self
+            .realized
+            .orphans
+            .snat_inclusions
+            .iter()
+            .filter(|(i, _)| self.interfaces.contains_key(i))
+            .copied()
+            .collect();
+        let ops = due
+            .iter()
+            .map(|&(sw_if_index, v6)| Op::SnatInterface {
+                sw_if_index,
+                v6,
+                is_add: false,
+            })
+            .collect();
+        let results = self.exec(ops, report).await?;
+        for (bit, res) in due.into_iter().zip(results) {
+            match res {
+                Err(e) if e.retval == RETVAL_INVALID_SW_IF_INDEX => {} // gone again: wait
+                Err(e) if e.retval != RETVAL_FEATURE_DISABLED => {
+                    warn!(sw_if_index = %bit.0, v6 = bit.1, error = %e,
+                        "clearing a stale SNAT inclusion failed; will retry");
+                }
+                _ => {
+                    info!(sw_if_index = %bit.0, v6 = bit.1,
+                        "cleared the SNAT inclusion a deleted interface left at this index");
+                    self.realized.orphans.snat_inclusions.remove(&bit);
+                }
+            }
+        }
+        Ok(())
     }
 
     fn binding_mut(&mut self, b: &BindingRef) -> Option<&mut RealInterface> {

@@ -52,6 +52,13 @@ pub struct Orphans {
     pub ipsets: BTreeSet<IpSetId>,
     /// Bindings to interfaces an endpoint no longer uses (its tag moved elsewhere).
     pub interfaces: BTreeMap<SwIfIndex, RealInterface>,
+    /// cnat SNAT inclusions (interface, IPv6) the driver made and no record holds any more,
+    /// which VPP may still have: cnat keeps an inclusion bit when its interface is deleted,
+    /// and the next interface VPP gives that index inherits it. Cleared once an interface
+    /// exists at that index again (unless an inclusion is wanted there), or with the SNAT
+    /// entry.
+    #[serde(default)]
+    pub snat_inclusions: BTreeSet<(SwIfIndex, bool)>,
 }
 
 /// A table of realized objects that remembers which keys changed since the last

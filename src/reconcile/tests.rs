@@ -1758,19 +1758,25 @@ async fn snat_is_set_once_followed_and_removed_in_order() {
     h.clear_log();
     assert_eq!(r.apply(&d).await.unwrap().writes, 0);
 
-    // The pod's interface is re-created at another index (another interface took the
-    // freed one): the inclusion follows the new index. (cnat keeps the old index's bit:
-    // the README's known gap.)
+    // The pod's interface is deleted behind the driver's back and re-created at another
+    // index, while another interface takes the freed one: the inclusion follows the new
+    // index, and the bit cnat kept for the old index (it has no interface-delete hook) is
+    // cleared, so the other interface's traffic is not translated.
     h.delete_interface(sw);
     let other = h.add_interface("tapx", "");
     let sw2 = h.add_interface("tap2", "cali-a");
     assert_ne!(sw2, sw);
     assert_eq!(other, sw, "VPP hands the freed index out first");
+    assert!(
+        h.objects().snat_interfaces.contains(&(other, false)),
+        "cnat keeps the deleted interface's bit"
+    );
     r.refresh_interfaces().await.unwrap();
     h.clear_log();
     r.apply(&d).await.unwrap();
-    assert!(h.objects().snat_interfaces.contains(&(sw2, false)));
-    assert_eq!(h.count("cnat_snat_policy_add_del_if"), 1, "{:?}", names(&h));
+    assert_eq!(h.objects().snat_interfaces, BTreeSet::from([(sw2, false)]));
+    assert_eq!(h.count("cnat_snat_policy_add_del_if"), 2, "{:?}", names(&h));
+    assert!(r.realized().orphans.snat_inclusions.is_empty());
 
     // The node's address changes: only the settings are written again (the addresses and
     // the policy, back to back).

@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use super::pass::scoped;
-use super::realized::{Realized, Table};
+use super::realized::{Orphans, Realized, Table};
 use super::status::{Failure, ObjectError, ObjectRef};
 use super::{PassReport, Reconciler};
 use crate::dataplane::{
@@ -155,6 +155,12 @@ pub trait Kind: Sized + Send + Sync + 'static {
 
     /// The write that deletes a realized object.
     fn delete(key: &Self::Key, real: &Self::Real) -> Op;
+
+    /// The record of an object is dropped while VPP may still hold part of it: its
+    /// interface is gone (forgotten, or a delete refused for that), or the object moved to
+    /// another interface. What VPP keeps past its interface (cnat's inclusion bit) goes to
+    /// `orphans`, to be cleaned up when it can be.
+    fn forgotten(_key: &Self::Key, _real: &Self::Real, _orphans: &mut Orphans) {}
 
     /// A refused delete that means VPP does not hold the object any more: the goal either
     /// way. VPP says so with `NO_SUCH_ENTRY` for most objects; a kind whose delete message
@@ -341,7 +347,11 @@ macro_rules! kinds {
             }
 
             /// Forgets the records of created interfaces VPP no longer has; how many.
-            pub(crate) fn forget_interfaces(&mut self, gone: impl Fn(SwIfIndex) -> bool) -> usize {
+            pub(crate) fn forget_interfaces(
+                &mut self,
+                gone: impl Fn(SwIfIndex) -> bool,
+                orphans: &mut Orphans,
+            ) -> usize {
                 let mut n = 0;
                 $(
                     let lost: Vec<_> = self.$field
@@ -352,7 +362,9 @@ macro_rules! kinds {
                     for k in lost {
                         warn!(kind = <$kind as Kind>::NAME, key = %k,
                             "VPP no longer has this interface the driver created; building it again");
-                        self.$field.remove(&k);
+                        if let Some(r) = self.$field.remove(&k) {
+                            <$kind as Kind>::forgotten(&k, &r, orphans);
+                        }
                         n += 1;
                     }
                 )*
@@ -589,6 +601,12 @@ impl<D: Dataplane> Reconciler<D> {
                 match res {
                     Ok(reply) => match K::applied(want, table.get(&key), op, reply) {
                         Ok(real) => {
+                            if let Some(old) = table.get(&key) {
+                                if K::interface(old) != K::interface(&real) {
+                                    K::forgotten(&key, old, &mut self.realized.orphans);
+                                }
+                            }
+                            let table = K::table_mut(&mut self.realized.kinds);
                             table.insert(key.clone(), real);
                             progressed.insert(key.clone());
                             ok.push(key);
@@ -599,7 +617,9 @@ impl<D: Dataplane> Reconciler<D> {
                     },
                     Err(e) => {
                         if K::lost(&e) {
-                            table.remove(&key);
+                            if let Some(old) = table.remove(&key) {
+                                K::forgotten(&key, &old, &mut self.realized.orphans);
+                            }
                         }
                         err.insert(key, ObjectError::from_op(&e));
                     }
@@ -655,8 +675,11 @@ impl<D: Dataplane> Reconciler<D> {
                     err.insert(key, ObjectError::from_op(&e));
                 }
                 // Deleted, or already gone: the goal either way.
-                _ => {
-                    K::table_mut(&mut self.realized.kinds).remove(&key);
+                res => {
+                    let old = K::table_mut(&mut self.realized.kinds).remove(&key);
+                    if let (Err(_), Some(old)) = (res, old) {
+                        K::forgotten(&key, &old, &mut self.realized.orphans);
+                    }
                     ok.push(key);
                 }
             }

@@ -27,7 +27,7 @@ use super::{Ctx, Kind, Stage};
 use crate::dataplane::{
     Op, OpError, OpReply, SwIfIndex, RETVAL_FEATURE_DISABLED, RETVAL_INVALID_SW_IF_INDEX,
 };
-use crate::reconcile::realized::Realized;
+use crate::reconcile::realized::{Orphans, Realized};
 use crate::reconcile::Changed;
 
 fn unexpected(op: &Op, reply: &OpReply) -> String {
@@ -232,10 +232,14 @@ impl Kind for SnatInterfaces {
     /// Without the SNAT entry cnat answers `FEATURE_DISABLED`; for an interface VPP no
     /// longer has, `INVALID_SW_IF_INDEX` (the record would have been forgotten with the
     /// interface had its delete been seen first). cnat keeps the bit of a deleted interface
-    /// (it has no interface-delete hook), so an index VPP hands out again inherits it: see
-    /// the README's SNAT notes.
+    /// (it has no interface-delete hook), so an index VPP hands out again inherits it: the
+    /// record goes to the orphans ([`Kind::forgotten`]), which clear it when they can.
     fn already_gone(error: &OpError) -> bool {
         error.retval == RETVAL_FEATURE_DISABLED || error.retval == RETVAL_INVALID_SW_IF_INDEX
+    }
+
+    fn forgotten(key: &SnatIfKey, real: &RealSnatIf, orphans: &mut Orphans) {
+        orphans.snat_inclusions.insert((real.sw_if_index, key.v6));
     }
 
     fn delete(key: &SnatIfKey, real: &RealSnatIf) -> Op {
