@@ -938,6 +938,25 @@ mod tests {
         assert_ne!(tap, tun);
     }
 
+    /// Events of a VPP run that died never reach a connection to the next run.
+    #[tokio::test]
+    async fn a_dead_runs_events_are_not_heard_after_a_restart() {
+        let (mut dp, h) = new();
+        dp.connect().await.unwrap();
+        let tap = h.add_interface("tap1", "cali-a");
+        h.set_link(tap, false, false);
+        h.restart_vpp();
+        dp.connect().await.unwrap();
+        let next = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            dp.next_interface_event(),
+        )
+        .await;
+        assert!(next.is_err(), "heard {next:?}");
+        h.add_interface("tap2", "cali-b");
+        assert_eq!(dp.next_interface_event().await, Ok(InterfaceEvent::Rescan));
+    }
+
     /// The identity lives in VPP (a tag on local0): a reconnect to the same run finds it, a
     /// restarted VPP has none and gets a new one.
     #[tokio::test]

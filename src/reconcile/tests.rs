@@ -2073,6 +2073,61 @@ async fn a_pod_interface_vpp_lost_unannounced_is_pruned_without_retries() {
     assert_eq!(r.apply(&d).await.unwrap().writes, 0, "{:?}", names(&h));
 }
 
+/// The driver's own deletes come back as VPP interface events: they must not cost a full
+/// pass (a pod going would otherwise make the next pass compare every object), while the
+/// delete of an interface a binding uses must.
+#[tokio::test]
+async fn the_drivers_own_interface_deletes_do_not_force_a_full_pass() {
+    async fn drain(r: &mut Reconciler<FakeDataplane>) {
+        while let Ok(ev) =
+            tokio::time::timeout(Duration::from_millis(20), r.next_interface_event()).await
+        {
+            ev.unwrap();
+        }
+    }
+    let cfg = ReconcilerConfig {
+        uplink: Some("host-eth0".into()),
+        ..ReconcilerConfig::default()
+    };
+    let (dp, h) = fake::new();
+    h.add_interface("host-eth0", "");
+    let bound = h.add_interface("tap9", "cali-bound");
+    let name = "cali0123456789c";
+    let mut d = pod_desired(name, MacAddr([2, 0xca, 1, 2, 3, 6]));
+    d.interfaces.insert(
+        InterfaceKey("cali-bound".into()),
+        iface("cali-bound", "10.71.0.9", &[]),
+    );
+    let mut r = Reconciler::new(dp, cfg);
+    r.connect().await.unwrap();
+    r.apply(&d).await.unwrap();
+    drain(&mut r).await;
+    r.apply(&d).await.unwrap();
+    drain(&mut r).await;
+    assert!(r.in_step, "in step after a full pass");
+
+    let before = d.clone();
+    d.pods.clear();
+    d.pod_links.clear();
+    let diff = before.diff(&d);
+    r.apply_changes(&d, &Changed::from_diff(&diff))
+        .await
+        .unwrap();
+    assert_eq!(h.count("af_packet_delete"), 1);
+    drain(&mut r).await;
+    assert!(
+        r.in_step,
+        "the pod's own delete came back without a full pass"
+    );
+
+    h.delete_interface(bound);
+    drain(&mut r).await;
+    assert!(
+        !r.in_step,
+        "a bound interface gone: the next pass looks at everything"
+    );
+}
+
 /// Service frontends: created with VPP's id, backends replaced in place under that id,
 /// adopted on restart with no write, kept while the Kubernetes watch has not listed, and
 /// deleted by id once it has.
