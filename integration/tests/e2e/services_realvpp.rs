@@ -103,7 +103,7 @@ fn settle_without(from: &Pod, dst: &str, port: u16, gone: &str) -> Duration {
     let t = Instant::now();
     let mut clean = 0;
     while clean < 2 && t.elapsed() < CONVERGE {
-        if answers(from, dst, port, 30).get(gone).is_none() {
+        if !answers(from, dst, port, 30).contains_key(gone) {
             clean += 1;
         } else {
             clean = 0;
