@@ -2031,6 +2031,44 @@ async fn pod_interfaces_are_built_dark_bound_adopted_and_deleted() {
     assert!(r.summary().pods.is_empty());
 }
 
+/// An endpoint whose tag moves to another interface takes its SNAT inclusion along: the new
+/// interface is included and the old one, still in VPP, is not translated any more.
+#[tokio::test]
+async fn a_moved_endpoint_takes_its_snat_inclusion_along() {
+    use calico_compile::{DesiredSnat, DesiredSnatIf, SnatIfKey, SnatKey};
+    let (dp, h) = fake::new();
+    let old = h.add_interface("tap1", "cali-a");
+    let new = h.add_interface("tap2", "");
+    let mut d = base();
+    d.snat.insert(
+        SnatKey,
+        DesiredSnat {
+            v4: Some("192.168.1.1".parse().unwrap()),
+            v6: None,
+        },
+    );
+    d.snat_interfaces.insert(
+        SnatIfKey {
+            interface: InterfaceKey("cali-a".into()),
+            v6: false,
+        },
+        DesiredSnatIf,
+    );
+    let mut r = Reconciler::new(dp, ReconcilerConfig::default());
+    r.connect().await.unwrap();
+    r.apply(&d).await.unwrap();
+    assert_eq!(h.objects().snat_interfaces, BTreeSet::from([(old, false)]));
+
+    h.set_tag_silently(old, "");
+    h.set_tag_silently(new, "cali-a");
+    r.refresh_interfaces().await.unwrap();
+    r.apply(&d).await.unwrap();
+    assert_eq!(h.objects().snat_interfaces, BTreeSet::from([(new, false)]));
+    assert!(r.realized().orphans.snat_inclusions.is_empty());
+    h.clear_log();
+    assert_eq!(r.apply(&d).await.unwrap().writes, 0, "{:?}", names(&h));
+}
+
 /// A pod interface VPP lost while nobody told the driver (no event came): when the pod goes,
 /// VPP's answer to the delete (`af_packet_delete` of an unknown host interface is
 /// `SYSCALL_ERROR_1`, not `NO_SUCH_ENTRY`) means the goal is reached; the record goes and
