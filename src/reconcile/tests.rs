@@ -1928,6 +1928,22 @@ async fn vxlan_tunnels_are_l2_with_a_static_neighbour_for_the_remote_vtep() {
 }
 
 /// The guard and dark ACLs and one af_packet pod `name` (VPP's MAC `mac`) with its link.
+/// A reconciler configuration whose uplink is `host-eth0`.
+fn uplink_cfg() -> ReconcilerConfig {
+    ReconcilerConfig {
+        uplink: Some("host-eth0".into()),
+        ..ReconcilerConfig::default()
+    }
+}
+
+/// The af_packet interface the driver made for pod `name`.
+fn pod_interface(h: &FakeHandle, name: &str) -> crate::dataplane::InterfaceInfo {
+    h.interfaces()
+        .into_iter()
+        .find(|i| i.name == format!("host-{name}"))
+        .expect("the af_packet interface")
+}
+
 fn pod_desired(name: &str, mac: MacAddr) -> DesiredState {
     use calico_compile::{DesiredPod, DesiredPodLink, PodLink};
     let key = InterfaceKey(name.into());
@@ -1970,11 +1986,7 @@ async fn pod_interfaces_are_built_dark_bound_adopted_and_deleted() {
     r.connect().await.unwrap();
     let report = r.apply(&d).await.unwrap();
     assert_eq!(report.failed_objects, 0, "{:?}", r.failures());
-    let pod = h
-        .interfaces()
-        .into_iter()
-        .find(|i| i.name == format!("host-{name}"))
-        .expect("the af_packet interface");
+    let pod = pod_interface(&h, name);
     assert_eq!(pod.tag, name, "tagged with Felix's interface name");
     assert!(pod.admin_up, "up: VPP drains what the pod sends");
     let o = h.objects();
@@ -2075,10 +2087,7 @@ async fn a_moved_endpoint_takes_its_snat_inclusion_along() {
 /// nothing is retried.
 #[tokio::test]
 async fn a_pod_interface_vpp_lost_unannounced_is_pruned_without_retries() {
-    let cfg = ReconcilerConfig {
-        uplink: Some("host-eth0".into()),
-        ..ReconcilerConfig::default()
-    };
+    let cfg = uplink_cfg();
     let (dp, h) = fake::new();
     h.add_interface("host-eth0", "");
     let name = "cali0123456789b";
@@ -2086,11 +2095,7 @@ async fn a_pod_interface_vpp_lost_unannounced_is_pruned_without_retries() {
     let mut r = Reconciler::new(dp, cfg);
     r.connect().await.unwrap();
     r.apply(&d).await.unwrap();
-    let pod = h
-        .interfaces()
-        .into_iter()
-        .find(|i| i.name == format!("host-{name}"))
-        .expect("the af_packet interface");
+    let pod = pod_interface(&h, name);
     h.delete_interface(pod.sw_if_index); // its event is never read
     d.pods.clear();
     d.pod_links.clear();
@@ -2123,10 +2128,7 @@ async fn the_drivers_own_interface_deletes_do_not_force_a_full_pass() {
             ev.unwrap();
         }
     }
-    let cfg = ReconcilerConfig {
-        uplink: Some("host-eth0".into()),
-        ..ReconcilerConfig::default()
-    };
+    let cfg = uplink_cfg();
     let (dp, h) = fake::new();
     h.add_interface("host-eth0", "");
     let bound = h.add_interface("tap9", "cali-bound");
@@ -2257,10 +2259,7 @@ async fn service_translations_are_updated_in_place_and_pruned_only_after_the_lis
 /// dark ACL for good: the uplink arriving later must not make the pod dark again.
 #[tokio::test]
 async fn a_pod_waiting_for_the_uplink_is_not_darkened_after_its_binding() {
-    let cfg = ReconcilerConfig {
-        uplink: Some("host-eth0".into()),
-        ..ReconcilerConfig::default()
-    };
+    let cfg = uplink_cfg();
     let (dp, h) = fake::new();
     let name = "cali0123456789b";
     let key = InterfaceKey(name.into());
