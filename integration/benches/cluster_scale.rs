@@ -321,7 +321,11 @@ fn run(s: &Shape, stream: &[proto::ToDataplane]) {
     if let Some((_, l)) = compiled {
         println!("  compile: {}", l.trim());
     }
-    let shown = |l: &str| l.contains("reconcile pass") || l.contains("batch executed");
+    let shown = |l: &str| {
+        l.contains("reconcile pass")
+            || l.contains("batch executed")
+            || l.contains("ahead of InSync")
+    };
     for (at, l) in lines.iter().filter(|(_, l)| shown(l)) {
         println!(
             "  at {:.3} s: {}",
