@@ -1,7 +1,8 @@
 //! The agent: one task owns the model. It reads Felix's frames, converts and applies them,
 //! and once Felix is in sync hands each batch of changes to the dataplane hook; status goes
-//! back through a writer task per connection. It never programs anything itself and never
-//! calls the hook before `InSync`.
+//! back through a writer task per connection. It never programs anything itself. Before
+//! `InSync` it only offers the hook the snapshot so far to prepare from (compile ahead);
+//! nothing is applied before `InSync`.
 
 use std::path::Path;
 
@@ -29,8 +30,12 @@ pub struct Batch<'a> {
     pub changes: &'a Changes,
     /// First batch of a Felix session (the whole snapshot up to and including `InSync`):
     /// the hook should treat the model as the complete desired state and diff against what
-    /// it holds, not trust `changes` to list removals from a previous session.
+    /// it holds, not trust `changes` to list removals from a previous session. In
+    /// [`DataplaneHook::prepare`]: the session's first offer (start from the model).
     pub resync: bool,
+    /// Every change of this session before this batch went to the hook's `prepare`, which
+    /// took it: `changes` lists only what came after.
+    pub prepared: bool,
 }
 
 /// The dataplane side of the agent (the compiler + reconciler plug in here).
@@ -39,6 +44,18 @@ pub struct Batch<'a> {
 /// compile (pure, fast) and hand the result to a task of its own.
 pub trait DataplaneHook: Send {
     fn apply(&mut self, batch: Batch<'_>);
+
+    /// Before `InSync`, after each batch of the snapshot: work that can start early (a
+    /// compile of the snapshot so far, so that `InSync` finds little left to do). Nothing
+    /// may be programmed or reported from it. Returns whether the hook took `changes` into
+    /// account; then the agent does not hand them again, and the first [`apply`] carries
+    /// `prepared` and only the changes after the last taken batch. A hook that prepares
+    /// nothing keeps the default (`false`): its first `apply` gets the whole snapshot.
+    ///
+    /// [`apply`]: DataplaneHook::apply
+    fn prepare(&mut self, _batch: Batch<'_>) -> bool {
+        false
+    }
 
     /// The Felix session ended (EOF, error, or replaced by a new connection). The next
     /// session rebuilds the model from a fresh snapshot and starts with a `resync` batch.
@@ -310,8 +327,15 @@ async fn ingest<R: AsyncRead + Unpin>(
     pending.pods.extend(model.pods.keys().cloned());
     pending.kube_resync = model.kube_synced;
     let mut resync = true;
+    // The hook took every change of this session so far in `prepare`.
+    let mut prepared = false;
+    // Whether the hook prepares at all (it said so at the first offer), and when the next
+    // offer may come.
+    let mut offer = true;
+    let mut next_offer = tokio::time::Instant::now();
     let mut applied_config = FelixConfig::default();
     loop {
+        let offer_due = offer && !model.in_sync && !pending.is_empty();
         // Reading a frame is cancel safe: a question answered in between loses nothing.
         tokio::select! {
             frame = frames.next_frame() => {
@@ -339,6 +363,35 @@ async fn ingest<R: AsyncRead + Unpin>(
                 // The asker may have given up; the change stands either way.
                 let _ = reply.send(pods.answer(request, model, &mut pending));
             }
+            // The snapshot's tail is offered once the spacing allows, even if Felix pauses.
+            () = tokio::time::sleep_until(next_offer), if offer_due => {}
+        }
+        let now = tokio::time::Instant::now();
+        if offer && !model.in_sync && !pending.is_empty() && now >= next_offer {
+            let taken = hook.prepare(Batch {
+                model,
+                changes: &pending,
+                resync: !prepared,
+                prepared,
+            });
+            debug!(
+                taken,
+                elapsed_us = now.elapsed().as_micros() as u64,
+                policies = pending.policies.len(),
+                ipsets = pending.ipsets.len(),
+                workload_endpoints = pending.workload_endpoints.len(),
+                "snapshot so far offered to the dataplane hook ahead of InSync"
+            );
+            if taken {
+                prepared = true;
+                pending = Changes::default();
+            } else {
+                offer = false;
+            }
+            // Offers are spaced so that preparing takes at most half the model task's time,
+            // whatever order the snapshot comes in (Felix sends IP sets, policies, then
+            // endpoints; another order makes each batch recompile more).
+            next_offer = tokio::time::Instant::now() + now.elapsed();
         }
         if model.in_sync && !pending.is_empty() {
             stats.batches += 1;
@@ -347,11 +400,13 @@ async fn ingest<R: AsyncRead + Unpin>(
                 model,
                 changes: &pending,
                 resync,
+                prepared,
             });
             metrics::global()
                 .batch_apply_seconds
                 .observe(started.elapsed().as_secs_f64());
             resync = false;
+            prepared = false;
             pending = Changes::default();
         }
     }

@@ -69,7 +69,7 @@ impl Harness {
 
 type SessionTask = tokio::task::JoinHandle<(Result<SessionEnd, AgentError>, Agent)>;
 
-fn start(hook: Recorder) -> (Harness, StatusSender, SessionTask) {
+fn start(hook: impl DataplaneHook + 'static) -> (Harness, StatusSender, SessionTask) {
     let (felix_in, driver_in) = tokio::io::duplex(1 << 20);
     let (driver_out, felix_out) = tokio::io::duplex(1 << 20);
     let (tx, rx) = crate::status::channel();
@@ -158,6 +158,91 @@ async fn hook_waits_for_in_sync_then_gets_snapshot_as_resync_and_deltas() {
     assert!(all.ipsets.contains_key(&IpSetId(script::ns_set_id(0))));
     assert_eq!(agent.stats.undecodable, 0);
     assert_eq!(agent.model.workload_endpoints.len(), 50);
+}
+
+/// Every call a [`Preparer`] saw: (prepare or apply, resync, prepared, changes).
+type Calls = Arc<Mutex<Vec<(&'static str, bool, bool, Changes)>>>;
+
+/// A hook that prepares (taking the changes when `takes`), recording every call.
+#[derive(Clone)]
+struct Preparer {
+    takes: bool,
+    calls: Calls,
+}
+
+impl Preparer {
+    fn record(&self, what: &'static str, b: &Batch<'_>) {
+        let call = (what, b.resync, b.prepared, b.changes.clone());
+        self.calls.lock().unwrap().push(call);
+    }
+}
+
+impl DataplaneHook for Preparer {
+    fn apply(&mut self, batch: Batch<'_>) {
+        self.record("apply", &batch);
+    }
+
+    fn prepare(&mut self, batch: Batch<'_>) -> bool {
+        assert!(!batch.model.in_sync);
+        self.record("prepare", &batch);
+        self.takes
+    }
+}
+
+#[tokio::test]
+async fn the_snapshot_is_offered_to_prepare_and_in_sync_brings_only_the_rest() {
+    for takes in [true, false] {
+        let calls = Calls::default();
+        let hook = Preparer {
+            takes,
+            calls: calls.clone(),
+        };
+        let (mut h, _tx, task) = start(hook);
+        let shape = ClusterShape::default();
+        let snapshot = script::snapshot(&shape);
+        let (first, rest) = snapshot.split_at(snapshot.len() / 2);
+        // Each half a batch of its own (a hook that does not take them is asked once).
+        let offered = || calls.lock().unwrap().len();
+        for (n, half) in [first, rest].into_iter().enumerate() {
+            h.send(half).await;
+            while offered() <= n && (takes || offered() == 0) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        h.send(&[script::in_sync()]).await;
+        h.send(&script::deltas(&shape, 2)).await;
+        drop(h.felix_in);
+        let (end, _agent) = task.await.unwrap();
+        assert_eq!(end.unwrap(), SessionEnd::FelixClosed);
+
+        let calls = calls.lock().unwrap().clone();
+        let prepares: Vec<_> = calls.iter().filter(|c| c.0 == "prepare").collect();
+        // Taken: the first offer starts the session, later ones follow on; not taken: no
+        // second offer.
+        assert!(prepares[0].1 && !prepares[0].2);
+        if takes {
+            assert!(prepares.len() >= 2, "{} prepares", prepares.len());
+            assert!(prepares[1..].iter().all(|p| !p.1 && p.2));
+        } else {
+            assert_eq!(prepares.len(), 1);
+        }
+        let applies: Vec<_> = calls.iter().filter(|c| c.0 == "apply").collect();
+        let (_, resync, prepared, changes) = applies[0];
+        assert!(*resync && changes.became_in_sync);
+        assert_eq!(*prepared, takes);
+        // Taken, the first apply brings what came after (InSync and perhaps the deltas);
+        // not taken, the whole snapshot.
+        let endpoints = changes.workload_endpoints.len();
+        if takes {
+            assert!(endpoints <= 2 && changes.policies.is_empty(), "{changes:?}");
+        } else {
+            assert_eq!(endpoints, 50);
+        }
+        assert!(applies[1..].iter().all(|a| !a.1 && !a.2));
+        // Nothing is offered to `prepare` after InSync.
+        let first_apply = calls.iter().position(|c| c.0 == "apply").unwrap();
+        assert!(calls[first_apply..].iter().all(|c| c.0 == "apply"));
+    }
 }
 
 #[tokio::test]

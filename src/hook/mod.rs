@@ -1,8 +1,11 @@
 //! The dataplane hook that programs VPP: on each batch after `InSync` it updates the compiler
 //! (a full compile on resync), logs what the compile report says, and hands the desired state
-//! to the reconciler; it maps the reconciler's endpoint status back to Felix's ids. It runs
-//! on the model task and must never wait there: copies, status and logging run on tasks of
-//! their own.
+//! to the reconciler. Before `InSync` it compiles the snapshot as it arrives (incrementally,
+//! which equals a full compile), so that `InSync` finds only the last batch to compile, and
+//! on the driver's first session has the reconciler create the snapshot's IP sets already
+//! (they change no verdict before a rule refers to them). It maps the reconciler's endpoint
+//! status back to Felix's ids. It runs on the model task and must never wait there: copies,
+//! status and logging run on tasks of their own.
 
 pub mod endpoints;
 pub mod sim;
@@ -34,6 +37,8 @@ pub use start::{
 /// Compiles batches and feeds the reconciler (see the module docs).
 pub struct VppHook {
     compiler: Option<Compiler>,
+    /// The current session's snapshot, compiled ahead of `InSync` (not yet handed over).
+    ahead: Option<Compiler>,
     reconciler: ReconcilerHandle,
     endpoints: Arc<Mutex<EndpointDirectory>>,
     status: StatusSender,
@@ -133,6 +138,7 @@ impl VppHook {
         let sent = handle.sent_counter();
         let hook = VppHook {
             compiler: None,
+            ahead: None,
             reconciler: handle,
             endpoints,
             status,
@@ -223,10 +229,20 @@ impl DataplaneHook for VppHook {
             }
             previous => {
                 let started = std::time::Instant::now();
-                let c = Compiler::new(batch.model);
+                let ahead = self.ahead.take().filter(|_| batch.prepared);
+                let compiled_ahead = ahead.is_some();
+                let c = match ahead {
+                    Some(mut c) => {
+                        // What `prepare` has not seen: the batch that brought InSync.
+                        c.apply_changes(batch.model, batch.changes);
+                        c
+                    }
+                    None => Compiler::new(batch.model),
+                };
                 let d = c.desired();
                 info!(
                     elapsed_us = started.elapsed().as_micros() as u64,
+                    compiled_ahead,
                     ipsets = d.ipsets.len(),
                     rules = d.rules.len(),
                     policies = d.policies.len(),
@@ -245,7 +261,25 @@ impl DataplaneHook for VppHook {
         self.log_report();
     }
 
+    fn prepare(&mut self, batch: Batch<'_>) -> bool {
+        let new_sets = match &mut self.ahead {
+            Some(c) if !batch.resync => c.apply_changes(batch.model, batch.changes).ipsets_upserted,
+            ahead => ahead
+                .insert(Compiler::new(batch.model))
+                .desired()
+                .ipsets
+                .clone(),
+        };
+        // The first session since the driver started: VPP can make the IP sets already (no
+        // rule refers to them yet). Later sessions keep to the reconciler's current state.
+        if self.compiler.is_none() {
+            self.reconciler.stage_ipsets(new_sets);
+        }
+        true
+    }
+
     fn felix_disconnected(&mut self) {
+        self.ahead = None;
         // What VPP holds stays until the next session's snapshot says otherwise.
         info!("Felix disconnected; VPP keeps its configuration until the next snapshot");
     }

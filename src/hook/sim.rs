@@ -111,6 +111,10 @@ impl DataplaneHook for SimHook {
         self.inner.apply(batch);
     }
 
+    fn prepare(&mut self, batch: Batch<'_>) -> bool {
+        self.inner.prepare(batch)
+    }
+
     fn felix_disconnected(&mut self) {
         self.inner.felix_disconnected();
     }

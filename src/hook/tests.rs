@@ -2,6 +2,7 @@
 //! (agent → compiler → reconciler → fake VPP → status frames to Felix).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -355,9 +356,13 @@ async fn hook_programs_the_fake_vpp_and_felix_hears_every_endpoint_up_then_remov
     };
 
     felix.send(&script::snapshot(&s)).await;
-    // Nothing is programmed before InSync.
+    // Nothing but the IP sets is programmed before InSync.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(vpp.writes(), 0);
+    assert_eq!(
+        made_by(&vpp),
+        ["npol_ipset_add_del_members", "npol_ipset_create"]
+    );
+    assert!(vpp.objects().policies.is_empty());
     felix.send(&[script::in_sync()]).await;
 
     let mut seen = BTreeMap::new();
@@ -507,4 +512,117 @@ fn host_endpoints_are_reported_in_error_once_and_removed_when_gone() {
         }]
     );
     assert_eq!(dir.len(), 1, "the workload is left");
+}
+
+/// The hook with a fake VPP behind it; prepares and applies batches by hand.
+fn hook_on_fake() -> (VppHook, HookMonitor, fake::FakeHandle) {
+    let (dp, vpp) = fake::new();
+    let (status_tx, _status_rx) = status::channel();
+    let (hook, monitor) =
+        VppHook::start(Reconciler::new(dp, ReconcilerConfig::default()), status_tx);
+    (hook, monitor, vpp)
+}
+
+/// The kinds of VPP call the fake saw, once each.
+fn made_by(vpp: &fake::FakeHandle) -> Vec<&'static str> {
+    let names: std::collections::BTreeSet<_> = vpp.log().iter().map(|r| r.op.name()).collect();
+    names.into_iter().collect()
+}
+
+#[tokio::test]
+async fn the_snapshot_compiled_ahead_of_in_sync_equals_a_full_compile_and_only_stages_ip_sets() {
+    let s = shape(8);
+    let (mut hook, monitor, vpp) = hook_on_fake();
+    for i in 0..s.pods {
+        vpp.add_interface(&format!("tap{i}"), &script::pod_iface(i));
+    }
+    let mut model = Model::default();
+    let snapshot = script::snapshot(&s);
+    // The snapshot in small batches, each offered to `prepare` as the agent does.
+    for (n, chunk) in snapshot.chunks(7).enumerate() {
+        let changes = ingest(&mut model, chunk);
+        let taken = hook.prepare(Batch {
+            model: &model,
+            changes: &changes,
+            resync: n == 0,
+            prepared: n > 0,
+        });
+        assert!(taken);
+    }
+    assert!(hook.ahead.is_some());
+    assert!(hook.desired().is_none(), "nothing published before InSync");
+    // Only the IP sets went to the reconciler, which made them and nothing else.
+    let staged = monitor.sent.load(Ordering::SeqCst);
+    assert!(staged >= 1);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        made_by(&vpp),
+        ["npol_ipset_add_del_members", "npol_ipset_create"]
+    );
+    // InSync, with one more endpoint change in the same batch.
+    let mut last = script::deltas(&s, 3);
+    last.push(script::in_sync());
+    let changes = ingest(&mut model, &last);
+    hook.apply(Batch {
+        model: &model,
+        changes: &changes,
+        resync: true,
+        prepared: true,
+    });
+    assert!(hook.ahead.is_none());
+    assert_eq!(monitor.sent.load(Ordering::SeqCst), staged + 1);
+    let full = Compiler::new(&model);
+    assert_eq!(hook.desired(), Some(full.desired()));
+    // Each set was made once, ahead of InSync.
+    let mut monitor = monitor;
+    monitor
+        .converged(Duration::from_millis(50), Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(vpp.count("npol_ipset_create"), full.desired().ipsets.len());
+    assert!(!vpp.objects().policies.is_empty());
+}
+
+/// Felix configuration makes any compiler start over; these snapshots leave it out, so
+/// that a stale compiler would show.
+fn without_config(msgs: Vec<proto::ToDataplane>) -> Vec<proto::ToDataplane> {
+    msgs.into_iter()
+        .filter(|m| !matches!(m.payload, Some(Payload::ConfigUpdate(_))))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_compile_ahead_from_a_session_that_ended_before_in_sync_is_not_used() {
+    for disconnect in [false, true] {
+        let (mut hook, _monitor, _vpp) = hook_on_fake();
+        // A first session prepares a snapshot with six endpoints, then ends before InSync.
+        let mut model = Model::default();
+        let changes = ingest(&mut model, &without_config(script::snapshot(&shape(6))));
+        assert!(hook.prepare(Batch {
+            model: &model,
+            changes: &changes,
+            resync: true,
+            prepared: false,
+        }));
+        if disconnect {
+            hook.felix_disconnected();
+            assert!(hook.ahead.is_none());
+        }
+        // The next session's snapshot (two endpoints) comes whole with InSync, unprepared:
+        // the hook compiles it, not the first session's leftovers, whether or not it heard
+        // of the disconnection.
+        let mut model = Model::default();
+        let mut msgs = without_config(script::snapshot(&shape(2)));
+        msgs.push(script::in_sync());
+        let changes = ingest(&mut model, &msgs);
+        hook.apply(Batch {
+            model: &model,
+            changes: &changes,
+            resync: true,
+            prepared: false,
+        });
+        assert_eq!(hook.desired(), Some(Compiler::new(&model).desired()));
+        assert_eq!(hook.desired().unwrap().interfaces.len(), 2);
+        assert!(hook.ahead.is_none());
+    }
 }

@@ -301,7 +301,7 @@ impl<D: Dataplane> Reconciler<D> {
             .collect()
     }
 
-    async fn sync_ipsets(
+    pub(super) async fn sync_ipsets(
         &mut self,
         desired: &DesiredState,
         work: Option<&Changed>,

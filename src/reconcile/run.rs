@@ -6,10 +6,11 @@
 //! Inputs that arrive during a pass join the next one; `min_apply_interval` can space passes
 //! further. Time is `tokio::time`.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use calico_compile::{DesiredDiff, DesiredState};
+use calico_compile::{DesiredDiff, DesiredState, IpSetKey};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
@@ -26,6 +27,10 @@ pub enum Input {
     /// What changed since the previous input: folded into the task's own copy, and only
     /// the objects it names are compared by the next pass.
     Diff(Box<DesiredDiff>),
+    /// Before the first desired state: IP sets of the snapshot so far, created ahead of
+    /// InSync where VPP lacks them ([`Reconciler::stage_ipsets`]). Ignored once a desired
+    /// state was given.
+    StageIpSets(BTreeMap<IpSetKey, Arc<npol::IpSet>>),
 }
 
 /// The agent's side of a running reconciler. Dropping every clone stops the task.
@@ -37,11 +42,19 @@ pub struct ReconcilerHandle {
 }
 
 impl ReconcilerHandle {
-    /// Hands over a whole desired state. The first input is Felix's InSync: nothing is
-    /// programmed (or pruned) before it.
+    /// Hands over a whole desired state. The first is Felix's InSync: nothing but staged IP
+    /// sets is programmed, and nothing pruned, before it.
     pub fn apply(&self, desired: Arc<DesiredState>) {
         let state = Arc::try_unwrap(desired).unwrap_or_else(|shared| (*shared).clone());
         self.send(Input::Replace(Box::new(state)));
+    }
+
+    /// Before the first [`apply`](Self::apply): IP sets to create ahead of it (the sets are
+    /// shared, not copied).
+    pub fn stage_ipsets(&self, sets: BTreeMap<IpSetKey, Arc<npol::IpSet>>) {
+        if !sets.is_empty() {
+            self.send(Input::StageIpSets(sets));
+        }
     }
 
     /// Hands over what changed since the previous input (which must have been given).
@@ -120,6 +133,8 @@ struct Desired {
     changed: Changed,
     /// The next pass compares everything (a whole state arrived).
     full: bool,
+    /// IP sets to create before the first desired state.
+    staged: BTreeMap<IpSetKey, Arc<npol::IpSet>>,
     received: u64,
 }
 
@@ -131,7 +146,12 @@ impl Desired {
                 self.state = Some(*state);
                 self.changed = Changed::default();
                 self.full = true;
+                // The full pass makes them, as they are desired now.
+                self.staged.clear();
             }
+            Input::StageIpSets(sets) if self.state.is_none() => self.staged.extend(sets),
+            // A later Felix session: the current state's passes would prune what is staged.
+            Input::StageIpSets(_) => {}
             Input::Diff(diff) => match &mut self.state {
                 Some(state) => {
                     self.changed.add_diff(&diff);
@@ -177,6 +197,14 @@ async fn run<D: Dataplane>(
                     next_connect = Instant::now() + delay;
                 }
             }
+        }
+        if r.is_connected() && !desired.staged.is_empty() {
+            let sets = std::mem::take(&mut desired.staged);
+            if let Err(e) = r.stage_ipsets(&sets).await {
+                warn!(error = %e, "staging IP sets ahead of InSync interrupted; reconnecting");
+            }
+            taken = desired.received;
+            r.save_deferred();
         }
         // Every wake-up (new input, interface event, retry or rescan timer, reconnect) is
         // worth a pass; a pass with nothing to do sends nothing.

@@ -186,6 +186,106 @@ async fn nothing_is_programmed_before_the_first_desired_state() {
     assert!(h.writes() > 0);
 }
 
+#[tokio::test(start_paused = true)]
+async fn before_the_first_desired_state_only_staged_ip_sets_are_made() {
+    let (r, h, _) = setup();
+    let (handle, _status, _task) = spawn(r);
+    handle.stage_ipsets(base().ipsets);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut made = names(&h);
+    made.sort();
+    made.dedup();
+    assert_eq!(made, ["npol_ipset_add_del_members", "npol_ipset_create"]);
+    let o = h.objects();
+    assert_eq!(o.ipsets.len(), 2);
+    assert!(o.rules.is_empty() && o.policies.is_empty() && o.configs.is_empty());
+
+    // InSync: the sets are there already.
+    h.clear_log();
+    handle.apply(Arc::new(base()));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(h.count("npol_ipset_create"), 0);
+    assert_eq!(h.count("npol_ipset_add_del_members"), 0);
+    assert_eq!(h.objects().policies.len(), 1);
+
+    // Once a desired state was given, staging is the passes' business: ignored.
+    h.clear_log();
+    handle.stage_ipsets([(IpSetKey("late".into()), ip_set(&["10.9.9.9"]))].into());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(h.writes(), 0);
+}
+
+#[tokio::test]
+async fn staging_changes_no_set_vpp_holds_and_prunes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ReconcilerConfig {
+        state_dir: Some(dir.path().to_path_buf()),
+        ..ReconcilerConfig::default()
+    };
+    let (dp, h) = fake::new();
+    h.add_interface("tap1", "cali-a");
+    let mut r = Reconciler::new(dp, cfg.clone());
+    r.connect().await.unwrap();
+    r.apply(&base()).await.unwrap();
+    drop(r);
+
+    // The driver restarts; the new snapshot has other members in s-ip and a new set, and no
+    // longer s-port.
+    let mut r = Reconciler::new(h.reconnect_dataplane(), cfg);
+    r.connect().await.unwrap();
+    let mut next = base();
+    next.ipsets.remove(&IpSetKey("s-port".into()));
+    next.ipsets
+        .insert(IpSetKey("s-ip".into()), ip_set(&["10.0.0.7"]));
+    next.ipsets
+        .insert(IpSetKey("s-new".into()), ip_set(&["10.0.0.8"]));
+    next.rules.remove(&RuleKey("r-port".into()));
+    next.policies.insert(
+        PolicyKey("p1".into()),
+        npol::Policy {
+            inbound: vec![RuleKey("r-ip".into())],
+            outbound: Vec::new(),
+        },
+    );
+    h.clear_log();
+    let report = r.stage_ipsets(&next.ipsets).await.unwrap();
+    // Only s-new: two writes (create, fill); s-ip keeps its members, s-port is still there.
+    assert_eq!(report.writes, 2);
+    assert_eq!(h.count("npol_ipset_create"), 1);
+    let members = |h: &FakeHandle| {
+        h.objects()
+            .ipsets
+            .values()
+            .map(|s| s.members.len())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(h.objects().ipsets.len(), 3);
+    assert_eq!(members(&h).iter().sum::<usize>(), 2 + 2 + 1);
+
+    // InSync: the pass brings s-ip to its new members, removes s-port, keeps s-new.
+    h.clear_log();
+    r.apply(&next).await.unwrap();
+    assert_eq!(h.count("npol_ipset_create"), 0);
+    assert_eq!(h.objects().ipsets.len(), 2);
+    assert_eq!(members(&h).iter().sum::<usize>(), 1 + 1);
+    assert_eq!(r.realized().ipsets.len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_ip_set_refused_while_staging_is_tried_again_by_the_first_pass_at_once() {
+    let (mut r, h, _) = setup();
+    h.fail_nth("npol_ipset_create", 0, -2);
+    r.connect().await.unwrap();
+    let report = r.stage_ipsets(&base().ipsets).await.unwrap();
+    assert_eq!(report.failed_ops, 1);
+    assert!(r.failures().is_empty(), "no backoff: {:?}", r.failures());
+    assert_eq!(h.objects().ipsets.len(), 1);
+    let report = r.apply(&base()).await.unwrap();
+    assert_eq!(report.failed_ops, 0);
+    assert_eq!(h.objects().ipsets.len(), 2);
+    assert_eq!(h.objects().policies.len(), 1);
+}
+
 #[tokio::test]
 async fn deletes_run_in_reverse_dependency_order() {
     let (mut r, h, sw) = setup();
