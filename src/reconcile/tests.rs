@@ -217,22 +217,9 @@ async fn before_the_first_desired_state_only_staged_ip_sets_are_made() {
 
 #[tokio::test]
 async fn staging_changes_no_set_vpp_holds_and_prunes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = ReconcilerConfig {
-        state_dir: Some(dir.path().to_path_buf()),
-        ..ReconcilerConfig::default()
-    };
-    let (dp, h) = fake::new();
-    h.add_interface("tap1", "cali-a");
-    let mut r = Reconciler::new(dp, cfg.clone());
-    r.connect().await.unwrap();
-    r.apply(&base()).await.unwrap();
-    drop(r);
-
     // The driver restarts; the new snapshot has other members in s-ip and a new set, and no
     // longer s-port.
-    let mut r = Reconciler::new(h.reconnect_dataplane(), cfg);
-    r.connect().await.unwrap();
+    let (mut r, h, _dir) = restarted_after_base().await;
     let mut next = base();
     next.ipsets.remove(&IpSetKey("s-port".into()));
     next.ipsets
@@ -663,8 +650,9 @@ async fn driver_restart_with_state_file_makes_zero_writes() {
     ));
 }
 
-#[tokio::test]
-async fn adopted_objects_no_longer_desired_are_pruned_on_the_first_apply() {
+/// A reconciler with a state file that programmed [`base`], restarted (a new one on the
+/// same VPP run, loading the file) and connected.
+async fn restarted_after_base() -> (Reconciler<FakeDataplane>, FakeHandle, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = ReconcilerConfig {
         state_dir: Some(dir.path().to_path_buf()),
@@ -676,9 +664,14 @@ async fn adopted_objects_no_longer_desired_are_pruned_on_the_first_apply() {
     r.connect().await.unwrap();
     r.apply(&base()).await.unwrap();
     drop(r);
-
     let mut r = Reconciler::new(h.reconnect_dataplane(), cfg);
     r.connect().await.unwrap();
+    (r, h, dir)
+}
+
+#[tokio::test]
+async fn adopted_objects_no_longer_desired_are_pruned_on_the_first_apply() {
+    let (mut r, h, _dir) = restarted_after_base().await;
     h.clear_log();
     let mut d = base();
     d.interfaces.clear();
