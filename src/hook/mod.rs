@@ -262,18 +262,27 @@ impl DataplaneHook for VppHook {
     }
 
     fn prepare(&mut self, batch: Batch<'_>) -> bool {
-        let new_sets = match &mut self.ahead {
-            Some(c) if !batch.resync => c.apply_changes(batch.model, batch.changes).ipsets_upserted,
-            ahead => ahead
-                .insert(Compiler::new(batch.model))
-                .desired()
-                .ipsets
-                .clone(),
+        let (sets, removed) = match &mut self.ahead {
+            Some(c) if !batch.resync => {
+                let diff = c.apply_changes(batch.model, batch.changes);
+                let mut sets = diff.ipsets_upserted;
+                let now = &c.desired().ipsets;
+                for k in diff.ipset_members.keys() {
+                    if let Some(set) = now.get(k) {
+                        sets.insert(k.clone(), set.clone());
+                    }
+                }
+                (sets, diff.ipsets_removed)
+            }
+            ahead => {
+                let c = ahead.insert(Compiler::new(batch.model));
+                (c.desired().ipsets.clone(), Vec::new())
+            }
         };
         // The first session since the driver started: VPP can make the IP sets already (no
         // rule refers to them yet). Later sessions keep to the reconciler's current state.
         if self.compiler.is_none() {
-            self.reconciler.stage_ipsets(new_sets);
+            self.reconciler.stage_ipsets(sets, removed, batch.resync);
         }
         true
     }

@@ -222,6 +222,9 @@ pub struct Reconciler<D> {
     /// A pass left the state file to [`Reconciler::save_deferred`].
     save_due: bool,
     passes: u64,
+    /// IP sets [`Reconciler::stage_ipsets`] made in this process before any pass: no rule
+    /// refers to them, so staging may still change them.
+    staged_here: BTreeSet<IpSetKey>,
 }
 
 impl<D: Dataplane> Reconciler<D> {
@@ -278,6 +281,7 @@ impl<D: Dataplane> Reconciler<D> {
             defer_saves: false,
             save_due: false,
             passes: 0,
+            staged_here: BTreeSet::new(),
         }
     }
 
@@ -340,6 +344,7 @@ impl<D: Dataplane> Reconciler<D> {
                 warn!(previous = %prev, vpp = %identity,
                     "VPP restarted: its objects are gone, reprogramming everything");
                 self.realized = Realized::default();
+                self.staged_here.clear();
                 self.failures.clear();
                 self.books.clear_failures();
                 self.snapshot_needed = true;
@@ -753,12 +758,14 @@ impl<D: Dataplane> Reconciler<D> {
     }
 
     /// Before the first desired state (Felix not yet in sync): creates and fills the IP sets
-    /// among `sets` that VPP does not hold under their key yet. A set no rule refers to
-    /// changes no verdict, so this is safe while policy is still unknown, and it takes the
-    /// bulk of a node's start (a million members) off the path from `InSync` to enforcing.
-    /// Nothing else is touched: no set VPP already holds is changed, nothing is pruned (a
-    /// set made here that the first desired state lacks goes in that state's pass), and a
-    /// set VPP refused is left to the first pass to try again, without backoff.
+    /// among `sets` that VPP does not hold under their key yet, and brings those it made so
+    /// earlier in this process to their new members. A set no rule refers to changes no
+    /// verdict, so this is safe while policy is still unknown, and it takes the bulk of a
+    /// node's start (a million members) off the path from `InSync` to enforcing. Nothing
+    /// else is touched: no other set VPP holds is changed (rules of an earlier run may use
+    /// it), nothing is deleted (a set made here that the first desired state lacks, or a
+    /// set a rebuild replaced, goes in that state's pass), and a set VPP refused is left to
+    /// the first pass to try again, without backoff.
     pub async fn stage_ipsets(
         &mut self,
         sets: &BTreeMap<IpSetKey, Arc<npol::IpSet>>,
@@ -770,7 +777,9 @@ impl<D: Dataplane> Reconciler<D> {
         let staged = DesiredState {
             ipsets: sets
                 .iter()
-                .filter(|(k, _)| !self.realized.ipsets.contains_key(*k))
+                .filter(|(k, _)| {
+                    !self.realized.ipsets.contains_key(*k) || self.staged_here.contains(*k)
+                })
                 .map(|(k, s)| (k.clone(), s.clone()))
                 .collect(),
             ..DesiredState::default()
@@ -788,6 +797,11 @@ impl<D: Dataplane> Reconciler<D> {
             .await;
         self.failures
             .retain(|obj, _| !matches!(obj, ObjectRef::IpSet(k) if work.ipsets.contains(k)));
+        self.staged_here.extend(
+            work.ipsets
+                .into_iter()
+                .filter(|k| self.realized.ipsets.contains_key(k)),
+        );
         if self.defer_saves {
             self.save_due = true;
         } else {
@@ -846,6 +860,8 @@ impl<D: Dataplane> Reconciler<D> {
         let started = Instant::now();
         let full = work.is_none();
         let mut report = PassReport::default();
+        // Rules may refer to any set from now on.
+        self.staged_here.clear();
         self.waiting.clear();
         self.books.clear_waiting();
         let result = self.pass(desired, &mut work, &mut report).await;

@@ -28,9 +28,16 @@ pub enum Input {
     /// the objects it names are compared by the next pass.
     Diff(Box<DesiredDiff>),
     /// Before the first desired state: IP sets of the snapshot so far, created ahead of
-    /// InSync where VPP lacks them ([`Reconciler::stage_ipsets`]). Ignored once a desired
-    /// state was given.
-    StageIpSets(BTreeMap<IpSetKey, Arc<npol::IpSet>>),
+    /// InSync ([`Reconciler::stage_ipsets`]). Ignored once a desired state was given.
+    StageIpSets {
+        /// Sets new or changed since the previous staging input, as they are now.
+        sets: BTreeMap<IpSetKey, Arc<npol::IpSet>>,
+        /// Sets gone since: not staged if still queued (the first pass deletes any made).
+        removed: Vec<IpSetKey>,
+        /// The first staging input of a Felix session: what an earlier session queued and
+        /// is not made yet is dropped.
+        session_start: bool,
+    },
 }
 
 /// The agent's side of a running reconciler. Dropping every clone stops the task.
@@ -50,10 +57,19 @@ impl ReconcilerHandle {
     }
 
     /// Before the first [`apply`](Self::apply): IP sets to create ahead of it (the sets are
-    /// shared, not copied).
-    pub fn stage_ipsets(&self, sets: BTreeMap<IpSetKey, Arc<npol::IpSet>>) {
-        if !sets.is_empty() {
-            self.send(Input::StageIpSets(sets));
+    /// shared, not copied). See [`Input::StageIpSets`].
+    pub fn stage_ipsets(
+        &self,
+        sets: BTreeMap<IpSetKey, Arc<npol::IpSet>>,
+        removed: Vec<IpSetKey>,
+        session_start: bool,
+    ) {
+        if session_start || !sets.is_empty() || !removed.is_empty() {
+            self.send(Input::StageIpSets {
+                sets,
+                removed,
+                session_start,
+            });
         }
     }
 
@@ -149,9 +165,22 @@ impl Desired {
                 // The full pass makes them, as they are desired now.
                 self.staged.clear();
             }
-            Input::StageIpSets(sets) if self.state.is_none() => self.staged.extend(sets),
+            Input::StageIpSets {
+                sets,
+                removed,
+                session_start,
+            } if self.state.is_none() => {
+                if session_start {
+                    self.staged.clear();
+                }
+                for k in &removed {
+                    self.staged.remove(k);
+                }
+                // A newer copy of a queued set replaces it (the old one is freed).
+                self.staged.extend(sets);
+            }
             // A later Felix session: the current state's passes would prune what is staged.
-            Input::StageIpSets(_) => {}
+            Input::StageIpSets { .. } => {}
             Input::Diff(diff) => match &mut self.state {
                 Some(state) => {
                     self.changed.add_diff(&diff);
@@ -203,7 +232,7 @@ async fn run<D: Dataplane>(
             if let Err(e) = r.stage_ipsets(&sets).await {
                 warn!(error = %e, "staging IP sets ahead of InSync interrupted; reconnecting");
             }
-            taken = desired.received;
+            // Not counted as taken: only a pass makes VPP hold what the hook sent.
             r.save_deferred();
         }
         // Every wake-up (new input, interface event, retry or rescan timer, reconnect) is
@@ -327,5 +356,55 @@ pub fn apply_diff(state: &mut DesiredState, mut diff: DesiredDiff) {
     state.interfaces.extend(interfaces_upserted);
     if let Some(synced) = services_synced {
         state.services_synced = synced;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(m: &str) -> Arc<npol::IpSet> {
+        let mut s = npol::IpSet::new(npol::IpSetType::Ip);
+        s.members
+            .insert(npol::IpSetMember::Ip(m.parse().expect("address")));
+        Arc::new(s)
+    }
+
+    fn stage(sets: &[(&str, &str)], removed: &[&str], session_start: bool) -> Input {
+        Input::StageIpSets {
+            sets: sets
+                .iter()
+                .map(|(k, m)| (IpSetKey((*k).into()), set(m)))
+                .collect(),
+            removed: removed.iter().map(|k| IpSetKey((*k).into())).collect(),
+            session_start,
+        }
+    }
+
+    fn queued(d: &Desired) -> Vec<(&str, usize)> {
+        d.staged
+            .iter()
+            .map(|(k, s)| (k.0.as_str(), s.members.len()))
+            .collect()
+    }
+
+    /// What waits to be staged follows the snapshot: newer copies replace older ones, removed
+    /// sets leave the queue, a new session starts it over, and the first desired state ends
+    /// staging.
+    #[test]
+    fn the_staging_queue_follows_the_snapshot_until_the_first_desired_state() {
+        let mut d = Desired::default();
+        d.take(stage(&[("a", "10.0.0.1"), ("b", "10.0.0.2")], &[], true));
+        d.take(stage(&[("a", "10.0.0.3")], &["b"], false));
+        assert_eq!(queued(&d), [("a", 1)]);
+        assert!(d.staged[&IpSetKey("a".into())]
+            .members
+            .contains(&npol::IpSetMember::Ip("10.0.0.3".parse().unwrap())));
+        d.take(stage(&[("c", "10.0.0.4")], &[], true));
+        assert_eq!(queued(&d), [("c", 1)]);
+        d.take(Input::Replace(Box::default()));
+        assert!(d.staged.is_empty());
+        d.take(stage(&[("d", "10.0.0.5")], &[], true));
+        assert!(d.staged.is_empty());
     }
 }

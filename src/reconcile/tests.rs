@@ -190,7 +190,7 @@ async fn nothing_is_programmed_before_the_first_desired_state() {
 async fn before_the_first_desired_state_only_staged_ip_sets_are_made() {
     let (r, h, _) = setup();
     let (handle, _status, _task) = spawn(r);
-    handle.stage_ipsets(base().ipsets);
+    handle.stage_ipsets(base().ipsets, Vec::new(), true);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut made = names(&h);
     made.sort();
@@ -210,7 +210,11 @@ async fn before_the_first_desired_state_only_staged_ip_sets_are_made() {
 
     // Once a desired state was given, staging is the passes' business: ignored.
     h.clear_log();
-    handle.stage_ipsets([(IpSetKey("late".into()), ip_set(&["10.9.9.9"]))].into());
+    handle.stage_ipsets(
+        [(IpSetKey("late".into()), ip_set(&["10.9.9.9"]))].into(),
+        Vec::new(),
+        true,
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(h.writes(), 0);
 }
@@ -256,6 +260,66 @@ async fn staging_changes_no_set_vpp_holds_and_prunes_nothing() {
     assert_eq!(h.objects().ipsets.len(), 2);
     assert_eq!(members(&h).iter().sum::<usize>(), 1 + 1);
     assert_eq!(r.realized().ipsets.len(), 2);
+}
+
+#[tokio::test]
+async fn sets_this_driver_staged_follow_the_snapshot_until_in_sync() {
+    let (mut r, h, _) = setup();
+    r.connect().await.unwrap();
+    r.stage_ipsets(&base().ipsets).await.unwrap();
+    // Before InSync, s-ip gains a member and s-port loses one (a rebuild: npol cannot delete
+    // IP_AND_PORT members).
+    let mut next = base();
+    next.ipsets.insert(
+        IpSetKey("s-ip".into()),
+        ip_set(&["10.0.0.1", "10.0.0.2", "10.0.0.3"]),
+    );
+    next.ipsets
+        .insert(IpSetKey("s-port".into()), port_set(&[("10.0.0.1", 80)]));
+    h.clear_log();
+    let report = r.stage_ipsets(&next.ipsets).await.unwrap();
+    assert_eq!(report.failed_ops, 0);
+    assert_eq!(h.count("npol_ipset_create"), 1, "the rebuilt s-port");
+    assert_eq!(
+        h.count("npol_ipset_delete"),
+        0,
+        "nothing deleted before InSync"
+    );
+    for (k, want) in &next.ipsets {
+        assert_eq!(r.realized().ipsets[k].set, **want);
+    }
+    // InSync: the replaced s-port goes; the sets are as desired.
+    h.clear_log();
+    r.apply(&next).await.unwrap();
+    assert_eq!(h.count("npol_ipset_create"), 0);
+    assert_eq!(h.count("npol_ipset_add_del_members"), 0);
+    assert_eq!(h.count("npol_ipset_delete"), 1);
+    assert_eq!(h.objects().ipsets.len(), 2);
+}
+
+#[tokio::test]
+async fn staged_sets_outlive_a_driver_restart_before_in_sync() {
+    let (cfg, _dir) = state_file_config();
+    let (dp, h) = fake::new();
+    h.add_interface("tap1", "cali-a");
+    let (handle, _status, task) = spawn(Reconciler::new(dp, cfg.clone()));
+    handle.stage_ipsets(base().ipsets, Vec::new(), true);
+    while h.objects().ipsets.len() < 2 || h.count("npol_ipset_add_del_members") < 2 {
+        tokio::task::yield_now().await;
+    }
+    // The task writes its state file once staging is done; then the driver restarts.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(handle);
+    task.await.unwrap();
+
+    let mut r = Reconciler::new(h.reconnect_dataplane(), cfg);
+    r.connect().await.unwrap();
+    h.clear_log();
+    assert_eq!(r.stage_ipsets(&base().ipsets).await.unwrap().writes, 0);
+    r.apply(&base()).await.unwrap();
+    assert_eq!(h.count("npol_ipset_create"), 0);
+    assert_eq!(h.count("npol_ipset_add_del_members"), 0);
+    assert_eq!(h.objects().policies.len(), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -620,11 +684,7 @@ async fn changed_rule_and_policy_are_updated_in_place() {
 
 #[tokio::test]
 async fn driver_restart_with_state_file_makes_zero_writes() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = ReconcilerConfig {
-        state_dir: Some(dir.path().to_path_buf()),
-        ..ReconcilerConfig::default()
-    };
+    let (cfg, _dir) = state_file_config();
     let (dp, h) = fake::new();
     h.add_interface("tap1", "cali-a");
     let mut r = Reconciler::new(dp, cfg.clone());
@@ -650,14 +710,20 @@ async fn driver_restart_with_state_file_makes_zero_writes() {
     ));
 }
 
-/// A reconciler with a state file that programmed [`base`], restarted (a new one on the
-/// same VPP run, loading the file) and connected.
-async fn restarted_after_base() -> (Reconciler<FakeDataplane>, FakeHandle, tempfile::TempDir) {
+/// A configuration with a state file in a new temporary directory (kept while it lives).
+fn state_file_config() -> (ReconcilerConfig, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = ReconcilerConfig {
         state_dir: Some(dir.path().to_path_buf()),
         ..ReconcilerConfig::default()
     };
+    (cfg, dir)
+}
+
+/// A reconciler with a state file that programmed [`base`], restarted (a new one on the
+/// same VPP run, loading the file) and connected.
+async fn restarted_after_base() -> (Reconciler<FakeDataplane>, FakeHandle, tempfile::TempDir) {
+    let (cfg, dir) = state_file_config();
     let (dp, h) = fake::new();
     h.add_interface("tap1", "cali-a");
     let mut r = Reconciler::new(dp, cfg.clone());
@@ -1796,11 +1862,7 @@ async fn snat_is_set_once_followed_and_removed_in_order() {
     use calico_compile::{
         DesiredSnat, DesiredSnatExclude, DesiredSnatIf, SnatExcludeKey, SnatIfKey, SnatKey,
     };
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = ReconcilerConfig {
-        state_dir: Some(dir.path().to_path_buf()),
-        ..ReconcilerConfig::default()
-    };
+    let (cfg, _dir) = state_file_config();
     let (dp, h) = fake::new();
     let sw = h.add_interface("tap1", "cali-a");
     let mut d = base();
@@ -2268,11 +2330,7 @@ async fn the_drivers_own_interface_deletes_do_not_force_a_full_pass() {
 async fn service_translations_are_updated_in_place_and_pruned_only_after_the_list() {
     use calico_compile::services::{DesiredTranslation, FrontendKey};
     use calico_model::kube::L4Proto;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = ReconcilerConfig {
-        state_dir: Some(dir.path().to_path_buf()),
-        ..ReconcilerConfig::default()
-    };
+    let (cfg, _dir) = state_file_config();
     let (dp, h) = fake::new();
     let fk = |port| FrontendKey {
         proto: L4Proto::Tcp,
