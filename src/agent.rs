@@ -335,7 +335,9 @@ async fn ingest<R: AsyncRead + Unpin>(
     let mut next_offer = tokio::time::Instant::now();
     let mut applied_config = FelixConfig::default();
     loop {
-        let offer_due = offer && !model.in_sync && !pending.is_empty();
+        let offer_due =
+            |model: &Model, pending: &Changes| offer && !model.in_sync && !pending.is_empty();
+        let offer_waits = offer_due(model, &pending);
         // Reading a frame is cancel safe: a question answered in between loses nothing.
         tokio::select! {
             frame = frames.next_frame() => {
@@ -364,10 +366,10 @@ async fn ingest<R: AsyncRead + Unpin>(
                 let _ = reply.send(pods.answer(request, model, &mut pending));
             }
             // The snapshot's tail is offered once the spacing allows, even if Felix pauses.
-            () = tokio::time::sleep_until(next_offer), if offer_due => {}
+            () = tokio::time::sleep_until(next_offer), if offer_waits => {}
         }
         let now = tokio::time::Instant::now();
-        if offer && !model.in_sync && !pending.is_empty() && now >= next_offer {
+        if offer_due(model, &pending) && now >= next_offer {
             let taken = hook.prepare(Batch {
                 model,
                 changes: &pending,

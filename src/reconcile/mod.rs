@@ -528,6 +528,16 @@ impl<D: Dataplane> Reconciler<D> {
         self.defer_saves = true;
     }
 
+    /// Records what VPP acknowledged: now, or at [`Reconciler::save_deferred`] when saves
+    /// are deferred.
+    fn save_or_defer(&mut self) {
+        if self.defer_saves {
+            self.save_due = true;
+        } else {
+            self.save_state();
+        }
+    }
+
     /// Writes the state file if a pass left it to this.
     pub fn save_deferred(&mut self) {
         if std::mem::take(&mut self.save_due) {
@@ -802,11 +812,7 @@ impl<D: Dataplane> Reconciler<D> {
                 .into_iter()
                 .filter(|k| self.realized.ipsets.contains_key(k)),
         );
-        if self.defer_saves {
-            self.save_due = true;
-        } else {
-            self.save_state();
-        }
+        self.save_or_defer();
         result?;
         debug!(
             sets = staged.ipsets.len(),
@@ -879,11 +885,7 @@ impl<D: Dataplane> Reconciler<D> {
         self.link_changed.clear();
         self.retain_relevant_failures(desired);
         self.emit_status_changes(work.as_ref().map(|w| &w.interfaces));
-        if self.defer_saves {
-            self.save_due = true;
-        } else {
-            self.save_state();
-        }
+        self.save_or_defer();
         self.publish_metrics(desired, full);
         report.failed_objects = self.failures.len() + self.books.failures().len();
         report.waiting_objects = self.waiting.len() + self.books.waiting_len();
